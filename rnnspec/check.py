@@ -1,0 +1,229 @@
+"""Passes over the IR: names, shapes, where masks flow, and the language's rules.
+
+`load_models` is the front door: text -> AST -> IR -> checked IR, raising one SpecError that holds
+every independent mistake in the file.
+"""
+
+from __future__ import annotations
+
+from rnnspec.errors import Pos, Reporter, SpecError
+from rnnspec.ir import RECURRENT_KINDS, Layer, Model, TensorValue, bad_identifier, build_model
+from rnnspec.parse import parse
+
+
+def load_models(source: str) -> list[Model]:
+    """Parse and check every model in a spec file; raise SpecError listing all mistakes."""
+    spec = parse(source)
+    report = Reporter()
+    models: list[Model] = []
+    seen: dict[str, Pos] = {}
+    if not spec.models:
+        report.error(Pos(1, 1), "the file holds no model: write `model NAME { input ...; layers }`")
+    for ast in spec.models:
+        if ast.name in seen:
+            report.error(ast.name_pos, f"model `{ast.name}` is defined twice (first at line {seen[ast.name].line})")
+        seen.setdefault(ast.name, ast.name_pos)
+        why = bad_identifier(ast.name)
+        if why:
+            report.error(ast.name_pos, f"model name `{ast.name}` {why}; choose another name")
+        model = build_model(ast, report)
+        if model is None:
+            continue
+        if not model.inputs and not any(d.pos.line >= ast.pos.line for d in report.diagnostics):
+            report.error(ast.end_pos if not ast.statements else ast.statements[0].pos,
+                         f"model `{ast.name}` has no `input` declaration: start it with e.g. `input x: float32[*, 8]`")
+        if not model.layers:
+            report.error(ast.end_pos, f"model `{ast.name}` has no layers")
+        if model.inputs and model.layers:
+            check_model(model, report)
+        models.append(model)
+    report.raise_if_any()
+    return models
+
+
+def check_model(model: Model, report: Reporter) -> None:
+    _check_names(model, report)
+    current = model.inputs[0]
+    model.values[current.name] = current
+    previous: Layer | None = None
+    last = len(model.layers) - 1
+    for index, layer in enumerate(model.layers):
+        produced = _infer(model, layer, current, previous, report)
+        if produced is None:
+            return  # later shapes would be nonsense
+        layer.inputs = [current.name]
+        layer.outputs = [value.name for value in produced]
+        for value in produced:
+            model.values[value.name] = value
+        if index != last:
+            _check_last_only(layer, model.layers[index + 1], report)
+        current = produced[0]
+        previous = layer
+    model.outputs = list(model.layers[-1].outputs)
+
+
+def _check_names(model: Model, report: Reporter) -> None:
+    seen: dict[str, Pos] = {}
+    for value in model.inputs:
+        seen[value.name] = model.pos
+    for entity, name, pos in [("input", v.name, model.pos) for v in model.inputs] + [
+        ("layer", layer.name, layer.where("name")) for layer in model.layers
+    ]:
+        why = bad_identifier(name)
+        if why:
+            report.error(pos, f"{entity} name `{name}` {why}; choose another with `as NAME`")
+    for layer in model.layers:
+        pos = layer.where("name")
+        if layer.name in seen:
+            first = seen[layer.name]
+            report.error(
+                pos,
+                f"name `{layer.name}` is used twice in model `{model.name}` (first at line {first.line}); "
+                "give one of them another name with `as NAME`",
+            )
+        seen.setdefault(layer.name, pos)
+
+
+def _check_last_only(layer: Layer, following: Layer, report: Reporter) -> None:
+    rec = layer.recurrent
+    if rec is not None and rec.attrs["return_state"]:
+        report.error(
+            layer.where("return_state") if layer.inner is None else rec.where("return_state"),
+            f"`return_state=true` is only allowed on the last layer of a model; "
+            f"`{layer.name}` is followed by `{following.name}`",
+        )
+    if layer.kind == "bidirectional" and layer.attrs["merge_mode"] == "none":
+        report.error(
+            layer.where("merge_mode"),
+            f"`merge_mode=none` returns two tensors, so `{layer.name}` must be the last layer; "
+            f"it is followed by `{following.name}`",
+        )
+
+
+def _describe(value: TensorValue) -> str:
+    dims = ", ".join("*" if d is None else str(d) for d in value.shape)
+    return f"{value.dtype}[{dims}]"
+
+
+def _infer(
+    model: Model, layer: Layer, current: TensorValue, previous: Layer | None, report: Reporter
+) -> list[TensorValue] | None:
+    """Check that `layer` accepts `current` and return what it produces (main output first)."""
+    kind = layer.kind
+    is_ids = current.dtype.startswith("int")
+    if kind == "embedding":
+        if not is_ids:
+            report.error(
+                layer.pos,
+                f"`embedding` needs an int32 or int64 input of token ids; `{layer.name}` receives "
+                f"{_describe(current)} from `{previous.name if previous else current.name}`",
+            )
+            return None
+        return [TensorValue(layer.name, "float32", current.shape + (layer.attrs["output_dim"],), layer.attrs["mask_zero"])]
+    if is_ids:
+        report.error(
+            layer.pos,
+            f"input `{current.name}` holds token ids ({_describe(current)}) and must be followed by "
+            f"`embedding(...)`, not `{kind}`",
+        )
+        return None
+    needs_sequence = kind in RECURRENT_KINDS or kind in (
+        "bidirectional",
+        "masking",
+        "global_average_pooling",
+        "attention_pooling",
+    )
+    if needs_sequence and not current.is_sequence:
+        report.error(layer.pos, _needs_sequence(layer, current, previous))
+        return None
+    if kind in ("masking",):
+        return [TensorValue(layer.name, "float32", current.shape, True)]
+    if kind in ("dense",):
+        return [TensorValue(layer.name, "float32", current.shape[:-1] + (layer.attrs["units"],), current.masked)]
+    if kind == "dropout":
+        return [TensorValue(layer.name, "float32", current.shape, current.masked)]
+    if kind in ("global_average_pooling", "attention_pooling"):
+        return [TensorValue(layer.name, "float32", current.shape[1:])]
+    return _infer_recurrent(model, layer, current, report)
+
+
+def _needs_sequence(layer: Layer, current: TensorValue, previous: Layer | None) -> str:
+    what = "a recurrent layer" if layer.recurrent is not None else f"`{layer.kind}`"
+    if previous is not None and previous.recurrent is not None and not previous.recurrent.attrs["return_sequences"]:
+        fix = (
+            f"`{previous.name}` returns only its last output ({_describe(current)}); "
+            f"set `return_sequences=true` on `{previous.name}`"
+        )
+        return f"{what} needs a sequence [timesteps, features], but {fix} so that `{layer.name}` gets one"
+    source = f"`{previous.name}`" if previous is not None else f"input `{current.name}`"
+    return (
+        f"{what} needs a sequence [timesteps, features]; `{layer.name}` receives {_describe(current)} "
+        f"from {source}"
+    )
+
+
+def _infer_recurrent(model: Model, layer: Layer, current: TensorValue, report: Reporter) -> list[TensorValue] | None:
+    rec = layer.recurrent
+    assert rec is not None
+    ok = True
+    if rec.attrs["stateful"] and model.batch_size is None:
+        report.error(
+            rec.where("stateful"),
+            f"`stateful=true` on `{layer.name}` needs a fixed batch size: write `model {model.name}(batch_size=N) {{`",
+        )
+        ok = False
+    if rec.attrs["unroll"] and current.shape[0] is None:
+        report.error(
+            rec.where("unroll"),
+            f"`unroll=true` on `{layer.name}` needs a fixed number of timesteps, but the time axis is `*`; "
+            "give the input a fixed length such as `float32[20, 8]`",
+        )
+        ok = False
+    if layer.inner is not None and rec.attrs["go_backwards"]:
+        report.error(
+            rec.where("go_backwards"),
+            "`go_backwards=true` inside `bidirectional` is not supported: the wrapper already runs one "
+            "half backwards; drop the argument",
+        )
+        ok = False
+    if not ok:
+        return None
+    units = rec.attrs["units"]
+    seq = rec.attrs["return_sequences"]
+    time = current.shape[:1] if seq else ()
+    state_names = ["h", "c"] if rec.kind == "lstm" else ["h"]
+    masked = current.masked and seq
+    if layer.inner is None:
+        outputs = [TensorValue(layer.name, "float32", time + (units,), masked)]
+        prefixes = [""]
+    else:
+        mode = layer.attrs["merge_mode"]
+        if mode == "none":
+            outputs = [
+                TensorValue(f"{layer.name}.forward", "float32", time + (units,), masked),
+                TensorValue(f"{layer.name}.backward", "float32", time + (units,), masked),
+            ]
+        else:
+            width = 2 * units if mode == "concat" else units
+            outputs = [TensorValue(layer.name, "float32", time + (width,), masked)]
+        prefixes = ["forward_", "backward_"]
+    if rec.attrs["return_state"]:
+        for prefix in prefixes:
+            for state in state_names:
+                outputs.append(TensorValue(f"{layer.name}.{prefix}{state}", "float32", (units,)))
+    return outputs
+
+
+def load_model(source: str, name: str | None = None) -> Model:
+    """The one model of a file, or the one called `name`; SpecError otherwise."""
+    models = load_models(source)
+    if name is not None:
+        for model in models:
+            if model.name == name:
+                return model
+        raise SpecError.single(f"no model `{name}` in this file; it defines: {', '.join(m.name for m in models)}")
+    if len(models) > 1:
+        raise SpecError.single(
+            f"this file defines {len(models)} models ({', '.join(m.name for m in models)}); choose one with --model NAME"
+        )
+    return models[0]

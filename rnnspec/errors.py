@@ -1,0 +1,81 @@
+"""Diagnostics: every user mistake becomes `FILE:LINE:COL: error: message` plus the line and a caret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    pos: Pos | None
+    message: str
+    severity: str = "error"
+
+    def render(self, path: str, source: str | None) -> str:
+        if self.pos is None:
+            return f"{path}: {self.severity}: {self.message}"
+        head = f"{path}:{self.pos.line}:{self.pos.col}: {self.severity}: {self.message}"
+        lines = source.splitlines() if source is not None else []
+        if not 1 <= self.pos.line <= len(lines):
+            return head
+        text = lines[self.pos.line - 1].replace("\t", " ")
+        caret = " " * (self.pos.col - 1) + "^"
+        return f"{head}\n    {text}\n    {caret}"
+
+
+@dataclass
+class SpecError(Exception):
+    """One or more diagnostics against a spec file; the CLI prints them and exits 2."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @classmethod
+    def single(cls, message: str, pos: Pos | None = None) -> SpecError:
+        return cls([Diagnostic(pos, message)])
+
+    def __str__(self) -> str:
+        return "\n".join(
+            f"{d.pos.line}:{d.pos.col}: {d.message}" if d.pos else d.message
+            for d in self.diagnostics
+        )
+
+    def render(self, path: str, source: str | None) -> str:
+        return "\n".join(d.render(path, source) for d in self.diagnostics)
+
+
+class Reporter:
+    """Collects diagnostics so that independent mistakes are all reported in one run."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, pos: Pos | None, message: str) -> None:
+        self.diagnostics.append(Diagnostic(pos, message))
+
+    def raise_if_any(self) -> None:
+        if self.diagnostics:
+            raise SpecError(sorted(self.diagnostics, key=_order))
+
+
+def _order(d: Diagnostic) -> tuple[int, int]:
+    return (d.pos.line, d.pos.col) if d.pos else (0, 0)
+
+
+def closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The nearest valid spelling, for "did you mean" hints."""
+    import difflib
+
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    near = closest(word, choices)
+    return f" (did you mean `{near}`?)" if near else ""
+

@@ -1,0 +1,261 @@
+"""Text -> AST. The grammar is grammars/rnnspec.lark; this module only shapes its tree and words its errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Union
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from rnnspec.errors import Diagnostic, Pos, SpecError
+from rnnspec.resources import resource_dir
+
+
+@dataclass(frozen=True)
+class Number:
+    text: str
+    pos: Pos
+
+    @property
+    def is_int(self) -> bool:
+        return self.text.lstrip("+-").isdigit()
+
+    @property
+    def value(self) -> int | float:
+        return int(self.text) if self.is_int else float(self.text)
+
+
+@dataclass(frozen=True)
+class Bool:
+    value: bool
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Ident:
+    name: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Star:
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str | None  # None for a positional argument
+    value: "Value"
+    pos: Pos  # of the keyword, or of the value when positional
+
+
+@dataclass(frozen=True)
+class Call:
+    kind: str
+    args: tuple[Arg, ...]
+    pos: Pos
+
+
+Value = Union[Number, Bool, Ident, Call]
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    name: str
+    dtype: Ident
+    dims: tuple[Number | Star, ...]
+    pos: Pos
+    name_pos: Pos
+
+
+@dataclass(frozen=True)
+class LayerStmt:
+    call: Call
+    alias: Ident | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class ModelAST:
+    name: str
+    name_pos: Pos
+    options: tuple[Arg, ...]
+    statements: tuple[InputDecl | LayerStmt, ...]
+    pos: Pos
+    end_pos: Pos
+
+
+@dataclass
+class SpecFile:
+    models: list[ModelAST] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = (resource_dir("grammars") / "rnnspec.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _pos(item: Token | Tree) -> Pos:
+    if isinstance(item, Token):
+        return Pos(item.line, item.column)
+    return Pos(item.meta.line, item.meta.column)
+
+
+def parse(source: str) -> SpecFile:
+    """Parse `.rnn` text; raise SpecError with a worded diagnostic on a syntax error."""
+    try:
+        tree = _parser().parse(source)
+    except UnexpectedInput as exc:
+        raise SpecError([_syntax_diagnostic(exc, source)]) from None
+    return SpecFile([_model(child) for child in tree.children])
+
+
+def _model(tree: Tree) -> ModelAST:
+    children = list(tree.children)
+    name = children.pop(0)
+    options: tuple[Arg, ...] = ()
+    if children and isinstance(children[0], Tree) and children[0].data == "model_options":
+        options = tuple(_arg(a) for a in children.pop(0).children)
+    statements = tuple(_statement(s) for s in children)
+    return ModelAST(
+        name=str(name),
+        name_pos=_pos(name),
+        options=options,
+        statements=statements,
+        pos=_pos(tree),
+        end_pos=Pos(tree.meta.end_line, max(tree.meta.end_column - 1, 1)),
+    )
+
+
+def _statement(tree: Tree) -> InputDecl | LayerStmt:
+    if tree.data == "input_decl":
+        name, dtype, *dims = tree.children
+        return InputDecl(
+            name=str(name),
+            dtype=Ident(str(dtype), _pos(dtype)),
+            dims=tuple(_dim(d) for d in dims),
+            pos=_pos(tree),
+            name_pos=_pos(name),
+        )
+    call, *alias = tree.children
+    return LayerStmt(
+        call=_call(call),
+        alias=Ident(str(alias[0]), _pos(alias[0])) if alias else None,
+        pos=_pos(tree),
+    )
+
+
+def _dim(item: Token | Tree) -> Number | Star:
+    if isinstance(item, Token):
+        return Star(_pos(item))
+    return Number(str(item.children[0]), _pos(item))
+
+
+def _call(tree: Tree) -> Call:
+    kind, *args = tree.children
+    return Call(kind=str(kind), args=tuple(_arg(a) for a in args), pos=_pos(kind))
+
+
+def _arg(tree: Tree) -> Arg:
+    if tree.data == "keyword":
+        key, value = tree.children
+        return Arg(name=str(key), value=_value(value), pos=_pos(key))
+    value = _value(tree.children[0])
+    return Arg(name=None, value=value, pos=value.pos)
+
+
+def _value(tree: Tree) -> Value:
+    if tree.data == "call":
+        return _call(tree)
+    if tree.data == "number":
+        return Number(str(tree.children[0]), _pos(tree))
+    if tree.data == "true":
+        return Bool(True, _pos(tree))
+    if tree.data == "false":
+        return Bool(False, _pos(tree))
+    token = tree.children[0]
+    return Ident(str(token), _pos(token))
+
+
+# --- syntax errors in words -------------------------------------------------------------
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STAR": "`*`",
+    "$END": "the end of the file",
+}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        pattern = _parser().get_terminal(name).pattern
+    except KeyError:
+        return name
+    return f"`{pattern.value}`"
+
+
+def _expected_words(expected: set[str]) -> str:
+    words = sorted({_describe_terminal(t) for t in expected})
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _found(exc: UnexpectedInput, source: str) -> str:
+    if isinstance(exc, UnexpectedToken):
+        if exc.token.type == "$END":
+            return "the end of the file"
+        return f"`{exc.token}`"
+    if isinstance(exc, UnexpectedCharacters):
+        return f"`{source[exc.pos_in_stream]}`"
+    return "the end of the file"
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, source: str) -> Diagnostic:
+    if isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    ):
+        lines = source.splitlines() or [""]
+        pos = Pos(len(lines), len(lines[-1]) + 1)
+    else:
+        pos = Pos(exc.line, exc.column)
+    expected = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    found = _found(exc, source)
+    hint = _common_mistake(exc, expected, source)
+    if hint:
+        return Diagnostic(pos, hint)
+    if isinstance(exc, UnexpectedCharacters) and not expected:
+        return Diagnostic(pos, f"unexpected character {found}")
+    return Diagnostic(pos, f"expected {_expected_words(expected)}, found {found}")
+
+
+def _common_mistake(exc: UnexpectedInput, expected: set[str], source: str) -> str | None:
+    """Name, in words, the mistakes people make most often."""
+    token = getattr(exc, "token", None)
+    text = str(token) if token is not None else ""
+    if isinstance(exc, UnexpectedCharacters):
+        char = source[exc.pos_in_stream]
+        if char in "\"'":
+            return "strings are not part of the language: write names and numbers without quotes"
+        if char == ":" and "EQUAL" in expected:
+            return "expected `=` between an argument name and its value, found `:`"
+        return None
+    if expected == {"MODEL"} or expected == {"MODEL", "$END"}:
+        if token is not None and token.type == "NAME":
+            return (
+                f"expected `model NAME {{ ... }}`, found `{text}`: "
+                "every layer and input belongs inside a model block"
+            )
+    if token is not None and token.type == "COLON" and "EQUAL" in expected:
+        return "expected `=` between an argument name and its value, found `:`"
+    if "RPAR" in expected and "COMMA" in expected and token is not None:
+        if token.type in ("NAME", "NUMBER", "TRUE", "FALSE"):
+            return f"expected `,` or `)` before `{text}`: is a comma missing between arguments?"
+        return f"expected `,` or `)`, found {_found(exc, source)}: is a `)` missing?"
+    return None

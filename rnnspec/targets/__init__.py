@@ -1,0 +1,3 @@
+"""One module per target: checked IR -> template context -> code."""
+
+TARGETS = ("keras", "pytorch")

@@ -1,0 +1,81 @@
+"""What both targets share: the Jinja environment and black-compatible call layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from rnnspec.resources import resource_dir
+
+LINE_LENGTH = 88
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def py_literal(value: Any) -> str:
+    """A Python literal for a checked spec value: bools, numbers, and identifier-safe strings only."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if value is None:
+        return "None"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        if not all(ch.isalnum() or ch in "_." for ch in value):  # names and keywords only
+            raise ValueError(f"refusing to place {value!r} in generated code")
+        return f'"{value}"'
+    raise TypeError(type(value))
+
+
+@dataclass(frozen=True)
+class PyCall:
+    """A call expression to lay out: `head(args...)tail`; args are strings or nested calls."""
+
+    head: str
+    args: tuple[str | PyCall, ...]
+    tail: str = ""
+
+    def flat(self) -> str:
+        return f"{self.head}({', '.join(_flat(a) for a in self.args)}){self.tail}"
+
+
+def _flat(item: str | PyCall) -> str:
+    return item if isinstance(item, str) else item.flat()
+
+
+def layout(item: str | PyCall, indent: int, suffix: str = "") -> list[str]:
+    """Lay out an expression the way black/ruff format does: one line, hugged, or one arg a line."""
+    pad = " " * indent
+    one_line = f"{pad}{_flat(item)}{suffix}"
+    if isinstance(item, str) or len(one_line) <= LINE_LENGTH:
+        return [one_line]
+    hugged = f"{pad}    {', '.join(_flat(a) for a in item.args)}"
+    if len(hugged) <= LINE_LENGTH:
+        return [f"{pad}{item.head}(", hugged, f"{pad}){item.tail}{suffix}"]
+    lines = [f"{pad}{item.head}("]
+    for arg in item.args:
+        lines += layout(arg, indent + 4, ",")
+    return lines + [f"{pad}){item.tail}{suffix}"]
+
+
+def statement(indent: int, head: str, args: list[str | PyCall], tail: str = "") -> list[str]:
+    return layout(PyCall(head, tuple(args), tail), indent)
