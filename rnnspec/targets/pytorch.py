@@ -1,0 +1,301 @@
+"""IR -> context for templates/pytorch.py.j2.
+
+Torch's fused nn.LSTM / nn.GRU / nn.RNN are used wherever they compute Keras's function; a layer
+they cannot express (an activation torch's kernels lack, GRU `reset_after=false`) becomes a
+`Keras*` module stepped in Python with the same parameter names and layouts. Keras's mask
+semantics are reproduced around either kind by `keras_rnn`: only each row's unmasked timesteps
+are run, then the outputs are put back in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rnnspec.ir import Layer, Model
+from rnnspec.targets.common import py_literal, render, statement
+
+TORCH_ACTIVATIONS = {
+    "linear": "{}",
+    "tanh": "torch.tanh({})",
+    "sigmoid": "torch.sigmoid({})",
+    "hard_sigmoid": "F.hardsigmoid({})",  # Keras 3: relu6(x + 3) / 6, the same function
+    "relu": "torch.relu({})",
+    "elu": "F.elu({})",
+    "selu": "F.selu({})",
+    "gelu": "F.gelu({})",  # Keras's default is the exact erf form, as is torch's
+    "softplus": "F.softplus({})",
+    "softsign": "F.softsign({})",
+    "swish": "F.silu({})",
+    "softmax": "torch.softmax({}, dim=-1)",
+    "exponential": "torch.exp({})",
+}
+
+# The same activations as callables, for the stepped modules.
+TORCH_CALLABLES = {
+    "linear": "nn.Identity()",
+    "tanh": "torch.tanh",
+    "sigmoid": "torch.sigmoid",
+    "hard_sigmoid": "F.hardsigmoid",
+    "relu": "torch.relu",
+    "elu": "F.elu",
+    "selu": "F.selu",
+    "gelu": "F.gelu",
+    "softplus": "F.softplus",
+    "softsign": "F.softsign",
+    "swish": "F.silu",
+    "softmax": "nn.Softmax(dim=-1)",
+    "exponential": "torch.exp",
+}
+
+FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
+STEPPED = {"simple_rnn": "KerasSimpleRNN", "lstm": "KerasLSTM", "gru": "KerasGRU"}
+
+
+def fused_kernel_reason(rec: Layer) -> str | None:
+    """Why torch's fused kernel cannot compute this Keras layer, or None when it can."""
+    act = rec.attrs["activation"]
+    if rec.kind == "simple_rnn":
+        if act not in ("tanh", "relu"):
+            return f"nn.RNN supports only tanh and relu, not activation={act}"
+        return None
+    if act != "tanh":
+        return f"nn.{rec.kind.upper()} fixes activation=tanh, not {act}"
+    if rec.attrs["recurrent_activation"] != "sigmoid":
+        return f"nn.{rec.kind.upper()} fixes recurrent_activation=sigmoid, not {rec.attrs['recurrent_activation']}"
+    if rec.kind == "gru" and not rec.attrs["reset_after"]:
+        return "nn.GRU applies the reset gate after the recurrent matmul (reset_after=true only)"
+    return None
+
+
+def camel_case(name: str) -> str:
+    parts = [p for p in name.split("_") if p]
+    camel = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
+    return camel if camel[0].isalpha() else f"Model{camel}"
+
+
+@dataclass
+class Names:
+    """Local variable names of forward(), kept clear of the input's name."""
+
+    hidden: str
+    mask: str
+    last: str
+
+    @classmethod
+    def avoiding(cls, taken: str) -> Names:
+        def pick(name: str) -> str:
+            return f"{name}_" if name == taken else name
+
+        return cls(hidden="y" if taken == "x" else "x", mask=pick("mask"), last=pick("last"))
+
+
+def _merge(mode: str, a: str, b: str, units: int, concat_source: str | None) -> str:
+    if mode == "concat":
+        return concat_source if concat_source is not None else f"torch.cat([{a}, {b}], dim=-1)"
+    if mode == "sum":
+        return f"{a} + {b}"
+    if mode == "mul":
+        return f"{a} * {b}"
+    if mode == "ave":
+        return f"({a} + {b}) / 2"
+    raise AssertionError(mode)
+
+
+class _Builder:
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        (self.input,) = model.inputs
+        self.names = Names.avoiding(self.input.name)
+        self.init: list[str] = []
+        self.buffers: list[str] = []
+        self.forward: list[str] = []
+        self.returns = self.names.hidden
+        self.stepped: set[str] = set()
+        self.helpers: set[str] = set()
+        self.features = 0  # width of the current tensor's last axis
+
+    def build(self) -> None:
+        current = self.input.name
+        self.features = self.input.shape[-1] if self.input.dtype == "float32" else 0
+        has_mask = False
+        for layer in self.model.layers:
+            out = self.model.values[layer.outputs[0]]
+            has_mask = self.layer(layer, current, has_mask)
+            current = self.names.hidden
+            self.features = out.shape[-1]
+
+    def emit(self, line: str) -> None:
+        self.forward.append(f"        {line}")
+
+    def layer(self, layer: Layer, src: str, has_mask: bool) -> bool:
+        """Emit one layer; return whether a mask flows out of it."""
+        x, mask = self.names.hidden, self.names.mask
+        attr = f"self.{layer.name}"
+        kind = layer.kind
+        if kind == "embedding":
+            self.module(layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])])
+            if layer.attrs["mask_zero"]:
+                self.emit(f"{mask} = {src} != 0")
+            self.emit(f"{x} = {attr}({src})")
+            return layer.attrs["mask_zero"]
+        if kind == "masking":
+            value = py_literal(layer.attrs["mask_value"])
+            self.emit(f"{mask} = ({src} != {value}).any(dim=-1)")
+            self.emit(f"{x} = {src} * {mask}.unsqueeze(-1)")
+            return True
+        if kind == "dense":
+            args = [str(self.features), str(layer.attrs["units"])]
+            if not layer.attrs["use_bias"]:
+                args.append("bias=False")
+            self.module(layer, "nn.Linear", args)
+            self.emit(f"{x} = " + TORCH_ACTIVATIONS[layer.attrs["activation"]].format(f"{attr}({src})"))
+            return has_mask
+        if kind == "dropout":
+            self.module(layer, "nn.Dropout", [py_literal(layer.attrs["rate"])])
+            self.emit(f"{x} = {attr}({src})")
+            return has_mask
+        if kind == "global_average_pooling":
+            if has_mask:
+                self.emit(f"{x} = ({src} * {mask}.unsqueeze(-1)).sum(dim=1) / {mask}.sum(dim=1, keepdim=True)")
+            else:
+                self.emit(f"{x} = {src}.mean(dim=1)")
+            return False
+        if kind == "attention_pooling":
+            self.helpers.add("attention_pooling")
+            self.module(layer, "AttentionPooling", [str(self.features)])
+            self.emit(f"{x} = {attr}({src}, {mask})" if has_mask else f"{x} = {attr}({src})")
+            return False
+        self.recurrent(layer, src, has_mask)
+        rec = layer.recurrent
+        assert rec is not None
+        return has_mask and rec.attrs["return_sequences"]
+
+    def module(self, layer: Layer, cls: str, args: list[str]) -> None:
+        self.init += statement(8, f"self.{layer.name} = {cls}", list(args))
+
+    def recurrent(self, layer: Layer, src: str, has_mask: bool) -> None:
+        rec = layer.recurrent
+        assert rec is not None
+        x, mask, last = self.names.hidden, self.names.mask, self.names.last
+        bidirectional = layer.inner is not None
+        units = rec.attrs["units"]
+        reason = fused_kernel_reason(rec)
+        args = [str(self.features), str(units)]
+        if reason is None:
+            cls = FUSED[rec.kind]
+            if rec.kind == "simple_rnn":
+                args.append(f"nonlinearity={py_literal(rec.attrs['activation'])}")
+        else:
+            cls = STEPPED[rec.kind]
+            self.stepped.add(rec.kind)
+            args.append(f"activation={TORCH_CALLABLES[rec.attrs['activation']]}")
+            if rec.kind != "simple_rnn":
+                args.append(f"recurrent_activation={TORCH_CALLABLES[rec.attrs['recurrent_activation']]}")
+            if rec.kind == "gru" and not rec.attrs["reset_after"]:
+                args.append("reset_after=False")
+        if not rec.attrs["use_bias"]:
+            args.append("bias=False")
+        if reason is None:
+            args.append("batch_first=True")
+        if bidirectional:
+            args.append("bidirectional=True")
+        self.module(layer, cls, args)
+
+        state_names = ["h", "c"] if rec.kind == "lstm" else ["h"]
+        finals = [f"{s}_n" for s in state_names]
+        stateful = rec.attrs["stateful"]
+        keep_states = stateful or rec.attrs["return_state"]
+        buffers = [f"self.{layer.name}_{s}" for s in state_names]
+        if stateful:
+            directions = 2 if bidirectional else 1
+            for buf in buffers:
+                self.buffers.append(
+                    f'self.register_buffer("{buf[5:]}", torch.zeros({directions}, '
+                    f"{self.model.batch_size}, {units}), persistent=False)"
+                )
+        initial = (f"({', '.join(buffers)})" if len(buffers) > 1 else buffers[0]) if stateful else None
+
+        seq = rec.attrs["return_sequences"]
+        backwards = rec.attrs["go_backwards"]
+        inp = f"{src}.flip(1)" if backwards else src
+        seq_out = x if seq else "_"
+
+        def unpack(h_used: bool) -> str:
+            used = [name if keep_states or (name == "h_n" and h_used) else "_" for name in finals]
+            if all(name == "_" for name in used):
+                return "_"
+            return f"({', '.join(used)})" if len(used) > 1 else used[0]
+
+        if has_mask:
+            self.helpers.add("keras_rnn")
+            call_args = [f"self.{layer.name}", inp, f"{mask}.flip(1)" if backwards else mask]
+            if initial:
+                call_args.append(initial)
+            if not seq:
+                call_args.append("sequences=False")
+            if bidirectional and seq:
+                call_args.append("zero_masked=True")
+            lhs = f"{seq_out}, {'_' if seq else last}, {unpack(False)}"
+            self.forward += statement(8, f"{lhs} = keras_rnn", call_args)
+            lasts = [f"{last}[0]", f"{last}[1]"]
+        else:
+            call_args = [inp] + ([initial] if initial else [])
+            lhs = f"{seq_out}, {unpack(not seq)}"
+            self.forward += statement(8, f"{lhs} = self.{layer.name}", call_args)
+            lasts = [f"{finals[0]}[0]", f"{finals[0]}[1]"]
+        if stateful:
+            for buf, fin in zip(buffers, finals):
+                self.emit(f"{buf} = {fin}.detach()")
+        mode = layer.attrs.get("merge_mode") if bidirectional else None
+        if not bidirectional:
+            if not seq:
+                self.emit(f"{x} = {lasts[0]}")
+            outs = [x]
+        elif mode == "none":
+            if seq:
+                outs = [f"{x}[..., :{units}]", f"{x}[..., {units}:]"]
+            else:
+                outs = lasts
+        elif seq:
+            if mode != "concat":
+                self.emit(f"{x} = " + _merge(mode, f"{x}[..., :{units}]", f"{x}[..., {units}:]", units, None))
+            outs = [x]
+        else:
+            self.emit(f"{x} = " + _merge(mode, lasts[0], lasts[1], units, None))
+            outs = [x]
+        if rec.attrs["return_state"]:
+            for direction in range(2 if bidirectional else 1):
+                outs += [f"{fin}[{direction}]" for fin in finals]
+        self.returns = outs[0] if len(outs) == 1 else ", ".join(outs)
+
+
+def context(model: Model, source_name: str) -> dict[str, Any]:
+    builder = _Builder(model)
+    builder.build()
+    returns_tuple = "," in builder.returns
+    stateful_buffers = [
+        f"self.{layer.name}_{state}"
+        for layer in model.layers
+        if layer.recurrent is not None and layer.recurrent.attrs["stateful"]
+        for state in (["h", "c"] if layer.recurrent.kind == "lstm" else ["h"])
+    ]
+    return {
+        "model_name": model.name,
+        "class_name": camel_case(model.name),
+        "source_name": source_name,
+        "init": builder.init + [f"        {line}" for line in builder.buffers],
+        "forward": builder.forward,
+        "input_name": builder.input.name,
+        "returns": builder.returns,
+        "return_annotation": "tuple[torch.Tensor, ...]" if returns_tuple else "torch.Tensor",
+        "stateful_buffers": stateful_buffers,
+        "keras_rnn": "keras_rnn" in builder.helpers,
+        "attention_pooling": "attention_pooling" in builder.helpers,
+        "stepped": sorted(builder.stepped),
+        "uses_functional": any("F." in line for line in builder.forward + builder.init),
+    }
+
+
+def generate(model: Model, source_name: str) -> str:
+    return render("pytorch.py.j2", context(model, source_name))

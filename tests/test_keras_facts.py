@@ -1,0 +1,743 @@
+"""Measured facts about Keras 3 (TensorFlow backend, CPU) RNN / masking semantics.
+
+These tests pin down the reference behaviour that the PyTorch code generator
+of rnnspec must reproduce.  Source references are to
+``site-packages/keras/src/...`` of the installed Keras (3.15.x).
+"""
+
+import os
+import warnings
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+import pytest
+import torch
+from keras.src.backend import get_keras_mask
+
+ATOL = 1e-5
+
+
+# ---------------------------------------------------------------------------
+# helpers: numpy reference cells + masked scan mirroring
+# keras/src/backend/tensorflow/rnn.py (while_loop path)
+# ---------------------------------------------------------------------------
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def randomize(layer, seed=0, scale=0.5):
+    rng = np.random.default_rng(seed)
+    layer.set_weights(
+        [
+            (rng.normal(size=w.shape) * scale).astype("float32")
+            for w in layer.get_weights()
+        ]
+    )
+    return layer.get_weights()
+
+
+def simple_step(W, U, b):
+    def step(x, states):
+        h = np.tanh(x @ W + states[0] @ U + b)
+        return h, [h]
+
+    return step
+
+
+def lstm_step(W, U, b):
+    def step(x, states):
+        h, c = states
+        z = x @ W + h @ U + b
+        i, f, g, o = np.split(z, 4, axis=-1)
+        c2 = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h2 = sigmoid(o) * np.tanh(c2)
+        return h2, [h2, c2]
+
+    return step
+
+
+def gru_step(W, U, b, reset_after=True):
+    u = U.shape[0]
+
+    def step(x, states):
+        h = states[0]
+        if reset_after:
+            bi, br = b[0], b[1]
+        else:
+            bi, br = b, np.zeros(3 * u, "float32")
+        xz, xr, xh = np.split(x @ W + bi, 3, axis=-1)
+        hz, hr = np.split(h @ U[:, : 2 * u] + br[: 2 * u], 2, axis=-1)
+        z = sigmoid(xz + hz)
+        r = sigmoid(xr + hr)
+        if reset_after:
+            hh = np.tanh(xh + r * (h @ U[:, 2 * u :] + br[2 * u :]))
+        else:
+            hh = np.tanh(xh + (r * h) @ U[:, 2 * u :])
+        h2 = z * h + (1 - z) * hh
+        return h2, [h2]
+
+    return step
+
+
+def masked_scan(step, x, mask, states, go_backwards=False, zero_output_for_mask=False):
+    """Reference for keras backend.rnn with a mask.
+
+    Returns (outputs in *processing* order, last_output, final_states).
+    prev_output starts at ZEROS (not at the initial state).
+    """
+    T = x.shape[1]
+    order = range(T - 1, -1, -1) if go_backwards else range(T)
+    prev_out = None
+    outs = []
+    for t in order:
+        out, new = step(x[:, t], states)
+        if prev_out is None:
+            prev_out = np.zeros_like(out)
+        m = mask[:, t][:, None]
+        fill = np.zeros_like(out) if zero_output_for_mask else prev_out
+        out = np.where(m, out, fill)
+        states = [np.where(m, n, s) for n, s in zip(new, states)]
+        prev_out = out
+        outs.append(out)
+    return np.stack(outs, 1), outs[-1], states
+
+
+RNG = np.random.default_rng(1234)
+X = RNG.normal(size=(4, 6, 3)).astype("float32")
+# row0: holes, row1: left padded, row2: right padded (last steps masked),
+# row3: fully masked
+MASK = np.array(
+    [
+        [1, 1, 0, 1, 0, 1],
+        [0, 0, 1, 1, 1, 1],
+        [1, 1, 1, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0],
+    ],
+    bool,
+)
+UNITS = 3
+
+
+def build(cls, seed=0, **kw):
+    layer = cls(UNITS, **kw)
+    layer(X)
+    w = randomize(layer, seed)
+    return layer, w
+
+
+def step_for(cls, w, **kw):
+    if cls is keras.layers.SimpleRNN:
+        return simple_step(*w), 1
+    if cls is keras.layers.LSTM:
+        return lstm_step(*w), 2
+    return gru_step(*w, reset_after=kw.get("reset_after", True)), 1
+
+
+CELLS = [keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU]
+
+
+# ---------------------------------------------------------------------------
+# Fact 1: unidirectional masking semantics
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", CELLS)
+def test_unidirectional_mask_holds_previous_output_and_state(cls):
+    layer, w = build(cls, return_sequences=True, return_state=True)
+    out, *states = layer(X, mask=MASK)
+    step, ns = step_for(cls, w)
+    zeros = [np.zeros((4, UNITS), "float32")] * ns
+    ref_seq, _, ref_states = masked_scan(step, X, MASK, zeros)
+    np.testing.assert_allclose(np.asarray(out), ref_seq, atol=ATOL)
+    for s, r in zip(states, ref_states):
+        np.testing.assert_allclose(np.asarray(s), r, atol=ATOL)
+    out = np.asarray(out)
+    # masked step repeats previous output (hole at t=2 in row 0)
+    np.testing.assert_array_equal(out[0, 2], out[0, 1])
+    # left padding -> zeros before first valid step
+    np.testing.assert_array_equal(out[1, :2], 0.0)
+    # fully masked row: all zeros, states = initial (zeros)
+    np.testing.assert_array_equal(out[3], 0.0)
+    # return_sequences=False == last element of the held sequence
+    layer2 = cls(UNITS)
+    layer2(X)
+    layer2.set_weights(w)
+    last = np.asarray(layer2(X, mask=MASK))
+    np.testing.assert_allclose(last, out[:, -1], atol=ATOL)
+    # right-padded row -> last valid output (t=2)
+    np.testing.assert_allclose(last[2], out[2, 2], atol=ATOL)
+    np.testing.assert_array_equal(last[3], 0.0)
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+def test_stateful_masked_prefix_outputs_zeros_not_carried_state(unroll):
+    """With a carried non-zero state, outputs at masked steps before the first
+    valid step are ZEROS (prev_output init is zeros, rnn.py:337-339/173-174),
+    while the *state* is the carried one. A fully masked row returns output
+    zeros (return_sequences=False) but state == carried state."""
+    x = X[:2, :4]
+    mask = np.array([[0, 0, 1, 1], [0, 0, 0, 0]], bool)
+    for rs in (True, False):
+        layer = keras.layers.GRU(
+            UNITS,
+            return_sequences=rs,
+            return_state=True,
+            stateful=True,
+            unroll=unroll,
+        )
+        layer(x)
+        w = randomize(layer, 3)
+        layer.reset_state()
+        layer(x)  # carry a non-zero state
+        carried = layer.states[0].value.numpy().copy()
+        assert np.abs(carried).min() > 1e-4
+        out, state = layer(x, mask=mask)
+        out, state = np.asarray(out), np.asarray(state)
+        ref_seq, ref_last, ref_states = masked_scan(gru_step(*w), x, mask, [carried])
+        if rs:
+            np.testing.assert_array_equal(out[:, :2], 0.0)
+            np.testing.assert_array_equal(out[1], 0.0)
+            np.testing.assert_allclose(out, ref_seq, atol=ATOL)
+        else:
+            np.testing.assert_array_equal(out[1], 0.0)  # NOT carried h
+            np.testing.assert_allclose(out, ref_last, atol=ATOL)
+        np.testing.assert_allclose(state[1], carried[1], atol=0)
+        np.testing.assert_allclose(state, ref_states[0], atol=ATOL)
+        # first valid step of row 0 starts from the carried state
+        np.testing.assert_allclose(
+            layer.states[0].value.numpy()[0], ref_states[0][0], atol=ATOL
+        )
+
+
+def test_initial_state_masked_prefix_outputs_zeros():
+    layer, w = build(keras.layers.SimpleRNN, return_sequences=True)
+    h0 = np.ones((4, UNITS), "float32")
+    out = np.asarray(layer(X, initial_state=h0, mask=MASK))
+    np.testing.assert_array_equal(out[1, :2], 0.0)
+    np.testing.assert_array_equal(out[3], 0.0)
+    ref_seq, _, _ = masked_scan(simple_step(*w), X, MASK, [h0])
+    np.testing.assert_allclose(out, ref_seq, atol=ATOL)
+
+
+def test_mask_dtype_int_or_float_is_cast_to_bool():
+    layer, _ = build(keras.layers.LSTM, return_sequences=True)
+    a = np.asarray(layer(X, mask=MASK))
+    b = np.asarray(layer(X, mask=MASK.astype("float32")))
+    np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# Fact 2: Bidirectional masking
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", CELLS)
+def test_bidirectional_return_sequences_zero_output_for_mask(cls):
+    b = keras.layers.Bidirectional(cls(UNITS, return_sequences=True), merge_mode=None)
+    b(X)
+    assert b.forward_layer.zero_output_for_mask is True
+    assert b.backward_layer.zero_output_for_mask is True
+    assert b.backward_layer.go_backwards is True
+    randomize(b.forward_layer, 1)
+    randomize(b.backward_layer, 2)
+    yf, yb = (np.asarray(t) for t in b(X, mask=MASK))
+    fstep, ns = step_for(cls, b.forward_layer.get_weights())
+    bstep, _ = step_for(cls, b.backward_layer.get_weights())
+    z = [np.zeros((4, UNITS), "float32")] * ns
+    rf, _, _ = masked_scan(fstep, X, MASK, z, zero_output_for_mask=True)
+    rb, _, _ = masked_scan(
+        bstep, X, MASK, z, go_backwards=True, zero_output_for_mask=True
+    )
+    np.testing.assert_allclose(yf, rf, atol=ATOL)
+    # backward half is flipped back to original time order
+    np.testing.assert_allclose(yb, rb[:, ::-1], atol=ATOL)
+    np.testing.assert_array_equal(yf[~MASK], 0.0)
+    np.testing.assert_array_equal(yb[~MASK], 0.0)
+    # a plain (non-bidirectional) layer does NOT zero masked outputs
+    assert cls(UNITS).zero_output_for_mask is False
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_bidirectional_last_output_with_mask(cls):
+    b = keras.layers.Bidirectional(cls(UNITS), merge_mode=None)
+    b(X)
+    assert b.forward_layer.zero_output_for_mask is False
+    randomize(b.forward_layer, 1)
+    randomize(b.backward_layer, 2)
+    yf, yb = (np.asarray(t) for t in b(X, mask=MASK))
+    fstep, ns = step_for(cls, b.forward_layer.get_weights())
+    bstep, _ = step_for(cls, b.backward_layer.get_weights())
+    z = [np.zeros((4, UNITS), "float32")] * ns
+    rf, _, _ = masked_scan(fstep, X, MASK, z)
+    rb, _, _ = masked_scan(bstep, X, MASK, z, go_backwards=True)
+    # forward: output at the last VALID step (row 2 is right padded)
+    np.testing.assert_allclose(yf, rf[:, -1], atol=ATOL)
+    np.testing.assert_allclose(yf[2], rf[:, 2][2], atol=ATOL)
+    # backward: output after consuming the first valid original step
+    # (row 1 is left padded -> backward output at t=2, not zeros)
+    np.testing.assert_allclose(yb, rb[:, -1], atol=ATOL)
+    np.testing.assert_allclose(yb[1], rb[1, 3], atol=ATOL)  # proc idx 3 = t 2
+    assert np.abs(yb[1]).max() > 1e-4
+    # fully masked row -> zeros in both halves
+    np.testing.assert_array_equal(yf[3], 0.0)
+    np.testing.assert_array_equal(yb[3], 0.0)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_bidirectional_unroll_true_backward_zeroing_bug(cls):
+    """KERAS BUG: with unroll=True + go_backwards + zero_output_for_mask
+    (i.e. the backward half of Bidirectional(return_sequences=True)), the
+    unrolled path zeroes the *processing-order* outputs with the UN-flipped
+    mask (backend/tensorflow/rnn.py:209-213 uses `mask`, only `mask_list`
+    was reversed at 162-163). So unroll=True != unroll=False here."""
+    b = keras.layers.Bidirectional(
+        cls(UNITS, return_sequences=True, unroll=True), merge_mode=None
+    )
+    b(X)
+    randomize(b.forward_layer, 1)
+    randomize(b.backward_layer, 2)
+    yf, yb = (np.asarray(t) for t in b(X, mask=MASK))
+    fstep, ns = step_for(cls, b.forward_layer.get_weights())
+    bstep, _ = step_for(cls, b.backward_layer.get_weights())
+    z = [np.zeros((4, UNITS), "float32")] * ns
+    rf, _, _ = masked_scan(fstep, X, MASK, z, zero_output_for_mask=True)
+    np.testing.assert_allclose(yf, rf, atol=ATOL)  # forward half is fine
+    # backward: held-previous-output scan (processing order), zeroed with the
+    # ORIGINAL mask indexed by processing step, then flipped by Bidirectional
+    held, _, _ = masked_scan(bstep, X, MASK, z, go_backwards=True)
+    bug = np.where(MASK[..., None], held, 0.0)[:, ::-1]
+    np.testing.assert_allclose(yb, bug, atol=ATOL)
+    correct, _, _ = masked_scan(
+        bstep, X, MASK, z, go_backwards=True, zero_output_for_mask=True
+    )
+    assert np.abs(yb - correct[:, ::-1]).max() > 1e-3
+
+
+# ---------------------------------------------------------------------------
+# Fact 3: go_backwards
+# ---------------------------------------------------------------------------
+def test_go_backwards_output_is_reversed_time_and_mask_not_flipped():
+    layer, w = build(keras.layers.SimpleRNN, return_sequences=True, go_backwards=True)
+    out = layer(X, mask=MASK)
+    fwd = keras.layers.SimpleRNN(UNITS, return_sequences=True)
+    fwd(X)
+    fwd.set_weights(w)
+    ref = np.asarray(fwd(X[:, ::-1], mask=MASK[:, ::-1]))
+    # output index k corresponds to original time T-1-k (NOT re-flipped)
+    np.testing.assert_allclose(np.asarray(out), ref, atol=ATOL)
+    # propagated mask is the ORIGINAL (un-flipped) mask -> misaligned!
+    np.testing.assert_array_equal(np.asarray(get_keras_mask(out)), MASK)
+    np.testing.assert_array_equal(np.asarray(layer.compute_mask(X, MASK)), MASK)
+
+
+def test_go_backwards_last_output():
+    layer, w = build(keras.layers.GRU, go_backwards=True)
+    out = np.asarray(layer(X, mask=MASK))
+    _, last, _ = masked_scan(
+        gru_step(*w), X, MASK, [np.zeros((4, UNITS), "float32")], go_backwards=True
+    )
+    np.testing.assert_allclose(out, last, atol=ATOL)
+
+
+def test_bidirectional_with_go_backwards_layer():
+    with pytest.raises(ValueError, match="different `go_backwards`"):
+        keras.layers.Bidirectional(keras.layers.SimpleRNN(UNITS, go_backwards=True))
+    # with an explicit backward_layer (go_backwards=False) roles swap:
+    b = keras.layers.Bidirectional(
+        keras.layers.SimpleRNN(UNITS, return_sequences=True, go_backwards=True),
+        backward_layer=keras.layers.SimpleRNN(UNITS, return_sequences=True),
+        merge_mode=None,
+    )
+    yf, yb = b(X)
+    f, bl = b.forward_layer, b.backward_layer
+    assert f.go_backwards is True and bl.go_backwards is False
+    # "forward" half: reversed-time output, not flipped
+    np.testing.assert_allclose(np.asarray(yf), np.asarray(f(X)), atol=ATOL)
+    # "backward" half: forward-running output, flipped along time
+    np.testing.assert_allclose(np.asarray(yb), np.asarray(bl(X))[:, ::-1], atol=ATOL)
+
+
+# ---------------------------------------------------------------------------
+# Fact 4: Masking layer
+# ---------------------------------------------------------------------------
+def test_masking_layer():
+    x = np.array(
+        [
+            [[1.0, 2.0], [0.0, 0.0], [0.0, 5.0], [3.0, 0.0]],
+            [[9.0, 9.0], [9.0, 1.0], [0.0, 0.0], [2.0, 2.0]],
+        ],
+        "float32",
+    )
+    y = keras.layers.Masking(0.0)(x)
+    m = np.asarray(get_keras_mask(y))
+    np.testing.assert_array_equal(
+        m, [[True, False, True, True], [True, True, False, True]]
+    )
+    exp = x * m[..., None]
+    np.testing.assert_array_equal(np.asarray(y), exp)
+    y9 = keras.layers.Masking(9.0)(x)
+    np.testing.assert_array_equal(
+        np.asarray(get_keras_mask(y9)),
+        [[True, True, True, True], [False, True, True, True]],
+    )
+    # near miss [9, 1] is not masked and keeps its 9 unchanged
+    np.testing.assert_array_equal(np.asarray(y9)[1, 1], [9.0, 1.0])
+    np.testing.assert_array_equal(np.asarray(y9)[1, 0], [0.0, 0.0])
+
+
+def test_masking_then_lstm_equals_explicit_mask():
+    x = X.copy()
+    x[~MASK] = 0.0
+    inp = keras.Input(shape=(6, 3))
+    lstm = keras.layers.LSTM(UNITS, return_sequences=True)
+    model = keras.Model(inp, lstm(keras.layers.Masking()(inp)))
+    randomize(lstm, 5)
+    np.testing.assert_allclose(
+        np.asarray(model(x)), np.asarray(lstm(x, mask=MASK)), atol=ATOL
+    )
+
+
+# ---------------------------------------------------------------------------
+# Fact 5: GRU weight layout / torch port
+# ---------------------------------------------------------------------------
+def _zrh_to_rzn(a):
+    z, r, h = np.split(a, 3, axis=-1)
+    return np.ascontiguousarray(np.concatenate([r, z, h], axis=-1))
+
+
+def test_gru_reset_after_ports_to_torch():
+    layer, (W, U, b) = build(keras.layers.GRU, seed=11, return_sequences=True)
+    assert W.shape == (3, 3 * UNITS) and U.shape == (UNITS, 3 * UNITS)
+    assert b.shape == (2, 3 * UNITS)
+    h0 = RNG.normal(size=(4, UNITS)).astype("float32")
+    k = np.asarray(layer(X, initial_state=h0))
+    t = torch.nn.GRU(3, UNITS, batch_first=True)
+    with torch.no_grad():
+        t.weight_ih_l0.copy_(torch.from_numpy(_zrh_to_rzn(W).T.copy()))
+        t.weight_hh_l0.copy_(torch.from_numpy(_zrh_to_rzn(U).T.copy()))
+        t.bias_ih_l0.copy_(torch.from_numpy(_zrh_to_rzn(b[0])))
+        t.bias_hh_l0.copy_(torch.from_numpy(_zrh_to_rzn(b[1])))
+        o, hn = t(torch.from_numpy(X), torch.from_numpy(h0)[None])
+    np.testing.assert_allclose(o.numpy(), k, atol=ATOL)
+    np.testing.assert_allclose(hn[0].numpy(), k[:, -1], atol=ATOL)
+
+
+def test_gru_reset_before_formula():
+    layer, (W, U, b) = build(
+        keras.layers.GRU, seed=12, reset_after=False, return_sequences=True
+    )
+    assert b.shape == (3 * UNITS,)
+    k = np.asarray(layer(X))
+    ref, _, _ = masked_scan(
+        gru_step(W, U, b, reset_after=False),
+        X,
+        np.ones(X.shape[:2], bool),
+        [np.zeros((4, UNITS), "float32")],
+    )
+    np.testing.assert_allclose(k, ref, atol=ATOL)
+    # and it is NOT what torch's reset_after-style GRU computes
+    ref_after, _, _ = masked_scan(
+        gru_step(W, U, np.stack([b, np.zeros_like(b)]), reset_after=True),
+        X,
+        np.ones(X.shape[:2], bool),
+        [np.zeros((4, UNITS), "float32")],
+    )
+    assert np.abs(k - ref_after).max() > 1e-3
+
+
+# ---------------------------------------------------------------------------
+# Fact 6: LSTM torch port
+# ---------------------------------------------------------------------------
+def test_lstm_ports_to_torch():
+    layer, (W, U, b) = build(
+        keras.layers.LSTM, seed=13, return_sequences=True, return_state=True
+    )
+    assert b.shape == (4 * UNITS,)
+    h0 = RNG.normal(size=(4, UNITS)).astype("float32")
+    c0 = RNG.normal(size=(4, UNITS)).astype("float32")
+    ko, kh, kc = (np.asarray(a) for a in layer(X, initial_state=[h0, c0]))
+    t = torch.nn.LSTM(3, UNITS, batch_first=True)
+    with torch.no_grad():
+        t.weight_ih_l0.copy_(torch.from_numpy(W.T.copy()))
+        t.weight_hh_l0.copy_(torch.from_numpy(U.T.copy()))
+        t.bias_ih_l0.copy_(torch.from_numpy(b))
+        t.bias_hh_l0.zero_()
+        o, (hn, cn) = t(
+            torch.from_numpy(X),
+            (torch.from_numpy(h0)[None], torch.from_numpy(c0)[None]),
+        )
+    np.testing.assert_allclose(o.numpy(), ko, atol=ATOL)
+    np.testing.assert_allclose(hn[0].numpy(), kh, atol=ATOL)
+    np.testing.assert_allclose(cn[0].numpy(), kc, atol=ATOL)
+
+
+# ---------------------------------------------------------------------------
+# Fact 7 + 13: stateful
+# ---------------------------------------------------------------------------
+def test_reset_state_names():
+    assert not hasattr(keras.Model, "reset_states")
+    assert not hasattr(keras.Model, "reset_state")
+    assert not hasattr(keras.layers.Layer, "reset_state")
+    for cls in CELLS + [keras.layers.RNN, keras.layers.Bidirectional]:
+        assert hasattr(cls, "reset_state")
+        assert hasattr(cls, "reset_states")  # compat alias (rnn.py:321)
+
+
+def test_stateful_requires_static_batch():
+    with pytest.raises(ValueError, match="batch size must be static"):
+        inp = keras.Input(shape=(6, 3))
+        keras.layers.LSTM(UNITS, stateful=True)(inp)
+
+
+def test_stateful_carries_per_row_and_reset():
+    inp = keras.Input(batch_size=2, shape=(6, 3))
+    lstm = keras.layers.LSTM(UNITS, stateful=True, return_sequences=True)
+    model = keras.Model(inp, lstm(inp))
+    randomize(lstm, 21)
+    lstm.reset_state()
+    x = X[:2]
+    a = np.asarray(model(x))
+    b = np.asarray(model(x))
+    assert np.abs(a - b).max() > 1e-4
+    # b == run on concatenated time axis (row-wise carry)
+    ref = keras.layers.LSTM(UNITS, return_sequences=True)
+    ref(x)
+    ref.set_weights(lstm.get_weights())
+    full = np.asarray(ref(np.concatenate([x, x], axis=1)))
+    np.testing.assert_allclose(b, full[:, 6:], atol=ATOL)
+    # per-row: state row i only depends on row i
+    lstm.reset_state()
+    x_sw = x[::-1].copy()
+    model(x_sw)
+    s_sw = [v.value.numpy().copy() for v in lstm.states]
+    lstm.reset_state()
+    model(x)
+    s = [v.value.numpy().copy() for v in lstm.states]
+    for p, q in zip(s, s_sw):
+        np.testing.assert_allclose(p, q[::-1], atol=ATOL)
+    lstm.reset_state()
+    for v in lstm.states:
+        np.testing.assert_array_equal(v.value.numpy(), 0.0)
+    np.testing.assert_allclose(np.asarray(model(x)), a, atol=ATOL)
+    # predict also carries, across calls and across batches inside one call
+    lstm.reset_state()
+    p1 = model.predict(x, verbose=0)
+    p2 = model.predict(x, verbose=0)
+    np.testing.assert_allclose(p1, a, atol=ATOL)
+    np.testing.assert_allclose(p2, b, atol=ATOL)
+    lstm.reset_state()
+    x4 = np.concatenate([x, x], axis=0)
+    p4 = model.predict(x4, batch_size=2, verbose=0)
+    np.testing.assert_allclose(p4[:2], a, atol=ATOL)
+    np.testing.assert_allclose(p4[2:], b, atol=ATOL)
+    with pytest.raises(ValueError, match="batch size"):
+        model(X[:3])
+
+
+# ---------------------------------------------------------------------------
+# Fact 8: activations
+# ---------------------------------------------------------------------------
+def test_activations():
+    A = keras.activations
+    v = np.array([-3.5, -1.0, 0.0, 1.0, 3.5], "float32")
+    np.testing.assert_allclose(
+        np.asarray(A.hard_sigmoid(v)), np.clip(v + 3, 0, 6) / 6, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        np.asarray(A.hard_sigmoid(v)), [0, 1 / 3, 0.5, 2 / 3, 1], atol=1e-6
+    )
+    tv = torch.from_numpy(v)
+    F = torch.nn.functional
+    np.testing.assert_allclose(
+        np.asarray(A.hard_sigmoid(v)), F.hardsigmoid(tv).numpy(), atol=1e-7
+    )
+    g = np.linspace(-4, 4, 17).astype("float32")
+    tg = torch.from_numpy(g)
+    # keras.activations.gelu / "gelu" string: approximate=False (exact erf)
+    assert A.get("gelu") is A.gelu
+    np.testing.assert_allclose(np.asarray(A.gelu(g)), F.gelu(tg).numpy(), atol=1e-6)
+    assert (
+        np.abs(np.asarray(A.gelu(g)) - F.gelu(tg, approximate="tanh").numpy()).max()
+        > 1e-4
+    )
+    # ...but keras.ops.gelu defaults to approximate=True (tanh)
+    np.testing.assert_allclose(
+        np.asarray(keras.ops.gelu(g)), F.gelu(tg, approximate="tanh").numpy(), atol=1e-6
+    )
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    np.testing.assert_allclose(
+        np.asarray(A.selu(g)),
+        scale * np.where(g > 0, g, alpha * (np.exp(g) - 1)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(np.asarray(A.selu(g)), F.selu(tg).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(A.elu(g)), np.where(g > 0, g, np.exp(g) - 1), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(A.softplus(g)), np.log1p(np.exp(g)), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(A.softplus(g)), F.softplus(tg).numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(A.softsign(g)), g / (1 + np.abs(g)), atol=1e-6
+    )
+    assert A.get("swish") is A.silu
+    np.testing.assert_allclose(np.asarray(A.get("swish")(g)), g * sigmoid(g), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(A.exponential(g)), np.exp(g), rtol=1e-6)
+    m = g.reshape(1, 17, 1).repeat(2, axis=-1) + np.array([0, 1], "float32")
+    m = m.reshape(17, 2)
+    sm = np.exp(m) / np.exp(m).sum(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(A.softmax(m)), sm, atol=1e-6)
+    # default RNN activations
+    assert keras.layers.LSTM(2).recurrent_activation is A.sigmoid
+    assert keras.layers.GRU(2).recurrent_activation is A.sigmoid
+    assert keras.layers.SimpleRNN(2).activation is A.tanh
+
+
+# ---------------------------------------------------------------------------
+# Fact 9: GlobalAveragePooling1D with mask
+# ---------------------------------------------------------------------------
+def test_global_average_pooling_mask():
+    h = np.arange(12, dtype="float32").reshape(2, 3, 2) + 1
+    mk = np.array([[1, 0, 1], [0, 0, 0]], bool)
+    y = np.asarray(keras.layers.GlobalAveragePooling1D()(h, mask=mk))
+    np.testing.assert_allclose(y[0], (h[0, 0] + h[0, 2]) / 2)
+    assert np.isnan(y[1]).all()  # 0/0 -> NaN for a fully masked row
+
+
+# ---------------------------------------------------------------------------
+# Fact 10: mask propagation through Dense / Dropout; reading masks
+# ---------------------------------------------------------------------------
+def test_mask_propagation_dense_dropout():
+    ids = np.array([[0, 2, 0, 3], [1, 3, 4, 0], [0, 0, 0, 0]])
+    emb = keras.layers.Embedding(5, 3, mask_zero=True)
+    t = emb(ids)
+    np.testing.assert_array_equal(np.asarray(get_keras_mask(t)), ids != 0)
+    assert t._keras_mask is get_keras_mask(t)
+    d = keras.layers.Dense(2)
+    t2 = d(t)
+    np.testing.assert_array_equal(np.asarray(get_keras_mask(t2)), ids != 0)
+    # Dense does not zero masked positions
+    assert np.abs(np.asarray(t2)[0, 0]).max() > 0
+    t3 = keras.layers.Dropout(0.5)(t2)
+    np.testing.assert_array_equal(np.asarray(get_keras_mask(t3)), ids != 0)
+    np.testing.assert_array_equal(np.asarray(t3), np.asarray(t2))  # inference
+    # layers without mask support drop the mask with a warning
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        t4 = keras.layers.Conv1D(2, 1)(t)
+    assert get_keras_mask(t4) is None
+    assert any("does not support masking" in str(x.message) for x in w)
+
+
+def test_functional_embedding_dense_lstm_uses_mask():
+    ids = np.array([[0, 2, 0, 3], [1, 3, 4, 0], [0, 0, 0, 0]])
+    inp = keras.Input(shape=(4,), dtype="int32")
+    e = keras.layers.Embedding(5, 3, mask_zero=True)
+    d = keras.layers.Dense(3)
+    lstm = keras.layers.LSTM(UNITS, return_sequences=True)
+    out = lstm(d(e(inp)))
+    model = keras.Model(inp, out)
+    assert out._keras_mask is not None  # symbolic mask on KerasTensor
+    y = np.asarray(model(ids))
+    h = d(e(ids))
+    np.testing.assert_allclose(y, np.asarray(lstm(h, mask=ids != 0)), atol=ATOL)
+    assert np.abs(y - np.asarray(lstm(h, mask=np.ones((3, 4), bool)))).max() > 1e-4
+    np.testing.assert_array_equal(y[2], 0.0)
+
+
+# ---------------------------------------------------------------------------
+# Fact 11: Bidirectional return_state ordering and merge modes
+# ---------------------------------------------------------------------------
+def test_bidirectional_return_state_and_merge_modes():
+    x = X[:, :4]
+    for mm in ("concat", "sum", "ave", "mul", None):
+        b = keras.layers.Bidirectional(
+            keras.layers.LSTM(UNITS, return_state=True), merge_mode=mm
+        )
+        r = b(x)
+        f, bw = b.forward_layer, b.backward_layer
+        fo, fh, fc = (np.asarray(a) for a in f(x))
+        bo, bh, bc = (np.asarray(a) for a in bw(x))
+        r = [np.asarray(a) for a in r]
+        if mm is None:
+            assert len(r) == 6  # [fwd_out, bwd_out, fh, fc, bh, bc]
+            outs, states = r[:2], r[2:]
+            np.testing.assert_allclose(outs[0], fo, atol=ATOL)
+            np.testing.assert_allclose(outs[1], bo, atol=ATOL)
+        else:
+            assert len(r) == 5  # [out, fh, fc, bh, bc]
+            outs, states = r[0], r[1:]
+            exp = {
+                "concat": np.concatenate([fo, bo], -1),
+                "sum": fo + bo,
+                "ave": (fo + bo) / 2,
+                "mul": fo * bo,
+            }[mm]
+            np.testing.assert_allclose(outs, exp, atol=ATOL)
+        for s, e in zip(states, (fh, fc, bh, bc)):
+            np.testing.assert_allclose(s, e, atol=ATOL)
+    assert keras.layers.Bidirectional(keras.layers.LSTM(2)).merge_mode == "concat"
+
+
+# ---------------------------------------------------------------------------
+# Fact 12: parameter counts
+# ---------------------------------------------------------------------------
+def test_param_counts():
+    def count(layer):
+        layer.build((None, 10, 64))
+        return layer.count_params()
+
+    u, i = 128, 64
+    assert count(keras.layers.LSTM(u)) == 4 * u * (i + u + 1) == 98816
+    assert count(keras.layers.GRU(u)) == 3 * u * (i + u + 2) == 74496
+    assert count(keras.layers.GRU(u, reset_after=False)) == 3 * u * (i + u + 1)
+    assert count(keras.layers.SimpleRNN(u)) == u * (i + u + 1) == 24704
+
+
+# ---------------------------------------------------------------------------
+# Fact 14: unroll with mask
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", CELLS)
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_unroll_matches_loop_with_mask(cls, go_backwards):
+    res = []
+    for unroll in (False, True):
+        layer = cls(
+            UNITS,
+            return_sequences=True,
+            return_state=True,
+            unroll=unroll,
+            go_backwards=go_backwards,
+        )
+        layer(X)
+        randomize(layer, 31)
+        res.append([np.asarray(a) for a in layer(X, mask=MASK)])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+
+
+# ---------------------------------------------------------------------------
+# Fact 15: cuDNN flags on CPU
+# ---------------------------------------------------------------------------
+def test_use_cudnn_flags_on_cpu():
+    assert keras.layers.LSTM(2).use_cudnn == "auto"
+    assert keras.layers.GRU(2).use_cudnn == "auto"
+    with pytest.raises(ValueError):
+        keras.layers.SimpleRNN(2, use_cudnn=True)
+    # use_cudnn=True on CPU raises at call time; "auto" silently falls back
+    with pytest.raises(ValueError, match="use_cudnn=True"):
+        keras.layers.LSTM(2, use_cudnn=True)(X)
+    # "auto" and False give identical results (generic path, holes allowed)
+    a = keras.layers.LSTM(UNITS, return_sequences=True, use_cudnn="auto")
+    a(X)
+    w = randomize(a, 41)
+    b = keras.layers.LSTM(UNITS, return_sequences=True, use_cudnn=False)
+    b(X)
+    b.set_weights(w)
+    np.testing.assert_array_equal(
+        np.asarray(a(X, mask=MASK)), np.asarray(b(X, mask=MASK))
+    )
