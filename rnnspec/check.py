@@ -186,6 +186,14 @@ def _infer_recurrent(model: Model, layer: Layer, current: TensorValue, report: R
             "half backwards; drop the argument",
         )
         ok = False
+    if layer.inner is not None and rec.attrs["unroll"] and current.masked and rec.attrs["return_sequences"]:
+        report.error(
+            rec.where("unroll"),
+            f"`unroll=true` inside `bidirectional` on a masked sequence is refused: Keras 3's unrolled "
+            f"loop zeroes the backward half at the wrong timesteps (it applies the unflipped mask); "
+            f"drop `unroll` on `{layer.name}`",
+        )
+        ok = False
     if not ok:
         return None
     units = rec.attrs["units"]
