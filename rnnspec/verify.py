@@ -1,0 +1,175 @@
+"""`rnnspec verify`: the user-facing front of the equivalence harness."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from rnnspec.errors import SpecError
+from rnnspec.ir import Model
+
+
+class VerifyError(Exception):
+    """Code that does not load or run, or frameworks that are missing (exit 2)."""
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """TensorFlow's C++ start-up chatter goes straight to fd 2; hide it while importing."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_frameworks() -> None:
+    from rnnspec.equivalence.harness import configure_frameworks
+
+    configure_frameworks()
+    try:
+        with quiet_stderr():
+            import keras  # noqa: F401
+            import torch  # noqa: F401
+    except ImportError as exc:
+        raise VerifyError(
+            f"verify needs Keras (TensorFlow backend) and PyTorch: {exc}; "
+            "install them with `pip install 'rnnspec[keras,torch]'`"
+        ) from None
+
+
+def prefix_model(model: Model, length: int) -> Model:
+    """The model cut after its first `length` layers (a valid model: only the end may return states)."""
+    cut = copy.deepcopy(model)
+    cut.layers = cut.layers[:length]
+    cut.outputs = list(cut.layers[-1].outputs)
+    return cut
+
+
+def first_divergent_layer(model: Model, source_name: str, **options) -> str | None:
+    """Verify growing prefixes of the generated programs; name the first layer whose output differs."""
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import Programs, verify
+
+    for length in range(1, len(model.layers) + 1):
+        cut = prefix_model(model, length)
+        programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
+        if not verify(cut, programs, **options).passed:
+            return model.layers[length - 1].name
+    return None
+
+
+def verify_one(model: Model, source_name: str, args: argparse.Namespace):
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import Programs, Result, verify
+
+    keras_code = _read_code(args.keras_code) if args.keras_code else generate(model, "keras", source_name)
+    torch_code = _read_code(args.pytorch_code) if args.pytorch_code else generate(model, "pytorch", source_name)
+    options = dict(seed=args.seed, atol=args.atol, rtol=args.rtol, batch=args.batch, steps=args.time, chunks=args.chunks)
+    try:
+        result = verify(model, Programs(keras_code, torch_code), **options)
+    except Exception as exc:  # user-edited code may fail in any way; report it, exit 2
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        result = Result(model.name, passed=False, error=f"the programs did not run: {detail}")
+        return result, True
+    if not result.passed and result.error is None:
+        if args.keras_code or args.pytorch_code:
+            # The generated programs are the reference for user-edited code: find where they part.
+            result.first_divergent_layer = _divergence_against_generated(model, source_name, args, options)
+        else:
+            result.first_divergent_layer = first_divergent_layer(model, source_name, **options)
+    return result, False
+
+
+def _divergence_against_generated(model, source_name, args, options) -> str | None:
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import Programs, verify
+
+    for length in range(1, len(model.layers) + 1):
+        cut = prefix_model(model, length)
+        keras_code = generate(cut, "keras", source_name)
+        torch_code = generate(cut, "pytorch", source_name)
+        if not verify(cut, Programs(keras_code, torch_code), **options).passed:
+            return model.layers[length - 1].name
+    return None
+
+
+def _read_code(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VerifyError(f"{path}: error: cannot read the program: {exc}") from None
+
+
+def describe(result, source: str) -> str:
+    if result.error:
+        return f"{source}: {result.name}: ERROR {result.error}"
+    worst = result.worst
+    output = result.outputs[worst.output] if worst.output < len(result.outputs) else str(worst.output)
+    where = f"output `{output}`, row {worst.row}" + (f", timestep {worst.timestep}" if worst.timestep is not None else "")
+    head = "ok" if result.passed else "MISMATCH"
+    line = (
+        f"{source}: {result.name}: {head}  max |diff| {result.max_abs_diff:.3g} "
+        f"({where}, batch '{worst.case}': keras {worst.keras:.7g}, pytorch {worst.torch:.7g}); "
+        f"{len([c for c in result.cases if c != 'reset'])} batches: {', '.join(result.cases)}"
+    )
+    if not result.passed and result.first_divergent_layer:
+        line += f"\n  first layer that diverges: `{result.first_divergent_layer}`"
+    return line
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from rnnspec.check import load_models
+    from rnnspec.cli import UsageError, read_spec
+
+    loaded: list[tuple[str, list[Model]]] = []
+    failed_spec = False
+    for path in args.files:
+        source = read_spec(path)
+        try:
+            models = load_models(source)
+        except SpecError as exc:
+            print(exc.render(path, source), file=sys.stderr)
+            failed_spec = True
+            continue
+        if args.model:
+            models = [m for m in models if m.name == args.model]
+            if not models:
+                raise UsageError(f"{path}: error: no model `{args.model}` in this file")
+        loaded.append((path, models))
+    if failed_spec:
+        return 2
+    try:
+        import_frameworks()
+    except VerifyError as exc:
+        print(f"rnnspec verify: error: {exc}", file=sys.stderr)
+        return 2
+    results = []
+    errored = False
+    for path, models in loaded:
+        for model in models:
+            try:
+                result, error = verify_one(model, Path(path).name, args)
+            except VerifyError as exc:
+                print(str(exc), file=sys.stderr)
+                return 2
+            errored |= error
+            results.append((path, result))
+            if not args.json:
+                print(describe(result, path), flush=True)
+    if args.json:
+        print(json.dumps({"models": [dict(r.as_json(), file=p) for p, r in results]}, indent=2))
+    if errored:
+        return 2
+    return 0 if all(r.passed for _, r in results) else 1
