@@ -53,7 +53,8 @@ def _var(value_name: str) -> str:
 
 def context(model: Model, source_name: str) -> dict[str, Any]:
     (inp,) = model.inputs
-    shape = "(" + ", ".join("None" if d is None else str(d) for d in inp.shape) + ",)"
+    dims = ["None" if d is None else str(d) for d in inp.shape]
+    shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
     input_args = [f"shape={shape}", f"dtype={py_literal(inp.dtype)}"]
     if model.batch_size is not None:
         input_args.append(f"batch_size={model.batch_size}")

@@ -1,0 +1,42 @@
+"""Golden files: the generated programs of every example, byte for byte.
+
+Regenerate with `python tests/golden.py`; `python tests/golden.py --check` exits 1 if any would change.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+GOLDEN = ROOT / "tests" / "golden"
+SUFFIX = {"keras": "keras.py", "pytorch": "pytorch.py"}
+
+
+def expected_files() -> dict[Path, str]:
+    from rnnspec.compiler import compile_source
+
+    files = {}
+    for spec in sorted(EXAMPLES.glob("*.rnn")):
+        source = spec.read_text(encoding="utf-8")
+        for target, suffix in SUFFIX.items():
+            files[GOLDEN / f"{spec.stem}.{suffix}"] = compile_source(source, target, spec.name)
+    return files
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for path, text in expected_files().items():
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            stale.append(path)
+            if not check:
+                path.write_text(text, encoding="utf-8")
+    for path in stale:
+        print(f"{'would change' if check else 'wrote'}: {path.relative_to(ROOT)}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
