@@ -194,6 +194,13 @@ def _infer_recurrent(model: Model, layer: Layer, current: TensorValue, report: R
             f"drop `unroll` on `{layer.name}`",
         )
         ok = False
+    if layer.inner is not None and rec.attrs["stateful"] and rec.attrs["return_state"]:
+        report.error(
+            rec.where("return_state"),
+            f"`return_state=true` with `stateful=true` inside `bidirectional` is refused: Keras 3's "
+            f"Bidirectional.compute_mask fails on that combination; drop one of them on `{layer.name}`",
+        )
+        ok = False
     if not ok:
         return None
     units = rec.attrs["units"]
