@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rnnspec.errors import Pos, Reporter, SpecError
 from rnnspec.ir import RECURRENT_KINDS, Layer, Model, TensorValue, bad_identifier, build_model
-from rnnspec.parse import parse
+from rnnspec.parse import InputDecl, LayerStmt, parse
 
 
 def load_models(source: str) -> list[Model]:
@@ -29,16 +29,22 @@ def load_models(source: str) -> list[Model]:
         model = build_model(ast, report)
         if model is None:
             continue
-        if not model.inputs and not any(d.pos.line >= ast.pos.line for d in report.diagnostics):
-            report.error(ast.end_pos if not ast.statements else ast.statements[0].pos,
-                         f"model `{ast.name}` has no `input` declaration: start it with e.g. `input x: float32[*, 8]`")
-        if not model.layers:
+        if not any(isinstance(stmt, InputDecl) for stmt in ast.statements):
+            report.error(
+                ast.statements[0].pos if ast.statements else ast.end_pos,
+                f"model `{ast.name}` has no `input` declaration: start it with e.g. `input x: float32[*, 8]`",
+            )
+        if not any(isinstance(stmt, LayerStmt) for stmt in ast.statements):
             report.error(ast.end_pos, f"model `{ast.name}` has no layers")
-        if model.inputs and model.layers:
+        if model.inputs and model.layers and len(model.layers) == _count_layers(ast):
             check_model(model, report)
         models.append(model)
     report.raise_if_any()
     return models
+
+
+def _count_layers(ast) -> int:
+    return sum(isinstance(stmt, LayerStmt) for stmt in ast.statements)
 
 
 def check_model(model: Model, report: Reporter) -> None:

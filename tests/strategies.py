@@ -1,0 +1,223 @@
+"""Hypothesis strategies for random *valid* `.rnn` specs over the whole v0 language, as text.
+
+`specs()` draws one model: an input (`int32[*]`, `int64[N]`, `float32[*, F]`, `float32[T, F]` or
+`float32[F]`), then layers that respect every rule the checker enforces (embedding right after an
+int input, recurrent stacks of depth 1-4 fed sequences, `return_state` and `merge_mode=none` only
+on the last layer, `stateful` only with a model `batch_size`, `unroll` only on a fixed time axis
+and never inside a `bidirectional` over a masked sequence that returns sequences, no
+`go_backwards` inside `bidirectional`). Every option is drawn, sometimes spelled out at its
+default value, sometimes as a keyword where a positional would do. Sizes stay tiny for speed.
+
+REGRESSION_SPECS holds the minimal specs of compiler bugs found while fuzzing; the fuzz module
+runs each of them as an ordinary test (no xfail): they fail until the compiler is fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+from rnnspec.ir import ACTIVATIONS, MERGE_MODES
+
+RECURRENT = ("simple_rnn", "lstm", "gru")
+SEQUENCE_EXTRAS = ("masking", "dense", "dropout")
+RATES = ("0.0", "0", "0.1", "0.25", "0.5", "0.9")
+MASK_VALUES = ("0.0", "0", "-1.0", "1", "0.5", "-2.5", "1e-3", "3")
+
+# Identifiers the spec may use. Besides ordinary names these include the generated programs' own
+# local names (`x`, `y`, `mask`, `last`, `h_n`, ...), which the compiler keeps apart. Names that
+# currently shadow a generated program's globals (`keras`, `torch`, `F`, `self`, `forward`,
+# `eval`, ...) are left out on purpose: each is a known bug in REGRESSION_SPECS, and drawing them
+# here would make every fuzz run stop at the same bug. Add them back once those specs pass.
+INPUT_NAMES = ("x", "tokens", "ids", "features", "y", "h", "mask", "last", "inputs", "seq", "_x1")
+LAYER_NAMES = ("enc", "dec", "proj", "head", "pool", "embed", "rnn", "x", "y", "h", "mask", "last", "h_n", "c_n", "out")
+MODEL_NAMES = ("m", "tagger", "sentiment", "seq2vec", "net_2", "a_b_c", "_private", "x", "Model", "h")
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+@dataclass
+class Flow:
+    """What reaches the next layer: a sequence or not, masked or not; and model-wide facts."""
+
+    sequence: bool
+    masked: bool
+    fixed_time: bool
+    stateful_model: bool
+
+
+@st.composite
+def _keyword(draw, name: str, values: st.SearchStrategy[str], default: str | None = None) -> list[str]:
+    """`name=value` or nothing (the default); sometimes the default written out."""
+    choice = draw(st.integers(0, 3))
+    if choice == 0:
+        return []
+    if choice == 1 and default is not None:
+        return [f"{name}={default}"]
+    return [f"{name}={draw(values)}"]
+
+
+def _bools() -> st.SearchStrategy[str]:
+    return st.booleans().map(_bool)
+
+
+def _activations() -> st.SearchStrategy[str]:
+    return st.sampled_from(ACTIVATIONS)
+
+
+@st.composite
+def _call(draw, kind: str, positional: list[tuple[str, str]], keywords: list[str]) -> str:
+    """Render `kind(...)`: some positional arguments may be given as keywords; keywords shuffled."""
+    args: list[str] = []
+    moved: list[str] = []
+    for index, (name, value) in enumerate(positional):
+        if moved or draw(st.integers(0, 4)) == 0:
+            moved.append(f"{name}={value}")
+        else:
+            args.append(value)
+    rest = draw(st.permutations(moved + keywords)) if len(moved + keywords) > 1 else moved + keywords
+    args += rest
+    trailing = "," if args and draw(st.integers(0, 9)) == 0 else ""
+    return f"{kind}({', '.join(args)}{trailing})"
+
+
+@st.composite
+def _recurrent(draw, kind: str, flow: Flow, *, sequences: bool, last: bool, wrapped: bool) -> str:
+    units = str(draw(st.integers(1, 6)))
+    kw: list[str] = []
+    kw += draw(_keyword("activation", _activations(), "tanh"))
+    if kind != "simple_rnn":
+        kw += draw(_keyword("recurrent_activation", _activations(), "sigmoid"))
+    kw += draw(_keyword("use_bias", _bools(), "true"))
+    kw += draw(_keyword("dropout", st.sampled_from(RATES), "0.0"))
+    kw += draw(_keyword("recurrent_dropout", st.sampled_from(RATES), "0.0"))
+    if sequences:
+        kw.append("return_sequences=true")
+    else:
+        kw += draw(_keyword("return_sequences", st.just("false"), "false"))
+    if last:
+        kw += draw(_keyword("return_state", _bools(), "false"))
+    if not wrapped:
+        kw += draw(_keyword("go_backwards", _bools(), "false"))
+    if flow.stateful_model:
+        kw += draw(_keyword("stateful", _bools(), "false"))
+    # Keras 3's unrolled Bidirectional zeroes the backward half at the wrong masked timesteps.
+    if flow.fixed_time and not (wrapped and flow.masked and sequences):
+        kw += draw(_keyword("unroll", _bools(), "false"))
+    if kind == "lstm":
+        kw += draw(_keyword("unit_forget_bias", _bools(), "true"))
+    if kind == "gru":
+        kw += draw(_keyword("reset_after", _bools(), "true"))
+    return draw(_call(kind, [("units", units)], kw))
+
+
+@st.composite
+def _recurrent_layer(draw, flow: Flow, *, sequences: bool, last: bool) -> str:
+    kind = draw(st.sampled_from(RECURRENT))
+    if not draw(st.integers(0, 2)) == 0:
+        return draw(_recurrent(kind, flow, sequences=sequences, last=last, wrapped=False))
+    inner = draw(_recurrent(kind, flow, sequences=sequences, last=last, wrapped=True))
+    modes = MERGE_MODES if last else tuple(m for m in MERGE_MODES if m != "none")
+    kw = draw(_keyword("merge_mode", st.sampled_from(modes), "concat"))
+    return draw(_call("bidirectional", [("layer", inner)], kw))
+
+
+@st.composite
+def _simple_layer(draw, kind: str) -> str:
+    if kind == "masking":
+        return draw(_call("masking", [], draw(_keyword("mask_value", st.sampled_from(MASK_VALUES), "0.0"))))
+    if kind == "dense":
+        kw = draw(_keyword("activation", _activations(), "linear")) + draw(_keyword("use_bias", _bools(), "true"))
+        return draw(_call("dense", [("units", str(draw(st.integers(1, 6))))], kw))
+    if kind == "dropout":
+        return draw(_call("dropout", [("rate", draw(st.sampled_from(RATES)))], []))
+    return f"{kind}()"
+
+
+@st.composite
+def _structure(draw, sequence: bool) -> list[tuple[str, bool]]:
+    """The layer kinds after the input (and embedding), each with its `return_sequences`."""
+    kinds: list[tuple[str, bool]] = []
+    if sequence:
+        depth = draw(st.integers(0, 4))
+        for index in range(depth):
+            kinds += [(k, True) for k in draw(st.lists(st.sampled_from(SEQUENCE_EXTRAS), max_size=1))]
+            sequences = True if index < depth - 1 else draw(st.booleans())
+            kinds.append(("recurrent", sequences))
+        if not kinds or kinds[-1][1]:
+            kinds += [(k, True) for k in draw(st.lists(st.sampled_from(SEQUENCE_EXTRAS), max_size=1))]
+            end = draw(st.sampled_from([None, "global_average_pooling", "attention_pooling"]))
+            if end:
+                kinds.append((end, False))
+    kinds += [(k, False) for k in draw(st.lists(st.sampled_from(("dense", "dropout")), max_size=2))]
+    return kinds
+
+
+@st.composite
+def specs(draw) -> str:
+    """One random valid model, rendered as `.rnn` text."""
+    form = draw(st.sampled_from(["int_var", "int_fixed", "float_var", "float_fixed", "float_vector"]))
+    time = draw(st.integers(1, 6))
+    features = draw(st.integers(1, 6))
+    input_name = draw(st.sampled_from(INPUT_NAMES))
+    if form.startswith("int"):
+        dtype = draw(st.sampled_from(["int32", "int64"]))
+        dims = "*" if form == "int_var" else str(time)
+    else:
+        dtype = "float32"
+        dims = {"float_var": f"*, {features}", "float_fixed": f"{time}, {features}"}.get(form, str(features))
+    sequence = form != "float_vector"
+    flow = Flow(sequence, False, form in ("int_fixed", "float_fixed"), draw(st.booleans()) and sequence)
+
+    lines: list[str] = []
+    if form.startswith("int"):
+        mask_zero = draw(st.booleans())
+        kw = ["mask_zero=true"] if mask_zero else draw(_keyword("mask_zero", st.just("false"), "false"))
+        vocab, width = str(draw(st.integers(2, 20))), str(draw(st.integers(1, 6)))
+        lines.append(draw(_call("embedding", [("input_dim", vocab), ("output_dim", width)], kw)))
+        flow.masked = mask_zero
+    kinds = draw(_structure(sequence))
+    if not kinds and not lines:
+        kinds = [("dense", sequence)]
+    for index, (kind, sequences) in enumerate(kinds):
+        last = index == len(kinds) - 1
+        if kind == "recurrent":
+            lines.append(draw(_recurrent_layer(flow, sequences=sequences, last=last)))
+            flow.masked = flow.masked and sequences
+            flow.sequence = sequences
+        else:
+            lines.append(draw(_simple_layer(kind)))
+            if kind == "masking":
+                flow.masked = True
+            elif kind in ("global_average_pooling", "attention_pooling"):
+                flow.masked = flow.sequence = False
+
+    # Aliases: unique, never the input's name (the checker rejects both, and auto names are
+    # `kind_N`, which no pool name looks like).
+    taken = {input_name}
+    for index, line in enumerate(lines):
+        if draw(st.integers(0, 4)) == 0:
+            alias = draw(st.sampled_from(LAYER_NAMES).filter(lambda name: name not in taken))
+            taken.add(alias)
+            lines[index] = f"{line} as {alias}"
+
+    if flow.stateful_model or draw(st.integers(0, 9)) == 0:
+        header = f"({_batch_size(draw(st.integers(1, 4)), draw(st.booleans()))})"
+    else:
+        header = ""
+    comment = "    # drawn by tests/strategies.py\n" if draw(st.integers(0, 9)) == 0 else ""
+    name = draw(st.sampled_from(MODEL_NAMES))
+    body = "".join(f"    {line}\n" for line in lines)
+    return f"model {name}{header} {{\n{comment}    input {input_name}: {dtype}[{dims}]\n{body}}}\n"
+
+
+def _batch_size(size: int, trailing_comma: bool) -> str:
+    return f"batch_size={size}{',' if trailing_comma else ''}"
+
+
+# Minimal specs of compiler bugs found by fuzzing and probing. Each must verify (Keras and PyTorch
+# agree); today each fails. Keep them until fixed; never mark them xfail.
+REGRESSION_SPECS: dict[str, str] = {}
