@@ -1,0 +1,141 @@
+"""Tier one: the generated Keras model is the hand-written one (parameters, shapes), and the weight
+mapping is exact in both directions."""
+
+import numpy as np
+import pytest
+
+from rnnspec.check import load_model
+from rnnspec.compiler import generate
+from rnnspec.equivalence import weights as w
+from rnnspec.equivalence.harness import configure_frameworks, load_program
+from tests.golden import EXAMPLES
+
+configure_frameworks()
+keras = pytest.importorskip("keras")
+torch = pytest.importorskip("torch")
+L = keras.layers
+
+
+def hand_written(name):
+    """The guide's models, written by hand in Keras."""
+    if name == "sentiment":
+        inp = keras.Input(shape=(None,), dtype="int32")
+        x = L.Embedding(1000, 64, mask_zero=True)(inp)
+        x = L.LSTM(128)(x)
+        out = L.Dense(10, activation="softmax")(x)
+    elif name == "gru_simple_rnn":
+        inp = keras.Input(shape=(None,), dtype="int32")
+        x = L.Embedding(1000, 64)(inp)
+        x = L.GRU(256, return_sequences=True)(x)
+        x = L.SimpleRNN(128)(x)
+        out = L.Dense(10)(x)
+    elif name == "bidirectional":
+        inp = keras.Input(shape=(5, 10))
+        x = L.Bidirectional(L.LSTM(64, return_sequences=True))(inp)
+        x = L.Bidirectional(L.LSTM(32))(x)
+        out = L.Dense(10)(x)
+    elif name == "paragraphs":
+        inp = keras.Input(shape=(10, 50), batch_size=3)
+        x = L.LSTM(64, stateful=True)(inp)
+        out = L.Dense(10)(x)
+    elif name == "masking":
+        inp = keras.Input(shape=(None, 8))
+        x = L.Masking(mask_value=-1.0)(inp)
+        x = L.GRU(16, return_sequences=True)(x)
+        x = L.LSTM(16)(x)
+        out = L.Dense(1, activation="sigmoid")(x)
+    else:
+        return None
+    return keras.Model(inp, out)
+
+
+def generated(name):
+    model = load_model((EXAMPLES / f"{name}.rnn").read_text())
+    keras_program = load_program(generate(model, "keras", f"{name}.rnn"), f"{name}_k")
+    torch_program = load_program(generate(model, "pytorch", f"{name}.rnn"), f"{name}_t")
+    return model, keras_program.build_model(), torch_program.build_model()
+
+
+def shapes(model):
+    return [tuple(layer.output.shape) for layer in model.layers]
+
+
+@pytest.mark.parametrize("name", ["sentiment", "gru_simple_rnn", "bidirectional", "paragraphs", "masking"])
+def test_matches_hand_written_keras(name):
+    ir, ours, theirs = generated(name)[0], generated(name)[1], hand_written(name)
+    assert ours.count_params() == theirs.count_params()
+    assert shapes(ours) == shapes(theirs)
+
+
+def test_guide_bidirectional_shapes():
+    _, ours, _ = generated("bidirectional")
+    assert [tuple(layer.output.shape) for layer in ours.layers[1:3]] == [(None, 5, 128), (None, 64)]
+
+
+def test_layer_names_are_the_spec_names():
+    _, ours, theirs = generated("attention")
+    assert [layer.name for layer in ours.layers] == [
+        "tokens", "embedding_1", "encoder", "pool", "dense_1",
+    ]  # fmt: skip
+    assert {name.split(".")[0] for name in theirs.state_dict()} == {"embedding_1", "encoder", "pool", "dense_1"}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.rnn")))
+def test_weight_shapes_from_the_ir(name):
+    ir, ours, module = generated(name)
+    assert {k: [a.shape for a in v] for k, v in w.get_keras_weights(ir, ours).items()} == w.keras_weight_shapes(ir)
+    mapped = w.keras_to_torch(ir, w.random_keras_weights(ir, 1))
+    assert {k: tuple(v.shape) for k, v in mapped.items()} == {
+        k: tuple(v.shape) for k, v in module.state_dict().items()
+    }
+
+
+MAPPED_SPECS = [
+    "model m {\n input x: float32[*, 3]\n gru(4, return_sequences=true)\n"
+    " bidirectional(gru(2, reset_after=false))\n dense(2)\n}\n",
+    "model m {\n input x: float32[*, 3]\n bidirectional(lstm(4, return_sequences=true))\n"
+    " simple_rnn(2, use_bias=false)\n}\n",
+    "model m {\n input x: float32[*, 3]\n lstm(4, activation=relu, return_sequences=true)\n attention_pooling()\n}\n",
+]
+
+
+@pytest.mark.parametrize("source", MAPPED_SPECS)
+def test_keras_to_torch_to_keras_returns_the_same_arrays(source):
+    ir = load_model(source)
+    original = w.random_keras_weights(ir, 3)
+    back = w.torch_to_keras(ir, w.keras_to_torch(ir, original))
+    assert original.keys() == back.keys()
+    for name in original:
+        assert len(original[name]) == len(back[name])
+        for a, b in zip(original[name], back[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_gru_gate_blocks_are_reordered():
+    ir = load_model("model m {\n input x: float32[*, 1]\n gru(1)\n}\n")
+    kernel = np.array([[10.0, 20.0, 30.0]], dtype=np.float32)  # Keras blocks z, r, h
+    recurrent = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
+    bias = np.array([[4.0, 5.0, 6.0], [7.0, 8.0, 9.0]], dtype=np.float32)
+    state = w.keras_to_torch(ir, {"gru_1": [kernel, recurrent, bias]})
+    np.testing.assert_array_equal(state["gru_1.weight_ih_l0"].ravel(), [20.0, 10.0, 30.0])  # torch r, z, n
+    np.testing.assert_array_equal(state["gru_1.weight_hh_l0"].ravel(), [2.0, 1.0, 3.0])
+    np.testing.assert_array_equal(state["gru_1.bias_ih_l0"], [5.0, 4.0, 6.0])
+    np.testing.assert_array_equal(state["gru_1.bias_hh_l0"], [8.0, 7.0, 9.0])
+
+
+def test_lstm_single_bias_becomes_two():
+    ir = load_model("model m {\n input x: float32[*, 1]\n lstm(1)\n}\n")
+    bias = np.arange(4, dtype=np.float32)
+    state = w.keras_to_torch(ir, {"lstm_1": [np.ones((1, 4), np.float32), np.ones((1, 4), np.float32), bias]})
+    np.testing.assert_array_equal(state["lstm_1.bias_ih_l0"], bias)
+    np.testing.assert_array_equal(state["lstm_1.bias_hh_l0"], np.zeros(4))
+
+
+def test_fused_kernels_are_used_where_exact():
+    ir = load_model("model m {\n input x: float32[*, 3]\n lstm(4, return_sequences=true)\n gru(3, return_sequences=true)\n"
+                    " simple_rnn(2, activation=relu, return_sequences=true)\n gru(2, reset_after=false)\n}\n")  # fmt: skip
+    code = generate(ir, "pytorch", "m.rnn")
+    assert "self.lstm_1 = nn.LSTM(3, 4, batch_first=True)" in code
+    assert "self.gru_1 = nn.GRU(4, 3, batch_first=True)" in code
+    assert 'self.simple_rnn_1 = nn.RNN(3, 2, nonlinearity="relu", batch_first=True)' in code
+    assert "self.gru_2 = KerasGRU(" in code and "reset_after=False" in code
