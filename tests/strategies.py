@@ -5,7 +5,7 @@
 int input, recurrent stacks of depth 1-4 fed sequences, `return_state` and `merge_mode=none` only
 on the last layer, `stateful` only with a model `batch_size`, `unroll` only on a fixed time axis
 and never inside a `bidirectional` over a masked sequence that returns sequences, no
-`go_backwards` inside `bidirectional`). Every option is drawn, sometimes spelled out at its
+`go_backwards` inside `bidirectional`, no `stateful` with `return_state` inside `bidirectional`). Every option is drawn, sometimes spelled out at its
 default value, sometimes as a keyword where a positional would do. Sizes stay tiny for speed.
 
 REGRESSION_SPECS holds the minimal specs of compiler bugs found while fuzzing; the fuzz module
@@ -98,11 +98,14 @@ def _recurrent(draw, kind: str, flow: Flow, *, sequences: bool, last: bool, wrap
         kw.append("return_sequences=true")
     else:
         kw += draw(_keyword("return_sequences", st.just("false"), "false"))
+    returns_state = []
     if last:
-        kw += draw(_keyword("return_state", _bools(), "false"))
+        returns_state = draw(_keyword("return_state", _bools(), "false"))
+        kw += returns_state
     if not wrapped:
         kw += draw(_keyword("go_backwards", _bools(), "false"))
-    if flow.stateful_model:
+    # Keras 3's Bidirectional cannot return the states of a stateful layer.
+    if flow.stateful_model and not (wrapped and "return_state=true" in returns_state):
         kw += draw(_keyword("stateful", _bools(), "false"))
     # Keras 3's unrolled Bidirectional zeroes the backward half at the wrong masked timesteps.
     if flow.fixed_time and not (wrapped and flow.masked and sequences):
