@@ -1,0 +1,34 @@
+"""docs/language.md stays in step with the schemas and the grammar."""
+
+import re
+
+from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES
+from tests.golden import ROOT
+
+DOC = (ROOT / "docs" / "language.md").read_text()
+
+
+def table_row(kind: str) -> str:
+    (row,) = [line for line in DOC.splitlines() if line.startswith(f"| `{kind}` |")]
+    return row
+
+
+def test_every_layer_and_argument_is_documented():
+    for kind, schema in LAYER_SCHEMAS.items():
+        row = table_row(kind)
+        for name, attr in schema.attrs.items():
+            if kind in ("lstm", "gru") and name not in ("recurrent_activation", "unit_forget_bias", "reset_after"):
+                continue  # "as `simple_rnn`, plus ..."
+            assert re.search(rf"\b{name}\b", row), (kind, name)
+
+
+def test_every_activation_and_merge_mode_is_documented():
+    for name in ACTIVATIONS + MERGE_MODES:
+        assert re.search(rf"\b{name}\b", DOC), name
+
+
+def test_keywords_match_the_grammar():
+    grammar = (ROOT / "grammars" / "rnnspec.lark").read_text()
+    keywords = set(re.findall(r'"([a-z]+)"', grammar))
+    assert keywords == {"model", "input", "as", "true", "false"}
+    assert "Keywords: `model input as true false`" in DOC
