@@ -21,7 +21,9 @@ def load_models(source: str) -> list[Model]:
         report.error(Pos(1, 1), "the file holds no model: write `model NAME { input ...; layers }`")
     for ast in spec.models:
         if ast.name in seen:
-            report.error(ast.name_pos, f"model `{ast.name}` is defined twice (first at line {seen[ast.name].line})")
+            report.error(
+                ast.name_pos, f"model `{ast.name}` is defined twice (first at line {seen[ast.name].line})"
+            )
         seen.setdefault(ast.name, ast.name_pos)
         why = bad_identifier(ast.name)
         if why:
@@ -125,7 +127,11 @@ def _infer(
                 f"{_describe(current)} from `{previous.name if previous else current.name}`",
             )
             return None
-        return [TensorValue(layer.name, "float32", current.shape + (layer.attrs["output_dim"],), layer.attrs["mask_zero"])]
+        return [
+            TensorValue(
+                layer.name, "float32", current.shape + (layer.attrs["output_dim"],), layer.attrs["mask_zero"]
+            )
+        ]
     if is_ids:
         report.error(
             layer.pos,
@@ -145,7 +151,9 @@ def _infer(
     if kind in ("masking",):
         return [TensorValue(layer.name, "float32", current.shape, True)]
     if kind in ("dense",):
-        return [TensorValue(layer.name, "float32", current.shape[:-1] + (layer.attrs["units"],), current.masked)]
+        return [
+            TensorValue(layer.name, "float32", current.shape[:-1] + (layer.attrs["units"],), current.masked)
+        ]
     if kind == "dropout":
         return [TensorValue(layer.name, "float32", current.shape, current.masked)]
     if kind in ("global_average_pooling", "attention_pooling"):
@@ -155,7 +163,11 @@ def _infer(
 
 def _needs_sequence(layer: Layer, current: TensorValue, previous: Layer | None) -> str:
     what = "a recurrent layer" if layer.recurrent is not None else f"`{layer.kind}`"
-    if previous is not None and previous.recurrent is not None and not previous.recurrent.attrs["return_sequences"]:
+    if (
+        previous is not None
+        and previous.recurrent is not None
+        and not previous.recurrent.attrs["return_sequences"]
+    ):
         fix = (
             f"`{previous.name}` returns only its last output ({_describe(current)}); "
             f"set `return_sequences=true` on `{previous.name}`"
@@ -168,7 +180,9 @@ def _needs_sequence(layer: Layer, current: TensorValue, previous: Layer | None) 
     )
 
 
-def _infer_recurrent(model: Model, layer: Layer, current: TensorValue, report: Reporter) -> list[TensorValue] | None:
+def _infer_recurrent(
+    model: Model, layer: Layer, current: TensorValue, report: Reporter
+) -> list[TensorValue] | None:
     rec = layer.recurrent
     assert rec is not None
     ok = True
@@ -242,7 +256,9 @@ def load_model(source: str, name: str | None = None) -> Model:
         for model in models:
             if model.name == name:
                 return model
-        raise SpecError.single(f"no model `{name}` in this file; it defines: {', '.join(m.name for m in models)}")
+        raise SpecError.single(
+            f"no model `{name}` in this file; it defines: {', '.join(m.name for m in models)}"
+        )
     if len(models) > 1:
         raise SpecError.single(
             f"this file defines {len(models)} models ({', '.join(m.name for m in models)}); choose one with --model NAME"

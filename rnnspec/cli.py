@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 a verification mismatch, 2 an error in what the user gave us
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -121,12 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
     ver.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (default 0)")
     ver.add_argument("--batch", type=int, default=6, help="rows per batch for stateless models (default 6)")
-    ver.add_argument("--time", type=int, default=7, help="timesteps where the spec leaves them free (default 7)")
-    ver.add_argument("--chunks", type=int, default=3, help="stateful chunks before and after the reset (default 3)")
+    ver.add_argument(
+        "--time", type=int, default=7, help="timesteps where the spec leaves them free (default 7)"
+    )
+    ver.add_argument(
+        "--chunks", type=int, default=3, help="stateful chunks before and after the reset (default 3)"
+    )
     ver.add_argument("--keras-code", help="a Keras program to verify instead of the generated one")
     ver.add_argument("--pytorch-code", help="a PyTorch program to verify instead of the generated one")
     ver.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     ver.set_defaults(func=cmd_verify)
+
+    from rnnspec import review
+
+    review.add_parsers(sub)
     return parser
 
 

@@ -41,8 +41,7 @@ class SpecError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(
-            f"{d.pos.line}:{d.pos.col}: {d.message}" if d.pos else d.message
-            for d in self.diagnostics
+            f"{d.pos.line}:{d.pos.col}: {d.message}" if d.pos else d.message for d in self.diagnostics
         )
 
     def render(self, path: str, source: str | None) -> str:
@@ -78,4 +77,3 @@ def closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     near = closest(word, choices)
     return f" (did you mean `{near}`?)" if near else ""
-

@@ -95,7 +95,11 @@ LAYER_SCHEMAS: dict[str, LayerSchema] = {
     ),
     "dense": LayerSchema(
         ("units",),
-        {"units": Attr("pos_int"), "activation": Attr("activation", "linear"), "use_bias": Attr("bool", True)},
+        {
+            "units": Attr("pos_int"),
+            "activation": Attr("activation", "linear"),
+            "use_bias": Attr("bool", True),
+        },
     ),
     "dropout": LayerSchema(("rate",), {"rate": Attr("rate")}),
     "global_average_pooling": LayerSchema((), {}),
@@ -180,7 +184,9 @@ def build_model(ast: ModelAST, report: Reporter) -> Model | None:
     for index, stmt in enumerate(ast.statements):
         if isinstance(stmt, InputDecl):
             if index != 0 or inputs:
-                report.error(stmt.pos, "`input` must be the first statement of a model, and v0 allows exactly one")
+                report.error(
+                    stmt.pos, "`input` must be the first statement of a model, and v0 allows exactly one"
+                )
                 continue
             value = _input_value(stmt, report)
             if value is not None:
@@ -245,7 +251,9 @@ def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
 def _layer(call: Call, report: Reporter) -> Layer | None:
     schema = LAYER_SCHEMAS.get(call.kind)
     if schema is None:
-        report.error(call.pos, f"unknown layer kind `{call.kind}`{did_you_mean(call.kind, list(LAYER_SCHEMAS))}")
+        report.error(
+            call.pos, f"unknown layer kind `{call.kind}`{did_you_mean(call.kind, list(LAYER_SCHEMAS))}"
+        )
         return None
     attr_pos: dict[str, Pos] = {}
     attrs = _bind_args(call.args, schema.positional, schema.attrs, call.kind, call.pos, report, attr_pos)
@@ -291,9 +299,7 @@ def _bind_args(
             seen_keyword = True
             name = arg.name
             if name not in schema:
-                report.error(
-                    arg.pos, f"`{owner}` has no argument `{name}`{did_you_mean(name, list(schema))}"
-                )
+                report.error(arg.pos, f"`{owner}` has no argument `{name}`{did_you_mean(name, list(schema))}")
                 continue
         if name in given:
             report.error(arg.pos, f"argument `{name}` of `{owner}` is given twice")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Union
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -47,7 +46,7 @@ class Star:
 @dataclass(frozen=True)
 class Arg:
     name: str | None  # None for a positional argument
-    value: "Value"
+    value: Value
     pos: Pos  # of the keyword, or of the value when positional
 
 
@@ -58,7 +57,7 @@ class Call:
     pos: Pos
 
 
-Value = Union[Number, Bool, Ident, Call]
+Value = Number | Bool | Ident | Call
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,7 @@ class InputDecl:
     dims: tuple[Number | Star, ...]
     pos: Pos
     name_pos: Pos
+    end_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class LayerStmt:
     call: Call
     alias: Ident | None
     pos: Pos
+    end_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,12 +140,14 @@ def _statement(tree: Tree) -> InputDecl | LayerStmt:
             dims=tuple(_dim(d) for d in dims),
             pos=_pos(tree),
             name_pos=_pos(name),
+            end_line=tree.meta.end_line,
         )
     call, *alias = tree.children
     return LayerStmt(
         call=_call(call),
         alias=Ident(str(alias[0]), _pos(alias[0])) if alias else None,
         pos=_pos(tree),
+        end_line=tree.meta.end_line,
     )
 
 
@@ -218,9 +221,7 @@ def _found(exc: UnexpectedInput, source: str) -> str:
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, source: str) -> Diagnostic:
-    if isinstance(exc, UnexpectedEOF) or (
-        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
-    ):
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         lines = source.splitlines() or [""]
         pos = Pos(len(lines), len(lines[-1]) + 1)
     else:

@@ -75,8 +75,12 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
     from rnnspec.equivalence.harness import Programs, Result, verify
 
     keras_code = _read_code(args.keras_code) if args.keras_code else generate(model, "keras", source_name)
-    torch_code = _read_code(args.pytorch_code) if args.pytorch_code else generate(model, "pytorch", source_name)
-    options = dict(seed=args.seed, atol=args.atol, rtol=args.rtol, batch=args.batch, steps=args.time, chunks=args.chunks)
+    torch_code = (
+        _read_code(args.pytorch_code) if args.pytorch_code else generate(model, "pytorch", source_name)
+    )
+    options = dict(
+        seed=args.seed, atol=args.atol, rtol=args.rtol, batch=args.batch, steps=args.time, chunks=args.chunks
+    )
     try:
         result = verify(model, Programs(keras_code, torch_code), **options)
     except Exception as exc:  # user-edited code may fail in any way; report it, exit 2
@@ -117,7 +121,9 @@ def describe(result, source: str) -> str:
         return f"{source}: {result.name}: ERROR {result.error}"
     worst = result.worst
     output = result.outputs[worst.output] if worst.output < len(result.outputs) else str(worst.output)
-    where = f"output `{output}`, row {worst.row}" + (f", timestep {worst.timestep}" if worst.timestep is not None else "")
+    where = f"output `{output}`, row {worst.row}" + (
+        f", timestep {worst.timestep}" if worst.timestep is not None else ""
+    )
     head = "ok" if result.passed else "MISMATCH"
     line = (
         f"{source}: {result.name}: {head}  max |diff| {result.max_abs_diff:.3g} "

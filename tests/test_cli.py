@@ -29,7 +29,9 @@ def test_compile_prints_the_program(capsys):
 def test_compile_writes_output_atomically(tmp_path, capsys):
     out_file = tmp_path / "model.py"
     out_file.write_text("old")
-    code, out, err = run(capsys, "compile", str(EXAMPLES / "sentiment.rnn"), "--target", "keras", "-o", str(out_file))
+    code, out, err = run(
+        capsys, "compile", str(EXAMPLES / "sentiment.rnn"), "--target", "keras", "-o", str(out_file)
+    )
     assert (code, out, err) == (0, "", "")
     assert out_file.read_text() == (GOLDEN / "sentiment.keras.py").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]  # no temporary left behind
@@ -91,7 +93,9 @@ def test_version_and_help():
 
 def test_unknown_target_is_a_usage_error():
     done = subprocess.run(
-        [sys.executable, "-m", "rnnspec", "compile", "x.rnn", "--target", "jax"], capture_output=True, text=True
+        [sys.executable, "-m", "rnnspec", "compile", "x.rnn", "--target", "jax"],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert "invalid choice: 'jax'" in done.stderr

@@ -45,10 +45,14 @@ def recurrent_cases():
     for kind in ("simple_rnn", "lstm", "gru"):
         extra = GATED_OPTIONS if kind != "simple_rnn" else []
         if kind == "gru":
-            extra = [*extra, "reset_after=false, return_sequences=true", "reset_after=false, return_state=true"]
+            extra = [
+                *extra,
+                "reset_after=false, return_sequences=true",
+                "reset_after=false, return_state=true",
+            ]
         for options in RECURRENT_OPTIONS + extra:
             args = f"3, {options}" if options else "3"
-            if kind == "lstm" and "unit_forget_bias" in options or kind != "lstm" and "unit_forget" in options:
+            if kind != "lstm" and "unit_forget" in options:
                 continue
             for head in (MASKED_IDS, PLAIN_FEATURES):
                 yield pytest.param(spec(head, f"{kind}({args})"), id=f"{kind}({args})|{head.split()[2]}")
@@ -82,13 +86,19 @@ STATEFUL = [
     spec(MASKED_IDS, "lstm(3, stateful=true, return_sequences=true, return_state=true)", "batch_size=6"),
     spec(MASKED_IDS, "gru(3, stateful=true, return_state=true)", "batch_size=6"),
     spec(MASKED_IDS, "gru(3, stateful=true, reset_after=false, return_sequences=true)", "batch_size=6"),
-    spec(MASKED_IDS, "simple_rnn(3, stateful=true, go_backwards=true, return_sequences=true)", "batch_size=6"),
+    spec(
+        MASKED_IDS, "simple_rnn(3, stateful=true, go_backwards=true, return_sequences=true)", "batch_size=6"
+    ),
     spec(MASKED_IDS, "lstm(3, stateful=true, activation=relu, return_state=true)", "batch_size=6"),
     spec(MASKED_IDS, "bidirectional(lstm(3, stateful=true, return_sequences=true))", "batch_size=6"),
     spec(MASKED_IDS, "bidirectional(gru(3, stateful=true), merge_mode=none)", "batch_size=6"),
-    spec(MASKED_IDS, "bidirectional(gru(3, stateful=true, reset_after=false), merge_mode=ave)", "batch_size=6"),
+    spec(
+        MASKED_IDS, "bidirectional(gru(3, stateful=true, reset_after=false), merge_mode=ave)", "batch_size=6"
+    ),
     spec(PLAIN_FEATURES, "lstm(3, stateful=true, return_sequences=true, return_state=true)", "batch_size=4"),
-    spec(PLAIN_FEATURES, "bidirectional(simple_rnn(3, stateful=true, return_sequences=true))", "batch_size=4"),
+    spec(
+        PLAIN_FEATURES, "bidirectional(simple_rnn(3, stateful=true, return_sequences=true))", "batch_size=4"
+    ),
     spec(MASKED_FEATURES, "gru(3, stateful=true, return_sequences=true, return_state=true)", "batch_size=6"),
 ]
 
@@ -110,7 +120,10 @@ STACKS = [
     spec(PLAIN_FEATURES, "global_average_pooling()\n    dense(2)"),
     spec(MASKED_IDS, "attention_pooling()"),
     spec(PLAIN_FEATURES, "attention_pooling()"),
-    spec(MASKED_IDS, "bidirectional(gru(3, return_sequences=true))\n    attention_pooling()\n    dense(2, activation=softmax)"),
+    spec(
+        MASKED_IDS,
+        "bidirectional(gru(3, return_sequences=true))\n    attention_pooling()\n    dense(2, activation=softmax)",
+    ),
     spec(MASKED_IDS, "lstm(3, return_sequences=true, go_backwards=true)\n    lstm(2, return_sequences=true)"),
     spec(FIXED_FEATURES, "lstm(3, unroll=true, return_sequences=true)\n    gru(3, unroll=true)"),
     spec(FIXED_FEATURES, "masking(mask_value=0.5)\n    simple_rnn(3, unroll=true, return_sequences=true)"),

@@ -35,10 +35,22 @@ def test_syntax_error_shows_line_caret_and_expectation():
 @pytest.mark.parametrize(
     "source, message",
     [
-        (model(FEATURES, "lstm(3 4)"), "m.rnn:3:12: error: expected `,` or `)` before `4`: is a comma missing between arguments?"),
-        (model(FEATURES, "lstm(units: 3)"), "m.rnn:3:15: error: expected `=` between an argument name and its value, found `:`"),
-        ("lstm(3)\n", "m.rnn:1:1: error: expected `model NAME { ... }`, found `lstm`: every layer and input belongs inside a model block"),
-        (model(FEATURES, 'lstm("3")'), "m.rnn:3:10: error: strings are not part of the language: write names and numbers without quotes"),
+        (
+            model(FEATURES, "lstm(3 4)"),
+            "m.rnn:3:12: error: expected `,` or `)` before `4`: is a comma missing between arguments?",
+        ),
+        (
+            model(FEATURES, "lstm(units: 3)"),
+            "m.rnn:3:15: error: expected `=` between an argument name and its value, found `:`",
+        ),
+        (
+            "lstm(3)\n",
+            "m.rnn:1:1: error: expected `model NAME { ... }`, found `lstm`: every layer and input belongs inside a model block",
+        ),
+        (
+            model(FEATURES, 'lstm("3")'),
+            "m.rnn:3:10: error: strings are not part of the language: write names and numbers without quotes",
+        ),
     ],
 )
 def test_common_syntax_mistakes_are_named(source, message):
@@ -49,60 +61,127 @@ def test_common_syntax_mistakes_are_named(source, message):
     "lines, message",
     [
         ([FEATURES, "lstn(3)"], "m.rnn:3:5: error: unknown layer kind `lstn` (did you mean `lstm`?)"),
-        ([FEATURES, "lstm(3, retrun_sequences=true)"],
-         "m.rnn:3:13: error: `lstm` has no argument `retrun_sequences` (did you mean `return_sequences`?)"),
-        ([FEATURES, "lstm(3, activation=tanhh)"],
-         "m.rnn:3:24: error: unknown activation `tanhh` for `activation` of `lstm` (did you mean `tanh`?)"),
-        ([FEATURES, "bidirectional(lstm(3), merge_mode=concatenate)"],
-         "m.rnn:3:39: error: unknown merge mode `concatenate` for `merge_mode` of `bidirectional` (did you mean `concat`?)"),
+        (
+            [FEATURES, "lstm(3, retrun_sequences=true)"],
+            "m.rnn:3:13: error: `lstm` has no argument `retrun_sequences` (did you mean `return_sequences`?)",
+        ),
+        (
+            [FEATURES, "lstm(3, activation=tanhh)"],
+            "m.rnn:3:24: error: unknown activation `tanhh` for `activation` of `lstm` (did you mean `tanh`?)",
+        ),
+        (
+            [FEATURES, "bidirectional(lstm(3), merge_mode=concatenate)"],
+            "m.rnn:3:39: error: unknown merge mode `concatenate` for `merge_mode` of `bidirectional` (did you mean `concat`?)",
+        ),
         ([FEATURES, "lstm(3, units=4)"], "m.rnn:3:13: error: argument `units` of `lstm` is given twice"),
-        ([FEATURES, "lstm(3, use_bias=true, use_bias=false)"], "m.rnn:3:28: error: argument `use_bias` of `lstm` is given twice"),
+        (
+            [FEATURES, "lstm(3, use_bias=true, use_bias=false)"],
+            "m.rnn:3:28: error: argument `use_bias` of `lstm` is given twice",
+        ),
         ([FEATURES, "lstm(0)"], "m.rnn:3:10: error: `units` of `lstm` must be a positive integer, got `0`"),
-        ([FEATURES, "lstm(2.5)"], "m.rnn:3:10: error: `units` of `lstm` must be a positive integer, got `2.5`"),
-        ([FEATURES, "lstm(3, dropout=1.0)"], "m.rnn:3:21: error: `dropout` of `lstm` must be a rate in [0, 1), got `1.0`"),
-        ([FEATURES, "dropout(-0.1)"], "m.rnn:3:13: error: `rate` of `dropout` must be a rate in [0, 1), got `-0.1`"),
-        ([FEATURES, "lstm(3, stateful=1)"], "m.rnn:3:22: error: `stateful` of `lstm` must be `true` or `false`, got `1`"),
+        (
+            [FEATURES, "lstm(2.5)"],
+            "m.rnn:3:10: error: `units` of `lstm` must be a positive integer, got `2.5`",
+        ),
+        (
+            [FEATURES, "lstm(3, dropout=1.0)"],
+            "m.rnn:3:21: error: `dropout` of `lstm` must be a rate in [0, 1), got `1.0`",
+        ),
+        (
+            [FEATURES, "dropout(-0.1)"],
+            "m.rnn:3:13: error: `rate` of `dropout` must be a rate in [0, 1), got `-0.1`",
+        ),
+        (
+            [FEATURES, "lstm(3, stateful=1)"],
+            "m.rnn:3:22: error: `stateful` of `lstm` must be `true` or `false`, got `1`",
+        ),
         ([FEATURES, "lstm()"], "m.rnn:3:5: error: `lstm` needs the argument `units`"),
-        ([FEATURES, "bidirectional(dense(3))"],
-         "m.rnn:3:19: error: `bidirectional` wraps one recurrent layer (simple_rnn, lstm or gru), got `dense`"),
-        ([FEATURES, "lstm(3, stateful=true)"],
-         "m.rnn:3:13: error: `stateful=true` on `lstm_1` needs a fixed batch size: write `model m(batch_size=N) {`"),
-        ([FEATURES, "lstm(3, unroll=true)"],
-         "m.rnn:3:13: error: `unroll=true` on `lstm_1` needs a fixed number of timesteps, but the time axis is `*`; "
-         "give the input a fixed length such as `float32[20, 8]`"),
-        ([FEATURES, "embedding(10, 3)"],
-         "m.rnn:3:5: error: `embedding` needs an int32 or int64 input of token ids; `embedding_1` receives "
-         "float32[*, 4] from `x`"),
-        ([IDS, "lstm(3)"],
-         "m.rnn:3:5: error: input `tokens` holds token ids (int32[*]) and must be followed by `embedding(...)`, not `lstm`"),
-        ([FEATURES, "lstm(3, return_state=true)", "dense(2)"],
-         "m.rnn:3:13: error: `return_state=true` is only allowed on the last layer of a model; `lstm_1` is followed by `dense_1`"),
-        ([FEATURES, "bidirectional(lstm(3), merge_mode=none)", "dense(2)"],
-         "m.rnn:3:28: error: `merge_mode=none` returns two tensors, so `bidirectional_1` must be the last layer; "
-         "it is followed by `dense_1`"),
-        ([FEATURES, "lstm(3) as enc", "gru(3)"],
-         "m.rnn:4:5: error: a recurrent layer needs a sequence [timesteps, features], but `enc` returns only its last "
-         "output (float32[3]); set `return_sequences=true` on `enc` so that `gru_1` gets one"),
-        ([FEATURES, "lstm(3) as a", "dense(2) as a"],
-         "m.rnn:4:17: error: name `a` is used twice in model `m` (first at line 3); give one of them another name with `as NAME`"),
-        ([FEATURES, "lstm(3) as class"], "m.rnn:3:16: error: layer name `class` is a Python keyword; choose another with `as NAME`"),
-        ([FEATURES, "lstm(3) as __x"],
-         "m.rnn:3:16: error: layer name `__x` starts with `__`, which Python reserves; choose another with `as NAME`"),
-        ([FEATURES, "bidirectional(lstm(3, go_backwards=true))"],
-         "m.rnn:3:27: error: `go_backwards=true` inside `bidirectional` is not supported: the wrapper already runs one "
-         "half backwards; drop the argument"),
-        (["input x: float32[*, *]", "lstm(3)"], "m.rnn:2:25: error: the feature dimension must be a fixed size, not `*`"),
-        (["input x: float16[*, 4]", "lstm(3)"],
-         "m.rnn:2:14: error: unknown input type `float16`: use int32, int64 or float32 (did you mean `float32`?)"),
-        (["input x: float32[0, 4]", "lstm(3)"], "m.rnn:2:22: error: a dimension must be a positive integer or `*`, got `0`"),
-        (["lstm(3)"], "m.rnn:2:5: error: model `m` has no `input` declaration: start it with e.g. `input x: float32[*, 8]`"),
+        (
+            [FEATURES, "bidirectional(dense(3))"],
+            "m.rnn:3:19: error: `bidirectional` wraps one recurrent layer (simple_rnn, lstm or gru), got `dense`",
+        ),
+        (
+            [FEATURES, "lstm(3, stateful=true)"],
+            "m.rnn:3:13: error: `stateful=true` on `lstm_1` needs a fixed batch size: write `model m(batch_size=N) {`",
+        ),
+        (
+            [FEATURES, "lstm(3, unroll=true)"],
+            "m.rnn:3:13: error: `unroll=true` on `lstm_1` needs a fixed number of timesteps, but the time axis is `*`; "
+            "give the input a fixed length such as `float32[20, 8]`",
+        ),
+        (
+            [FEATURES, "embedding(10, 3)"],
+            "m.rnn:3:5: error: `embedding` needs an int32 or int64 input of token ids; `embedding_1` receives "
+            "float32[*, 4] from `x`",
+        ),
+        (
+            [IDS, "lstm(3)"],
+            "m.rnn:3:5: error: input `tokens` holds token ids (int32[*]) and must be followed by `embedding(...)`, not `lstm`",
+        ),
+        (
+            [FEATURES, "lstm(3, return_state=true)", "dense(2)"],
+            "m.rnn:3:13: error: `return_state=true` is only allowed on the last layer of a model; `lstm_1` is followed by `dense_1`",
+        ),
+        (
+            [FEATURES, "bidirectional(lstm(3), merge_mode=none)", "dense(2)"],
+            "m.rnn:3:28: error: `merge_mode=none` returns two tensors, so `bidirectional_1` must be the last layer; "
+            "it is followed by `dense_1`",
+        ),
+        (
+            [FEATURES, "lstm(3) as enc", "gru(3)"],
+            "m.rnn:4:5: error: a recurrent layer needs a sequence [timesteps, features], but `enc` returns only its last "
+            "output (float32[3]); set `return_sequences=true` on `enc` so that `gru_1` gets one",
+        ),
+        (
+            [FEATURES, "lstm(3) as a", "dense(2) as a"],
+            "m.rnn:4:17: error: name `a` is used twice in model `m` (first at line 3); give one of them another name with `as NAME`",
+        ),
+        (
+            [FEATURES, "lstm(3) as class"],
+            "m.rnn:3:16: error: layer name `class` is a Python keyword; choose another with `as NAME`",
+        ),
+        (
+            [FEATURES, "lstm(3) as __x"],
+            "m.rnn:3:16: error: layer name `__x` starts with `__`, which Python reserves; choose another with `as NAME`",
+        ),
+        (
+            [FEATURES, "bidirectional(lstm(3, go_backwards=true))"],
+            "m.rnn:3:27: error: `go_backwards=true` inside `bidirectional` is not supported: the wrapper already runs one "
+            "half backwards; drop the argument",
+        ),
+        (
+            ["input x: float32[*, *]", "lstm(3)"],
+            "m.rnn:2:25: error: the feature dimension must be a fixed size, not `*`",
+        ),
+        (
+            ["input x: float16[*, 4]", "lstm(3)"],
+            "m.rnn:2:14: error: unknown input type `float16`: use int32, int64 or float32 (did you mean `float32`?)",
+        ),
+        (
+            ["input x: float32[0, 4]", "lstm(3)"],
+            "m.rnn:2:22: error: a dimension must be a positive integer or `*`, got `0`",
+        ),
+        (
+            ["lstm(3)"],
+            "m.rnn:2:5: error: model `m` has no `input` declaration: start it with e.g. `input x: float32[*, 8]`",
+        ),
         ([FEATURES], "m.rnn:3:1: error: model `m` has no layers"),
-        ([FEATURES, FEATURES, "lstm(3)"],
-         "m.rnn:3:5: error: `input` must be the first statement of a model, and v0 allows exactly one"),
-        (["input x: float32[4]", "lstm(3)"],
-         "m.rnn:3:5: error: a recurrent layer needs a sequence [timesteps, features]; `lstm_1` receives float32[4] from input `x`"),
-        ([IDS, "embedding(10, 3, mask_zero=true)", "bidirectional(lstm(3, unroll=true, return_sequences=true))"],
-         None),
+        (
+            [FEATURES, FEATURES, "lstm(3)"],
+            "m.rnn:3:5: error: `input` must be the first statement of a model, and v0 allows exactly one",
+        ),
+        (
+            ["input x: float32[4]", "lstm(3)"],
+            "m.rnn:3:5: error: a recurrent layer needs a sequence [timesteps, features]; `lstm_1` receives float32[4] from input `x`",
+        ),
+        (
+            [
+                IDS,
+                "embedding(10, 3, mask_zero=true)",
+                "bidirectional(lstm(3, unroll=true, return_sequences=true))",
+            ],
+            None,
+        ),
     ],
 )
 def test_rule_messages(lines, message):
@@ -128,7 +207,9 @@ def test_unroll_in_bidirectional_over_a_mask_is_refused_with_the_keras_reason():
 
 
 def test_stateful_return_state_in_bidirectional_is_refused_with_the_keras_reason():
-    source = model(FEATURES, "bidirectional(gru(3, stateful=true, return_state=true))", header="model m(batch_size=2)")
+    source = model(
+        FEATURES, "bidirectional(gru(3, stateful=true, return_state=true))", header="model m(batch_size=2)"
+    )
     assert first_line(source) == (
         "m.rnn:3:41: error: `return_state=true` with `stateful=true` inside `bidirectional` is refused: Keras 3's "
         "Bidirectional.compute_mask fails on that combination; drop one of them on `bidirectional_1`"

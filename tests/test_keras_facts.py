@@ -31,12 +31,7 @@ def sigmoid(x):
 
 def randomize(layer, seed=0, scale=0.5):
     rng = np.random.default_rng(seed)
-    layer.set_weights(
-        [
-            (rng.normal(size=w.shape) * scale).astype("float32")
-            for w in layer.get_weights()
-        ]
-    )
+    layer.set_weights([(rng.normal(size=w.shape) * scale).astype("float32") for w in layer.get_weights()])
     return layer.get_weights()
 
 
@@ -206,9 +201,7 @@ def test_stateful_masked_prefix_outputs_zeros_not_carried_state(unroll):
         np.testing.assert_allclose(state[1], carried[1], atol=0)
         np.testing.assert_allclose(state, ref_states[0], atol=ATOL)
         # first valid step of row 0 starts from the carried state
-        np.testing.assert_allclose(
-            layer.states[0].value.numpy()[0], ref_states[0][0], atol=ATOL
-        )
+        np.testing.assert_allclose(layer.states[0].value.numpy()[0], ref_states[0][0], atol=ATOL)
 
 
 def test_initial_state_masked_prefix_outputs_zeros():
@@ -245,9 +238,7 @@ def test_bidirectional_return_sequences_zero_output_for_mask(cls):
     bstep, _ = step_for(cls, b.backward_layer.get_weights())
     z = [np.zeros((4, UNITS), "float32")] * ns
     rf, _, _ = masked_scan(fstep, X, MASK, z, zero_output_for_mask=True)
-    rb, _, _ = masked_scan(
-        bstep, X, MASK, z, go_backwards=True, zero_output_for_mask=True
-    )
+    rb, _, _ = masked_scan(bstep, X, MASK, z, go_backwards=True, zero_output_for_mask=True)
     np.testing.assert_allclose(yf, rf, atol=ATOL)
     # backward half is flipped back to original time order
     np.testing.assert_allclose(yb, rb[:, ::-1], atol=ATOL)
@@ -290,9 +281,7 @@ def test_bidirectional_unroll_true_backward_zeroing_bug(cls):
     unrolled path zeroes the *processing-order* outputs with the UN-flipped
     mask (backend/tensorflow/rnn.py:209-213 uses `mask`, only `mask_list`
     was reversed at 162-163). So unroll=True != unroll=False here."""
-    b = keras.layers.Bidirectional(
-        cls(UNITS, return_sequences=True, unroll=True), merge_mode=None
-    )
+    b = keras.layers.Bidirectional(cls(UNITS, return_sequences=True, unroll=True), merge_mode=None)
     b(X)
     randomize(b.forward_layer, 1)
     randomize(b.backward_layer, 2)
@@ -307,9 +296,7 @@ def test_bidirectional_unroll_true_backward_zeroing_bug(cls):
     held, _, _ = masked_scan(bstep, X, MASK, z, go_backwards=True)
     bug = np.where(MASK[..., None], held, 0.0)[:, ::-1]
     np.testing.assert_allclose(yb, bug, atol=ATOL)
-    correct, _, _ = masked_scan(
-        bstep, X, MASK, z, go_backwards=True, zero_output_for_mask=True
-    )
+    correct, _, _ = masked_scan(bstep, X, MASK, z, go_backwards=True, zero_output_for_mask=True)
     assert np.abs(yb - correct[:, ::-1]).max() > 1e-3
 
 
@@ -333,9 +320,7 @@ def test_go_backwards_output_is_reversed_time_and_mask_not_flipped():
 def test_go_backwards_last_output():
     layer, w = build(keras.layers.GRU, go_backwards=True)
     out = np.asarray(layer(X, mask=MASK))
-    _, last, _ = masked_scan(
-        gru_step(*w), X, MASK, [np.zeros((4, UNITS), "float32")], go_backwards=True
-    )
+    _, last, _ = masked_scan(gru_step(*w), X, MASK, [np.zeros((4, UNITS), "float32")], go_backwards=True)
     np.testing.assert_allclose(out, last, atol=ATOL)
 
 
@@ -370,9 +355,7 @@ def test_masking_layer():
     )
     y = keras.layers.Masking(0.0)(x)
     m = np.asarray(get_keras_mask(y))
-    np.testing.assert_array_equal(
-        m, [[True, False, True, True], [True, True, False, True]]
-    )
+    np.testing.assert_array_equal(m, [[True, False, True, True], [True, True, False, True]])
     exp = x * m[..., None]
     np.testing.assert_array_equal(np.asarray(y), exp)
     y9 = keras.layers.Masking(9.0)(x)
@@ -392,9 +375,7 @@ def test_masking_then_lstm_equals_explicit_mask():
     lstm = keras.layers.LSTM(UNITS, return_sequences=True)
     model = keras.Model(inp, lstm(keras.layers.Masking()(inp)))
     randomize(lstm, 5)
-    np.testing.assert_allclose(
-        np.asarray(model(x)), np.asarray(lstm(x, mask=MASK)), atol=ATOL
-    )
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(lstm(x, mask=MASK)), atol=ATOL)
 
 
 # ---------------------------------------------------------------------------
@@ -423,9 +404,7 @@ def test_gru_reset_after_ports_to_torch():
 
 
 def test_gru_reset_before_formula():
-    layer, (W, U, b) = build(
-        keras.layers.GRU, seed=12, reset_after=False, return_sequences=True
-    )
+    layer, (W, U, b) = build(keras.layers.GRU, seed=12, reset_after=False, return_sequences=True)
     assert b.shape == (3 * UNITS,)
     k = np.asarray(layer(X))
     ref, _, _ = masked_scan(
@@ -449,9 +428,7 @@ def test_gru_reset_before_formula():
 # Fact 6: LSTM torch port
 # ---------------------------------------------------------------------------
 def test_lstm_ports_to_torch():
-    layer, (W, U, b) = build(
-        keras.layers.LSTM, seed=13, return_sequences=True, return_state=True
-    )
+    layer, (W, U, b) = build(keras.layers.LSTM, seed=13, return_sequences=True, return_state=True)
     assert b.shape == (4 * UNITS,)
     h0 = RNG.normal(size=(4, UNITS)).astype("float32")
     c0 = RNG.normal(size=(4, UNITS)).astype("float32")
@@ -540,26 +517,17 @@ def test_stateful_carries_per_row_and_reset():
 def test_activations():
     A = keras.activations
     v = np.array([-3.5, -1.0, 0.0, 1.0, 3.5], "float32")
-    np.testing.assert_allclose(
-        np.asarray(A.hard_sigmoid(v)), np.clip(v + 3, 0, 6) / 6, atol=1e-7
-    )
-    np.testing.assert_allclose(
-        np.asarray(A.hard_sigmoid(v)), [0, 1 / 3, 0.5, 2 / 3, 1], atol=1e-6
-    )
+    np.testing.assert_allclose(np.asarray(A.hard_sigmoid(v)), np.clip(v + 3, 0, 6) / 6, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(A.hard_sigmoid(v)), [0, 1 / 3, 0.5, 2 / 3, 1], atol=1e-6)
     tv = torch.from_numpy(v)
     F = torch.nn.functional
-    np.testing.assert_allclose(
-        np.asarray(A.hard_sigmoid(v)), F.hardsigmoid(tv).numpy(), atol=1e-7
-    )
+    np.testing.assert_allclose(np.asarray(A.hard_sigmoid(v)), F.hardsigmoid(tv).numpy(), atol=1e-7)
     g = np.linspace(-4, 4, 17).astype("float32")
     tg = torch.from_numpy(g)
     # keras.activations.gelu / "gelu" string: approximate=False (exact erf)
     assert A.get("gelu") is A.gelu
     np.testing.assert_allclose(np.asarray(A.gelu(g)), F.gelu(tg).numpy(), atol=1e-6)
-    assert (
-        np.abs(np.asarray(A.gelu(g)) - F.gelu(tg, approximate="tanh").numpy()).max()
-        > 1e-4
-    )
+    assert np.abs(np.asarray(A.gelu(g)) - F.gelu(tg, approximate="tanh").numpy()).max() > 1e-4
     # ...but keras.ops.gelu defaults to approximate=True (tanh)
     np.testing.assert_allclose(
         np.asarray(keras.ops.gelu(g)), F.gelu(tg, approximate="tanh").numpy(), atol=1e-6
@@ -572,18 +540,10 @@ def test_activations():
         atol=1e-6,
     )
     np.testing.assert_allclose(np.asarray(A.selu(g)), F.selu(tg).numpy(), atol=1e-6)
-    np.testing.assert_allclose(
-        np.asarray(A.elu(g)), np.where(g > 0, g, np.exp(g) - 1), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        np.asarray(A.softplus(g)), np.log1p(np.exp(g)), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        np.asarray(A.softplus(g)), F.softplus(tg).numpy(), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        np.asarray(A.softsign(g)), g / (1 + np.abs(g)), atol=1e-6
-    )
+    np.testing.assert_allclose(np.asarray(A.elu(g)), np.where(g > 0, g, np.exp(g) - 1), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(A.softplus(g)), np.log1p(np.exp(g)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(A.softplus(g)), F.softplus(tg).numpy(), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(A.softsign(g)), g / (1 + np.abs(g)), atol=1e-6)
     assert A.get("swish") is A.silu
     np.testing.assert_allclose(np.asarray(A.get("swish")(g)), g * sigmoid(g), atol=1e-6)
     np.testing.assert_allclose(np.asarray(A.exponential(g)), np.exp(g), rtol=1e-6)
@@ -655,9 +615,7 @@ def test_functional_embedding_dense_lstm_uses_mask():
 def test_bidirectional_return_state_and_merge_modes():
     x = X[:, :4]
     for mm in ("concat", "sum", "ave", "mul", None):
-        b = keras.layers.Bidirectional(
-            keras.layers.LSTM(UNITS, return_state=True), merge_mode=mm
-        )
+        b = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, return_state=True), merge_mode=mm)
         r = b(x)
         f, bw = b.forward_layer, b.backward_layer
         fo, fh, fc = (np.asarray(a) for a in f(x))
@@ -738,6 +696,4 @@ def test_use_cudnn_flags_on_cpu():
     b = keras.layers.LSTM(UNITS, return_sequences=True, use_cudnn=False)
     b(X)
     b.set_weights(w)
-    np.testing.assert_array_equal(
-        np.asarray(a(X, mask=MASK)), np.asarray(b(X, mask=MASK))
-    )
+    np.testing.assert_array_equal(np.asarray(a(X, mask=MASK)), np.asarray(b(X, mask=MASK)))

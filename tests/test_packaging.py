@@ -30,7 +30,17 @@ def test_wheel_installs_and_compiles_from_another_directory(tmp_path):
     # No downloads at test time: install the wheel alone, and let the venv see the
     # dependencies this interpreter already has.
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
         capture_output=True,
         text=True,
     )
@@ -51,6 +61,8 @@ def test_wheel_installs_and_compiles_from_another_directory(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == (GOLDEN / "sentiment.pytorch.py").read_text()
     where = subprocess.check_output(
-        [str(python), "-c", "import rnnspec.resources as r; print(r.resource_dir('grammars'))"], text=True, cwd=work
+        [str(python), "-c", "import rnnspec.resources as r; print(r.resource_dir('grammars'))"],
+        text=True,
+        cwd=work,
     )
     assert Path(where.strip()).is_relative_to(site)

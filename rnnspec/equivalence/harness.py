@@ -180,9 +180,23 @@ def verify(
                 result.cases.append("reset")
             label = case.name if number < chunks else f"after reset, chunk {number - chunks + 1}"
             result.cases.append(label)
-            compare(result, label, run_keras(keras_model, case.array), run_torch(torch_module, case.array), atol, rtol)
+            compare(
+                result,
+                label,
+                run_keras(keras_model, case.array),
+                run_torch(torch_module, case.array),
+                atol,
+                rtol,
+            )
     else:
         for case in inputs_mod.cases(model, batch, steps, seed):
             result.cases.append(case.name)
-            compare(result, case.name, run_keras(keras_model, case.array), run_torch(torch_module, case.array), atol, rtol)
+            compare(
+                result,
+                case.name,
+                run_keras(keras_model, case.array),
+                run_torch(torch_module, case.array),
+                atol,
+                rtol,
+            )
     return result

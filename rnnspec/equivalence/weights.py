@@ -122,7 +122,10 @@ def torch_to_keras(model: Model, state: dict[str, np.ndarray]) -> dict[str, list
             rec = layer.recurrent
             arrays: list[np.ndarray] = []
             for suffix in ["", "_reverse"] if layer.inner is not None else [""]:
-                get = lambda key: state[f"{name}.{key}_l0{suffix}"]  # noqa: E731
+
+                def get(key: str, name: str = name, suffix: str = suffix) -> np.ndarray:
+                    return state[f"{name}.{key}_l0{suffix}"]
+
                 arrays.append(_reorder(get("weight_ih").T, rec.kind, 1, inverse=True))
                 arrays.append(_reorder(get("weight_hh").T, rec.kind, 1, inverse=True))
                 if not rec.attrs["use_bias"]:

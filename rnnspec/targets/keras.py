@@ -77,7 +77,9 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         current = hidden
     outputs = targets[0] if len(targets) == 1 else "[" + ", ".join(targets) + "]"
     body += statement(
-        4, "return keras.Model", [f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}"]
+        4,
+        "return keras.Model",
+        [f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}"],
     )
     return {
         "model_name": model.name,

@@ -134,7 +134,9 @@ class _Builder:
         attr = f"self.{layer.name}"
         kind = layer.kind
         if kind == "embedding":
-            self.module(layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])])
+            self.module(
+                layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])]
+            )
             if layer.attrs["mask_zero"]:
                 self.emit(f"{mask} = {src} != 0")
             self.emit(f"{x} = {attr}({src})")
@@ -157,7 +159,9 @@ class _Builder:
             return has_mask
         if kind == "global_average_pooling":
             if has_mask:
-                self.emit(f"{x} = ({src} * {mask}.unsqueeze(-1)).sum(dim=1) / {mask}.sum(dim=1, keepdim=True)")
+                self.emit(
+                    f"{x} = ({src} * {mask}.unsqueeze(-1)).sum(dim=1) / {mask}.sum(dim=1, keepdim=True)"
+                )
             else:
                 self.emit(f"{x} = {src}.mean(dim=1)")
             return False

@@ -1,0 +1,304 @@
+"""The review tools: `check` (how each layer will run), `summary` (shapes and parameters), `fmt`.
+
+All three work from the IR alone; none imports a framework.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+
+from rnnspec.errors import Diagnostic, SpecError
+from rnnspec.ir import Layer, Model
+from rnnspec.parse import Bool, Call, Ident, InputDecl, LayerStmt, Number, Star, parse
+
+# --- check -------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerReport:
+    layer: Layer
+    keras: str
+    pytorch: str
+    warnings: list[str]
+
+
+def keras_gpu_kernel(rec: Layer, masked: bool) -> tuple[bool, str]:
+    """Whether Keras 3 takes the cuDNN kernel for this layer on a GPU, and why (not)."""
+    if rec.kind == "simple_rnn":
+        return False, "Keras has no cuDNN SimpleRNN"
+    reasons = []
+    if rec.attrs["activation"] != "tanh":
+        reasons.append(f"activation={rec.attrs['activation']} (cuDNN needs tanh)")
+    if rec.attrs["recurrent_activation"] != "sigmoid":
+        reasons.append(f"recurrent_activation={rec.attrs['recurrent_activation']} (cuDNN needs sigmoid)")
+    if rec.attrs["recurrent_dropout"] != 0:
+        reasons.append("recurrent_dropout is not 0")
+    if rec.attrs["unroll"]:
+        reasons.append("unroll=true")
+    if not rec.attrs["use_bias"]:
+        reasons.append("use_bias=false")
+    if rec.kind == "gru" and not rec.attrs["reset_after"]:
+        reasons.append("reset_after=false")
+    if reasons:
+        return False, "generic kernel: " + ", ".join(reasons)
+    if masked:
+        return True, "cuDNN kernel, if every mask is right-padded with no fully padded row at run time"
+    return True, "cuDNN kernel"
+
+
+def review_layer(model: Model, layer: Layer) -> LayerReport | None:
+    from rnnspec.targets.pytorch import FUSED, STEPPED, fused_kernel_reason
+
+    rec = layer.recurrent
+    if rec is None:
+        return None
+    masked = model.values[layer.inputs[0]].masked
+    cudnn, keras_text = keras_gpu_kernel(rec, masked)
+    reason = fused_kernel_reason(rec)
+    if reason is None:
+        pytorch = f"fused {FUSED[rec.kind]}" + (" over each row's unmasked steps (packed)" if masked else "")
+    else:
+        pytorch = f"per-timestep loop {STEPPED[rec.kind]}: {reason}"
+    warnings = []
+    if cudnn and masked:
+        warnings.append(
+            f"`{layer.name}` is masked and cuDNN-eligible: on a GPU, Keras's cuDNN path outputs zeros at padded "
+            "timesteps where its CPU path (and the generated PyTorch) repeats the last output, and it rejects "
+            "left padding, holes and fully padded rows; pass `use_cudnn=False` in Keras for the CPU semantics"
+        )
+    if rec.attrs["go_backwards"] and masked and rec.attrs["return_sequences"]:
+        warnings.append(
+            f"`{layer.name}` has go_backwards=true: its outputs come out in reversed time order, but Keras passes "
+            "the mask on in the original order, so the next layer's mask does not line up with them"
+        )
+    return LayerReport(layer, "Keras on a GPU: " + keras_text, "PyTorch: " + pytorch, warnings)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from rnnspec.check import load_models
+    from rnnspec.cli import read_spec
+
+    source = read_spec(args.file)
+    try:
+        models = load_models(source)
+    except SpecError as exc:
+        print(exc.render(args.file, source), file=sys.stderr)
+        return 2
+    warned = False
+    for model in models:
+        print(f"{args.file}: model `{model.name}`: ok")
+        for layer in model.layers:
+            report = review_layer(model, layer)
+            if report is None:
+                continue
+            print(f"  {layer.name} ({layer.kind}{'(' + layer.inner.kind + ')' if layer.inner else ''})")
+            print(f"    {report.keras}")
+            print(f"    {report.pytorch}")
+            for text in report.warnings:
+                warned = True
+                print(Diagnostic(layer.pos, text, "warning").render(args.file, None))
+    return 1 if warned and args.strict else 0
+
+
+# --- summary -----------------------------------------------------------------------------
+
+
+def torch_parameter_count(model: Model, layer: Layer) -> int:
+    """torch's count differs from Keras's only where torch keeps a second bias per direction."""
+    from rnnspec.equivalence.weights import GATE_ORDER, keras_weight_shapes
+
+    count = sum(prod(shape) for shape in keras_weight_shapes(model).get(layer.name, []))
+    rec = layer.recurrent
+    if rec is not None and rec.attrs["use_bias"] and rec.kind in ("lstm", "simple_rnn"):
+        directions = 2 if layer.inner is not None else 1
+        count += directions * len(GATE_ORDER[rec.kind]) * rec.attrs["units"]
+    return count
+
+
+def summary_rows(model: Model) -> list[tuple[str, str, str, int, int]]:
+    from rnnspec.equivalence.weights import keras_weight_shapes
+
+    shapes = keras_weight_shapes(model)
+    batch = str(model.batch_size) if model.batch_size else "None"
+    rows = []
+    (inp,) = model.inputs
+    rows.append((inp.name, "input", _shape(batch, inp.shape), 0, 0))
+    for layer in model.layers:
+        kind = f"{layer.kind}({layer.inner.kind})" if layer.inner else layer.kind
+        out = ", ".join(_shape(batch, model.values[name].shape) for name in layer.outputs)
+        keras_count = sum(prod(shape) for shape in shapes.get(layer.name, []))
+        rows.append((layer.name, kind, out, keras_count, torch_parameter_count(model, layer)))
+    return rows
+
+
+def _shape(batch: str, shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join([batch, *("None" if d is None else str(d) for d in shape)]) + ")"
+
+
+def render_summary(model: Model) -> str:
+    rows = summary_rows(model)
+    header = ("layer", "kind", "output shape", "params (Keras)", "params (PyTorch)")
+    total = ("total", "", "", sum(r[3] for r in rows), sum(r[4] for r in rows))
+    table = [header, *[(a, b, c, f"{d:,}", f"{e:,}") for a, b, c, d, e in [*rows, total]]]
+    widths = [max(len(str(row[i])) for row in table) for i in range(5)]
+
+    def line(row) -> str:
+        cells = [
+            str(c).ljust(w) if i < 3 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    body = [line(r) for r in table[1:-1]]
+    return "\n".join([f"model `{model.name}`", line(header), rule, *body, rule, line(table[-1])]) + "\n"
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from rnnspec.check import load_models
+    from rnnspec.cli import read_spec
+
+    source = read_spec(args.file)
+    try:
+        models = load_models(source)
+    except SpecError as exc:
+        print(exc.render(args.file, source), file=sys.stderr)
+        return 2
+    if args.model:
+        models = [m for m in models if m.name == args.model]
+    sys.stdout.write("\n".join(render_summary(m) for m in models))
+    return 0
+
+
+# --- fmt ---------------------------------------------------------------------------------
+
+
+def _value(value) -> str:
+    if isinstance(value, Number):
+        return value.text
+    if isinstance(value, Bool):
+        return "true" if value.value else "false"
+    if isinstance(value, Ident):
+        return value.name
+    return _call(value)
+
+
+def _call(call: Call) -> str:
+    args = [(f"{a.name}={_value(a.value)}" if a.name else _value(a.value)) for a in call.args]
+    return f"{call.kind}({', '.join(args)})"
+
+
+def _statement(stmt: InputDecl | LayerStmt) -> str:
+    if isinstance(stmt, InputDecl):
+        dims = ", ".join("*" if isinstance(d, Star) else d.text for d in stmt.dims)
+        return f"input {stmt.name}: {stmt.dtype.name}[{dims}]"
+    text = _call(stmt.call)
+    return f"{text} as {stmt.alias.name}" if stmt.alias else text
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Comments by line. The language has no strings, so `#` always starts one."""
+    found = {}
+    for number, line in enumerate(source.splitlines(), start=1):
+        if "#" in line:
+            found[number] = line[line.index("#") :].rstrip()
+    return found
+
+
+def format_source(source: str) -> str:
+    """The canonical layout of a spec: comments kept, one statement per line, 4-space indent."""
+    spec = parse(source)
+    lines = source.splitlines()
+    comments = _comments(source)
+    used: set[int] = set()
+    out: list[str] = []
+
+    def own_line_comments(before: int, after: int, indent: str) -> None:
+        """Comments alone on their lines between two source lines; one blank line kept where there were any."""
+        blank = False
+        for number in range(after + 1, before):
+            text = lines[number - 1].strip()
+            if not text:
+                blank = True
+                continue
+            if number in comments and text.startswith("#") and number not in used:
+                if blank and out and out[-1] != "" and not out[-1].endswith("{"):
+                    out.append("")
+                blank = False
+                out.append(indent + comments[number])
+                used.add(number)
+        if blank and out and out[-1] != "" and not out[-1].endswith("{"):
+            out.append("")
+
+    def trailing(first: int, last: int) -> str:
+        found = [comments[n] for n in range(first, last + 1) if n in comments and n not in used]
+        used.update(n for n in range(first, last + 1) if n in comments)
+        return ("  " + " ".join(found)) if found else ""
+
+    previous = 0
+    for index, model in enumerate(spec.models):
+        if index and out and out[-1] != "":
+            out.append("")
+        own_line_comments(model.pos.line, previous, "")
+        header = f"model {model.name}"
+        if model.options:
+            header += "(" + ", ".join(f"{a.name}={_value(a.value)}" for a in model.options) + ")"
+        first_stmt = model.statements[0].pos.line if model.statements else model.end_pos.line
+        out.append(header + " {" + trailing(model.pos.line, max(model.pos.line, first_stmt - 1)))
+        previous = max(model.pos.line, first_stmt - 1)
+        for stmt in model.statements:
+            own_line_comments(stmt.pos.line, previous, "    ")
+            out.append("    " + _statement(stmt) + trailing(stmt.pos.line, stmt.end_line))
+            previous = stmt.end_line
+        own_line_comments(model.end_pos.line, previous, "    ")
+        while out and out[-1] == "":
+            out.pop()
+        out.append("}" + trailing(model.end_pos.line, model.end_pos.line))
+        previous = model.end_pos.line
+    own_line_comments(len(lines) + 1, previous, "")
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from rnnspec.check import load_models
+    from rnnspec.cli import read_spec, write_atomically
+
+    source = read_spec(args.file)
+    try:
+        load_models(source)  # never reformat a spec that does not check
+    except SpecError as exc:
+        print(exc.render(args.file, source), file=sys.stderr)
+        return 2
+    formatted = format_source(source)
+    if args.check:
+        if formatted != source:
+            print(f"{args.file}: would reformat", file=sys.stderr)
+            return 1
+        return 0
+    if formatted != source:
+        write_atomically(Path(args.file), formatted, [])
+        print(f"{args.file}: reformatted", file=sys.stderr)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    check = sub.add_parser("check", help="validate a spec and report how each recurrent layer will run")
+    check.add_argument("file")
+    check.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
+    check.set_defaults(func=cmd_check)
+    summary = sub.add_parser(
+        "summary", help="layers, output shapes and parameter counts, from the spec alone"
+    )
+    summary.add_argument("file")
+    summary.add_argument("--model", help="only this model")
+    summary.set_defaults(func=cmd_summary)
+    fmt = sub.add_parser("fmt", help="rewrite a spec in canonical layout (comments kept)")
+    fmt.add_argument("file")
+    fmt.add_argument("--check", action="store_true", help="exit 1 if the file would change; write nothing")
+    fmt.set_defaults(func=cmd_fmt)
