@@ -70,18 +70,56 @@ def check_model(model: Model, report: Reporter) -> None:
     model.outputs = list(model.layers[-1].outputs)
 
 
+# Attributes of torch.nn.Module (torch 2.x) and of the generated module: a layer is `self.<name>`.
+MODULE_ATTRIBUTES = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double
+    dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half
+    ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters
+    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
+    to_empty train training type xpu zero_grad reset_states""".split()
+)
+# Module-level names of the generated programs, which an input (a local variable) must not shadow.
+PROGRAM_NAMES = frozenset(
+    """torch nn F keras ops math self build_model keras_rnn run_packed reverse_valid reset_states
+    AttentionPooling KerasRecurrent KerasLSTM KerasGRU KerasSimpleRNN h_n c_n""".split()
+)
+
+
 def _check_names(model: Model, report: Reporter) -> None:
     seen: dict[str, Pos] = {}
     for value in model.inputs:
-        seen[value.name] = model.pos
-    for entity, name, pos in [("input", v.name, model.pos) for v in model.inputs] + [
+        seen[value.name] = value.pos or model.pos
+    for entity, name, pos in [("input", v.name, v.pos or model.pos) for v in model.inputs] + [
         ("layer", layer.name, layer.where("name")) for layer in model.layers
     ]:
         why = bad_identifier(name)
         if why:
             report.error(pos, f"{entity} name `{name}` {why}; choose another with `as NAME`")
+    for value in model.inputs:
+        if value.name in PROGRAM_NAMES:
+            report.error(
+                value.pos or model.pos,
+                f"input name `{value.name}` would shadow a name the generated programs use; choose another",
+            )
+    from rnnspec.targets.pytorch import camel_case
+
+    if camel_case(model.name) in PROGRAM_NAMES:
+        report.error(
+            model.pos,
+            f"model name `{model.name}` would become the class `{camel_case(model.name)}`, which the generated "
+            "PyTorch program already defines; choose another",
+        )
     for layer in model.layers:
         pos = layer.where("name")
+        if layer.name in MODULE_ATTRIBUTES or layer.name.startswith("_"):
+            report.error(
+                pos,
+                f"layer name `{layer.name}` would clash with an attribute of torch.nn.Module in the generated "
+                "PyTorch program; choose another with `as NAME`",
+            )
         if layer.name in seen:
             first = seen[layer.name]
             report.error(

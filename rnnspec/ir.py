@@ -117,6 +117,7 @@ class TensorValue:
     dtype: str
     shape: tuple[int | None, ...]
     masked: bool = False
+    pos: Pos | None = None  # where a model input is declared
 
     @property
     def is_sequence(self) -> bool:
@@ -245,7 +246,7 @@ def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
         if shape[-1] is None:
             report.error(stmt.dims[-1].pos, "the feature dimension must be a fixed size, not `*`")
             return None
-    return TensorValue(stmt.name, stmt.dtype.name, tuple(shape))
+    return TensorValue(stmt.name, stmt.dtype.name, tuple(shape), pos=stmt.name_pos)
 
 
 def _layer(call: Call, report: Reporter) -> Layer | None:

@@ -242,3 +242,35 @@ def test_empty_file():
     assert first_line("# nothing here\n") == (
         "m.rnn:1:1: error: the file holds no model: write `model NAME { input ...; layers }`"
     )
+
+
+@pytest.mark.parametrize(
+    "lines, header, message",
+    [
+        (
+            ["input torch: float32[*, 4]", "lstm(3)"],
+            "model m",
+            "m.rnn:2:11: error: input name `torch` would shadow a name the generated programs use; choose another",
+        ),
+        (
+            [FEATURES, "lstm(3) as forward"],
+            "model m",
+            "m.rnn:3:16: error: layer name `forward` would clash with an attribute of torch.nn.Module in the generated "
+            "PyTorch program; choose another with `as NAME`",
+        ),
+        (
+            [FEATURES, "lstm(3) as _modules"],
+            "model m",
+            "m.rnn:3:16: error: layer name `_modules` would clash with an attribute of torch.nn.Module in the generated "
+            "PyTorch program; choose another with `as NAME`",
+        ),
+        (
+            [FEATURES, "lstm(3)"],
+            "model attention_pooling",
+            "m.rnn:1:7: error: model name `attention_pooling` would become the class `AttentionPooling`, which the "
+            "generated PyTorch program already defines; choose another",
+        ),
+    ],
+)
+def test_names_that_would_clash_in_generated_code(lines, header, message):
+    assert first_line(model(*lines, header=header)) == message
