@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from rnnspec.errors import SpecError
@@ -38,6 +39,8 @@ def import_frameworks() -> None:
     from rnnspec.equivalence.harness import configure_frameworks
 
     configure_frameworks()
+    # The one-timestep batch makes attention pooling's softmax run over a single value, on purpose.
+    warnings.filterwarnings("ignore", message="You are using a softmax over axis")
     try:
         with quiet_stderr():
             import keras  # noqa: F401
@@ -81,6 +84,10 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
     options = dict(
         seed=args.seed, atol=args.atol, rtol=args.rtol, batch=args.batch, steps=args.time, chunks=args.chunks
     )
+    if getattr(args, "weights", None):
+        from rnnspec.migrate import read_weights
+
+        options["keras_weights"] = read_weights(model, Path(args.weights), args.spec_of_weights)
     try:
         result = verify(model, Programs(keras_code, torch_code), **options)
     except Exception as exc:  # user-edited code may fail in any way; report it, exit 2
@@ -156,6 +163,14 @@ def run_verify(args: argparse.Namespace) -> int:
         loaded.append((path, models))
     if failed_spec:
         return 2
+    if getattr(args, "weights", None):
+        found = [m.name for _, models in loaded for m in models]
+        if len(found) != 1:
+            raise UsageError(
+                f"rnnspec verify: error: --weights needs exactly one model; this run has {len(found)}"
+                + (f" ({', '.join(found)}); choose one with --model" if found else "")
+            )
+        args.spec_of_weights = next(path for path, models in loaded if models)
     try:
         import_frameworks()
     except VerifyError as exc:
@@ -173,9 +188,13 @@ def run_verify(args: argparse.Namespace) -> int:
             errored |= error
             results.append((path, result))
             if not args.json:
-                print(describe(result, path), flush=True)
+                head, *rest = describe(result, path).split("\n")
+                if getattr(args, "weights", None):
+                    head += f"; trained weights from {args.weights}"
+                print("\n".join([head, *rest]), flush=True)
     if args.json:
-        print(json.dumps({"models": [dict(r.as_json(), file=p) for p, r in results]}, indent=2))
+        extra = {"weights": args.weights} if getattr(args, "weights", None) else {}
+        print(json.dumps({"models": [dict(r.as_json(), file=p, **extra) for p, r in results]}, indent=2))
     if errored:
         return 2
     return 0 if all(r.passed for _, r in results) else 1

@@ -228,7 +228,7 @@ def specs(draw) -> str:
     taken = {input_name}
     for index, line in enumerate(lines):
         if draw(st.integers(0, 4)) == 0:
-            alias = draw(st.sampled_from(LAYER_NAMES).filter(lambda name: name not in taken))
+            alias = draw(st.sampled_from([name for name in LAYER_NAMES if name not in taken]))
             taken.add(alias)
             lines[index] = f"{line} as {alias}"
 

@@ -86,6 +86,8 @@ def cases(model: Model, batch: int, steps: int, seed: int) -> list[Case]:
     rows = [PATTERNS[i % len(PATTERNS)] for i in range(batch)]
     found = [Case("mixed padding", make_batch(model, rows, steps, rng), rows)]
     found.append(Case("no padding", make_batch(model, ["none"] * batch, steps, rng), ["none"] * batch))
+    right = [("right", "none")[i % 2] for i in range(batch)]
+    found.append(Case("right padding", make_batch(model, right, steps, rng), right))
     if timed and fixed is None:
         found.append(Case("one timestep", make_batch(model, ["none"] * batch, 1, rng), ["none"] * batch))
     return found

@@ -13,9 +13,15 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
     Returns the outputs (None unless `sequences`), each direction's last output, and the
     final state.
     """
-    # Move each row's unmasked steps to the front so the fused kernel runs only those.
-    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
-    steps = x.gather(1, order.unsqueeze(-1).expand_as(x))
+    if bool(mask.all()):  # nothing to skip: the plain kernel, no packing
+        outputs, final = run_packed(rnn, x, None, state)
+        last = final[0] if isinstance(final, tuple) else final
+        return outputs if sequences else None, last, final
+    steps = x
+    if bool((mask[:, 1:] > mask[:, :-1]).any()):
+        # Left padding or holes: move each row's unmasked steps to the front, in order.
+        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
+        steps = x.gather(1, order.unsqueeze(-1).expand_as(x))
     lengths = mask.sum(dim=1)
     outputs, final = run_packed(rnn, steps, lengths, state)
     # A row with no unmasked step keeps its initial state and outputs zeros.
@@ -40,9 +46,11 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
 
 
 def run_packed(rnn, x, lengths, state):
-    """Run `rnn` over the first `lengths[b]` timesteps of each row `b` of `x`."""
+    """Run `rnn` over the first `lengths[b]` timesteps of each row `b` (all when None)."""
     if not isinstance(rnn, nn.RNNBase):
         return rnn(x, state, lengths)
+    if lengths is None:
+        return rnn(x, state)
     packed = pack_padded_sequence(
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
     )

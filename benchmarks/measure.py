@@ -1,0 +1,379 @@
+"""Building the variants of one workload, checking they agree, and measuring them.
+
+Variants of a workload:
+
+- ``generated``: the PyTorch program rnnspec generates (``build_model()``, eval, ``torch.no_grad``).
+- ``handwritten``: ``handwritten.py``'s idiomatic module for the padding pattern, same weights.
+- ``loop``: the generated module with each fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` swapped for the
+  generated per-timestep ``KerasLSTM``/``KerasGRU``/``KerasSimpleRNN`` (tanh/sigmoid, same weights):
+  what the target would cost if it stepped in Python instead of calling torch's fused kernels.
+- ``keras``: the generated Keras program, ``model(x, training=False)``, same weights.
+- ``proposed``: the generated module with its ``keras_rnn`` helper replaced by proposed.py's (a
+  fix measured here, not shipped); identical to ``generated`` for models without a mask.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import proposed
+from rnnspec.check import load_model
+from rnnspec.compiler import compile_source
+from rnnspec.equivalence import weights as weights_mod
+from rnnspec.equivalence.harness import configure_frameworks, load_program
+
+# A spec whose every recurrent layer needs the stepped modules, so that the generated program
+# defines all three classes; only the classes are used.
+STEPPED_SPEC = """
+model stepped_classes {
+    input x: float32[*, 4]
+    lstm(4, activation=relu, return_sequences=true)
+    gru(4, activation=relu, return_sequences=true)
+    simple_rnn(4, activation=elu)
+}
+"""
+
+VARIANTS = ("handwritten", "generated", "proposed", "loop", "keras")
+SLOW = ("loop", "keras")  # timed in the first `slow_reps` repetitions only
+
+
+def setup_threads(threads: int) -> None:
+    """One thread count for torch and TensorFlow, set before either does any work."""
+    configure_frameworks()
+    import tensorflow as tf
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+_stepped = None
+
+
+def stepped_classes():
+    global _stepped
+    if _stepped is None:
+        module = load_program(compile_source(STEPPED_SPEC, "pytorch", "stepped.rnn"), "stepped_classes")
+        _stepped = {"lstm": module.KerasLSTM, "gru": module.KerasGRU, "simple_rnn": module.KerasSimpleRNN}
+    return _stepped
+
+
+def to_loop(module) -> int:
+    """Swap every fused recurrent submodule of `module` for the generated stepped one; return how many."""
+    import torch
+    from torch import nn
+
+    classes = stepped_classes()
+    swapped = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.RNNBase):
+            if isinstance(child, nn.LSTM):
+                new = classes["lstm"](
+                    child.input_size, child.hidden_size, activation=torch.tanh,
+                    recurrent_activation=torch.sigmoid, bias=child.bias, bidirectional=child.bidirectional,
+                )
+            elif isinstance(child, nn.GRU):
+                new = classes["gru"](
+                    child.input_size, child.hidden_size, activation=torch.tanh,
+                    recurrent_activation=torch.sigmoid, bias=child.bias, bidirectional=child.bidirectional,
+                )
+            else:
+                act = torch.relu if child.nonlinearity == "relu" else torch.tanh
+                new = classes["simple_rnn"](
+                    child.input_size, child.hidden_size, activation=act, bias=child.bias,
+                    bidirectional=child.bidirectional,
+                )
+            new.load_state_dict(child.state_dict(), strict=True)
+            setattr(module, name, new.eval())
+            swapped += 1
+    return swapped
+
+
+@dataclass
+class Built:
+    """The four programs of one workload (the hand-written one is made per pattern)."""
+
+    ir: Any
+    generated: Any
+    proposed: Any
+    loop: Any
+    keras_program: Any
+    keras_model: Any
+    state: dict[str, Any]
+    generated_code: str
+
+
+def build(workload, seed: int = 0) -> Built:
+    import torch
+
+    ir = load_model(workload.source, None)
+    torch_code = compile_source(workload.source, "pytorch", f"{ir.name}.rnn")
+    keras_code = compile_source(workload.source, "keras", f"{ir.name}.rnn")
+    keras_weights = weights_mod.random_keras_weights(ir, seed)
+    state = weights_mod.keras_to_torch(ir, keras_weights)
+
+    generated = load_program(torch_code, f"{ir.name}_pytorch").build_model()
+    weights_mod.load_torch_state(generated, state)
+    proposed_module = load_program(torch_code, f"{ir.name}_pytorch_proposed").build_model()
+    weights_mod.load_torch_state(proposed_module, state)
+    proposed.apply(proposed_module)
+    loop = load_program(torch_code, f"{ir.name}_pytorch_loop").build_model()
+    weights_mod.load_torch_state(loop, state)
+    if not to_loop(loop):
+        raise AssertionError(f"{workload.name}: no recurrent layer to step")
+    keras_program = load_program(keras_code, f"{ir.name}_keras")
+    keras_model = keras_program.build_model()
+    weights_mod.set_keras_weights(ir, keras_model, keras_weights)
+    return Built(ir, generated.eval(), proposed_module.eval(), loop.eval(), keras_program, keras_model,
+                 {k: torch.from_numpy(v.copy()) for k, v in state.items()}, torch_code)
+
+
+def handwritten_for(workload, built: Built, pattern: str):
+    module = workload.handwritten(pattern)
+    module.load_state_dict(built.state, strict=True)
+    return module.eval()
+
+
+def reset(workload, built: Built, modules: dict[str, Any]) -> None:
+    if not workload.stateful:
+        return
+    for module in modules.values():
+        module.reset_states()
+    built.keras_program.reset_states(built.keras_model)
+
+
+def callables(workload, built: Built, hand, x: np.ndarray) -> dict[str, Callable[[], Any]]:
+    """One zero-argument call per variant, on inputs converted once, outside the timed region."""
+    import tensorflow as tf
+    import torch
+
+    xt = torch.from_numpy(x)
+    xk = tf.constant(x.astype(np.int32) if workload.vocab is not None else x)
+
+    def torch_call(module):
+        def call():
+            with torch.no_grad():
+                return module(xt)
+
+        return call
+
+    return {
+        "handwritten": torch_call(hand),
+        "generated": torch_call(built.generated),
+        "proposed": torch_call(built.proposed),
+        "loop": torch_call(built.loop),
+        "keras": lambda: built.keras_model(xk, training=False),
+    }
+
+
+@dataclass
+class Check:
+    hand: float  # max |generated - handwritten| at valid positions
+    proposed: float  # max |generated - proposed|, everywhere
+    loop: float  # max |generated - loop|, everywhere
+    keras: float  # max |generated - keras|, everywhere
+
+
+def check(workload, built: Built, hand, calls: dict[str, Callable[[], Any]], valid: np.ndarray,
+          atol: float = 1e-5, keras_atol: float = 1e-4) -> Check:
+    """Assert that the variants compute the same outputs before any of them is timed."""
+    outs = {}
+    for name, call in calls.items():
+        reset(workload, built, torch_modules(built, hand))
+        value = call()
+        if workload.stateful:  # a second chunk, so that carried state is compared too
+            value = call()
+        outs[name] = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    reset(workload, built, torch_modules(built, hand))
+    gen = outs["generated"]
+    if workload.sequences:
+        d_hand = np.abs(gen[valid] - outs["handwritten"][valid]).max()
+    else:
+        d_hand = np.abs(gen - outs["handwritten"]).max()
+    d_loop = np.abs(gen - outs["loop"]).max()
+    d_proposed = np.abs(gen - outs["proposed"]).max()
+    d_keras = np.abs(gen - outs["keras"]).max()
+    label = f"{workload.name}: generated vs"
+    assert d_hand <= atol, f"{label} hand-written: max |diff| {d_hand:.3g} at valid positions"
+    assert d_loop <= atol, f"{label} loop: max |diff| {d_loop:.3g}"
+    assert d_proposed <= atol, f"{label} proposed: max |diff| {d_proposed:.3g}"
+    assert d_keras <= keras_atol, f"{label} keras: max |diff| {d_keras:.3g}"
+    return Check(float(d_hand), float(d_proposed), float(d_loop), float(d_keras))
+
+
+def torch_modules(built: Built, hand) -> dict[str, Any]:
+    return {"generated": built.generated, "proposed": built.proposed, "loop": built.loop, "handwritten": hand}
+
+
+@dataclass
+class Timing:
+    samples: dict[str, list[float]] = field(default_factory=dict)  # seconds per call, per repetition
+
+    def median_ms(self, name: str) -> float:
+        return statistics.median(self.samples[name]) * 1e3
+
+    def paired(self, a: str, b: str) -> list[float]:
+        """a/b within each repetition that timed both (paired, so drift in machine load cancels)."""
+        return sorted(x / y for x, y in zip(self.samples[a], self.samples[b]))
+
+    def ratio(self, a: str, b: str) -> float:
+        return statistics.median(self.paired(a, b))
+
+    def spread(self, a: str, b: str) -> tuple[float, float]:
+        """Quartiles of the paired ratio a/b."""
+        ratios = self.paired(a, b)
+        if len(ratios) < 2:
+            return ratios[0], ratios[0]
+        q = statistics.quantiles(ratios, n=4)
+        return q[0], q[2]
+
+
+def interleaved(calls: dict[str, Callable[[], Any]], reps: int, warmup: int, slow_reps: int) -> Timing:
+    """Round-robin over the variants in each repetition, rotating who goes first.
+
+    The slow variants (SLOW) take part in the first `slow_reps` repetitions only.
+    """
+    names = list(calls)
+    for _ in range(warmup):
+        for name in names:
+            calls[name]()
+    timing = Timing({name: [] for name in names})
+    gc.collect()
+    gc.disable()
+    try:
+        for rep in range(reps):
+            active = [n for n in names if rep < slow_reps or n not in SLOW]
+            shift = rep % len(active)
+            for name in active[shift:] + active[:shift]:
+                start = time.perf_counter()
+                calls[name]()
+                timing.samples[name].append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    return timing
+
+
+def peak_bytes(call: Callable[[], Any]) -> int:
+    """Peak bytes held by torch's CPU allocator during one call, above the level at its start.
+
+    torch.profiler with profile_memory=True reports every allocation and free of the CPU allocator
+    with a running total of the bytes allocated while profiling; its maximum is the peak of
+    activations, temporaries, workspace and output (parameters and the input exist before the call
+    and are not counted). Allocations oneDNN makes outside torch's allocator are not seen.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    call()  # warm
+    gc.collect()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        call()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.json")
+        prof.export_chrome_trace(path)
+        events = json.loads(Path(path).read_text())["traceEvents"]
+    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"
+              and e["args"].get("Device Type", 0) == 0]
+    return max(totals, default=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# compile latency
+
+
+def rnnspec_command() -> list[str]:
+    script = Path(sys.executable).with_name("rnnspec")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "rnnspec"]
+
+
+def compile_latency(runs: int, root: Path) -> dict[str, Any]:
+    """Cold `rnnspec compile` in a fresh process vs `python -c "import lark, jinja2"`, interleaved."""
+    commands = {
+        "rnnspec compile": rnnspec_command() + ["compile", "examples/sentiment.rnn", "--target", "pytorch"],
+        "import lark, jinja2": [sys.executable, "-c", "import lark, jinja2"],
+        "python -c pass": [sys.executable, "-c", "pass"],
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    for command in commands.values():  # pyc files written, page cache warm
+        subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+            samples[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) * 1e3 for name, values in samples.items()}
+    ratios = [a / b for a, b in zip(samples["rnnspec compile"], samples["import lark, jinja2"], strict=True)]
+    return {
+        "median_ms": medians,
+        "ratio": statistics.median(ratios),
+        "runs": runs,
+        "command": " ".join(commands["rnnspec compile"][-5:]),
+    }
+
+
+BREAKDOWN = r"""
+import json, sys, time
+t = [time.perf_counter()]
+import lark, jinja2
+t.append(time.perf_counter())
+import rnnspec.cli
+t.append(time.perf_counter())
+from rnnspec import parse
+parse._parser()
+t.append(time.perf_counter())
+from rnnspec.targets.common import environment
+environment().get_template("pytorch.py.j2")
+t.append(time.perf_counter())
+from rnnspec.compiler import compile_source
+compile_source(open("examples/sentiment.rnn").read(), "pytorch", "sentiment.rnn")
+t.append(time.perf_counter())
+names = ["import lark, jinja2", "import rnnspec.cli (rest)", "Lark(grammar) construction",
+         "jinja template load+compile", "parse+check+render"]
+print(json.dumps({n: (b - a) * 1e3 for n, a, b in zip(names, t, t[1:])}))
+"""
+
+LARK_CACHED = r"""
+import json, sys, time
+from lark import Lark
+grammar = open("grammars/rnnspec.lark").read()
+t0 = time.perf_counter()
+Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, cache=sys.argv[1])
+print(json.dumps((time.perf_counter() - t0) * 1e3))
+"""
+
+
+def compile_breakdown(runs: int, root: Path) -> dict[str, float]:
+    """Where a cold compile's time goes (median ms per phase, in fresh processes), and what
+    Lark's parser cache would save (Lark(..., cache=FILE), timed after the file exists)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    phases: dict[str, list[float]] = {}
+    cached: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = os.path.join(tmp, "rnnspec.lark.cache")
+        subprocess.run([sys.executable, "-c", LARK_CACHED, cache], cwd=root, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        for _ in range(runs):
+            out = subprocess.run([sys.executable, "-c", BREAKDOWN], cwd=root, env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            for name, ms in json.loads(out).items():
+                phases.setdefault(name, []).append(ms)
+            out = subprocess.run([sys.executable, "-c", LARK_CACHED, cache], cwd=root, env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            cached.append(json.loads(out))
+    result = {name: statistics.median(values) for name, values in phases.items()}
+    result["Lark(grammar, cache=FILE), cache present"] = statistics.median(cached)
+    return result

@@ -1,0 +1,254 @@
+"""rnnspec benchmark suite: the generated PyTorch forward pass against hand-written PyTorch.
+
+    python benchmarks/run.py            # full run (a few minutes), 1 thread
+    python benchmarks/run.py --quick    # smoke run: every workload, few repetitions
+
+For every workload and padding pattern it builds four variants with the same weights (see
+measure.py), asserts that they compute the same outputs, times them round-robin in one process
+(medians; the ratio is the median of the per-repetition ratios), measures the peak memory of the
+torch variants, and times a cold `rnnspec compile`. Prints the table and writes
+benchmarks/results.md, benchmarks/results.json and benchmarks/results.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import measure  # noqa: E402
+import workloads  # noqa: E402
+
+TIME_TARGET = {"none": 1.05, "right": 1.05, "left": 1.3, "holes": 1.3}
+MEMORY_TARGET = 1.2
+COMPILE_TARGET = 1.5
+
+
+def machine(threads: int) -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+    import torch
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "threads": str(threads),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": __import__("numpy").__version__,
+        "platform": platform.platform(),
+    }
+
+
+def run(args) -> dict:
+    measure.setup_threads(args.threads)
+    rows = []
+    for workload in workloads.all_workloads():
+        if args.only and not any(s in workload.name for s in args.only):
+            continue
+        built = measure.build(workload)
+        inputs = workloads.make_inputs(workload)
+        for pattern in workload.patterns:
+            x, valid = inputs[pattern]
+            hand = measure.handwritten_for(workload, built, pattern)
+            calls = measure.callables(workload, built, hand, x)
+            diffs = measure.check(workload, built, hand, calls, valid)
+            timing = measure.interleaved(calls, args.reps, args.warmup, args.slow_reps)
+            memory = {name: measure.peak_bytes(calls[name]) for name in ("handwritten", "generated", "proposed", "loop")}
+            row = {
+                "workload": workload.name,
+                "group": workload.group,
+                "pattern": pattern,
+                "shape": f"{workload.batch}x{workload.steps}",
+                "valid_fraction": float(valid.mean()),
+                "ms": {name: timing.median_ms(name) for name in measure.VARIANTS},
+                "ratio": timing.ratio("generated", "handwritten"),
+                "ratio_iqr": timing.spread("generated", "handwritten"),
+                "proposed_ratio": timing.ratio("proposed", "handwritten"),
+                "proposed_iqr": timing.spread("proposed", "handwritten"),
+                "loop_ratio": timing.ratio("loop", "handwritten"),
+                "keras_ratio": timing.ratio("keras", "handwritten"),
+                "target": TIME_TARGET[pattern],
+                "memory": memory,
+                "memory_ratio": memory["generated"] / max(memory["handwritten"], 1),
+                "proposed_memory_ratio": memory["proposed"] / max(memory["handwritten"], 1),
+                "max_abs_diff": vars(diffs),
+            }
+            row["time_ok"] = row["ratio"] <= row["target"]
+            row["memory_ok"] = row["memory_ratio"] <= MEMORY_TARGET
+            rows.append(row)
+            print(format_row(row), flush=True)
+    compile_result = measure.compile_latency(args.compile_runs, workloads.ROOT)
+    compile_result["breakdown_ms"] = measure.compile_breakdown(args.compile_runs, workloads.ROOT)
+    compile_result["ok"] = compile_result["ratio"] <= COMPILE_TARGET
+    return {
+        "machine": machine(args.threads),
+        "settings": {"reps": args.reps, "slow_reps": args.slow_reps, "warmup": args.warmup, "compile_runs": args.compile_runs,
+                     "quick": args.quick, "threads": args.threads},
+        "rows": rows,
+        "compile": compile_result,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def mb(value: int) -> str:
+    return f"{value / 2**20:.2f}"
+
+
+HEADER = ("| workload | padding | hand-written ms | generated ms | gen/hand (IQR) | target | met | "
+          "proposed ms | prop/hand | loop ms | keras ms | mem hand MB | mem gen MB | mem gen/hand | met | "
+          "mem prop/hand |")
+RULE = "|" + "---|" * 16
+
+
+def format_row(row: dict) -> str:
+    ms = row["ms"]
+    lo, hi = row["ratio_iqr"]
+    return (
+        f"| {row['workload']} | {row['pattern']} | {ms['handwritten']:.2f} | {ms['generated']:.2f} | "
+        f"{row['ratio']:.2f} ({lo:.2f}-{hi:.2f}) | <= {row['target']:.2f} | {'yes' if row['time_ok'] else '**no**'} | "
+        f"{ms['proposed']:.2f} | {row['proposed_ratio']:.2f} | {ms['loop']:.1f} | {ms['keras']:.1f} | "
+        f"{mb(row['memory']['handwritten'])} | {mb(row['memory']['generated'])} | {row['memory_ratio']:.2f} | "
+        f"{'yes' if row['memory_ok'] else '**no**'} | {row['proposed_memory_ratio']:.2f} |"
+    )
+
+
+def markdown(results: dict) -> str:
+    m, s, c = results["machine"], results["settings"], results["compile"]
+    lines = [
+        "# rnnspec benchmark results",
+        "",
+        f"{results['date']}; {m['cpu']}, {m['cores']} cores, {m['threads']} thread(s) for torch and TF; "
+        f"torch {m['torch']}, TensorFlow {m['tensorflow']}, Keras {m['keras']}, Python {m['python']}. "
+        f"{s['reps']} interleaved repetitions after {s['warmup']} warm-up (loop and keras: the first "
+        f"{s['slow_reps']}){' (--quick)' if s['quick'] else ''}.",
+        "",
+        "Forward pass, inference (`torch.no_grad()`, eval; Keras `model(x, training=False)`). "
+        "ms = median per call; gen/hand = median of per-repetition ratios (interquartile range). "
+        "Memory = peak bytes held by torch's CPU allocator during one forward (torch.profiler). "
+        "proposed = the generated program with benchmarks/proposed.py's keras_rnn (a measured fix, not shipped).",
+        "",
+        HEADER,
+        RULE,
+        *[format_row(row) for row in results["rows"]],
+        "",
+        "## Compile latency",
+        "",
+        f"Cold `{c['command']}` in a fresh process vs `python -c \"import lark, jinja2\"`, "
+        f"median of {c['runs']} interleaved runs:",
+        "",
+        "| command | median ms |",
+        "|---|---|",
+        *[f"| {name} | {ms:.1f} |" for name, ms in c["median_ms"].items()],
+        "",
+        f"Ratio compile / import: **{c['ratio']:.2f}** (target <= {COMPILE_TARGET}): "
+        f"{'met' if c['ok'] else '**not met**'}.",
+        "",
+        "Where a cold compile's time goes (median ms, fresh processes):",
+        "",
+        "| phase | ms |",
+        "|---|---|",
+        *[f"| {name} | {ms:.1f} |" for name, ms in c["breakdown_ms"].items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = results["rows"]
+    labels = [f"{r['workload']}\n{r['pattern']}" for r in rows]
+    x = np.arange(len(rows))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(12, 0.6 * len(rows)), 10), sharex=True)
+    width = 0.16
+    colors = {"handwritten": "tab:gray", "generated": "tab:blue", "proposed": "tab:cyan", "loop": "tab:orange",
+              "keras": "tab:red"}
+    for i, name in enumerate(measure.VARIANTS):
+        top.bar(x + (i - 2) * width, [r["ms"][name] for r in rows], width, label=name, color=colors[name])
+    top.set_yscale("log")
+    top.set_ylabel("ms per forward (median)")
+    top.legend(ncol=5)
+    top.set_title(
+        f"rnnspec forward pass, {results['machine']['cpu']}, {results['machine']['threads']} thread(s), "
+        f"torch {results['machine']['torch']}"
+    )
+    ratios = [r["ratio"] for r in rows]
+    lo = [r["ratio"] - r["ratio_iqr"][0] for r in rows]
+    hi = [r["ratio_iqr"][1] - r["ratio"] for r in rows]
+    bar_colors = ["tab:green" if r["time_ok"] else "tab:red" for r in rows]
+    bottom.bar(x - 0.27, ratios, 0.18, yerr=[lo, hi], color=bar_colors, label="time generated/hand (IQR)")
+    bottom.bar(x - 0.09, [r["proposed_ratio"] for r in rows], 0.18, color="tab:cyan",
+               label="time proposed/hand")
+    bottom.bar(x + 0.09, [r["memory_ratio"] for r in rows], 0.18, color="tab:purple", alpha=0.6,
+               label="peak memory generated/hand")
+    bottom.bar(x + 0.27, [r["proposed_memory_ratio"] for r in rows], 0.18, color="plum",
+               label="peak memory proposed/hand")
+    for xi, r in zip(x, rows):
+        bottom.hlines(r["target"], xi - 0.36, xi, colors="black", linestyles="--")
+        bottom.hlines(MEMORY_TARGET, xi, xi + 0.36, colors="purple", linestyles=":")
+    bottom.axhline(1.0, color="gray", linewidth=0.8)
+    bottom.set_ylabel("generated / hand-written")
+    bottom.legend(loc="upper left", ncol=2, fontsize=8)
+    bottom.set_title("bars: ratios; dashed: time target (1.05 unmasked/right, 1.3 left/holes); dotted: memory target 1.2",
+                     fontsize=9)
+    bottom.set_xticks(x)
+    bottom.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 repetitions, 3 compile runs")
+    parser.add_argument("--threads", type=int, default=1, help="torch and TF intra/inter-op threads (default 1)")
+    parser.add_argument("--reps", type=int, help="timed repetitions per variant (default 40, quick 3)")
+    parser.add_argument("--warmup", type=int, help="untimed calls per variant first (default 3, quick 1)")
+    parser.add_argument("--slow-reps", type=int, help="repetitions that also time loop and keras (default 10)")
+    parser.add_argument("--compile-runs", type=int, help="runs of each compile-latency command (default 15)")
+    parser.add_argument("--only", nargs="*", help="workloads whose name contains one of these")
+    parser.add_argument("--out", type=Path, default=HERE, help="directory for results.{md,json,png}")
+    args = parser.parse_args(argv)
+    args.reps = args.reps or (3 if args.quick else 40)
+    args.warmup = args.warmup or (1 if args.quick else 3)
+    args.slow_reps = min(args.reps, args.slow_reps or 10)
+    args.compile_runs = args.compile_runs or (3 if args.quick else 15)
+
+    print(HEADER + "\n" + RULE, flush=True)
+    results = run(args)
+    text = markdown(results)
+    print(text[text.index("## Compile latency"):])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(text, encoding="utf-8")
+    (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    try:
+        plot(results, args.out / "results.png")
+    except ImportError:
+        print("matplotlib is not installed: no results.png (pip install matplotlib)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1152 @@
+"""`rnnspec import` and `rnnspec port`: bring a trained Keras model into rnnspec, and its weights across.
+
+`import` reads a `.keras` archive's `config.json` (zipfile + json, no framework) and writes the spec
+that computes the same function, or refuses with every layer and option that has no equivalent.
+`port` converts trained weights between a Keras file (`.keras`, `.weights.h5`) and a PyTorch
+state_dict (`.pt`), checking every array's name and shape against the spec, through the IR-driven
+mapping in rnnspec/equivalence/weights.py.
+
+Frameworks (keras, torch, numpy, h5py) are imported inside the functions that need them only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rnnspec.cli import UsageError, read_spec, write_atomically
+from rnnspec.errors import SpecError
+from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, Layer, Model, bad_identifier
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+# ---------------------------------------------------------------------------------------------
+# rnnspec import
+# ---------------------------------------------------------------------------------------------
+
+KERAS_KINDS = {
+    "Embedding": "embedding",
+    "Masking": "masking",
+    "SimpleRNN": "simple_rnn",
+    "LSTM": "lstm",
+    "GRU": "gru",
+    "Bidirectional": "bidirectional",
+    "Dense": "dense",
+    "Dropout": "dropout",
+    "GlobalAveragePooling1D": "global_average_pooling",
+    "AttentionPooling": "attention_pooling",
+}
+RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
+
+# Options that never change the forward pass: how weights are initialised, penalised, constrained
+# or sampled during training, and which kernel implementation runs (the cuDNN one computes the same).
+_NO_FORWARD_EFFECT = re.compile(r"^(.*_initializer|.*_regularizer|.*_constraint|seed|use_cudnn|trainable|name)$")
+
+# Options rnnspec knows but cannot express except at one value: {option: (allowed value, why)}.
+_ONLY_AT = {
+    "time_major": (False, "a time-major layout has no equivalent (specs are batch-first)"),
+    "implementation": (2, "only Keras's default implementation=2 is supported"),
+    "quantization_config": (None, "quantized weights have no equivalent"),
+    "lora_rank": (None, "LoRA adapters have no equivalent"),
+    "data_format": ("channels_last", "only data_format='channels_last' (pooling over time) has an equivalent"),
+    "keepdims": (False, "keepdims=True has no equivalent"),
+}
+# Options that only matter in training: dropout's noise shape.
+_TRAINING_ONLY = {"dropout": {"noise_shape"}}
+_FLOAT_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+_GRAMMAR_WORDS = {"model", "input", "as", "true", "false"}
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+class ImportRefused(Exception):
+    """The model has parts with no equivalent in the language; `problems` lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Item:
+    """One spec statement in the making: a layer kind, its non-default arguments, its names."""
+
+    kind: str
+    attrs: dict[str, Any]
+    keras_name: str
+    class_name: str
+    inner: Item | None = None
+    name: str = ""
+
+
+@dataclass
+class Imported:
+    text: str
+    model_name: str
+    keras_names: list[str]  # the Keras layer behind each spec layer, in order
+    notes: list[str] = field(default_factory=list)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_tensor_ref(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
+def _ref(value: Any) -> tuple[str, int, int] | None:
+    if not _is_tensor_ref(value):
+        return None
+    history = value.get("config", {}).get("keras_history")
+    if not isinstance(history, list) or len(history) != 3:
+        return None
+    return (str(history[0]), int(history[1]), int(history[2]))
+
+
+def _policy_problem(dtype: Any) -> str | None:
+    """Why a layer's dtype policy is refused, or None for float32."""
+    if dtype is None or dtype == "float32":
+        return None
+    if isinstance(dtype, dict):
+        name = (dtype.get("config") or {}).get("name")
+        if dtype.get("class_name") in _FLOAT_POLICIES and name == "float32":
+            return None
+        shown = name if isinstance(name, str) else _show(dtype)
+    else:
+        shown = str(dtype)
+    return f"dtype policy `{shown}` has no equivalent (rnnspec computes in float32)"
+
+
+def _convert_value(key: str, value: Any, attr_type: str) -> tuple[Any, str | None]:
+    """A Keras config value as a spec value, or the reason it has none."""
+    if attr_type == "pos_int":
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value, None
+        return None, f"`{key}={_show(value)}` is not a positive integer"
+    if attr_type == "bool":
+        if isinstance(value, bool):
+            return value, None
+        return None, f"`{key}={_show(value)}` is not true or false"
+    if attr_type in ("rate", "float"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if attr_type == "rate" and not 0 <= value < 1:
+                return None, f"`{key}={_show(value)}`: a spec's rates are in [0, 1)"
+            return float(value), None
+        return None, f"`{key}={_show(value)}` is not a finite number"
+    if attr_type == "activation":
+        name = "swish" if value == "silu" else value  # Keras 3 serialises swish as silu
+        if isinstance(name, str) and name in ACTIVATIONS:
+            return name, None
+        return None, f"`{key}={_show(value)}`: the activation has no equivalent"
+    if attr_type == "merge_mode":
+        mode = "none" if value is None else value
+        if isinstance(mode, str) and mode in MERGE_MODES:
+            return mode, None
+        return None, f"`merge_mode={_show(value)}` has no equivalent"
+    raise AssertionError(attr_type)  # pragma: no cover
+
+
+def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[str], bool]:
+    """Spec attributes (all of them, defaults included) from one layer's config, and the problems.
+
+    Returns (attrs, problems, zero_output_for_mask).
+    """
+    kind = KERAS_KINDS[class_name]
+    schema = LAYER_SCHEMAS[kind]
+    attrs: dict[str, Any] = {}
+    problems: list[str] = []
+    zero_output = False
+    for key, value in config.items():
+        if key == "dtype":
+            why = _policy_problem(value)
+            if why:
+                problems.append(why)
+        elif key in schema.attrs and key != "layer":
+            converted, why = _convert_value(key, value, schema.attrs[key].type)
+            if why:
+                problems.append(why)
+            else:
+                attrs[key] = converted
+        elif key == "activity_regularizer" or _NO_FORWARD_EFFECT.match(key):
+            continue
+        elif key in _TRAINING_ONLY.get(kind, ()):
+            continue
+        elif key == "zero_output_for_mask" and kind in RECURRENT_KINDS:
+            zero_output = bool(value)  # Bidirectional sets it itself; alone it matters with a mask
+        elif key == "lora_alpha" and not config.get("lora_rank"):
+            continue
+        elif key in _ONLY_AT:
+            allowed, why = _ONLY_AT[key]
+            if value != allowed:
+                problems.append(f"`{key}={_show(value)}`: {why}")
+        elif kind == "bidirectional" and key in ("layer", "backward_layer"):
+            continue  # handled by the caller
+        else:
+            problems.append(f"option `{key}={_show(value)}` is not one rnnspec knows, so it may change the output")
+    if "units" in schema.attrs and "units" not in attrs and not any("units" in p for p in problems):
+        problems.append("the config has no `units`")
+    for key, attr in schema.attrs.items():
+        if key == "layer" or key in attrs:
+            continue
+        if attr.required:
+            if not any(f"`{key}" in p for p in problems):
+                problems.append(f"the config has no `{key}`")
+        else:
+            attrs[key] = attr.default
+    return attrs, problems, zero_output
+
+
+def _identifier(raw: str, fallback: str) -> str:
+    """A spec identifier as close to `raw` as the language allows."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", raw or "")
+    if not name or name[0].isdigit():
+        name = f"{fallback}_{name}" if name else fallback
+    while name.startswith("__"):
+        name = name[1:]
+    if bad_identifier(name) or name in _GRAMMAR_WORDS:
+        name += "_"
+    return name
+
+
+class _Converter:
+    """One Keras model config -> spec text, collecting every problem before refusing."""
+
+    def __init__(self, config: dict[str, Any], source_name: str, keras_version: str | None) -> None:
+        self.config = config
+        self.source_name = source_name
+        self.keras_version = keras_version
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+
+    def problem(self, message: str) -> None:
+        if message not in self.problems:
+            self.problems.append(message)
+
+    # -- the model --------------------------------------------------------------------------
+
+    def run(self) -> Imported:
+        top = self.config
+        class_name = top.get("class_name")
+        inner = top.get("config")
+        if class_name not in ("Sequential", "Functional", "Model") or not isinstance(inner, dict):
+            raise ImportRefused(
+                [f"the model is a `{class_name}`; only Sequential and Functional models have an equivalent"]
+            )
+        if class_name == "Model" and "input_layers" not in inner:
+            raise ImportRefused(["the model is a subclassed `Model`; only Sequential and Functional models"])
+        why = _policy_problem(inner.get("dtype"))
+        if why:
+            self.problem(f"model: {why}")
+        layers = inner.get("layers")
+        if not isinstance(layers, list):
+            raise ImportRefused(["the config lists no layers"])
+        if class_name == "Sequential":
+            input_cfg, chain, mask_kwargs = self._sequential(inner, layers)
+        else:
+            input_cfg, chain, mask_kwargs = self._functional(inner, layers)
+        items = [self._item(entry) for entry in chain]
+        self._check_masks(chain, items, mask_kwargs)
+        if class_name != "Sequential" and items and all(item is not None for item in items):
+            self._check_outputs(inner, chain, items[-1])
+        header = self._input(input_cfg, items)
+        if not chain:
+            self.problem("the model has no layers")
+        if self.problems:
+            raise ImportRefused(self.problems)
+        assert header is not None
+        model_name = _identifier(str(inner.get("name") or "model"), "model")
+        if model_name != inner.get("name"):
+            self.notes.append(f"The Keras model `{inner.get('name')}` is `{model_name}` here.")
+        text = self._render(model_name, header, [item for item in items if item is not None])
+        return Imported(text, model_name, [entry["name"] for entry in chain], self.notes)
+
+    def _sequential(self, inner, layers):
+        entries = [self._entry(layer, index) for index, layer in enumerate(layers)]
+        input_cfg = None
+        if entries and entries[0]["class_name"] == "InputLayer":
+            input_cfg = entries.pop(0)["config"]
+        elif isinstance(inner.get("build_input_shape"), list):
+            input_cfg = {"batch_shape": inner["build_input_shape"], "dtype": "float32", "name": "x"}
+        else:
+            self.problem("the Sequential model has no input shape (it was never built); build it or add keras.Input")
+        for entry in entries:
+            if entry["class_name"] == "InputLayer":
+                self.problem(f"layer `{entry['name']}` (InputLayer) in the middle of the model has no equivalent")
+        chain = [e for e in entries if e["class_name"] != "InputLayer"]
+        return input_cfg, chain, {}
+
+    def _entry(self, layer: Any, index: int) -> dict[str, Any]:
+        if not isinstance(layer, dict):
+            return {"class_name": "?", "name": f"#{index}", "config": {}, "raw": {}}
+        config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        name = layer.get("name") or config.get("name") or f"#{index}"
+        class_name = layer.get("class_name")
+        if class_name not in KERAS_KINDS and layer.get("registered_name") == "AttentionPooling":
+            class_name = "AttentionPooling"
+        return {"class_name": class_name, "name": str(name), "config": config, "raw": layer}
+
+    def _functional(self, inner, layers):
+        entries = [self._entry(layer, index) for index, layer in enumerate(layers)]
+        inputs = _refs(inner.get("input_layers"))
+        outputs = _refs(inner.get("output_layers"))
+        if inputs is None or outputs is None:
+            raise ImportRefused(["the model's inputs or outputs are not a list of tensors (a dict?); a spec has one input"])
+        if len(inputs) != 1:
+            raise ImportRefused([f"the model has {len(inputs)} inputs; a spec has one"])
+        by_name = {entry["name"]: entry for entry in entries}
+        input_entry = by_name.get(inputs[0][0])
+        if input_entry is None or input_entry["class_name"] != "InputLayer":
+            raise ImportRefused(["the model's input is not an InputLayer"])
+        ops: dict[str, dict[str, Any]] = {}
+        nodes: dict[str, tuple[list[Any], dict[str, Any]]] = {}
+        for entry in entries:
+            if entry is input_entry:
+                continue
+            raw_nodes = entry["raw"].get("inbound_nodes")
+            if not isinstance(raw_nodes, list) or not raw_nodes:
+                self.problem(f"layer `{entry['name']}` is never called")
+                continue
+            if len(raw_nodes) > 1:
+                self.problem(f"layer `{entry['name']}` is called {len(raw_nodes)} times (shared weights); not a linear chain")
+            node = raw_nodes[0]
+            if not isinstance(node, dict) or "args" not in node:
+                raise ImportRefused(["the config uses the Keras 2 graph format; load the model in Keras 3 and save it again"])
+            nodes[entry["name"]] = (list(node.get("args") or []), dict(node.get("kwargs") or {}))
+            if str(entry["raw"].get("module", "")).startswith("keras.src.ops"):
+                ops[entry["name"]] = entry
+        # Walk from the input: each layer must take exactly the previous layer's first output.
+        chain: list[dict[str, Any]] = []
+        current = inputs[0]
+        previous = input_entry["name"]
+        placed: set[str] = set()
+        while True:
+            takers = [
+                name
+                for name, (args, _) in nodes.items()
+                if name not in ops and any(_ref(arg) == current for arg in args)
+            ]
+            if not takers:
+                break
+            if len(takers) > 1:
+                self.problem(
+                    f"the output of `{previous}` feeds {len(takers)} layers ("
+                    + ", ".join(f"`{t}`" for t in takers)
+                    + "); not a linear chain"
+                )
+                break
+            name = takers[0]
+            args, kwargs = nodes[name]
+            if len(args) != 1 or _ref(args[0]) != current:
+                self.problem(f"layer `{name}` takes {len(args)} positional inputs; not a linear chain")
+            for key, value in kwargs.items():
+                if key == "training" and value is True:
+                    self.problem(f"layer `{name}` is called with training=True, which changes its output")
+                elif key not in ("mask", "training", "initial_state") or (key == "initial_state" and value is not None):
+                    self.problem(f"layer `{name}` is called with `{key}`, which has no equivalent")
+            chain.append(by_name[name])
+            placed.add(name)
+            previous, current = name, (name, 0, 0)
+        for name, (args, _) in nodes.items():
+            if name in placed or name in ops:
+                continue
+            sources = [r[0] for r in (_ref(a) for a in args) if r is not None]
+            source = f" (it takes `{'`, `'.join(sources)}`)" if sources else ""
+            self.problem(f"layer `{name}` is not on the chain from the input to the output{source}; not a linear chain")
+        mask_kwargs = {entry["name"]: nodes[entry["name"]][1].get("mask") for entry in chain}
+        self._ops = ops
+        self._nodes = nodes
+        self._input_ref = inputs[0]
+        self._outputs = outputs
+        return input_entry["config"], chain, mask_kwargs
+
+    # -- one layer --------------------------------------------------------------------------
+
+    def _item(self, entry: dict[str, Any]) -> Item | None:
+        class_name, name, config = entry["class_name"], entry["name"], entry["config"]
+        where = f"layer `{name}` ({class_name})"
+        if class_name not in KERAS_KINDS:
+            what = "a nested model" if class_name in ("Sequential", "Functional") else "the layer"
+            self.problem(f"{where}: {what} has no equivalent in the language")
+            return None
+        attrs, problems, zero_output = _convert_options(class_name, config)
+        inner_item = None
+        if class_name == "Bidirectional":
+            inner_item, inner_problems = self._bidirectional_inner(config)
+            problems += inner_problems
+        elif zero_output:
+            entry["zero_output_for_mask"] = True
+        for message in problems:
+            self.problem(f"{where}: {message}")
+        if problems:
+            return None
+        kind = KERAS_KINDS[class_name]
+        return Item(kind, attrs, name, class_name, inner_item)
+
+    def _bidirectional_inner(self, config: dict[str, Any]) -> tuple[Item | None, list[str]]:
+        forward, backward = config.get("layer"), config.get("backward_layer")
+        if not isinstance(forward, dict):
+            return None, ["the wrapped layer is missing"]
+        f_class = forward.get("class_name")
+        if f_class not in RNN_CLASSES:
+            return None, [f"it wraps a `{f_class}`; only SimpleRNN, LSTM and GRU have an equivalent"]
+        f_attrs, problems, _ = _convert_options(f_class, forward.get("config") or {})
+        problems = [f"wrapped `{f_class}`: {p}" for p in problems]
+        if isinstance(backward, dict):
+            b_class = backward.get("class_name")
+            differs: list[str] = []
+            if b_class != f_class:
+                differs.append(f"it is a `{b_class}`")
+            else:
+                b_attrs, b_problems, _ = _convert_options(b_class, backward.get("config") or {})
+                if b_problems:
+                    differs += b_problems
+                for key in LAYER_SCHEMAS[KERAS_KINDS[f_class]].attrs:
+                    if key == "go_backwards":
+                        if b_attrs.get(key) == f_attrs.get(key):
+                            differs.append("it runs in the same direction as the forward layer")
+                    elif b_attrs.get(key) != f_attrs.get(key):
+                        differs.append(f"`{key}` is {_show(b_attrs.get(key))}, the forward layer's {_show(f_attrs.get(key))}")
+            if differs:
+                problems.append("a custom `backward_layer` has no equivalent (" + "; ".join(differs) + ")")
+        if problems:
+            return None, problems
+        return Item(KERAS_KINDS[f_class], f_attrs, str((forward.get("config") or {}).get("name", "")), f_class), []
+
+    # -- masks ------------------------------------------------------------------------------
+
+    def _check_masks(self, chain, items, mask_kwargs) -> None:
+        """Masks flow as Keras propagates them; a layer given any other mask is refused."""
+        source: tuple[str, Any] | None = None  # (kind, value) of the layer the current mask was born at
+        source_input: tuple[str, int, int] | None = None
+        previous_ref: tuple[str, int, int] | None = getattr(self, "_input_ref", None)
+        used_ops: set[str] = set()
+        for entry, item in zip(chain, items):
+            if item is None:
+                source = None
+                previous_ref = (entry["name"], 0, 0)
+                continue
+            given = mask_kwargs.get(entry["name"])
+            if given is not None:
+                ref = _ref(given)
+                matched = self._mask_ops(ref, source, source_input) if ref is not None else None
+                if matched is None:
+                    self.problem(
+                        f"layer `{entry['name']}` ({entry['class_name']}): it is given a mask other than "
+                        "the one Keras propagates to it, which has no equivalent"
+                    )
+                else:
+                    used_ops |= matched
+            if entry.get("zero_output_for_mask") and source is not None:
+                self.problem(
+                    f"layer `{entry['name']}` ({entry['class_name']}): `zero_output_for_mask=true` on a masked "
+                    "sequence (masked timesteps output zeros) has no equivalent"
+                )
+            kind = item.kind
+            rec = item.inner if item.inner is not None else item
+            if kind == "embedding":
+                source = ("embedding", 0) if item.attrs["mask_zero"] else None
+                source_input = previous_ref
+            elif kind == "masking":
+                source = ("masking", item.attrs["mask_value"])
+                source_input = previous_ref
+            elif kind in ("global_average_pooling", "attention_pooling"):
+                source = None
+            elif rec.kind in RECURRENT_KINDS and not rec.attrs["return_sequences"]:
+                source = None
+            previous_ref = (entry["name"], 0, 0)
+        for name, entry in getattr(self, "_ops", {}).items():
+            if name not in used_ops:
+                self.problem(f"operation `{name}` ({entry['class_name']}) has no equivalent")
+
+    def _mask_ops(self, ref, source, source_input) -> set[str] | None:
+        """The op nodes that compute the mask `ref`, if it is exactly the propagated mask; else None."""
+        if source is None or source_input is None:
+            return None
+        ops, nodes = self._ops, self._nodes
+        kind, value = source
+        if kind == "embedding":
+            if ref[0] in ops and ops[ref[0]]["class_name"] == "NotEqual" and _is_not_equal(nodes[ref[0]], source_input, 0):
+                return {ref[0]}
+            return None
+        # masking: any(not_equal(x, value), axis=-1)
+        if ref[0] not in ops or ops[ref[0]]["class_name"] != "Any":
+            return None
+        any_config = ops[ref[0]]["config"]
+        if any_config.get("axis") not in (-1, [-1]) or any_config.get("keepdims"):
+            return None
+        args, kwargs = nodes[ref[0]]
+        if len(args) != 1 or kwargs or _ref(args[0]) is None:
+            return None
+        inner = _ref(args[0])[0]
+        if inner in ops and ops[inner]["class_name"] == "NotEqual" and _is_not_equal(nodes[inner], source_input, value):
+            return {ref[0], inner}
+        return None
+
+    def _check_outputs(self, inner, chain, last: Item) -> None:
+        rec = last.inner if last.inner is not None else last
+        count = 1
+        if last.kind == "bidirectional" and last.attrs["merge_mode"] == "none":
+            count = 2
+        if rec.kind in RECURRENT_KINDS and rec.attrs["return_state"]:
+            count += (2 if rec.kind == "lstm" else 1) * (2 if last.kind == "bidirectional" else 1)
+        name = chain[-1]["name"]
+        expected = [(name, 0, index) for index in range(count)]
+        if self._outputs != expected:
+            shown = ", ".join(f"`{n}`[{i}]" for n, _, i in self._outputs)
+            self.problem(
+                f"the model returns {shown}; a spec returns every output of its last layer `{name}`, in order "
+                f"({count} tensor{'s' if count > 1 else ''})"
+            )
+
+    # -- input and text ---------------------------------------------------------------------
+
+    def _input(self, config: dict[str, Any] | None, items: list[Item | None]) -> str | None:
+        if config is None:
+            return None
+        shape = config.get("batch_shape", config.get("batch_input_shape"))
+        dtype = config.get("dtype", "float32")
+        if isinstance(dtype, dict):
+            dtype = (dtype.get("config") or {}).get("name")
+        name = str(config.get("name") or "x")
+        for key in ("sparse", "ragged", "optional"):
+            if config.get(key):
+                self.problem(f"input `{name}`: `{key}=true` has no equivalent")
+        if not isinstance(shape, list) or not shape or not all(d is None or isinstance(d, int) for d in shape):
+            self.problem(f"input `{name}`: the shape {_show(shape)} has no equivalent")
+            return None
+        batch, dims = shape[0], shape[1:]
+        first = next((item for item in items if item is not None), None)
+        if dtype not in ("int32", "int64", "float32"):
+            if first is not None and first.kind == "embedding" and dtype in ("int8", "int16", "uint8", "uint16", "uint32"):
+                self.notes.append(f"The Keras input is {dtype}; the spec takes int32 token ids.")
+                dtype = "int32"
+            else:
+                self.problem(f"input `{name}`: dtype `{dtype}` has no equivalent (int32, int64 or float32)")
+                return None
+        if dtype == "float32" and first is not None and first.kind == "embedding":
+            # Keras's Embedding casts its input to int32; token ids are the same function.
+            self.notes.append("The Keras input is float32; its Embedding casts it to int32, so the spec takes int32 ids.")
+            dtype = "int32"
+        if dtype.startswith("int") and len(dims) != 1:
+            self.problem(f"input `{name}`: an integer input of shape {_show(shape)} has no equivalent (token ids are [batch, time])")
+            return None
+        if dtype == "float32" and (len(dims) not in (1, 2) or dims[-1] is None):
+            self.problem(
+                f"input `{name}`: the shape {_show(shape)} has no equivalent "
+                "(float inputs are [batch, features] or [batch, time, features] with fixed features)"
+            )
+            return None
+        stateful = any(
+            item is not None and (item.inner or item).kind in RECURRENT_KINDS and (item.inner or item).attrs["stateful"]
+            for item in items
+        )
+        self._batch = None
+        if batch is not None:
+            if stateful:
+                self._batch = batch
+            else:
+                self.notes.append(f"The Keras model fixes the batch size at {batch}; this stateless spec leaves it free.")
+        self._input_name = _identifier(name, "x")
+        dims_text = ", ".join("*" if d is None else str(d) for d in dims)
+        return f"input {self._input_name}: {dtype}[{dims_text}]"
+
+    def _render(self, model_name: str, header: str, items: list[Item]) -> str:
+        used = {self._input_name}
+        counts: dict[str, int] = {}
+        lines = []
+        for item in items:
+            counts[item.kind] = counts.get(item.kind, 0) + 1
+            auto = f"{item.kind}_{counts[item.kind]}"
+            name = _identifier(item.keras_name, item.kind)
+            base, n = name, 1
+            while name in used:
+                n += 1
+                name = f"{base}_{n}"
+            used.add(name)
+            if name != item.keras_name:
+                self.notes.append(f"The Keras layer `{item.keras_name}` is `{name}` here.")
+            item.name = name
+            alias = "" if name == auto else f" as {name}"
+            lines.append(f"    {_call(item)}{alias}")
+        options = f"(batch_size={self._batch})" if self._batch is not None else ""
+        version = f" (Keras {self.keras_version})" if self.keras_version else ""
+        head = [f"# Imported by rnnspec from {self.source_name}{version}."]
+        head += [f"# {note}" for note in self.notes]
+        return "\n".join([*head, f"model {model_name}{options} {{", f"    {header}", *lines, "}"]) + "\n"
+
+
+def _is_not_equal(node, source_input, value) -> bool:
+    args, kwargs = node
+    if kwargs or len(args) != 2 or _ref(args[0]) != source_input:
+        return False
+    other = args[1]
+    return isinstance(other, (int, float)) and not isinstance(other, bool) and float(other) == float(value)
+
+
+def _refs(value: Any) -> list[tuple[str, int, int]] | None:
+    """input_layers / output_layers: one [name, node, index] or a list of them."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        value = [value]
+    if not isinstance(value, list):
+        return None
+    refs = []
+    for one in value:
+        if not (isinstance(one, list) and len(one) == 3 and isinstance(one[0], str)):
+            return None
+        refs.append((one[0], int(one[1]), int(one[2])))
+    return refs
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        assert _NUMBER.match(text), text
+        return text
+    assert isinstance(value, str) and value.isidentifier(), value
+    return value
+
+
+def _call(item: Item) -> str:
+    schema = LAYER_SCHEMAS[item.kind]
+    args = []
+    for key in schema.positional:
+        if key == "layer":
+            assert item.inner is not None
+            args.append(_call(item.inner))
+        else:
+            args.append(_literal(item.attrs[key]))
+    for key, attr in schema.attrs.items():
+        if key in schema.positional or item.attrs[key] == attr.default:
+            continue
+        args.append(f"{key}={_literal(item.attrs[key])}")
+    return f"{item.kind}({', '.join(args)})"
+
+
+def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The config and Keras version of a `.keras` archive, with no framework imported."""
+    try:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as handle:
+                magic = handle.read(8)
+            if magic == b"\x89HDF\r\n\x1a\n":
+                raise UsageError(
+                    f"{path}: error: this is a legacy HDF5 model file; load it in Keras and save it as .keras"
+                )
+            raise UsageError(f"{path}: error: not a .keras archive (a zip file holding config.json)")
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise UsageError(f"{path}: error: the archive holds no config.json; is it a .keras model?")
+            config = json.loads(archive.read("config.json"))
+            version = None
+            if "metadata.json" in names:
+                try:
+                    version = json.loads(archive.read("metadata.json")).get("keras_version")
+                except (ValueError, AttributeError):
+                    version = None
+    except OSError as exc:
+        raise UsageError(f"{path}: error: cannot read the file: {exc.strerror or exc}") from None
+    except (ValueError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{path}: error: the archive's config.json cannot be read: {exc}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{path}: error: config.json does not describe a model")
+    return config, version if isinstance(version, str) else None
+
+
+def import_model(path: Path) -> Imported:
+    """The spec for a `.keras` file; ImportRefused lists every part without an equivalent."""
+    from rnnspec.check import load_model
+
+    config, version = read_keras_archive(path)
+    imported = _Converter(config, path.name, version).run()
+    try:
+        load_model(imported.text)
+    except SpecError as exc:
+        raise ImportRefused([f"rnnspec refuses the spec it would need: {d.message}" for d in exc.diagnostics]) from None
+    return imported
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    source = Path(args.model)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        _check_output(output, [source], args.force)
+    try:
+        imported = import_model(source)
+    except ImportRefused as exc:
+        print(
+            f"{source}: error: the model has no equivalent spec; these have no equivalent in the language:",
+            file=sys.stderr,
+        )
+        for message in exc.problems:
+            print(f"  {message}", file=sys.stderr)
+        return 2
+    if output is None:
+        sys.stdout.write(imported.text)
+    else:
+        write_atomically(output, imported.text, [source])
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# rnnspec port
+# ---------------------------------------------------------------------------------------------
+
+FORMATS = {".keras": "keras", ".weights.h5": "weights.h5", ".pt": "pt", ".pth": "pt"}
+FRAMEWORK = {"keras": "Keras", "weights.h5": "Keras", "pt": "PyTorch"}
+H5_NAMES = {
+    "embedding": "embedding",
+    "masking": "masking",
+    "simple_rnn": "simple_rnn",
+    "lstm": "lstm",
+    "gru": "gru",
+    "bidirectional": "bidirectional",
+    "dense": "dense",
+    "dropout": "dropout",
+    "global_average_pooling": "global_average_pooling1d",
+    "attention_pooling": "attention_pooling",
+}
+
+
+def weights_format(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix, fmt in FORMATS.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return fmt
+    return None
+
+
+def _check_output(path: Path, protected: list[Path], force: bool) -> None:
+    target = path.resolve()
+    for other in protected:
+        if other.resolve() == target or (other.exists() and path.exists() and os.path.samefile(other, path)):
+            raise UsageError(f"{path}: error: refusing to overwrite an input file")
+    if target.is_dir():
+        raise UsageError(f"{path}: error: is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise UsageError(f"{path}: error: the directory {target.parent} does not exist")
+    if path.exists() and not force:
+        raise UsageError(f"{path}: error: the file exists; pass --force to overwrite it")
+
+
+def keras_array_names(layer: Layer) -> list[str]:
+    """Names for the arrays `get_weights()` gives for one spec layer, as messages show them."""
+    if layer.kind == "embedding":
+        return [f"{layer.name}.embeddings"]
+    if layer.kind == "dense":
+        return [f"{layer.name}.kernel"] + ([f"{layer.name}.bias"] if layer.attrs["use_bias"] else [])
+    if layer.kind == "attention_pooling":
+        return [f"{layer.name}.kernel"]
+    rec = layer.recurrent
+    if rec is None:
+        return []
+    names = ["kernel", "recurrent_kernel"] + (["bias"] if rec.attrs["use_bias"] else [])
+    if layer.inner is None:
+        return [f"{layer.name}.{n}" for n in names]
+    return [f"{layer.name}.{half}.{n}" for half in ("forward", "backward") for n in names]
+
+
+def h5_paths(model: Model) -> dict[str, list[str]]:
+    """Where Keras 3 keeps each spec layer's arrays in a `.weights.h5` file (layers named by class)."""
+    used: dict[str, int] = {}
+    paths: dict[str, list[str]] = {}
+    for layer in model.layers:
+        base = H5_NAMES[layer.kind]
+        if base in used:
+            used[base] += 1
+            base = f"{base}_{used[base]}"
+        else:
+            used[base] = 0
+        group = f"layers/{base}"
+        count = len(keras_array_names(layer))
+        if layer.kind in ("embedding", "dense", "attention_pooling"):
+            paths[layer.name] = [f"{group}/vars/{i}" for i in range(count)]
+        elif layer.inner is not None:
+            half = count // 2
+            paths[layer.name] = [f"{group}/forward_layer/cell/vars/{i}" for i in range(half)] + [
+                f"{group}/backward_layer/cell/vars/{i}" for i in range(half)
+            ]
+        elif layer.recurrent is not None:
+            paths[layer.name] = [f"{group}/cell/vars/{i}" for i in range(count)]
+    return paths
+
+
+def _shape(shape: Any) -> str:
+    return str(tuple(int(d) for d in shape))
+
+
+class WeightsMismatch(UsageError):
+    """The arrays in a weights file do not fit the spec: one line per array."""
+
+
+def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> WeightsMismatch:
+    head = f"{path}: error: the weights do not fit the spec's model `{model.name}` ({spec_path}):"
+    return WeightsMismatch("\n".join([head] + [f"  {p}" for p in problems]))
+
+
+def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
+    """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked."""
+    import numpy as np
+
+    from rnnspec.equivalence.weights import keras_weight_shapes
+
+    shapes = keras_weight_shapes(model)
+    paths = h5_paths(model)
+    problems: list[str] = []
+    weights: dict[str, list[np.ndarray]] = {}
+    expected: set[str] = set()
+    for layer in model.layers:
+        if layer.name not in paths or not paths[layer.name]:
+            continue
+        arrays = []
+        for name, where, need in zip(keras_array_names(layer), paths[layer.name], shapes[layer.name]):
+            expected.add(where)
+            dataset = handle.get(where)
+            if dataset is None or not hasattr(dataset, "shape"):
+                problems.append(f"{name}: the spec needs shape {_shape(need)}, the file has no such array ({where})")
+                continue
+            if tuple(dataset.shape) != tuple(need):
+                problems.append(f"{name}: the spec needs shape {_shape(need)}, the file has {_shape(dataset.shape)}")
+                continue
+            if dataset.dtype.kind != "f":
+                problems.append(f"{name}: the file holds {dataset.dtype} values; the spec needs floating point")
+                continue
+            arrays.append(np.asarray(dataset[()], dtype=np.float32))
+        weights[layer.name] = arrays
+    extra: list[str] = []
+    if "layers" in handle:
+
+        def visit(name: str, obj: Any) -> None:
+            full = f"layers/{name}"
+            if hasattr(obj, "shape") and full not in expected:
+                extra.append(f"{full}: the file has an array of shape {_shape(obj.shape)} that the spec has no place for")
+
+        handle["layers"].visititems(visit)
+    problems += sorted(extra)
+    if problems:
+        raise _mismatch(path, model, spec_path, problems)
+    return weights
+
+
+def _torch_state_shapes(model: Model, programs: Any) -> dict[str, tuple[int, ...]]:
+    module = programs.torch.build_model()
+    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
+
+
+@dataclass
+class _Programs:
+    """The spec compiled and imported once: the Keras program and the PyTorch program."""
+
+    model: Model
+    keras: Any
+    torch: Any
+
+
+def _programs(model: Model, source_name: str) -> _Programs:
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import load_program
+    from rnnspec.verify import import_frameworks, quiet_stderr
+
+    import_frameworks()
+    with quiet_stderr():
+        keras_program = load_program(generate(model, "keras", source_name), f"{model.name}_keras")
+    torch_program = load_program(generate(model, "pytorch", source_name), f"{model.name}_pytorch")
+    return _Programs(model, keras_program, torch_program)
+
+
+def _same(a: dict[str, list[np.ndarray]], b: dict[str, list[np.ndarray]]) -> bool:
+    import numpy as np
+
+    return a.keys() == b.keys() and all(
+        len(a[k]) == len(b[k]) and all(np.array_equal(x, y) for x, y in zip(a[k], b[k])) for k in a
+    )
+
+
+def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
+    import numpy as np
+    import torch
+
+    from rnnspec.equivalence.weights import torch_to_keras
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle that is not a plain state_dict, a corrupt file, ...
+        raise UsageError(
+            f"{path}: error: cannot read a state_dict from the file ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "port reads files written by torch.save(module.state_dict(), PATH)"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        raise UsageError(f"{path}: error: the file holds a {type(state).__name__}, not a state_dict")
+    need = _torch_state_shapes(model, programs)
+    problems: list[str] = []
+    arrays: dict[str, np.ndarray] = {}
+    for key, shape in need.items():
+        if key not in state:
+            problems.append(f"{key}: the spec needs shape {_shape(shape)}, the file has no such entry")
+            continue
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            problems.append(f"{key}: the file holds a {type(value).__name__}, not a tensor")
+        elif tuple(value.shape) != shape:
+            problems.append(f"{key}: the spec needs shape {_shape(shape)}, the file has {_shape(value.shape)}")
+        elif not value.is_floating_point():
+            problems.append(f"{key}: the file holds {value.dtype} values; the spec needs floating point")
+        else:
+            arrays[key] = value.detach().to(torch.float32).numpy().astype(np.float32)
+    for key in state:
+        if key not in need:
+            shown = _shape(state[key].shape) if isinstance(state[key], torch.Tensor) else type(state[key]).__name__
+            problems.append(f"{key}: the file has an entry of shape {shown} that the spec has no place for")
+    if problems:
+        raise _mismatch(path, model, spec_path, problems)
+    return torch_to_keras(model, arrays)
+
+
+def _compare_architecture(model: Model, path: Path, imported: Imported) -> list[str]:
+    """How the model saved in a .keras file differs from the spec, beyond names and training-only options."""
+    from rnnspec.check import load_model
+
+    other = load_model(imported.text)
+    ignore = {"dropout", "recurrent_dropout", "unit_forget_bias", "rate"}
+    problems: list[str] = []
+    (mine,), (theirs,) = model.inputs, other.inputs
+    if (mine.dtype, mine.shape) != (theirs.dtype, theirs.shape):
+        problems.append(
+            f"input: the spec has {mine.dtype}{list(mine.shape)}, the file {theirs.dtype}{list(theirs.shape)}".replace(
+                "None", "*"
+            )
+        )
+    if model.batch_size != other.batch_size and (model.stateful or other.stateful):
+        problems.append(f"batch_size: the spec has {model.batch_size}, the file {other.batch_size}")
+    if len(model.layers) != len(other.layers):
+        kinds = lambda m: ", ".join(layer.kind for layer in m.layers)  # noqa: E731
+        problems.append(f"the spec has layers {kinds(model)}; the file has {kinds(other)}")
+        return problems
+    for index, (a, b) in enumerate(zip(model.layers, other.layers)):
+        where = f"layer {index + 1} (`{a.name}`, `{b.name}` in the file)"
+        for x, y, prefix in [(a, b, "")] + ([(a.inner, b.inner, f"{a.inner.kind} ")] if a.inner and b.inner else []):
+            if x.kind != y.kind:
+                problems.append(f"{where}: the spec has a `{x.kind}`, the file a `{y.kind}`")
+                continue
+            for key in x.attrs:
+                if key not in ignore and x.attrs[key] != y.attrs.get(key):
+                    problems.append(
+                        f"{where}: {prefix}`{key}` is {_literal(x.attrs[key])} in the spec, "
+                        f"{_literal(y.attrs[key])} in the file"
+                    )
+        if (a.inner is None) != (b.inner is None):
+            problems.append(f"{where}: the spec has a `{a.kind}`, the file a `{b.kind}`")
+    return problems
+
+
+def _read_keras(
+    model: Model, programs: _Programs, path: Path, fmt: str, spec_path: str
+) -> dict[str, list[np.ndarray]]:
+    import io
+
+    import h5py
+
+    from rnnspec.equivalence.weights import get_keras_weights
+
+    if fmt == "keras":
+        try:
+            imported = import_model(path)
+        except ImportRefused as exc:
+            raise UsageError(
+                "\n".join(
+                    [f"{path}: error: the model in this file has no equivalent spec:"] + [f"  {p}" for p in exc.problems]
+                )
+            ) from None
+        differences = _compare_architecture(model, path, imported)
+        kinds_differ = any("the spec has layers" in d or "the spec has a `" in d for d in differences)
+        if kinds_differ:
+            raise UsageError(
+                "\n".join(
+                    [f"{path}: error: the model in this file is not the spec's model `{model.name}`:"]
+                    + [f"  {d}" for d in differences]
+                )
+            )
+        try:
+            with zipfile.ZipFile(path) as archive:
+                data = archive.read("model.weights.h5")
+        except KeyError:
+            raise UsageError(f"{path}: error: the archive holds no model.weights.h5") from None
+        with h5py.File(io.BytesIO(data), "r") as handle:
+            weights = _read_h5(model, handle, path, spec_path)
+        if differences:
+            raise UsageError(
+                "\n".join(
+                    [f"{path}: error: the model in this file computes another function than the spec `{model.name}`:"]
+                    + [f"  {d}" for d in differences]
+                )
+            )
+        loaded = _load_keras_model(programs, path)
+        # The same arrays through Keras itself, layer by layer along the chain: a check on the paths.
+        found: dict[str, list[np.ndarray]] = {}
+        for layer, keras_name in zip(model.layers, imported.keras_names):
+            klayer = loaded.get_layer(keras_name)
+            if layer.inner is not None:
+                found[layer.name] = klayer.forward_layer.get_weights() + klayer.backward_layer.get_weights()
+            elif klayer.weights:
+                found[layer.name] = klayer.get_weights()
+    else:
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as exc:
+            raise UsageError(f"{path}: error: not a readable HDF5 weights file ({exc})") from None
+        with handle:
+            weights = _read_h5(model, handle, path, spec_path)
+        keras_model = programs.keras.build_model()
+        try:
+            keras_model.load_weights(str(path))
+        except Exception as exc:
+            raise UsageError(f"{path}: error: Keras cannot load the file into the spec's model: {exc}") from None
+        found = get_keras_weights(model, keras_model)
+    found = {name: arrays for name, arrays in found.items() if arrays}
+    if not _same({k: v for k, v in weights.items() if v}, found):
+        raise UsageError(f"{path}: error: Keras reads other arrays from this file than rnnspec does; not porting")
+    return weights
+
+
+def _load_keras_model(programs: _Programs, path: Path) -> Any:
+    import keras
+
+    custom = {}
+    if hasattr(programs.keras, "AttentionPooling"):
+        custom["AttentionPooling"] = programs.keras.AttentionPooling
+    try:
+        return keras.saving.load_model(path, custom_objects=custom, compile=False)
+    except Exception as exc:
+        raise UsageError(f"{path}: error: Keras cannot load the model: {exc}") from None
+
+
+def read_weights(model: Model, path: Path, spec_path: str, programs: _Programs | None = None):
+    """Trained Keras arrays per spec layer, from any supported weights file, checked against the spec."""
+    fmt = weights_format(path)
+    if fmt is None:
+        raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
+    if not path.is_file():
+        raise UsageError(f"{path}: error: no such file")
+    if programs is None:
+        programs = _programs(model, Path(spec_path).name)
+    if fmt == "pt":
+        return _read_pt(model, programs, path, spec_path)
+    return _read_keras(model, programs, path, fmt, spec_path)
+
+
+def _atomic_path(target: Path, suffix: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_weights(model: Model, programs: _Programs, weights: dict[str, list[np.ndarray]], target: Path) -> int:
+    """Write `weights` (Keras arrays per layer) to `target` atomically; return the number of arrays."""
+    from rnnspec.equivalence.weights import keras_to_torch, load_torch_state, set_keras_weights
+
+    fmt = weights_format(target)
+    suffix = {"keras": ".keras", "weights.h5": ".weights.h5", "pt": target.suffix}[fmt]
+    tmp = _atomic_path(target.resolve(), suffix)
+    try:
+        if fmt == "pt":
+            import torch
+
+            state = keras_to_torch(model, weights)
+            module = programs.torch.build_model()
+            load_torch_state(module, state)  # strict: every entry present, every shape right
+            tensors = {key: value.detach().clone() for key, value in module.state_dict().items()}
+            torch.save(tensors, tmp)
+            count = len(tensors)
+        else:
+            keras_model = programs.keras.build_model()
+            set_keras_weights(model, keras_model, weights)
+            if fmt == "keras":
+                keras_model.save(tmp)
+            else:
+                keras_model.save_weights(tmp)
+            count = sum(len(arrays) for arrays in weights.values())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    spec_path = Path(args.file)
+    source_path = Path(args.source)
+    target_path = Path(args.target)
+    text = read_spec(args.file)
+    from rnnspec.check import load_model
+
+    try:
+        model = load_model(text, args.model)
+    except SpecError as exc:
+        print(exc.render(args.file, text), file=sys.stderr)
+        return 2
+    src_fmt, dst_fmt = weights_format(source_path), weights_format(target_path)
+    for path, fmt in ((source_path, src_fmt), (target_path, dst_fmt)):
+        if fmt is None:
+            raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
+    if not source_path.is_file():
+        raise UsageError(f"{source_path}: error: no such file")
+    _check_output(target_path, [spec_path, source_path], args.force)
+    try:
+        programs = _programs(model, spec_path.name)
+    except Exception as exc:
+        raise UsageError(f"rnnspec port: error: {exc}") from None
+    weights = read_weights(model, source_path, args.file, programs)
+    count = write_weights(model, programs, weights, target_path)
+    parameters = sum(int(a.size) for arrays in weights.values() for a in arrays)
+    print(
+        f"{source_path} -> {target_path}: {count} arrays, {parameters:,} parameters of `{model.name}` "
+        f"({FRAMEWORK[src_fmt]} -> {FRAMEWORK[dst_fmt]})"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+# ---------------------------------------------------------------------------------------------
+
+
+def add_parsers(sub: Any) -> None:
+    imp = sub.add_parser(
+        "import",
+        help="write the spec of a trained Keras model (.keras), or list what has no equivalent",
+        epilog="example:\n  rnnspec import trained.keras -o model.rnn",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imp.add_argument("model", metavar="MODEL", help="a Keras 3 .keras file")
+    imp.add_argument("-o", "--output", help="write the spec here (atomically) instead of stdout")
+    imp.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    imp.set_defaults(func=cmd_import)
+
+    port = sub.add_parser(
+        "port",
+        help="convert trained weights between Keras (.keras, .weights.h5) and PyTorch (.pt)",
+        epilog="example:\n  rnnspec port model.rnn --from trained.keras --to model.pt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    port.add_argument("file", metavar="SPEC", help="the .rnn spec the weights belong to")
+    port.add_argument("--from", dest="source", required=True, metavar="WEIGHTS", help=".keras, .weights.h5 or .pt")
+    port.add_argument("--to", dest="target", required=True, metavar="OUT", help=".keras, .weights.h5 or .pt")
+    port.add_argument("--model", help="which model, when the spec defines several")
+    port.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    port.set_defaults(func=cmd_port)
