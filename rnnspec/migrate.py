@@ -51,7 +51,9 @@ RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
 
 # Options that never change the forward pass: how weights are initialised, penalised, constrained
 # or sampled during training, and which kernel implementation runs (the cuDNN one computes the same).
-_NO_FORWARD_EFFECT = re.compile(r"^(.*_initializer|.*_regularizer|.*_constraint|seed|use_cudnn|trainable|name)$")
+_NO_FORWARD_EFFECT = re.compile(
+    r"^(.*_initializer|.*_regularizer|.*_constraint|seed|use_cudnn|trainable|name)$"
+)
 
 # Options rnnspec knows but cannot express except at one value: {option: (allowed value, why)}.
 _ONLY_AT = {
@@ -59,7 +61,10 @@ _ONLY_AT = {
     "implementation": (2, "only Keras's default implementation=2 is supported"),
     "quantization_config": (None, "quantized weights have no equivalent"),
     "lora_rank": (None, "LoRA adapters have no equivalent"),
-    "data_format": ("channels_last", "only data_format='channels_last' (pooling over time) has an equivalent"),
+    "data_format": (
+        "channels_last",
+        "only data_format='channels_last' (pooling over time) has an equivalent",
+    ),
     "keepdims": (False, "keepdims=True has no equivalent"),
 }
 # Options that only matter in training: dropout's noise shape.
@@ -185,8 +190,8 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
             continue
         elif key == "zero_output_for_mask" and kind in RECURRENT_KINDS:
             zero_output = bool(value)  # Bidirectional sets it itself; alone it matters with a mask
-        elif key == "lora_alpha" and not config.get("lora_rank"):
-            continue
+        elif key == "lora_alpha":
+            continue  # meaningful only with lora_rank, which is refused
         elif key in _ONLY_AT:
             allowed, why = _ONLY_AT[key]
             if value != allowed:
@@ -194,9 +199,9 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
         elif kind == "bidirectional" and key in ("layer", "backward_layer"):
             continue  # handled by the caller
         else:
-            problems.append(f"option `{key}={_show(value)}` is not one rnnspec knows, so it may change the output")
-    if "units" in schema.attrs and "units" not in attrs and not any("units" in p for p in problems):
-        problems.append("the config has no `units`")
+            problems.append(
+                f"option `{key}={_show(value)}` is not one rnnspec knows, so it may change the output"
+            )
     for key, attr in schema.attrs.items():
         if key == "layer" or key in attrs:
             continue
@@ -208,15 +213,26 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
     return attrs, problems, zero_output
 
 
-def _identifier(raw: str, fallback: str) -> str:
-    """A spec identifier as close to `raw` as the language allows."""
+def _identifier(raw: str, fallback: str, role: str) -> str:
+    """A spec identifier as close to `raw` as the language (and the generated programs) allow."""
+    from rnnspec.check import MODULE_ATTRIBUTES, PROGRAM_NAMES
+    from rnnspec.targets.pytorch import camel_case
+
     name = re.sub(r"[^A-Za-z0-9_]", "_", raw or "")
-    if not name or name[0].isdigit():
-        name = f"{fallback}_{name}" if name else fallback
+    if role == "layer":
+        name = name.lstrip("_")
     while name.startswith("__"):
         name = name[1:]
+    if not name or name[0].isdigit():
+        name = f"{fallback}_{name}" if name else fallback
     if bad_identifier(name) or name in _GRAMMAR_WORDS:
         name += "_"
+    if role == "layer" and name in MODULE_ATTRIBUTES:
+        name += "_layer"
+    if role == "input" and name in PROGRAM_NAMES:
+        name += "_input"
+    if role == "model" and camel_case(name) in PROGRAM_NAMES:
+        name += "_model"
     return name
 
 
@@ -229,6 +245,17 @@ class _Converter:
         self.keras_version = keras_version
         self.problems: list[str] = []
         self.notes: list[str] = []
+        self._structural = False
+        self._ops: dict[str, dict[str, Any]] = {}
+        self._nodes: dict[str, tuple[list[Any], dict[str, Any]]] = {}
+        self._input_ref: tuple[str, int, int] | None = None
+        self._outputs: list[tuple[str, int, int]] = []
+        self._batch: int | None = None
+        self._input_name = "x"
+        self._mask_source: tuple[str, Any] | str | None = None  # (kind, value) where the mask was born
+        self._mask_input: tuple[str, int, int] | None = None  # the tensor that layer read
+        self._previous_ref: tuple[str, int, int] | None = None
+        self._used_ops: set[str] = set()
 
     def problem(self, message: str) -> None:
         if message not in self.problems:
@@ -245,7 +272,11 @@ class _Converter:
                 [f"the model is a `{class_name}`; only Sequential and Functional models have an equivalent"]
             )
         if class_name == "Model" and "input_layers" not in inner:
-            raise ImportRefused(["the model is a subclassed `Model`; only Sequential and Functional models"])
+            raise ImportRefused(
+                [
+                    "the model is a subclassed `Model`; only Sequential and Functional models have an equivalent"
+                ]
+            )
         why = _policy_problem(inner.get("dtype"))
         if why:
             self.problem(f"model: {why}")
@@ -256,17 +287,38 @@ class _Converter:
             input_cfg, chain, mask_kwargs = self._sequential(inner, layers)
         else:
             input_cfg, chain, mask_kwargs = self._functional(inner, layers)
-        items = [self._item(entry) for entry in chain]
-        self._check_masks(chain, items, mask_kwargs)
-        if class_name != "Sequential" and items and all(item is not None for item in items):
+        self._previous_ref = self._input_ref
+        items = []
+        for entry in chain:
+            items.append(self._item(entry))
+            if not self._structural:
+                self._mask_step(entry, items[-1], mask_kwargs.get(entry["name"]))
+        for name, entry in self._ops.items():
+            if name in self._used_ops or (self._structural and entry["class_name"] in ("NotEqual", "Any")):
+                continue
+            self.problem(f"operation `{name}` ({entry['class_name']}) has no equivalent")
+        if class_name != "Sequential" and not self._structural and items and all(items):
             self._check_outputs(inner, chain, items[-1])
+        for entry, item in zip(chain[:-1], items[:-1]):
+            rec = item and (item.inner or item)
+            if (
+                rec is not None
+                and rec.kind in RECURRENT_KINDS
+                and rec.attrs["return_state"]
+                and not self._structural
+            ):
+                # Only the next layer reads it, and only its first output: the states go unused.
+                rec.attrs["return_state"] = False
+                self.notes.append(
+                    f"The model uses no states of `{entry['name']}`, so the spec leaves return_state off."
+                )
         header = self._input(input_cfg, items)
         if not chain:
             self.problem("the model has no layers")
         if self.problems:
             raise ImportRefused(self.problems)
         assert header is not None
-        model_name = _identifier(str(inner.get("name") or "model"), "model")
+        model_name = _identifier(str(inner.get("name") or "model"), "model", "model")
         if model_name != inner.get("name"):
             self.notes.append(f"The Keras model `{inner.get('name')}` is `{model_name}` here.")
         text = self._render(model_name, header, [item for item in items if item is not None])
@@ -280,10 +332,14 @@ class _Converter:
         elif isinstance(inner.get("build_input_shape"), list):
             input_cfg = {"batch_shape": inner["build_input_shape"], "dtype": "float32", "name": "x"}
         else:
-            self.problem("the Sequential model has no input shape (it was never built); build it or add keras.Input")
+            self.problem(
+                "the Sequential model has no input shape (it was never built); build it or add keras.Input"
+            )
         for entry in entries:
             if entry["class_name"] == "InputLayer":
-                self.problem(f"layer `{entry['name']}` (InputLayer) in the middle of the model has no equivalent")
+                self.problem(
+                    f"layer `{entry['name']}` (InputLayer) in the middle of the model has no equivalent"
+                )
         chain = [e for e in entries if e["class_name"] != "InputLayer"]
         return input_cfg, chain, {}
 
@@ -302,7 +358,9 @@ class _Converter:
         inputs = _refs(inner.get("input_layers"))
         outputs = _refs(inner.get("output_layers"))
         if inputs is None or outputs is None:
-            raise ImportRefused(["the model's inputs or outputs are not a list of tensors (a dict?); a spec has one input"])
+            raise ImportRefused(
+                ["the model's inputs or outputs are not a list of tensors (a dict?); a spec has one input"]
+            )
         if len(inputs) != 1:
             raise ImportRefused([f"the model has {len(inputs)} inputs; a spec has one"])
         by_name = {entry["name"]: entry for entry in entries}
@@ -319,56 +377,65 @@ class _Converter:
                 self.problem(f"layer `{entry['name']}` is never called")
                 continue
             if len(raw_nodes) > 1:
-                self.problem(f"layer `{entry['name']}` is called {len(raw_nodes)} times (shared weights); not a linear chain")
+                self.problem(
+                    f"layer `{entry['name']}` is called {len(raw_nodes)} times (shared weights); not a linear chain"
+                )
             node = raw_nodes[0]
             if not isinstance(node, dict) or "args" not in node:
-                raise ImportRefused(["the config uses the Keras 2 graph format; load the model in Keras 3 and save it again"])
+                raise ImportRefused(
+                    ["the config uses the Keras 2 graph format; load the model in Keras 3 and save it again"]
+                )
             nodes[entry["name"]] = (list(node.get("args") or []), dict(node.get("kwargs") or {}))
             if str(entry["raw"].get("module", "")).startswith("keras.src.ops"):
                 ops[entry["name"]] = entry
-        # Walk from the input: each layer must take exactly the previous layer's first output.
-        chain: list[dict[str, Any]] = []
-        current = inputs[0]
-        previous = input_entry["name"]
-        placed: set[str] = set()
-        while True:
-            takers = [
-                name
-                for name, (args, _) in nodes.items()
-                if name not in ops and any(_ref(arg) == current for arg in args)
-            ]
-            if not takers:
-                break
-            if len(takers) > 1:
-                self.problem(
-                    f"the output of `{previous}` feeds {len(takers)} layers ("
-                    + ", ".join(f"`{t}`" for t in takers)
-                    + "); not a linear chain"
-                )
-                break
-            name = takers[0]
+        self._ops, self._nodes, self._input_ref, self._outputs = ops, nodes, inputs[0], outputs
+        names = [entry["name"] for entry in entries if entry["name"] in nodes and entry["name"] not in ops]
+        # The graph must be a chain: each layer takes one tensor, the first output of the one before.
+        consumers: dict[tuple[str, int, int], list[str]] = {}
+        merges: list[str] = []
+        for name in names:
             args, kwargs = nodes[name]
-            if len(args) != 1 or _ref(args[0]) != current:
-                self.problem(f"layer `{name}` takes {len(args)} positional inputs; not a linear chain")
+            refs = _all_refs(args)
+            if len(args) != 1 or _ref(args[0]) is None:
+                shown = ", ".join(f"`{r[0]}`" for r in refs) or "no tensor"
+                merges.append(f"layer `{name}` takes {len(refs)} inputs ({shown}); a spec is a linear chain")
+            for ref in refs:
+                consumers.setdefault(ref, []).append(name)
             for key, value in kwargs.items():
                 if key == "training" and value is True:
                     self.problem(f"layer `{name}` is called with training=True, which changes its output")
-                elif key not in ("mask", "training", "initial_state") or (key == "initial_state" and value is not None):
+                elif key == "initial_state" and value is not None:
+                    self.problem(f"layer `{name}` is called with an initial_state, which has no equivalent")
+                elif key not in ("mask", "training", "initial_state"):
                     self.problem(f"layer `{name}` is called with `{key}`, which has no equivalent")
+        for (source, _, index), takers in consumers.items():
+            if len(takers) > 1:
+                listed = ", ".join(f"`{t}`" for t in takers)
+                self.problem(
+                    f"the output of `{source}` feeds {len(takers)} layers ({listed}); a spec is a linear chain"
+                )
+                self._structural = True
+            elif index != 0:
+                self.problem(
+                    f"layer `{takers[0]}` takes output {index} of `{source}`; a spec is a linear chain"
+                )
+                self._structural = True
+        for message in merges:
+            self.problem(message)
+            self._structural = True
+        if self._structural:
+            return input_entry["config"], [by_name[name] for name in names], {}
+        chain: list[dict[str, Any]] = []
+        current = inputs[0]
+        while consumers.get(current):
+            name = consumers[current][0]
             chain.append(by_name[name])
-            placed.add(name)
-            previous, current = name, (name, 0, 0)
-        for name, (args, _) in nodes.items():
-            if name in placed or name in ops:
-                continue
-            sources = [r[0] for r in (_ref(a) for a in args) if r is not None]
-            source = f" (it takes `{'`, `'.join(sources)}`)" if sources else ""
-            self.problem(f"layer `{name}` is not on the chain from the input to the output{source}; not a linear chain")
+            current = (name, 0, 0)
+        for name in names:
+            if all(entry["name"] != name for entry in chain):
+                self.problem(f"layer `{name}` is not on the chain from the input to the output")
+                self._structural = True
         mask_kwargs = {entry["name"]: nodes[entry["name"]][1].get("mask") for entry in chain}
-        self._ops = ops
-        self._nodes = nodes
-        self._input_ref = inputs[0]
-        self._outputs = outputs
         return input_entry["config"], chain, mask_kwargs
 
     # -- one layer --------------------------------------------------------------------------
@@ -417,58 +484,65 @@ class _Converter:
                         if b_attrs.get(key) == f_attrs.get(key):
                             differs.append("it runs in the same direction as the forward layer")
                     elif b_attrs.get(key) != f_attrs.get(key):
-                        differs.append(f"`{key}` is {_show(b_attrs.get(key))}, the forward layer's {_show(f_attrs.get(key))}")
+                        differs.append(
+                            f"`{key}` is {_show(b_attrs.get(key))}, the forward layer's {_show(f_attrs.get(key))}"
+                        )
             if differs:
                 problems.append("a custom `backward_layer` has no equivalent (" + "; ".join(differs) + ")")
         if problems:
             return None, problems
-        return Item(KERAS_KINDS[f_class], f_attrs, str((forward.get("config") or {}).get("name", "")), f_class), []
+        return Item(
+            KERAS_KINDS[f_class], f_attrs, str((forward.get("config") or {}).get("name", "")), f_class
+        ), []
 
     # -- masks ------------------------------------------------------------------------------
 
-    def _check_masks(self, chain, items, mask_kwargs) -> None:
-        """Masks flow as Keras propagates them; a layer given any other mask is refused."""
-        source: tuple[str, Any] | None = None  # (kind, value) of the layer the current mask was born at
-        source_input: tuple[str, int, int] | None = None
-        previous_ref: tuple[str, int, int] | None = getattr(self, "_input_ref", None)
-        used_ops: set[str] = set()
-        for entry, item in zip(chain, items):
-            if item is None:
-                source = None
-                previous_ref = (entry["name"], 0, 0)
-                continue
-            given = mask_kwargs.get(entry["name"])
-            if given is not None:
-                ref = _ref(given)
-                matched = self._mask_ops(ref, source, source_input) if ref is not None else None
-                if matched is None:
-                    self.problem(
-                        f"layer `{entry['name']}` ({entry['class_name']}): it is given a mask other than "
-                        "the one Keras propagates to it, which has no equivalent"
-                    )
-                else:
-                    used_ops |= matched
-            if entry.get("zero_output_for_mask") and source is not None:
+    def _mask_step(self, entry: dict[str, Any], item: Item | None, given: Any) -> None:
+        """Follow the mask as Keras propagates it; a layer given any other mask is refused."""
+        where = f"layer `{entry['name']}` ({entry['class_name']})"
+        ref = _ref(given) if given is not None else None
+        if given is not None and self._mask_source == "unknown":
+            self._used_ops |= self._op_closure(ref)  # after a refused layer: already reported
+        elif given is not None:
+            matched = self._mask_ops(ref, self._mask_source, self._mask_input) if ref is not None else None
+            if matched is None:
                 self.problem(
-                    f"layer `{entry['name']}` ({entry['class_name']}): `zero_output_for_mask=true` on a masked "
-                    "sequence (masked timesteps output zeros) has no equivalent"
+                    f"{where}: it is given a mask other than the one Keras propagates, which has no equivalent"
                 )
-            kind = item.kind
-            rec = item.inner if item.inner is not None else item
-            if kind == "embedding":
-                source = ("embedding", 0) if item.attrs["mask_zero"] else None
-                source_input = previous_ref
-            elif kind == "masking":
-                source = ("masking", item.attrs["mask_value"])
-                source_input = previous_ref
-            elif kind in ("global_average_pooling", "attention_pooling"):
-                source = None
-            elif rec.kind in RECURRENT_KINDS and not rec.attrs["return_sequences"]:
-                source = None
-            previous_ref = (entry["name"], 0, 0)
-        for name, entry in getattr(self, "_ops", {}).items():
-            if name not in used_ops:
-                self.problem(f"operation `{name}` ({entry['class_name']}) has no equivalent")
+            else:
+                self._used_ops |= matched
+        if entry.get("zero_output_for_mask") and self._mask_source not in (None, "unknown"):
+            self.problem(
+                f"{where}: `zero_output_for_mask=true` on a masked sequence (masked timesteps output zeros) "
+                "has no equivalent"
+            )
+        here = self._previous_ref
+        self._previous_ref = (entry["name"], 0, 0)
+        if item is None:
+            self._mask_source = "unknown"
+            return
+        rec = item.inner if item.inner is not None else item
+        if item.kind == "embedding":
+            self._mask_source = ("embedding", 0) if item.attrs["mask_zero"] else None
+            self._mask_input = here
+        elif item.kind == "masking":
+            self._mask_source = ("masking", item.attrs["mask_value"])
+            self._mask_input = here
+        elif item.kind in ("global_average_pooling", "attention_pooling"):
+            self._mask_source = None
+        elif rec.kind in RECURRENT_KINDS and not rec.attrs["return_sequences"]:
+            self._mask_source = None
+
+    def _op_closure(self, ref: tuple[str, int, int] | None) -> set[str]:
+        found: set[str] = set()
+        todo = [ref]
+        while todo:
+            one = todo.pop()
+            if one is None or one[0] not in self._ops or one[0] in found:
+                continue
+            found.add(one[0])
+            todo += _all_refs(self._nodes[one[0]][0])
+        return found
 
     def _mask_ops(self, ref, source, source_input) -> set[str] | None:
         """The op nodes that compute the mask `ref`, if it is exactly the propagated mask; else None."""
@@ -477,7 +551,11 @@ class _Converter:
         ops, nodes = self._ops, self._nodes
         kind, value = source
         if kind == "embedding":
-            if ref[0] in ops and ops[ref[0]]["class_name"] == "NotEqual" and _is_not_equal(nodes[ref[0]], source_input, 0):
+            if (
+                ref[0] in ops
+                and ops[ref[0]]["class_name"] == "NotEqual"
+                and _is_not_equal(nodes[ref[0]], source_input, 0)
+            ):
                 return {ref[0]}
             return None
         # masking: any(not_equal(x, value), axis=-1)
@@ -490,7 +568,11 @@ class _Converter:
         if len(args) != 1 or kwargs or _ref(args[0]) is None:
             return None
         inner = _ref(args[0])[0]
-        if inner in ops and ops[inner]["class_name"] == "NotEqual" and _is_not_equal(nodes[inner], source_input, value):
+        if (
+            inner in ops
+            and ops[inner]["class_name"] == "NotEqual"
+            and _is_not_equal(nodes[inner], source_input, value)
+        ):
             return {ref[0], inner}
         return None
 
@@ -503,7 +585,14 @@ class _Converter:
             count += (2 if rec.kind == "lstm" else 1) * (2 if last.kind == "bidirectional" else 1)
         name = chain[-1]["name"]
         expected = [(name, 0, index) for index in range(count)]
-        if self._outputs != expected:
+        main = 2 if last.kind == "bidirectional" and last.attrs["merge_mode"] == "none" else 1
+        if count > main and self._outputs == expected[:main]:
+            # The states are computed but not returned: the same function as return_state=false.
+            rec.attrs["return_state"] = False
+            self.notes.append(
+                f"The model returns no states of `{name}`, so the spec leaves return_state off."
+            )
+        elif self._outputs != expected:
             shown = ", ".join(f"`{n}`[{i}]" for n, _, i in self._outputs)
             self.problem(
                 f"the model returns {shown}; a spec returns every output of its last layer `{name}`, in order "
@@ -523,13 +612,21 @@ class _Converter:
         for key in ("sparse", "ragged", "optional"):
             if config.get(key):
                 self.problem(f"input `{name}`: `{key}=true` has no equivalent")
-        if not isinstance(shape, list) or not shape or not all(d is None or isinstance(d, int) for d in shape):
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(d is None or isinstance(d, int) for d in shape)
+        ):
             self.problem(f"input `{name}`: the shape {_show(shape)} has no equivalent")
             return None
         batch, dims = shape[0], shape[1:]
         first = next((item for item in items if item is not None), None)
         if dtype not in ("int32", "int64", "float32"):
-            if first is not None and first.kind == "embedding" and dtype in ("int8", "int16", "uint8", "uint16", "uint32"):
+            if (
+                first is not None
+                and first.kind == "embedding"
+                and dtype in ("int8", "int16", "uint8", "uint16", "uint32")
+            ):
                 self.notes.append(f"The Keras input is {dtype}; the spec takes int32 token ids.")
                 dtype = "int32"
             else:
@@ -537,10 +634,14 @@ class _Converter:
                 return None
         if dtype == "float32" and first is not None and first.kind == "embedding":
             # Keras's Embedding casts its input to int32; token ids are the same function.
-            self.notes.append("The Keras input is float32; its Embedding casts it to int32, so the spec takes int32 ids.")
+            self.notes.append(
+                "The Keras input is float32; its Embedding casts it to int32, so the spec takes int32 ids."
+            )
             dtype = "int32"
         if dtype.startswith("int") and len(dims) != 1:
-            self.problem(f"input `{name}`: an integer input of shape {_show(shape)} has no equivalent (token ids are [batch, time])")
+            self.problem(
+                f"input `{name}`: an integer input of shape {_show(shape)} has no equivalent (token ids are [batch, time])"
+            )
             return None
         if dtype == "float32" and (len(dims) not in (1, 2) or dims[-1] is None):
             self.problem(
@@ -549,7 +650,9 @@ class _Converter:
             )
             return None
         stateful = any(
-            item is not None and (item.inner or item).kind in RECURRENT_KINDS and (item.inner or item).attrs["stateful"]
+            item is not None
+            and (item.inner or item).kind in RECURRENT_KINDS
+            and (item.inner or item).attrs["stateful"]
             for item in items
         )
         self._batch = None
@@ -557,8 +660,10 @@ class _Converter:
             if stateful:
                 self._batch = batch
             else:
-                self.notes.append(f"The Keras model fixes the batch size at {batch}; this stateless spec leaves it free.")
-        self._input_name = _identifier(name, "x")
+                self.notes.append(
+                    f"The Keras model fixes the batch size at {batch}; this stateless spec leaves it free."
+                )
+        self._input_name = _identifier(name, "x", "input")
         dims_text = ", ".join("*" if d is None else str(d) for d in dims)
         return f"input {self._input_name}: {dtype}[{dims_text}]"
 
@@ -569,7 +674,7 @@ class _Converter:
         for item in items:
             counts[item.kind] = counts.get(item.kind, 0) + 1
             auto = f"{item.kind}_{counts[item.kind]}"
-            name = _identifier(item.keras_name, item.kind)
+            name = _identifier(item.keras_name, item.kind, "layer")
             base, n = name, 1
             while name in used:
                 n += 1
@@ -593,6 +698,18 @@ def _is_not_equal(node, source_input, value) -> bool:
         return False
     other = args[1]
     return isinstance(other, (int, float)) and not isinstance(other, bool) and float(other) == float(value)
+
+
+def _all_refs(value: Any) -> list[tuple[str, int, int]]:
+    """Every tensor reference in a node's (nested) arguments, in order."""
+    if _is_tensor_ref(value):
+        ref = _ref(value)
+        return [ref] if ref is not None else []
+    if isinstance(value, (list, tuple)):
+        return [ref for one in value for ref in _all_refs(one)]
+    if isinstance(value, dict):
+        return [ref for one in value.values() for ref in _all_refs(one)]
+    return []
 
 
 def _refs(value: Any) -> list[tuple[str, int, int]] | None:
@@ -678,7 +795,9 @@ def import_model(path: Path) -> Imported:
     try:
         load_model(imported.text)
     except SpecError as exc:
-        raise ImportRefused([f"rnnspec refuses the spec it would need: {d.message}" for d in exc.diagnostics]) from None
+        raise ImportRefused(
+            [f"rnnspec refuses the spec it would need: {d.message}" for d in exc.diagnostics]
+        ) from None
     return imported
 
 
@@ -691,7 +810,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         imported = import_model(source)
     except ImportRefused as exc:
         print(
-            f"{source}: error: the model has no equivalent spec; these have no equivalent in the language:",
+            f"{source}: error: cannot import the model; these have no equivalent in the language:",
             file=sys.stderr,
         )
         for message in exc.problems:
@@ -819,13 +938,19 @@ def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str,
             expected.add(where)
             dataset = handle.get(where)
             if dataset is None or not hasattr(dataset, "shape"):
-                problems.append(f"{name}: the spec needs shape {_shape(need)}, the file has no such array ({where})")
+                problems.append(
+                    f"{name}: the spec needs shape {_shape(need)}, the file has no such array ({where})"
+                )
                 continue
             if tuple(dataset.shape) != tuple(need):
-                problems.append(f"{name}: the spec needs shape {_shape(need)}, the file has {_shape(dataset.shape)}")
+                problems.append(
+                    f"{name}: the spec needs shape {_shape(need)}, the file has {_shape(dataset.shape)}"
+                )
                 continue
             if dataset.dtype.kind != "f":
-                problems.append(f"{name}: the file holds {dataset.dtype} values; the spec needs floating point")
+                problems.append(
+                    f"{name}: the file holds {dataset.dtype} values; the spec needs floating point"
+                )
                 continue
             arrays.append(np.asarray(dataset[()], dtype=np.float32))
         weights[layer.name] = arrays
@@ -835,7 +960,9 @@ def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str,
         def visit(name: str, obj: Any) -> None:
             full = f"layers/{name}"
             if hasattr(obj, "shape") and full not in expected:
-                extra.append(f"{full}: the file has an array of shape {_shape(obj.shape)} that the spec has no place for")
+                extra.append(
+                    f"{full}: the file has an array of shape {_shape(obj.shape)} that the spec has no place for"
+                )
 
         handle["layers"].visititems(visit)
     problems += sorted(extra)
@@ -888,7 +1015,7 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a pickle that is not a plain state_dict, a corrupt file, ...
         raise UsageError(
-            f"{path}: error: cannot read a state_dict from the file ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            f"{path}: error: cannot read a state_dict from the file ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}); "
             "port reads files written by torch.save(module.state_dict(), PATH)"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
@@ -904,55 +1031,61 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
         if not isinstance(value, torch.Tensor):
             problems.append(f"{key}: the file holds a {type(value).__name__}, not a tensor")
         elif tuple(value.shape) != shape:
-            problems.append(f"{key}: the spec needs shape {_shape(shape)}, the file has {_shape(value.shape)}")
+            problems.append(
+                f"{key}: the spec needs shape {_shape(shape)}, the file has {_shape(value.shape)}"
+            )
         elif not value.is_floating_point():
             problems.append(f"{key}: the file holds {value.dtype} values; the spec needs floating point")
         else:
             arrays[key] = value.detach().to(torch.float32).numpy().astype(np.float32)
     for key in state:
         if key not in need:
-            shown = _shape(state[key].shape) if isinstance(state[key], torch.Tensor) else type(state[key]).__name__
+            shown = (
+                _shape(state[key].shape)
+                if isinstance(state[key], torch.Tensor)
+                else type(state[key]).__name__
+            )
             problems.append(f"{key}: the file has an entry of shape {shown} that the spec has no place for")
     if problems:
         raise _mismatch(path, model, spec_path, problems)
     return torch_to_keras(model, arrays)
 
 
-def _compare_architecture(model: Model, path: Path, imported: Imported) -> list[str]:
-    """How the model saved in a .keras file differs from the spec, beyond names and training-only options."""
+def _compare_architecture(model: Model, imported: Imported) -> tuple[list[str], list[str]]:
+    """How the model saved in a .keras file differs from the spec, beyond names and training-only
+    options: (differences in the layers themselves, differences in their options)."""
     from rnnspec.check import load_model
 
     other = load_model(imported.text)
     ignore = {"dropout", "recurrent_dropout", "unit_forget_bias", "rate"}
-    problems: list[str] = []
+    layers: list[str] = []
+    options: list[str] = []
     (mine,), (theirs,) = model.inputs, other.inputs
     if (mine.dtype, mine.shape) != (theirs.dtype, theirs.shape):
-        problems.append(
-            f"input: the spec has {mine.dtype}{list(mine.shape)}, the file {theirs.dtype}{list(theirs.shape)}".replace(
-                "None", "*"
-            )
-        )
+        shown = lambda v: f"{v.dtype}[{', '.join('*' if d is None else str(d) for d in v.shape)}]"  # noqa: E731
+        options.append(f"input: the spec has {shown(mine)}, the file {shown(theirs)}")
     if model.batch_size != other.batch_size and (model.stateful or other.stateful):
-        problems.append(f"batch_size: the spec has {model.batch_size}, the file {other.batch_size}")
-    if len(model.layers) != len(other.layers):
-        kinds = lambda m: ", ".join(layer.kind for layer in m.layers)  # noqa: E731
-        problems.append(f"the spec has layers {kinds(model)}; the file has {kinds(other)}")
-        return problems
+        options.append(f"batch_size: the spec has {model.batch_size}, the file {other.batch_size}")
+    kinds = [(layer.kind, layer.inner and layer.inner.kind) for layer in model.layers]
+    if kinds != [(layer.kind, layer.inner and layer.inner.kind) for layer in other.layers]:
+        listed = lambda m: ", ".join(_call_kind(layer) for layer in m.layers)  # noqa: E731
+        layers.append(f"the spec has {listed(model)}; the file has {listed(other)}")
+        return layers, options
     for index, (a, b) in enumerate(zip(model.layers, other.layers)):
-        where = f"layer {index + 1} (`{a.name}`, `{b.name}` in the file)"
-        for x, y, prefix in [(a, b, "")] + ([(a.inner, b.inner, f"{a.inner.kind} ")] if a.inner and b.inner else []):
-            if x.kind != y.kind:
-                problems.append(f"{where}: the spec has a `{x.kind}`, the file a `{y.kind}`")
-                continue
+        where = f"layer {index + 1} (`{a.name}`" + (f", `{b.name}` in the file)" if a.name != b.name else ")")
+        pairs = [(a, b, "")] + ([(a.inner, b.inner, f"{a.inner.kind} ")] if a.inner and b.inner else [])
+        for x, y, prefix in pairs:
             for key in x.attrs:
                 if key not in ignore and x.attrs[key] != y.attrs.get(key):
-                    problems.append(
+                    options.append(
                         f"{where}: {prefix}`{key}` is {_literal(x.attrs[key])} in the spec, "
                         f"{_literal(y.attrs[key])} in the file"
                     )
-        if (a.inner is None) != (b.inner is None):
-            problems.append(f"{where}: the spec has a `{a.kind}`, the file a `{b.kind}`")
-    return problems
+    return layers, options
+
+
+def _call_kind(layer: Layer) -> str:
+    return f"{layer.kind}({layer.inner.kind})" if layer.inner is not None else layer.kind
 
 
 def _read_keras(
@@ -970,16 +1103,16 @@ def _read_keras(
         except ImportRefused as exc:
             raise UsageError(
                 "\n".join(
-                    [f"{path}: error: the model in this file has no equivalent spec:"] + [f"  {p}" for p in exc.problems]
+                    [f"{path}: error: the model in this file has no equivalent spec:"]
+                    + [f"  {p}" for p in exc.problems]
                 )
             ) from None
-        differences = _compare_architecture(model, path, imported)
-        kinds_differ = any("the spec has layers" in d or "the spec has a `" in d for d in differences)
-        if kinds_differ:
+        layer_differences, option_differences = _compare_architecture(model, imported)
+        if layer_differences:
             raise UsageError(
                 "\n".join(
                     [f"{path}: error: the model in this file is not the spec's model `{model.name}`:"]
-                    + [f"  {d}" for d in differences]
+                    + [f"  {d}" for d in layer_differences]
                 )
             )
         try:
@@ -989,11 +1122,13 @@ def _read_keras(
             raise UsageError(f"{path}: error: the archive holds no model.weights.h5") from None
         with h5py.File(io.BytesIO(data), "r") as handle:
             weights = _read_h5(model, handle, path, spec_path)
-        if differences:
+        if option_differences:
             raise UsageError(
                 "\n".join(
-                    [f"{path}: error: the model in this file computes another function than the spec `{model.name}`:"]
-                    + [f"  {d}" for d in differences]
+                    [
+                        f"{path}: error: the model in this file computes another function than the spec `{model.name}`:"
+                    ]
+                    + [f"  {d}" for d in option_differences]
                 )
             )
         loaded = _load_keras_model(programs, path)
@@ -1016,11 +1151,15 @@ def _read_keras(
         try:
             keras_model.load_weights(str(path))
         except Exception as exc:
-            raise UsageError(f"{path}: error: Keras cannot load the file into the spec's model: {exc}") from None
+            raise UsageError(
+                f"{path}: error: Keras cannot load the file into the spec's model: {exc}"
+            ) from None
         found = get_keras_weights(model, keras_model)
     found = {name: arrays for name, arrays in found.items() if arrays}
     if not _same({k: v for k, v in weights.items() if v}, found):
-        raise UsageError(f"{path}: error: Keras reads other arrays from this file than rnnspec does; not porting")
+        raise UsageError(
+            f"{path}: error: Keras reads other arrays from this file than rnnspec does; not porting"
+        )
     return weights
 
 
@@ -1056,7 +1195,9 @@ def _atomic_path(target: Path, suffix: str) -> Path:
     return Path(tmp)
 
 
-def write_weights(model: Model, programs: _Programs, weights: dict[str, list[np.ndarray]], target: Path) -> int:
+def write_weights(
+    model: Model, programs: _Programs, weights: dict[str, list[np.ndarray]], target: Path
+) -> int:
     """Write `weights` (Keras arrays per layer) to `target` atomically; return the number of arrays."""
     from rnnspec.equivalence.weights import keras_to_torch, load_torch_state, set_keras_weights
 
@@ -1100,13 +1241,13 @@ def cmd_port(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(exc.render(args.file, text), file=sys.stderr)
         return 2
+    _check_output(target_path, [spec_path, source_path], args.force)
     src_fmt, dst_fmt = weights_format(source_path), weights_format(target_path)
     for path, fmt in ((source_path, src_fmt), (target_path, dst_fmt)):
         if fmt is None:
             raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
     if not source_path.is_file():
         raise UsageError(f"{source_path}: error: no such file")
-    _check_output(target_path, [spec_path, source_path], args.force)
     try:
         programs = _programs(model, spec_path.name)
     except Exception as exc:
@@ -1129,7 +1270,7 @@ def cmd_port(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     imp = sub.add_parser(
         "import",
-        help="write the spec of a trained Keras model (.keras), or list what has no equivalent",
+        help="write the spec of a trained Keras model (.keras)",
         epilog="example:\n  rnnspec import trained.keras -o model.rnn",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -1145,7 +1286,9 @@ def add_parsers(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     port.add_argument("file", metavar="SPEC", help="the .rnn spec the weights belong to")
-    port.add_argument("--from", dest="source", required=True, metavar="WEIGHTS", help=".keras, .weights.h5 or .pt")
+    port.add_argument(
+        "--from", dest="source", required=True, metavar="WEIGHTS", help=".keras, .weights.h5 or .pt"
+    )
     port.add_argument("--to", dest="target", required=True, metavar="OUT", help=".keras, .weights.h5 or .pt")
     port.add_argument("--model", help="which model, when the spec defines several")
     port.add_argument("--force", action="store_true", help="overwrite OUT if it exists")

@@ -1,0 +1,412 @@
+"""`rnnspec import` and `rnnspec port`: a trained Keras model moved to PyTorch, and its weights back."""
+
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rnnspec.check import load_model
+from rnnspec.cli import main
+from rnnspec.compiler import generate
+from rnnspec.equivalence.harness import configure_frameworks, load_program
+from rnnspec.verify import prefix_model
+from tests.golden import EXAMPLES
+
+configure_frameworks()
+np = pytest.importorskip("numpy")
+keras = pytest.importorskip("keras")
+torch = pytest.importorskip("torch")
+
+# Keras 3.15's own saving code trips numpy 2's __array__ deprecation; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+VOCAB, STEPS = 40, 9
+
+TRAINED_SPEC = """\
+# Imported by rnnspec from trained.keras (Keras {version}).
+# The Keras model `tagger-v2` is `tagger_v2` here.
+model tagger_v2 {{
+    input tokens: int32[*]
+    embedding(40, 8, mask_zero=true) as embedding
+    bidirectional(lstm(6, return_sequences=true)) as encoder
+    gru(5) as gru
+    dense(3, activation=softmax) as dense
+}}
+"""
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def padded_ids(seed: int, rows: int = 8) -> np.ndarray:
+    """Token ids with right padding, left padding, holes, a full row, an empty row (id 0 is padding)."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, VOCAB, size=(rows, STEPS)).astype("int32")
+    ids[0, 5:] = 0  # right padding
+    ids[1, :4] = 0  # left padding
+    ids[2, [1, 4, 6]] = 0  # holes
+    ids[3, :2] = 0
+    ids[3, -2:] = 0  # both sides
+    ids[5, :] = 0  # nothing but padding
+    return ids
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Embedding(mask_zero) -> Bidirectional LSTM(return_sequences) -> GRU -> Dense, trained a few steps."""
+    keras.utils.set_random_seed(1)
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(VOCAB, 8, mask_zero=True, name="embedding")(tokens)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True), name="encoder")(x)
+    x = keras.layers.GRU(5, name="gru")(x)
+    x = keras.layers.Dense(3, activation="softmax", kernel_constraint="non_neg", name="dense")(x)
+    model = keras.Model(tokens, x, name="tagger-v2")
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    data = np.concatenate([padded_ids(seed) for seed in range(8)])
+    labels = data[:, :3].sum(axis=1) % 3
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(data, labels, batch_size=16, epochs=2, verbose=0)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # it trained
+    directory = tmp_path_factory.mktemp("trained")
+    model.save(directory / "trained.keras")
+    return model, directory
+
+
+@pytest.fixture(scope="module")
+def migrated(trained):
+    """The three commands of docs/migration.md, run in-process."""
+    _, directory = trained
+    spec, pt = directory / "model.rnn", directory / "model.pt"
+    assert main(["import", str(directory / "trained.keras"), "-o", str(spec)]) == 0
+    assert main(["compile", str(spec), "--target", "pytorch", "-o", str(directory / "model_torch.py")]) == 0
+    assert main(["port", str(spec), "--from", str(directory / "trained.keras"), "--to", str(pt)]) == 0
+    return spec, pt
+
+
+def test_import_writes_the_spec_with_names_kept(trained, migrated):
+    spec, _ = migrated
+    assert spec.read_text() == TRAINED_SPEC.format(version=keras.__version__)
+
+
+def test_trained_keras_model_runs_in_pytorch_with_the_same_outputs(trained, migrated):
+    model, directory = trained
+    spec, pt = migrated
+    program = load_program((directory / "model_torch.py").read_text(), "tagger_torch")
+    module = program.build_model()
+    module.load_state_dict(torch.load(pt, weights_only=True), strict=True)
+    module.eval()
+    ids = padded_ids(seed=100)
+    with torch.no_grad():
+        got = module(torch.from_numpy(ids)).numpy()
+    want = np.asarray(model(ids, training=False))
+    assert got.shape == want.shape == (8, 3)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+    # Every timestep of the bidirectional encoder too (zeros at padded steps, as in Keras).
+    ir = load_model(spec.read_text())
+    cut = prefix_model(ir, 2)
+    prefix = load_program(generate(cut, "pytorch", "model.rnn"), "tagger_prefix").build_model()
+    state = torch.load(pt, weights_only=True)
+    prefix.load_state_dict({k: v for k, v in state.items() if k.split(".")[0] in ("embedding", "encoder")})
+    with torch.no_grad():
+        got_seq = prefix(torch.from_numpy(ids)).numpy()
+    encoder = keras.Model(model.input, model.get_layer("encoder").output)
+    want_seq = np.asarray(encoder(ids, training=False))
+    assert got_seq.shape == want_seq.shape == (8, STEPS, 12)
+    np.testing.assert_allclose(got_seq, want_seq, rtol=0, atol=1e-5)
+    assert not got_seq[ids == 0].any() and got_seq[ids != 0].any()
+
+
+def test_port_back_to_keras_gives_the_trained_arrays_exactly(trained, migrated, capsys):
+    model, directory = trained
+    spec, pt = migrated
+    back = directory / "back.weights.h5"
+    code, out, err = run(capsys, "port", spec, "--from", pt, "--to", back)
+    assert (code, err) == (0, "")
+    assert out == f"{pt} -> {back}: 12 arrays, 1,343 parameters of `tagger_v2` (PyTorch -> Keras)\n"
+    fresh = keras.Model.from_config(model.get_config())  # new, untrained weights
+    fresh.load_weights(back)
+    for original, loaded in zip(model.layers, fresh.layers):
+        for a, b in zip(original.get_weights(), loaded.get_weights(), strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b), original.name
+
+
+def test_port_output_names_the_files_and_counts(trained, migrated, capsys):
+    _, directory = trained
+    spec, _ = migrated
+    out_pt = directory / "again.pt"
+    code, out, err = run(capsys, "port", spec, "--from", directory / "trained.keras", "--to", out_pt)
+    assert (code, err) == (0, "")
+    # torch has 15 arrays: each LSTM direction's one Keras bias becomes bias_ih + bias_hh (zero), GRU keeps two.
+    assert (
+        out
+        == f"{directory / 'trained.keras'} -> {out_pt}: 15 arrays, 1,343 parameters of `tagger_v2` (Keras -> PyTorch)\n"
+    )
+    assert sorted(p.name for p in directory.iterdir() if p.name.startswith(".")) == []  # no temporaries left
+
+
+def test_verify_passes_on_the_trained_weights(trained, migrated, capsys):
+    _, directory = trained
+    spec, pt = migrated
+    for weights in (directory / "trained.keras", pt):
+        code, out, err = run(capsys, "verify", spec, "--weights", weights)
+        assert (code, err) == (0, ""), out
+        assert out.startswith(f"{spec}: tagger_v2: ok ") and out.endswith(
+            f"; trained weights from {weights}\n"
+        )
+
+
+def test_verify_weights_needs_one_model(tmp_path, trained, capsys):
+    _, directory = trained
+    spec = tmp_path / "two.rnn"
+    spec.write_text(
+        "model a {\n    input x: float32[*, 4]\n    lstm(3)\n}\nmodel b {\n    input x: float32[*, 4]\n    gru(3)\n}\n"
+    )
+    code, out, err = run(capsys, "verify", spec, "--weights", directory / "trained.keras")
+    assert (code, out) == (2, "")
+    assert (
+        err
+        == "rnnspec verify: error: --weights needs exactly one model; this run has 2 (a, b); choose one with --model\n"
+    )
+
+
+def test_port_refuses_a_shape_mismatch(trained, migrated, capsys):
+    _, directory = trained
+    spec, pt = migrated
+    wider = directory / "wider.rnn"
+    wider.write_text(spec.read_text().replace("gru(5)", "gru(7)"))
+    target = directory / "never.weights.h5"
+    code, out, err = run(capsys, "port", wider, "--from", pt, "--to", target)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"{pt}: error: the weights do not fit the spec's model `tagger_v2` ({wider}):\n"
+        "  gru.weight_ih_l0: the spec needs shape (21, 12), the file has (15, 12)\n"
+        "  gru.weight_hh_l0: the spec needs shape (21, 7), the file has (15, 5)\n"
+        "  gru.bias_ih_l0: the spec needs shape (21,), the file has (15,)\n"
+        "  gru.bias_hh_l0: the spec needs shape (21,), the file has (15,)\n"
+        "  dense.weight: the spec needs shape (3, 7), the file has (3, 5)\n"
+    )
+    assert not target.exists()
+    # Entries missing from the file, and entries the spec has no place for.
+    state = torch.load(pt, weights_only=True)
+    state["head.weight"] = state.pop("dense.weight")
+    edited = directory / "edited.pt"
+    torch.save(state, edited)
+    code, out, err = run(capsys, "port", spec, "--from", edited, "--to", target)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[1:] == [
+        "  dense.weight: the spec needs shape (3, 5), the file has no such entry",
+        "  head.weight: the file has an entry of shape (3, 5) that the spec has no place for",
+    ]
+    # From Keras files, the arrays are named as Keras names them.
+    code, out, err = run(capsys, "port", wider, "--from", directory / "back.weights.h5", "--to", target)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[1:] == [
+        "  gru.kernel: the spec needs shape (12, 21), the file has (12, 15)",
+        "  gru.recurrent_kernel: the spec needs shape (7, 21), the file has (5, 15)",
+        "  gru.bias: the spec needs shape (2, 21), the file has (2, 15)",
+        "  dense.kernel: the spec needs shape (7, 3), the file has (5, 3)",
+    ]
+    assert not target.exists()
+
+
+def test_port_from_keras_refuses_a_spec_that_computes_something_else(trained, migrated, capsys):
+    _, directory = trained
+    spec, _ = migrated
+    other = directory / "other.rnn"
+    other.write_text(spec.read_text().replace("activation=softmax", "activation=sigmoid"))
+    code, out, err = run(
+        capsys, "port", other, "--from", directory / "trained.keras", "--to", directory / "x.pt"
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        f"{directory / 'trained.keras'}: error: the model in this file computes another function than "
+        "the spec `tagger_v2`:\n"
+        "  layer 4 (`dense`): `activation` is sigmoid in the spec, softmax in the file\n"
+    )
+    fewer = directory / "fewer.rnn"
+    fewer.write_text(spec.read_text().replace("    gru(5) as gru\n", ""))
+    code, out, err = run(
+        capsys, "port", fewer, "--from", directory / "trained.keras", "--to", directory / "x.pt"
+    )
+    assert (code, out) == (2, "")
+    assert err.splitlines()[1:] == [
+        "  the spec has embedding, bidirectional(lstm), dense; the file has embedding, bidirectional(lstm), gru, dense"
+    ]
+
+
+def test_port_refuses_to_overwrite_without_force(trained, migrated, capsys):
+    _, directory = trained
+    spec, pt = migrated
+    target = directory / "exists.pt"
+    target.write_bytes(b"keep me")
+    code, out, err = run(capsys, "port", spec, "--from", directory / "trained.keras", "--to", target)
+    assert (code, out, err) == (2, "", f"{target}: error: the file exists; pass --force to overwrite it\n")
+    assert target.read_bytes() == b"keep me"
+    code, out, err = run(
+        capsys, "port", spec, "--from", directory / "trained.keras", "--to", target, "--force"
+    )
+    assert code == 0 and err == ""
+    assert torch.load(target, weights_only=True).keys() == torch.load(pt, weights_only=True).keys()
+    # Never the input weights or the spec, --force or not.
+    for protected in (pt, spec):
+        before = protected.read_bytes()
+        code, out, err = run(capsys, "port", spec, "--from", pt, "--to", protected, "--force")
+        assert code == 2 and "refusing to overwrite an input file" in err
+        assert protected.read_bytes() == before
+
+
+def test_import_refuses_to_overwrite_without_force(trained, capsys):
+    _, directory = trained
+    target = directory / "kept.rnn"
+    target.write_text("# mine\n")
+    code, out, err = run(capsys, "import", directory / "trained.keras", "-o", target)
+    assert (code, out, err) == (2, "", f"{target}: error: the file exists; pass --force to overwrite it\n")
+    assert target.read_text() == "# mine\n"
+    assert run(capsys, "import", directory / "trained.keras", "-o", target, "--force")[0] == 0
+    assert target.read_text() == TRAINED_SPEC.format(version=keras.__version__)
+
+
+def test_import_refuses_every_part_without_an_equivalent(tmp_path, capsys):
+    x = keras.Input(shape=(None, 4), name="x")
+    h = keras.layers.Conv1D(8, 3, padding="same", name="conv")(x)
+    h = keras.layers.LSTM(6, return_sequences=True, dtype="mixed_float16", name="lstm")(h)
+    backward = keras.layers.GRU(7, return_sequences=True, go_backwards=True)
+    h = keras.layers.Bidirectional(
+        keras.layers.GRU(5, return_sequences=True), backward_layer=backward, name="bi"
+    )(h)
+    h = keras.layers.Dense(3, activation="leaky_relu", kernel_constraint="non_neg", name="dense")(h)
+    skip = keras.layers.Dense(3, name="skip")(x)
+    h = keras.layers.Add(name="add")([h, skip])
+    path = tmp_path / "bad.keras"
+    keras.Model(x, h, name="bad").save(path)
+    code, out, err = run(capsys, "import", path)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"{path}: error: cannot import the model; these have no equivalent in the language:\n"
+        "  the output of `x` feeds 2 layers (`conv`, `skip`); a spec is a linear chain\n"
+        "  layer `add` takes 2 inputs (`dense`, `skip`); a spec is a linear chain\n"
+        "  layer `conv` (Conv1D): the layer has no equivalent in the language\n"
+        "  layer `lstm` (LSTM): dtype policy `mixed_float16` has no equivalent (rnnspec computes in float32)\n"
+        "  layer `bi` (Bidirectional): a custom `backward_layer` has no equivalent (`units` is 7, the forward "
+        "layer's 5)\n"
+        '  layer `dense` (Dense): `activation="leaky_relu"`: the activation has no equivalent\n'
+        "  layer `add` (Add): the layer has no equivalent in the language\n"
+    )
+
+
+def _edit_config(source: Path, target: Path, edit) -> None:
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_import_refuses_options_keras_3_no_longer_writes(trained, tmp_path, capsys):
+    """Configs edited by hand (or from other writers): time_major, implementation, zero_output_for_mask."""
+    _, directory = trained
+
+    def edit(config):
+        layers = {layer["name"]: layer for layer in config["config"]["layers"]}
+        layers["gru"]["config"].update(
+            time_major=True, implementation=1, use_cudnn=True, zero_output_for_mask=True
+        )
+        layers["dense"]["config"]["lora_rank"] = 4
+        layers["embedding"]["config"]["embeddings_constraint"] = {"class_name": "NonNeg", "config": {}}
+
+    path = tmp_path / "edited.keras"
+    _edit_config(directory / "trained.keras", path, edit)
+    code, out, err = run(capsys, "import", path)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[1:] == [
+        "  layer `gru` (GRU): `time_major=true`: a time-major layout has no equivalent (specs are batch-first)",
+        "  layer `gru` (GRU): `implementation=1`: only Keras's default implementation=2 is supported",
+        "  layer `gru` (GRU): `zero_output_for_mask=true` on a masked sequence (masked timesteps output zeros) "
+        "has no equivalent",
+        "  layer `dense` (Dense): `lora_rank=4`: LoRA adapters have no equivalent",
+    ]
+
+
+def test_import_of_a_stateful_sequential_model(tmp_path, capsys):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(10, 4), batch_size=2, name="frames"),
+            keras.layers.Masking(mask_value=-1.0, name="pad"),
+            keras.layers.SimpleRNN(
+                4, activation="relu", stateful=True, return_sequences=True, unroll=True, name="rnn"
+            ),
+            keras.layers.Dropout(0.25, name="dropout_1"),
+            keras.layers.LSTM(
+                3, stateful=True, use_bias=False, recurrent_activation="hard_sigmoid", name="lstm_1"
+            ),
+            keras.layers.Dense(2, activation="swish", use_bias=False, name="head"),
+        ],
+        name="streamer",
+    )
+    path = tmp_path / "stateful.keras"
+    model.save(path)
+    spec = tmp_path / "stateful.rnn"
+    code, out, err = run(capsys, "import", path, "-o", spec)
+    assert (code, out, err) == (0, "", "")
+    assert spec.read_text() == (
+        f"# Imported by rnnspec from stateful.keras (Keras {keras.__version__}).\n"
+        "model streamer(batch_size=2) {\n"
+        "    input frames: float32[10, 4]\n"
+        "    masking(mask_value=-1.0) as pad\n"
+        "    simple_rnn(4, activation=relu, return_sequences=true, stateful=true, unroll=true) as rnn\n"
+        "    dropout(0.25)\n"
+        "    lstm(3, use_bias=false, stateful=true, recurrent_activation=hard_sigmoid)\n"
+        "    dense(2, activation=swish, use_bias=false) as head\n"
+        "}\n"
+    )
+    # The Keras model's own weights, carried across batches, agree with the generated PyTorch.
+    code, out, err = run(capsys, "verify", spec, "--weights", path)
+    assert (code, err) == (0, ""), out
+    assert "chunk" in out and "after reset" in out
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.rnn")))
+def test_import_of_each_generated_keras_model_gives_back_its_spec(example, tmp_path, capsys):
+    """compile -> Keras -> .keras -> import: the same model, layer for layer."""
+    original = load_model((EXAMPLES / example).read_text())
+    program = load_program(generate(original, "keras", example), f"roundtrip_{original.name}")
+    path = tmp_path / f"{original.name}.keras"
+    program.build_model().save(path)
+    code, out, err = run(capsys, "import", path)
+    assert (code, err) == (0, "")
+    back = load_model(out)
+    assert back.name == original.name and back.batch_size == original.batch_size
+    assert [(v.name, v.dtype, v.shape) for v in back.inputs] == [
+        (v.name, v.dtype, v.shape) for v in original.inputs
+    ]
+    for a, b in zip(back.layers, original.layers, strict=True):
+        assert (a.name, a.kind, a.attrs) == (b.name, b.kind, b.attrs)
+        assert (a.inner and (a.inner.kind, a.inner.attrs)) == (b.inner and (b.inner.kind, b.inner.attrs))
+    # `as NAME` exactly where the example has one: Keras names equal to KIND_N need none.
+    aliases = re.compile(r"\) as \w+$", re.MULTILINE)
+    assert len(aliases.findall(out)) == len(aliases.findall((EXAMPLES / example).read_text()))
+
+
+def test_import_and_compile_import_no_framework(trained):
+    _, directory = trained
+    code = (
+        "import sys\n"
+        "from rnnspec.cli import main\n"
+        f"assert main(['import', {str(directory / 'trained.keras')!r}]) == 0\n"
+        "loaded = {'keras', 'tensorflow', 'torch', 'numpy', 'h5py'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == TRAINED_SPEC.format(version=keras.__version__)
