@@ -83,7 +83,7 @@ MODULE_ATTRIBUTES = frozenset(
 )
 # Module-level names of the generated programs, which an input (a local variable) must not shadow.
 PROGRAM_NAMES = frozenset(
-    """torch nn F keras ops math self build_model keras_rnn run_packed reverse_valid reset_states
+    """torch nn F keras ops math self build_model keras_rnn reverse_valid reset_states
     AttentionPooling KerasRecurrent KerasLSTM KerasGRU KerasSimpleRNN h_n c_n""".split()
 )
 

@@ -2,7 +2,7 @@
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 
 def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
@@ -13,17 +13,35 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
     Returns the outputs (None unless `sequences`), each direction's last output, and the
     final state.
     """
+    fused = isinstance(rnn, nn.RNNBase)
     if bool(mask.all()):  # nothing to skip: the plain kernel, no packing
-        outputs, final = run_packed(rnn, x, None, state)
+        outputs, final = rnn(x, state) if fused else rnn(x, state, None)
         last = final[0] if isinstance(final, tuple) else final
         return outputs if sequences else None, last, final
-    steps = x
+    batch, steps = mask.shape
+    lengths = mask.sum(dim=1)
+    row_start = torch.arange(batch, device=x.device).unsqueeze(1) * steps
     if bool((mask[:, 1:] > mask[:, :-1]).any()):
         # Left padding or holes: move each row's unmasked steps to the front, in order.
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
-        steps = x.gather(1, order.unsqueeze(-1).expand_as(x))
-    lengths = mask.sum(dim=1)
-    outputs, final = run_packed(rnn, steps, lengths, state)
+        x = x.flatten(0, 1).index_select(0, (order + row_start).flatten()).view_as(x)
+    # Step t shows the output of its row's unmasked step number `index` (the last at or
+    # before t).
+    index = mask.cumsum(dim=1) - 1
+    if fused:
+        packed = pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        packed, final = rnn(packed, state)
+        # Step j of row b is row offsets[j] + unsorted_indices[b] of the packed data.
+        sizes = packed.batch_sizes.to(x.device)
+        offsets = sizes.cumsum(0) - sizes
+        rows = offsets[index.clamp(min=0)] + packed.unsorted_indices.unsqueeze(1)
+        flat = packed.data
+    else:
+        outputs, final = rnn(x, state, lengths)
+        rows = index.clamp(min=0) + row_start
+        flat = outputs.flatten(0, 1)
     # A row with no unmasked step keeps its initial state and outputs zeros.
     empty = (lengths == 0).view(1, -1, 1)
     finals = final if isinstance(final, tuple) else (final,)
@@ -36,27 +54,10 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
     final = finals if isinstance(final, tuple) else finals[0]
     if not sequences:
         return None, last, final
-    # Put the outputs back at their timesteps: step t takes the output of the last
-    # unmasked step at or before t.
-    index = mask.cumsum(dim=1) - 1
-    gather = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
-    outputs = outputs.gather(1, gather)
+    outputs = flat.index_select(0, rows.flatten())
     keep = mask if zero_masked else index >= 0
-    return torch.where(keep.unsqueeze(-1), outputs, 0.0), last, final
-
-
-def run_packed(rnn, x, lengths, state):
-    """Run `rnn` over the first `lengths[b]` timesteps of each row `b` (all when None)."""
-    if not isinstance(rnn, nn.RNNBase):
-        return rnn(x, state, lengths)
-    if lengths is None:
-        return rnn(x, state)
-    packed = pack_padded_sequence(
-        x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-    )
-    outputs, final = rnn(packed, state)
-    outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])
-    return outputs, final
+    outputs.index_fill_(0, (~keep).flatten().nonzero().squeeze(1), 0.0)
+    return outputs.view(batch, steps, -1), last, final
 
 
 class MaskedFeatures(nn.Module):
