@@ -289,7 +289,10 @@ def _infer_recurrent(
 
 def load_model(source: str, name: str | None = None) -> Model:
     """The one model of a file, or the one called `name`; SpecError otherwise."""
-    models = load_models(source)
+    return select_model(load_models(source), name)
+
+
+def select_model(models: list[Model], name: str | None) -> Model:
     if name is not None:
         for model in models:
             if model.name == name:

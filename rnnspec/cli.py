@@ -42,6 +42,17 @@ def read_spec(path: str) -> str:
         ) from None
 
 
+def load_spec(path: str) -> tuple[str, list]:
+    """Read and check a spec file: its text and models, or a UsageError holding every diagnostic."""
+    from rnnspec.check import load_models
+
+    source = read_spec(path)
+    try:
+        return source, load_models(source)
+    except SpecError as exc:
+        raise UsageError(exc.render(path, source)) from None
+
+
 def write_atomically(path: Path, text: str, protected: list[Path]) -> None:
     """Write `text` to `path` via a temporary file and a rename; refuse to overwrite a spec."""
     target = path.resolve()
@@ -63,15 +74,14 @@ def write_atomically(path: Path, text: str, protected: list[Path]) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from rnnspec.check import load_model
+    from rnnspec.check import select_model
     from rnnspec.compiler import generate
 
-    source = read_spec(args.file)
+    source, models = load_spec(args.file)
     try:
-        model = load_model(source, args.model)
+        model = select_model(models, args.model)
     except SpecError as exc:
-        print(exc.render(args.file, source), file=sys.stderr)
-        return 2
+        raise UsageError(exc.render(args.file, source)) from None
     code = generate(model, args.target, Path(args.file).name)
     if args.output:
         write_atomically(Path(args.output), code, [Path(args.file)])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rnnspec.errors import Pos, Reporter, did_you_mean
-from rnnspec.parse import Arg, Bool, Call, Ident, ModelAST, Number
+from rnnspec.parse import Arg, Bool, Call, Ident, ModelAST, Number, value_text
 
 ACTIVATIONS = (
     "linear",
@@ -376,10 +376,4 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, Number):
-        return value.text
-    if isinstance(value, Bool):
-        return "true" if value.value else "false"
-    if isinstance(value, Ident):
-        return value.name
-    return f"{value.kind}(...)"
+    return f"{value.kind}(...)" if isinstance(value, Call) else value_text(value)

@@ -185,6 +185,18 @@ def _value(tree: Tree) -> Value:
     return Ident(str(token), _pos(token))
 
 
+def value_text(value: Value) -> str:
+    """A value as it is written in a spec (nested calls included)."""
+    if isinstance(value, Number):
+        return value.text
+    if isinstance(value, Bool):
+        return "true" if value.value else "false"
+    if isinstance(value, Ident):
+        return value.name
+    args = [(f"{a.name}={value_text(a.value)}" if a.name else value_text(a.value)) for a in value.args]
+    return f"{value.kind}({', '.join(args)})"
+
+
 # --- syntax errors in words -------------------------------------------------------------
 
 _TERMINAL_WORDS = {

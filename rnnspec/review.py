@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
-from rnnspec.errors import Diagnostic, SpecError
+from rnnspec.errors import Diagnostic
 from rnnspec.ir import Layer, Model
-from rnnspec.parse import Bool, Call, Ident, InputDecl, LayerStmt, Number, Star, parse
+from rnnspec.parse import InputDecl, LayerStmt, Star, parse, value_text
 
 # --- check -------------------------------------------------------------------------------
 
@@ -79,15 +79,9 @@ def review_layer(model: Model, layer: Layer) -> LayerReport | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from rnnspec.check import load_models
-    from rnnspec.cli import read_spec
+    from rnnspec.cli import load_spec
 
-    source = read_spec(args.file)
-    try:
-        models = load_models(source)
-    except SpecError as exc:
-        print(exc.render(args.file, source), file=sys.stderr)
-        return 2
+    _, models = load_spec(args.file)
     warned = False
     for model in models:
         print(f"{args.file}: model `{model.name}`: ok")
@@ -159,15 +153,9 @@ def render_summary(model: Model) -> str:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from rnnspec.check import load_models
-    from rnnspec.cli import read_spec
+    from rnnspec.cli import load_spec
 
-    source = read_spec(args.file)
-    try:
-        models = load_models(source)
-    except SpecError as exc:
-        print(exc.render(args.file, source), file=sys.stderr)
-        return 2
+    _, models = load_spec(args.file)
     if args.model:
         models = [m for m in models if m.name == args.model]
     sys.stdout.write("\n".join(render_summary(m) for m in models))
@@ -177,26 +165,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 # --- fmt ---------------------------------------------------------------------------------
 
 
-def _value(value) -> str:
-    if isinstance(value, Number):
-        return value.text
-    if isinstance(value, Bool):
-        return "true" if value.value else "false"
-    if isinstance(value, Ident):
-        return value.name
-    return _call(value)
-
-
-def _call(call: Call) -> str:
-    args = [(f"{a.name}={_value(a.value)}" if a.name else _value(a.value)) for a in call.args]
-    return f"{call.kind}({', '.join(args)})"
-
-
 def _statement(stmt: InputDecl | LayerStmt) -> str:
     if isinstance(stmt, InputDecl):
         dims = ", ".join("*" if isinstance(d, Star) else d.text for d in stmt.dims)
         return f"input {stmt.name}: {stmt.dtype.name}[{dims}]"
-    text = _call(stmt.call)
+    text = value_text(stmt.call)
     return f"{text} as {stmt.alias.name}" if stmt.alias else text
 
 
@@ -246,7 +219,7 @@ def format_source(source: str) -> str:
         own_line_comments(model.pos.line, previous, "")
         header = f"model {model.name}"
         if model.options:
-            header += "(" + ", ".join(f"{a.name}={_value(a.value)}" for a in model.options) + ")"
+            header += "(" + ", ".join(f"{a.name}={value_text(a.value)}" for a in model.options) + ")"
         first_stmt = model.statements[0].pos.line if model.statements else model.end_pos.line
         out.append(header + " {" + trailing(model.pos.line, max(model.pos.line, first_stmt - 1)))
         previous = max(model.pos.line, first_stmt - 1)
@@ -266,15 +239,9 @@ def format_source(source: str) -> str:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from rnnspec.check import load_models
-    from rnnspec.cli import read_spec, write_atomically
+    from rnnspec.cli import load_spec, write_atomically
 
-    source = read_spec(args.file)
-    try:
-        load_models(source)  # never reformat a spec that does not check
-    except SpecError as exc:
-        print(exc.render(args.file, source), file=sys.stderr)
-        return 2
+    source, _ = load_spec(args.file)  # never reformat a spec that does not check
     formatted = format_source(source)
     if args.check:
         if formatted != source:

@@ -12,7 +12,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-from rnnspec.errors import SpecError
 from rnnspec.ir import Model
 
 
@@ -143,17 +142,15 @@ def describe(result, source: str) -> str:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from rnnspec.check import load_models
-    from rnnspec.cli import UsageError, read_spec
+    from rnnspec.cli import UsageError, load_spec
 
     loaded: list[tuple[str, list[Model]]] = []
     failed_spec = False
     for path in args.files:
-        source = read_spec(path)
         try:
-            models = load_models(source)
-        except SpecError as exc:
-            print(exc.render(path, source), file=sys.stderr)
+            _, models = load_spec(path)
+        except UsageError as exc:  # report every file's mistakes before stopping
+            print(exc, file=sys.stderr)
             failed_spec = True
             continue
         if args.model:
