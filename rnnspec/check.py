@@ -97,7 +97,8 @@ def _check_names(model: Model, report: Reporter) -> None:
     ]:
         why = bad_identifier(name)
         if why:
-            report.error(pos, f"{entity} name `{name}` {why}; choose another with `as NAME`")
+            fix = "choose another with `as NAME`" if entity == "layer" else "choose another name"
+            report.error(pos, f"{entity} name `{name}` {why}; {fix}")
     for value in model.inputs:
         if value.name in PROGRAM_NAMES:
             report.error(

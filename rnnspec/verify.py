@@ -93,26 +93,11 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         result = Result(model.name, passed=False, error=f"the programs did not run: {detail}")
         return result, True
-    if not result.passed and result.error is None:
-        if args.keras_code or args.pytorch_code:
-            # The generated programs are the reference for user-edited code: find where they part.
-            result.first_divergent_layer = _divergence_against_generated(model, source_name, args, options)
-        else:
-            result.first_divergent_layer = first_divergent_layer(model, source_name, **options)
+    # Layer by layer works by cutting the generated programs after each layer; code a user
+    # edited cannot be cut, so its report names the worst position only.
+    if not result.passed and result.error is None and not (args.keras_code or args.pytorch_code):
+        result.first_divergent_layer = first_divergent_layer(model, source_name, **options)
     return result, False
-
-
-def _divergence_against_generated(model, source_name, args, options) -> str | None:
-    from rnnspec.compiler import generate
-    from rnnspec.equivalence.harness import Programs, verify
-
-    for length in range(1, len(model.layers) + 1):
-        cut = prefix_model(model, length)
-        keras_code = generate(cut, "keras", source_name)
-        torch_code = generate(cut, "pytorch", source_name)
-        if not verify(cut, Programs(keras_code, torch_code), **options).passed:
-            return model.layers[length - 1].name
-    return None
 
 
 def _read_code(path: str) -> str:

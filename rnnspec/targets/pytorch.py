@@ -68,6 +68,11 @@ def fused_kernel_reason(rec: Layer) -> str | None:
     return None
 
 
+def state_buffer(layer: Layer, state: str) -> str:
+    """The buffer carrying a stateful layer's state: `_` first, so no layer name can clash with it."""
+    return f"self._{layer.name}_{state}"
+
+
 def camel_case(name: str) -> str:
     parts = [p for p in name.split("_") if p]
     camel = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
@@ -210,7 +215,7 @@ class _Builder:
         finals = [f"{s}_n" for s in state_names]
         stateful = rec.attrs["stateful"]
         keep_states = stateful or rec.attrs["return_state"]
-        buffers = [f"self.{layer.name}_{s}" for s in state_names]
+        buffers = [state_buffer(layer, s) for s in state_names]
         if stateful:
             directions = 2 if bidirectional else 1
             for buf in buffers:
@@ -279,7 +284,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
     builder.build()
     returns_tuple = "," in builder.returns
     stateful_buffers = [
-        f"self.{layer.name}_{state}"
+        state_buffer(layer, state)
         for layer in model.layers
         if layer.recurrent is not None and layer.recurrent.attrs["stateful"]
         for state in (["h", "c"] if layer.recurrent.kind == "lstm" else ["h"])

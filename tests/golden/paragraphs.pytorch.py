@@ -9,21 +9,21 @@ class Paragraphs(nn.Module):
         super().__init__()
         self.lstm_1 = nn.LSTM(50, 64, batch_first=True)
         self.dense_1 = nn.Linear(64, 10)
-        self.register_buffer("lstm_1_h", torch.zeros(1, 3, 64), persistent=False)
-        self.register_buffer("lstm_1_c", torch.zeros(1, 3, 64), persistent=False)
+        self.register_buffer("_lstm_1_h", torch.zeros(1, 3, 64), persistent=False)
+        self.register_buffer("_lstm_1_c", torch.zeros(1, 3, 64), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, (h_n, c_n) = self.lstm_1(x, (self.lstm_1_h, self.lstm_1_c))
-        self.lstm_1_h = h_n.detach()
-        self.lstm_1_c = c_n.detach()
+        _, (h_n, c_n) = self.lstm_1(x, (self._lstm_1_h, self._lstm_1_c))
+        self._lstm_1_h = h_n.detach()
+        self._lstm_1_c = c_n.detach()
         y = h_n[0]
         y = self.dense_1(y)
         return y
 
     def reset_states(self) -> None:
         """Forget the states carried from one call to the next."""
-        self.lstm_1_h = torch.zeros_like(self.lstm_1_h)
-        self.lstm_1_c = torch.zeros_like(self.lstm_1_c)
+        self._lstm_1_h = torch.zeros_like(self._lstm_1_h)
+        self._lstm_1_c = torch.zeros_like(self._lstm_1_c)
 
 
 def build_model() -> Paragraphs:

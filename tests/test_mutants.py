@@ -1,0 +1,188 @@
+"""`rnnspec verify --pytorch-code` must catch deliberately broken PyTorch programs.
+
+Each mutant is the generated program with one precise textual edit, the kind of slip a person
+porting a Keras RNN by hand makes: GRU gate blocks swapped, a bias left out, zeros at masked
+timesteps where Keras carries the last output forward, state not carried between stateful
+chunks, the backward half of a bidirectional layer not flipped back. Every mutant must make
+verify exit 1; every unedited program must exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from rnnspec.cli import main
+from rnnspec.compiler import compile_source
+
+
+@dataclass(frozen=True)
+class Mutant:
+    spec: str
+    old: str  # a regular expression matched against the generated PyTorch program
+    new: str
+    why: str
+
+
+GRU_RELU = """
+model gates {
+    input tokens: int32[*]
+    embedding(20, 4, mask_zero=true)
+    gru(3, activation=relu, return_sequences=true)
+}
+"""
+
+LSTM_DENSE = """
+model tagger {
+    input features: float32[*, 4]
+    lstm(3, return_sequences=true)
+    dense(2)
+}
+"""
+
+MASKED_LSTM = """
+model padded {
+    input tokens: int32[*]
+    embedding(20, 4, mask_zero=true)
+    lstm(3, return_sequences=true)
+}
+"""
+
+STATEFUL_GRU = """
+model streaming(batch_size=2) {
+    input x: float32[*, 3]
+    gru(4, stateful=true)
+}
+"""
+
+BIDIRECTIONAL_STEPPED = """
+model both_ways {
+    input x: float32[*, 3]
+    bidirectional(simple_rnn(3, activation=softsign, return_sequences=true))
+}
+"""
+
+MUTANTS = {
+    "swapped_gru_gates": Mutant(
+        GRU_RELU,
+        r"x_r, x_z, x_n = projected\.chunk",
+        "x_z, x_r, x_n = projected.chunk",
+        "the update and reset gates read each other's input projection",
+    ),
+    "dense_without_bias": Mutant(
+        LSTM_DENSE,
+        r"= self\.dense_1\((\w+)\)",
+        r"= torch.nn.functional.linear(\1, self.dense_1.weight)",
+        "the dense bias is loaded but never added",
+    ),
+    "gru_without_recurrent_bias": Mutant(
+        GRU_RELU,
+        r"h_r, h_z, h_n = F\.linear\(h, w_hh, b_hh\)",
+        "h_r, h_z, h_n = F.linear(h, w_hh)",
+        "reset_after=true GRU: Keras's recurrent bias (torch's bias_hh) is dropped",
+    ),
+    "zeros_at_masked_steps": Mutant(
+        MASKED_LSTM,
+        r"keep = mask if zero_masked else index >= 0",
+        "keep = mask",
+        "masked timesteps output zeros instead of repeating the last unmasked output",
+    ),
+    "state_not_carried": Mutant(
+        STATEFUL_GRU,
+        r"\n[ \t]+self\.\w+ = \w+\.detach\(\)(?=\n)",
+        "",
+        "a stateful layer starts every chunk from zeros",
+    ),
+    "backward_half_not_flipped": Mutant(
+        BIDIRECTIONAL_STEPPED,
+        r"outputs\.append\(y if direction == 0 else reverse_valid\(y, lengths\)\)",
+        "outputs.append(y)",
+        "the backward outputs stay in reversed time order",
+    ),
+}
+
+SPECS = {
+    "gru_relu": GRU_RELU,
+    "lstm_dense": LSTM_DENSE,
+    "masked_lstm": MASKED_LSTM,
+    "stateful_gru": STATEFUL_GRU,
+    "bidirectional_stepped": BIDIRECTIONAL_STEPPED,
+}
+
+
+def mutate(mutant: Mutant) -> str:
+    original = compile_source(mutant.spec, "pytorch", "spec.rnn")
+    edited, count = re.subn(mutant.old, mutant.new, original)
+    assert count >= 1 and edited != original, f"the edit `{mutant.old}` did not apply:\n{original}"
+    return edited
+
+
+def write(tmp_path, spec: str, code: str | None = None) -> list[str]:
+    spec_path = tmp_path / "spec.rnn"
+    spec_path.write_text(spec, encoding="utf-8")
+    args = ["verify", str(spec_path)]
+    if code is not None:
+        code_path = tmp_path / "edited_torch.py"
+        code_path.write_text(code, encoding="utf-8")
+        args += ["--pytorch-code", str(code_path)]
+    return args
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_generated_program_passes(name, tmp_path, capsys):
+    code = compile_source(SPECS[name], "pytorch", "spec.rnn")
+    assert main(write(tmp_path, SPECS[name], code)) == 0, capsys.readouterr()
+    assert ": ok " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_mutant_is_caught(name, tmp_path, capsys):
+    mutant = MUTANTS[name]
+    status = main(write(tmp_path, mutant.spec, mutate(mutant)))
+    out, err = capsys.readouterr()
+    assert status == 1, f"{mutant.why}: verify did not notice\n{out}{err}"
+    assert "MISMATCH" in out
+    assert "Traceback" not in out + err
+
+
+def test_state_mutant_differs_only_after_the_first_chunk(tmp_path, capsys):
+    """Chunk 1 starts from zeros either way; the lost state shows from chunk 2 on."""
+    main([*write(tmp_path, STATEFUL_GRU, mutate(MUTANTS["state_not_carried"])), "--json"])
+    report = json.loads(capsys.readouterr().out)["models"][0]
+    assert report["passed"] is False
+    assert report["worst"]["case"] != "chunk 1"
+
+
+def test_json_report_of_a_mutant(tmp_path, capsys):
+    status = main([*write(tmp_path, GRU_RELU, mutate(MUTANTS["swapped_gru_gates"])), "--json"])
+    out = capsys.readouterr().out
+    assert status == 1
+    (model,) = json.loads(out)["models"]
+    assert {"name", "passed", "max_abs_diff", "max_rel_diff"} <= model.keys()
+    assert model["name"] == "gates"
+    assert model["passed"] is False
+    assert model["max_abs_diff"] > 1e-5
+    assert model["max_rel_diff"] > 0
+
+
+def test_json_report_of_the_generated_program(tmp_path, capsys):
+    assert main([*write(tmp_path, GRU_RELU), "--json"]) == 0
+    (model,) = json.loads(capsys.readouterr().out)["models"]
+    assert model["name"] == "gates"
+    assert model["passed"] is True
+    assert model["max_abs_diff"] <= 1e-5
+
+
+def test_program_that_does_not_load_exits_2(tmp_path, capsys):
+    broken = compile_source(LSTM_DENSE, "pytorch", "spec.rnn").replace(
+        "def build_model()", "def build_model(:", 1
+    )
+    status = main(write(tmp_path, LSTM_DENSE, broken))
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert "SyntaxError" in out + err
+    assert "tagger" in out + err
+    assert "Traceback" not in out + err
