@@ -47,7 +47,9 @@ def to_front(values: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor):
 class Encoder(nn.Module):
     """Synthetic workload: embedding -> one recurrent layer returning every timestep's output."""
 
-    def __init__(self, kind: str, name: str, vocab: int, dim: int, units: int, bidirectional: bool, pattern: str):
+    def __init__(
+        self, kind: str, name: str, vocab: int, dim: int, units: int, bidirectional: bool, pattern: str
+    ):
         super().__init__()
         self.name = name
         self.path = layout(pattern)

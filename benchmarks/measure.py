@@ -8,8 +8,6 @@ Variants of a workload:
   generated per-timestep ``KerasLSTM``/``KerasGRU``/``KerasSimpleRNN`` (tanh/sigmoid, same weights):
   what the target would cost if it stepped in Python instead of calling torch's fused kernels.
 - ``keras``: the generated Keras program, ``model(x, training=False)``, same weights.
-- ``proposed``: the generated module with its ``keras_rnn`` helper replaced by proposed.py's (a
-  fix measured here, not shipped); identical to ``generated`` for models without a mask.
 """
 
 from __future__ import annotations
@@ -22,13 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-import proposed
 from rnnspec.check import load_model
 from rnnspec.compiler import compile_source
 from rnnspec.equivalence import weights as weights_mod
@@ -45,7 +43,7 @@ model stepped_classes {
 }
 """
 
-VARIANTS = ("handwritten", "generated", "proposed", "loop", "keras")
+VARIANTS = ("handwritten", "generated", "loop", "keras")
 SLOW = ("loop", "keras")  # timed in the first `slow_reps` repetitions only
 
 
@@ -83,18 +81,29 @@ def to_loop(module) -> int:
         if isinstance(child, nn.RNNBase):
             if isinstance(child, nn.LSTM):
                 new = classes["lstm"](
-                    child.input_size, child.hidden_size, activation=torch.tanh,
-                    recurrent_activation=torch.sigmoid, bias=child.bias, bidirectional=child.bidirectional,
+                    child.input_size,
+                    child.hidden_size,
+                    activation=torch.tanh,
+                    recurrent_activation=torch.sigmoid,
+                    bias=child.bias,
+                    bidirectional=child.bidirectional,
                 )
             elif isinstance(child, nn.GRU):
                 new = classes["gru"](
-                    child.input_size, child.hidden_size, activation=torch.tanh,
-                    recurrent_activation=torch.sigmoid, bias=child.bias, bidirectional=child.bidirectional,
+                    child.input_size,
+                    child.hidden_size,
+                    activation=torch.tanh,
+                    recurrent_activation=torch.sigmoid,
+                    bias=child.bias,
+                    bidirectional=child.bidirectional,
                 )
             else:
                 act = torch.relu if child.nonlinearity == "relu" else torch.tanh
                 new = classes["simple_rnn"](
-                    child.input_size, child.hidden_size, activation=act, bias=child.bias,
+                    child.input_size,
+                    child.hidden_size,
+                    activation=act,
+                    bias=child.bias,
                     bidirectional=child.bidirectional,
                 )
             new.load_state_dict(child.state_dict(), strict=True)
@@ -109,7 +118,6 @@ class Built:
 
     ir: Any
     generated: Any
-    proposed: Any
     loop: Any
     keras_program: Any
     keras_model: Any
@@ -128,9 +136,6 @@ def build(workload, seed: int = 0) -> Built:
 
     generated = load_program(torch_code, f"{ir.name}_pytorch").build_model()
     weights_mod.load_torch_state(generated, state)
-    proposed_module = load_program(torch_code, f"{ir.name}_pytorch_proposed").build_model()
-    weights_mod.load_torch_state(proposed_module, state)
-    proposed.apply(proposed_module)
     loop = load_program(torch_code, f"{ir.name}_pytorch_loop").build_model()
     weights_mod.load_torch_state(loop, state)
     if not to_loop(loop):
@@ -138,8 +143,15 @@ def build(workload, seed: int = 0) -> Built:
     keras_program = load_program(keras_code, f"{ir.name}_keras")
     keras_model = keras_program.build_model()
     weights_mod.set_keras_weights(ir, keras_model, keras_weights)
-    return Built(ir, generated.eval(), proposed_module.eval(), loop.eval(), keras_program, keras_model,
-                 {k: torch.from_numpy(v.copy()) for k, v in state.items()}, torch_code)
+    return Built(
+        ir,
+        generated.eval(),
+        loop.eval(),
+        keras_program,
+        keras_model,
+        {k: torch.from_numpy(v.copy()) for k, v in state.items()},
+        torch_code,
+    )
 
 
 def handwritten_for(workload, built: Built, pattern: str):
@@ -174,7 +186,6 @@ def callables(workload, built: Built, hand, x: np.ndarray) -> dict[str, Callable
     return {
         "handwritten": torch_call(hand),
         "generated": torch_call(built.generated),
-        "proposed": torch_call(built.proposed),
         "loop": torch_call(built.loop),
         "keras": lambda: built.keras_model(xk, training=False),
     }
@@ -183,13 +194,19 @@ def callables(workload, built: Built, hand, x: np.ndarray) -> dict[str, Callable
 @dataclass
 class Check:
     hand: float  # max |generated - handwritten| at valid positions
-    proposed: float  # max |generated - proposed|, everywhere
     loop: float  # max |generated - loop|, everywhere
     keras: float  # max |generated - keras|, everywhere
 
 
-def check(workload, built: Built, hand, calls: dict[str, Callable[[], Any]], valid: np.ndarray,
-          atol: float = 1e-5, keras_atol: float = 1e-4) -> Check:
+def check(
+    workload,
+    built: Built,
+    hand,
+    calls: dict[str, Callable[[], Any]],
+    valid: np.ndarray,
+    atol: float = 1e-5,
+    keras_atol: float = 1e-4,
+) -> Check:
     """Assert that the variants compute the same outputs before any of them is timed."""
     outs = {}
     for name, call in calls.items():
@@ -205,18 +222,16 @@ def check(workload, built: Built, hand, calls: dict[str, Callable[[], Any]], val
     else:
         d_hand = np.abs(gen - outs["handwritten"]).max()
     d_loop = np.abs(gen - outs["loop"]).max()
-    d_proposed = np.abs(gen - outs["proposed"]).max()
     d_keras = np.abs(gen - outs["keras"]).max()
     label = f"{workload.name}: generated vs"
     assert d_hand <= atol, f"{label} hand-written: max |diff| {d_hand:.3g} at valid positions"
     assert d_loop <= atol, f"{label} loop: max |diff| {d_loop:.3g}"
-    assert d_proposed <= atol, f"{label} proposed: max |diff| {d_proposed:.3g}"
     assert d_keras <= keras_atol, f"{label} keras: max |diff| {d_keras:.3g}"
-    return Check(float(d_hand), float(d_proposed), float(d_loop), float(d_keras))
+    return Check(float(d_hand), float(d_loop), float(d_keras))
 
 
 def torch_modules(built: Built, hand) -> dict[str, Any]:
-    return {"generated": built.generated, "proposed": built.proposed, "loop": built.loop, "handwritten": hand}
+    return {"generated": built.generated, "loop": built.loop, "handwritten": hand}
 
 
 @dataclass
@@ -285,8 +300,11 @@ def peak_bytes(call: Callable[[], Any]) -> int:
         path = os.path.join(tmp, "trace.json")
         prof.export_chrome_trace(path)
         events = json.loads(Path(path).read_text())["traceEvents"]
-    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"
-              and e["args"].get("Device Type", 0) == 0]
+    totals = [
+        e["args"]["Total Allocated"]
+        for e in events
+        if e.get("name") == "[memory]" and e["args"].get("Device Type", 0) == 0
+    ]
     return max(totals, default=0)
 
 
@@ -307,7 +325,7 @@ def compile_latency(runs: int, root: Path) -> dict[str, Any]:
         "python -c pass": [sys.executable, "-c", "pass"],
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    for command in commands.values():  # pyc files written, page cache warm
+    for command in commands.values():  # pyc, Lark and Jinja cache files written; page cache warm
         subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
     samples: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
@@ -316,12 +334,17 @@ def compile_latency(runs: int, root: Path) -> dict[str, Any]:
             subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
             samples[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(values) * 1e3 for name, values in samples.items()}
-    ratios = [a / b for a, b in zip(samples["rnnspec compile"], samples["import lark, jinja2"], strict=True)]
+
+    def ratio(name: str) -> float:
+        return statistics.median(
+            a / b for a, b in zip(samples[name], samples["import lark, jinja2"], strict=True)
+        )
+
     return {
         "median_ms": medians,
-        "ratio": statistics.median(ratios),
+        "ratio": ratio("rnnspec compile"),
         "runs": runs,
-        "command": " ".join(commands["rnnspec compile"][-5:]),
+        "command": "rnnspec " + " ".join(commands["rnnspec compile"][-4:]),
     }
 
 
@@ -341,39 +364,26 @@ t.append(time.perf_counter())
 from rnnspec.compiler import compile_source
 compile_source(open("examples/sentiment.rnn").read(), "pytorch", "sentiment.rnn")
 t.append(time.perf_counter())
-names = ["import lark, jinja2", "import rnnspec.cli (rest)", "Lark(grammar) construction",
-         "jinja template load+compile", "parse+check+render"]
+names = ["import lark, jinja2", "import rnnspec.cli (rest)", "Lark parser (tables from its cache file)",
+         "Jinja template load (bytecode cache)", "parse+check+render"]
 print(json.dumps({n: (b - a) * 1e3 for n, a, b in zip(names, t, t[1:])}))
-"""
-
-LARK_CACHED = r"""
-import json, sys, time
-from lark import Lark
-grammar = open("grammars/rnnspec.lark").read()
-t0 = time.perf_counter()
-Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, cache=sys.argv[1])
-print(json.dumps((time.perf_counter() - t0) * 1e3))
 """
 
 
 def compile_breakdown(runs: int, root: Path) -> dict[str, float]:
-    """Where a cold compile's time goes (median ms per phase, in fresh processes), and what
-    Lark's parser cache would save (Lark(..., cache=FILE), timed after the file exists)."""
+    """Where a cold compile's time goes: median ms per phase, each run in a fresh process (after
+    compile_latency's warm-up has written rnnspec's Lark and Jinja cache files)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     phases: dict[str, list[float]] = {}
-    cached: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = os.path.join(tmp, "rnnspec.lark.cache")
-        subprocess.run([sys.executable, "-c", LARK_CACHED, cache], cwd=root, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        for _ in range(runs):
-            out = subprocess.run([sys.executable, "-c", BREAKDOWN], cwd=root, env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            for name, ms in json.loads(out).items():
-                phases.setdefault(name, []).append(ms)
-            out = subprocess.run([sys.executable, "-c", LARK_CACHED, cache], cwd=root, env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            cached.append(json.loads(out))
-    result = {name: statistics.median(values) for name, values in phases.items()}
-    result["Lark(grammar, cache=FILE), cache present"] = statistics.median(cached)
-    return result
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", BREAKDOWN],
+            cwd=root,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for name, ms in json.loads(out).items():
+            phases.setdefault(name, []).append(ms)
+    return {name: statistics.median(values) for name, values in phases.items()}

@@ -7,7 +7,8 @@ For every workload and padding pattern it builds four variants with the same wei
 measure.py), asserts that they compute the same outputs, times them round-robin in one process
 (medians; the ratio is the median of the per-repetition ratios), measures the peak memory of the
 torch variants, and times a cold `rnnspec compile`. Prints the table and writes
-benchmarks/results.md, benchmarks/results.json and benchmarks/results.png.
+benchmarks/results.md, benchmarks/results.json and benchmarks/results.png (results-quick.* with
+--quick).
 """
 
 from __future__ import annotations
@@ -57,8 +58,16 @@ def machine(threads: int) -> dict[str, str]:
     }
 
 
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def run(args) -> dict:
     measure.setup_threads(args.threads)
+    load_before = loadavg()
     rows = []
     for workload in workloads.all_workloads():
         if args.only and not any(s in workload.name for s in args.only):
@@ -71,7 +80,7 @@ def run(args) -> dict:
             calls = measure.callables(workload, built, hand, x)
             diffs = measure.check(workload, built, hand, calls, valid)
             timing = measure.interleaved(calls, args.reps, args.warmup, args.slow_reps)
-            memory = {name: measure.peak_bytes(calls[name]) for name in ("handwritten", "generated", "proposed", "loop")}
+            memory = {name: measure.peak_bytes(calls[name]) for name in ("handwritten", "generated", "loop")}
             row = {
                 "workload": workload.name,
                 "group": workload.group,
@@ -81,14 +90,11 @@ def run(args) -> dict:
                 "ms": {name: timing.median_ms(name) for name in measure.VARIANTS},
                 "ratio": timing.ratio("generated", "handwritten"),
                 "ratio_iqr": timing.spread("generated", "handwritten"),
-                "proposed_ratio": timing.ratio("proposed", "handwritten"),
-                "proposed_iqr": timing.spread("proposed", "handwritten"),
                 "loop_ratio": timing.ratio("loop", "handwritten"),
                 "keras_ratio": timing.ratio("keras", "handwritten"),
                 "target": TIME_TARGET[pattern],
                 "memory": memory,
                 "memory_ratio": memory["generated"] / max(memory["handwritten"], 1),
-                "proposed_memory_ratio": memory["proposed"] / max(memory["handwritten"], 1),
                 "max_abs_diff": vars(diffs),
             }
             row["time_ok"] = row["ratio"] <= row["target"]
@@ -98,10 +104,18 @@ def run(args) -> dict:
     compile_result = measure.compile_latency(args.compile_runs, workloads.ROOT)
     compile_result["breakdown_ms"] = measure.compile_breakdown(args.compile_runs, workloads.ROOT)
     compile_result["ok"] = compile_result["ratio"] <= COMPILE_TARGET
+    info = machine(args.threads)
+    info["load average (1, 5, 15 min) before / after"] = f"{load_before} / {loadavg()}"
     return {
-        "machine": machine(args.threads),
-        "settings": {"reps": args.reps, "slow_reps": args.slow_reps, "warmup": args.warmup, "compile_runs": args.compile_runs,
-                     "quick": args.quick, "threads": args.threads},
+        "machine": info,
+        "settings": {
+            "reps": args.reps,
+            "slow_reps": args.slow_reps,
+            "warmup": args.warmup,
+            "compile_runs": args.compile_runs,
+            "quick": args.quick,
+            "threads": args.threads,
+        },
         "rows": rows,
         "compile": compile_result,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -112,10 +126,11 @@ def mb(value: int) -> str:
     return f"{value / 2**20:.2f}"
 
 
-HEADER = ("| workload | padding | hand-written ms | generated ms | gen/hand (IQR) | target | met | "
-          "proposed ms | prop/hand | loop ms | keras ms | mem hand MB | mem gen MB | mem gen/hand | met | "
-          "mem prop/hand |")
-RULE = "|" + "---|" * 16
+HEADER = (
+    "| workload | padding | hand-written ms | generated ms | gen/hand (IQR) | target | met | "
+    "loop ms | keras ms | mem hand MiB | mem gen MiB | mem gen/hand | met |"
+)
+RULE = "|" + "---|" * 13
 
 
 def format_row(row: dict) -> str:
@@ -123,10 +138,10 @@ def format_row(row: dict) -> str:
     lo, hi = row["ratio_iqr"]
     return (
         f"| {row['workload']} | {row['pattern']} | {ms['handwritten']:.2f} | {ms['generated']:.2f} | "
-        f"{row['ratio']:.2f} ({lo:.2f}-{hi:.2f}) | <= {row['target']:.2f} | {'yes' if row['time_ok'] else '**no**'} | "
-        f"{ms['proposed']:.2f} | {row['proposed_ratio']:.2f} | {ms['loop']:.1f} | {ms['keras']:.1f} | "
+        f"{row['ratio']:.3f} ({lo:.2f}-{hi:.2f}) | <= {row['target']:.2f} | {'yes' if row['time_ok'] else '**no**'} | "
+        f"{ms['loop']:.1f} | {ms['keras']:.1f} | "
         f"{mb(row['memory']['handwritten'])} | {mb(row['memory']['generated'])} | {row['memory_ratio']:.2f} | "
-        f"{'yes' if row['memory_ok'] else '**no**'} | {row['proposed_memory_ratio']:.2f} |"
+        f"{'yes' if row['memory_ok'] else '**no**'} |"
     )
 
 
@@ -138,12 +153,12 @@ def markdown(results: dict) -> str:
         f"{results['date']}; {m['cpu']}, {m['cores']} cores, {m['threads']} thread(s) for torch and TF; "
         f"torch {m['torch']}, TensorFlow {m['tensorflow']}, Keras {m['keras']}, Python {m['python']}. "
         f"{s['reps']} interleaved repetitions after {s['warmup']} warm-up (loop and keras: the first "
-        f"{s['slow_reps']}){' (--quick)' if s['quick'] else ''}.",
+        f"{s['slow_reps']}){' (--quick)' if s['quick'] else ''}. "
+        f"Load average before / after: {m['load average (1, 5, 15 min) before / after']}.",
         "",
         "Forward pass, inference (`torch.no_grad()`, eval; Keras `model(x, training=False)`). "
         "ms = median per call; gen/hand = median of per-repetition ratios (interquartile range). "
-        "Memory = peak bytes held by torch's CPU allocator during one forward (torch.profiler). "
-        "proposed = the generated program with benchmarks/proposed.py's keras_rnn (a measured fix, not shipped).",
+        "Memory = peak bytes held by torch's CPU allocator during one forward (torch.profiler), MiB.",
         "",
         HEADER,
         RULE,
@@ -151,7 +166,7 @@ def markdown(results: dict) -> str:
         "",
         "## Compile latency",
         "",
-        f"Cold `{c['command']}` in a fresh process vs `python -c \"import lark, jinja2\"`, "
+        f'Cold `{c["command"]}` in a fresh process vs `python -c "import lark, jinja2"`, '
         f"median of {c['runs']} interleaved runs:",
         "",
         "| command | median ms |",
@@ -182,14 +197,18 @@ def plot(results: dict, path: Path) -> None:
     labels = [f"{r['workload']}\n{r['pattern']}" for r in rows]
     x = np.arange(len(rows))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(12, 0.6 * len(rows)), 10), sharex=True)
-    width = 0.16
-    colors = {"handwritten": "tab:gray", "generated": "tab:blue", "proposed": "tab:cyan", "loop": "tab:orange",
-              "keras": "tab:red"}
+    width = 0.2
+    colors = {
+        "handwritten": "tab:gray",
+        "generated": "tab:blue",
+        "loop": "tab:orange",
+        "keras": "tab:red",
+    }
     for i, name in enumerate(measure.VARIANTS):
-        top.bar(x + (i - 2) * width, [r["ms"][name] for r in rows], width, label=name, color=colors[name])
+        top.bar(x + (i - 1.5) * width, [r["ms"][name] for r in rows], width, label=name, color=colors[name])
     top.set_yscale("log")
     top.set_ylabel("ms per forward (median)")
-    top.legend(ncol=5)
+    top.legend(ncol=4)
     top.set_title(
         f"rnnspec forward pass, {results['machine']['cpu']}, {results['machine']['threads']} thread(s), "
         f"torch {results['machine']['torch']}"
@@ -198,21 +217,27 @@ def plot(results: dict, path: Path) -> None:
     lo = [r["ratio"] - r["ratio_iqr"][0] for r in rows]
     hi = [r["ratio_iqr"][1] - r["ratio"] for r in rows]
     bar_colors = ["tab:green" if r["time_ok"] else "tab:red" for r in rows]
-    bottom.bar(x - 0.27, ratios, 0.18, yerr=[lo, hi], color=bar_colors, label="time generated/hand (IQR)")
-    bottom.bar(x - 0.09, [r["proposed_ratio"] for r in rows], 0.18, color="tab:cyan",
-               label="time proposed/hand")
-    bottom.bar(x + 0.09, [r["memory_ratio"] for r in rows], 0.18, color="tab:purple", alpha=0.6,
-               label="peak memory generated/hand")
-    bottom.bar(x + 0.27, [r["proposed_memory_ratio"] for r in rows], 0.18, color="plum",
-               label="peak memory proposed/hand")
+    bottom.bar(x - 0.18, ratios, 0.34, yerr=[lo, hi], color=bar_colors, label="time generated/hand (IQR)")
+    bottom.bar(
+        x + 0.18,
+        [r["memory_ratio"] for r in rows],
+        0.34,
+        color="tab:purple",
+        alpha=0.6,
+        label="peak memory generated/hand",
+    )
     for xi, r in zip(x, rows):
         bottom.hlines(r["target"], xi - 0.36, xi, colors="black", linestyles="--")
         bottom.hlines(MEMORY_TARGET, xi, xi + 0.36, colors="purple", linestyles=":")
     bottom.axhline(1.0, color="gray", linewidth=0.8)
+    highest = max(max(r["ratio_iqr"][1], r["memory_ratio"]) for r in rows)
+    bottom.set_ylim(0.6, max(1.6, highest + 0.05))
     bottom.set_ylabel("generated / hand-written")
     bottom.legend(loc="upper left", ncol=2, fontsize=8)
-    bottom.set_title("bars: ratios; dashed: time target (1.05 unmasked/right, 1.3 left/holes); dotted: memory target 1.2",
-                     fontsize=9)
+    bottom.set_title(
+        "bars: ratios; dashed: time target (1.05 unmasked/right, 1.3 left/holes); dotted: memory target 1.2",
+        fontsize=9,
+    )
     bottom.set_xticks(x)
     bottom.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
     fig.tight_layout()
@@ -221,17 +246,25 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 repetitions, 3 compile runs")
-    parser.add_argument("--threads", type=int, default=1, help="torch and TF intra/inter-op threads (default 1)")
-    parser.add_argument("--reps", type=int, help="timed repetitions per variant (default 40, quick 3)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch and TF intra/inter-op threads (default 1)"
+    )
+    parser.add_argument("--reps", type=int, help="timed repetitions per variant (default 60, quick 3)")
     parser.add_argument("--warmup", type=int, help="untimed calls per variant first (default 3, quick 1)")
-    parser.add_argument("--slow-reps", type=int, help="repetitions that also time loop and keras (default 10)")
+    parser.add_argument(
+        "--slow-reps", type=int, help="repetitions that also time loop and keras (default 10)"
+    )
     parser.add_argument("--compile-runs", type=int, help="runs of each compile-latency command (default 15)")
     parser.add_argument("--only", nargs="*", help="workloads whose name contains one of these")
-    parser.add_argument("--out", type=Path, default=HERE, help="directory for results.{md,json,png}")
+    parser.add_argument(
+        "--out", type=Path, default=HERE, help="directory for the results files (default benchmarks/)"
+    )
     args = parser.parse_args(argv)
-    args.reps = args.reps or (3 if args.quick else 40)
+    args.reps = args.reps or (3 if args.quick else 60)
     args.warmup = args.warmup or (1 if args.quick else 3)
     args.slow_reps = min(args.reps, args.slow_reps or 10)
     args.compile_runs = args.compile_runs or (3 if args.quick else 15)
@@ -239,12 +272,15 @@ def main(argv=None) -> int:
     print(HEADER + "\n" + RULE, flush=True)
     results = run(args)
     text = markdown(results)
-    print(text[text.index("## Compile latency"):])
+    print(text[text.index("## Compile latency") :])
+    # A smoke run does not overwrite the recorded results.
+    stem = "results-quick" if args.quick else "results"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(text, encoding="utf-8")
-    (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (args.out / f"{stem}.md").write_text(text, encoding="utf-8")
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    print(f"wrote {args.out / stem}.md, .json, .png")
     try:
-        plot(results, args.out / "results.png")
+        plot(results, args.out / f"{stem}.png")
     except ImportError:
         print("matplotlib is not installed: no results.png (pip install matplotlib)", file=sys.stderr)
     return 0

@@ -7,13 +7,12 @@ lengths are drawn once per workload), so those three cases do the same recurrent
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
 
 import handwritten
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PATTERNS = ("none", "right", "left", "holes")
@@ -84,12 +83,20 @@ def all_workloads() -> list[Workload]:
         example("gru_simple_rnn.rnn", handwritten.GruSimpleRnn, patterns=("none",), vocab=1000),
         example("bidirectional.rnn", handwritten.Bidirectional, patterns=("none",), steps=5, features=10),
         example(
-            "paragraphs.rnn", handwritten.Paragraphs, patterns=("none",), batch=3, steps=10, features=50, stateful=True
+            "paragraphs.rnn",
+            handwritten.Paragraphs,
+            patterns=("none",),
+            batch=3,
+            steps=10,
+            features=50,
+            stateful=True,
         ),
     ]
 
 
-def valid_positions(pattern: str, batch: int, steps: int, rng: np.random.Generator, lengths: np.ndarray) -> np.ndarray:
+def valid_positions(
+    pattern: str, batch: int, steps: int, rng: np.random.Generator, lengths: np.ndarray
+) -> np.ndarray:
     """(batch, steps) bool: which timesteps hold a token. Every row keeps at least one."""
     if pattern == "none":
         return np.ones((batch, steps), dtype=bool)
