@@ -133,6 +133,13 @@ class _Builder:
     def emit(self, line: str) -> None:
         self.forward.append(f"        {line}")
 
+    def take_last_assignment(self) -> str | None:
+        """Remove a trailing one-line `x = EXPR` that only feeds the next layer; return EXPR."""
+        prefix = f"        {self.names.hidden} = "
+        if not self.forward or not self.forward[-1].startswith(prefix):
+            return None
+        return self.forward.pop()[len(prefix) :]
+
     def layer(self, layer: Layer, src: str, has_mask: bool) -> bool:
         """Emit one layer; return whether a mask flows out of it."""
         x, mask = self.names.hidden, self.names.mask
@@ -238,6 +245,10 @@ class _Builder:
 
         if has_mask:
             self.helpers.add("keras_rnn")
+            if not backwards and src == x:
+                # Hand the previous layer's output straight to keras_rnn, so that no local keeps the
+                # whole padded batch alive while the kernel runs on the packed copy.
+                inp = self.take_last_assignment() or inp
             call_args = [f"self.{layer.name}", inp, f"{mask}.flip(1)" if backwards else mask]
             if initial:
                 call_args.append(initial)

@@ -20,7 +20,7 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
         return outputs if sequences else None, last, final
     batch, steps = mask.shape
     lengths = mask.sum(dim=1)
-    row_start = torch.arange(batch, device=x.device).unsqueeze(1) * steps
+    row_start = torch.arange(batch, device=mask.device).unsqueeze(1) * steps
     if bool((mask[:, 1:] > mask[:, :-1]).any()):
         # Left padding or holes: move each row's unmasked steps to the front, in order.
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
@@ -32,9 +32,10 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
         packed = pack_padded_sequence(
             x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
         )
+        del x  # the kernel needs only the packed copy; free the padded batch first
         packed, final = rnn(packed, state)
         # Step j of row b is row offsets[j] + unsorted_indices[b] of the packed data.
-        sizes = packed.batch_sizes.to(x.device)
+        sizes = packed.batch_sizes.to(mask.device)
         offsets = sizes.cumsum(0) - sizes
         rows = offsets[index.clamp(min=0)] + packed.unsorted_indices.unsqueeze(1)
         flat = packed.data
@@ -69,8 +70,9 @@ class Sentiment(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         mask = tokens != 0
-        x = self.embedding_1(tokens)
-        _, last, _ = keras_rnn(self.lstm_1, x, mask, sequences=False)
+        _, last, _ = keras_rnn(
+            self.lstm_1, self.embedding_1(tokens), mask, sequences=False
+        )
         x = last[0]
         x = torch.softmax(self.dense_1(x), dim=-1)
         return x
