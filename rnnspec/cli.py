@@ -73,6 +73,19 @@ def write_atomically(path: Path, text: str, protected: list[Path]) -> None:
         raise
 
 
+def check_output(path: Path, protected: list[Path], force: bool) -> None:
+    target = path.resolve()
+    for other in protected:
+        if other.resolve() == target or (other.exists() and path.exists() and os.path.samefile(other, path)):
+            raise UsageError(f"{path}: error: refusing to overwrite an input file")
+    if target.is_dir():
+        raise UsageError(f"{path}: error: is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise UsageError(f"{path}: error: the directory {target.parent} does not exist")
+    if path.exists() and not force:
+        raise UsageError(f"{path}: error: the file exists; pass --force to overwrite it")
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from rnnspec.check import select_model
     from rnnspec.compiler import generate

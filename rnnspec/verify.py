@@ -84,7 +84,7 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
         seed=args.seed, atol=args.atol, rtol=args.rtol, batch=args.batch, steps=args.time, chunks=args.chunks
     )
     if getattr(args, "weights", None):
-        from rnnspec.migrate import read_weights
+        from rnnspec.port import read_weights
 
         options["keras_weights"] = read_weights(model, Path(args.weights), args.spec_of_weights)
     try:

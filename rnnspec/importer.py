@@ -1,0 +1,816 @@
+"""`rnnspec import`: the spec of a trained Keras model, read from its `.keras` archive.
+
+It reads the archive's `config.json` (zipfile + json, no framework) and writes the spec that
+computes the same function, or refuses with every layer and option that has no equivalent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rnnspec.cli import UsageError, check_output, write_atomically
+from rnnspec.errors import SpecError
+from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, bad_identifier
+
+if TYPE_CHECKING:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# rnnspec import
+# ---------------------------------------------------------------------------------------------
+
+KERAS_KINDS = {
+    "Embedding": "embedding",
+    "Masking": "masking",
+    "SimpleRNN": "simple_rnn",
+    "LSTM": "lstm",
+    "GRU": "gru",
+    "Bidirectional": "bidirectional",
+    "Dense": "dense",
+    "Dropout": "dropout",
+    "GlobalAveragePooling1D": "global_average_pooling",
+    "AttentionPooling": "attention_pooling",
+}
+RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
+
+# Options that never change the forward pass: how weights are initialised, penalised, constrained
+# or sampled during training, and which kernel implementation runs (the cuDNN one computes the same).
+_NO_FORWARD_EFFECT = re.compile(
+    r"^(.*_initializer|.*_regularizer|.*_constraint|seed|use_cudnn|trainable|name)$"
+)
+
+# Options rnnspec knows but cannot express except at one value: {option: (allowed value, why)}.
+_ONLY_AT = {
+    "time_major": (False, "a time-major layout has no equivalent (specs are batch-first)"),
+    "implementation": (2, "only Keras's default implementation=2 is supported"),
+    "quantization_config": (None, "quantized weights have no equivalent"),
+    "lora_rank": (None, "LoRA adapters have no equivalent"),
+    "data_format": (
+        "channels_last",
+        "only data_format='channels_last' (pooling over time) has an equivalent",
+    ),
+    "keepdims": (False, "keepdims=True has no equivalent"),
+}
+# Options that only matter in training: dropout's noise shape.
+_TRAINING_ONLY = {"dropout": {"noise_shape"}}
+_FLOAT_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+_GRAMMAR_WORDS = {"model", "input", "as", "true", "false"}
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+class ImportRefused(Exception):
+    """The model has parts with no equivalent in the language; `problems` lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Item:
+    """One spec statement in the making: a layer kind, its non-default arguments, its names."""
+
+    kind: str
+    attrs: dict[str, Any]
+    keras_name: str
+    class_name: str
+    inner: Item | None = None
+    name: str = ""
+
+
+@dataclass
+class Imported:
+    text: str
+    model_name: str
+    keras_names: list[str]  # the Keras layer behind each spec layer, in order
+    notes: list[str] = field(default_factory=list)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_tensor_ref(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
+def _ref(value: Any) -> tuple[str, int, int] | None:
+    if not _is_tensor_ref(value):
+        return None
+    history = value.get("config", {}).get("keras_history")
+    if not isinstance(history, list) or len(history) != 3:
+        return None
+    return (str(history[0]), int(history[1]), int(history[2]))
+
+
+def _policy_problem(dtype: Any) -> str | None:
+    """Why a layer's dtype policy is refused, or None for float32."""
+    if dtype is None or dtype == "float32":
+        return None
+    if isinstance(dtype, dict):
+        name = (dtype.get("config") or {}).get("name")
+        if dtype.get("class_name") in _FLOAT_POLICIES and name == "float32":
+            return None
+        shown = name if isinstance(name, str) else _show(dtype)
+    else:
+        shown = str(dtype)
+    return f"dtype policy `{shown}` has no equivalent (rnnspec computes in float32)"
+
+
+def _convert_value(key: str, value: Any, attr_type: str) -> tuple[Any, str | None]:
+    """A Keras config value as a spec value, or the reason it has none."""
+    if attr_type == "pos_int":
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value, None
+        return None, f"`{key}={_show(value)}` is not a positive integer"
+    if attr_type == "bool":
+        if isinstance(value, bool):
+            return value, None
+        return None, f"`{key}={_show(value)}` is not true or false"
+    if attr_type in ("rate", "float"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if attr_type == "rate" and not 0 <= value < 1:
+                return None, f"`{key}={_show(value)}`: a spec's rates are in [0, 1)"
+            return float(value), None
+        return None, f"`{key}={_show(value)}` is not a finite number"
+    if attr_type == "activation":
+        name = "swish" if value == "silu" else value  # Keras 3 serialises swish as silu
+        if isinstance(name, str) and name in ACTIVATIONS:
+            return name, None
+        return None, f"`{key}={_show(value)}`: the activation has no equivalent"
+    if attr_type == "merge_mode":
+        mode = "none" if value is None else value
+        if isinstance(mode, str) and mode in MERGE_MODES:
+            return mode, None
+        return None, f"`merge_mode={_show(value)}` has no equivalent"
+    raise AssertionError(attr_type)  # pragma: no cover
+
+
+def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[str], bool]:
+    """Spec attributes (all of them, defaults included) from one layer's config, and the problems.
+
+    Returns (attrs, problems, zero_output_for_mask).
+    """
+    kind = KERAS_KINDS[class_name]
+    schema = LAYER_SCHEMAS[kind]
+    attrs: dict[str, Any] = {}
+    problems: list[str] = []
+    zero_output = False
+    for key, value in config.items():
+        if key == "dtype":
+            why = _policy_problem(value)
+            if why:
+                problems.append(why)
+        elif key in schema.attrs and key != "layer":
+            converted, why = _convert_value(key, value, schema.attrs[key].type)
+            if why:
+                problems.append(why)
+            else:
+                attrs[key] = converted
+        elif key == "activity_regularizer" or _NO_FORWARD_EFFECT.match(key):
+            continue
+        elif key in _TRAINING_ONLY.get(kind, ()):
+            continue
+        elif key == "zero_output_for_mask" and kind in RECURRENT_KINDS:
+            zero_output = bool(value)  # Bidirectional sets it itself; alone it matters with a mask
+        elif key == "lora_alpha":
+            continue  # meaningful only with lora_rank, which is refused
+        elif key in _ONLY_AT:
+            allowed, why = _ONLY_AT[key]
+            if value != allowed:
+                problems.append(f"`{key}={_show(value)}`: {why}")
+        elif kind == "bidirectional" and key in ("layer", "backward_layer"):
+            continue  # handled by the caller
+        else:
+            problems.append(
+                f"option `{key}={_show(value)}` is not one rnnspec knows, so it may change the output"
+            )
+    for key, attr in schema.attrs.items():
+        if key == "layer" or key in attrs:
+            continue
+        if attr.required:
+            if not any(f"`{key}" in p for p in problems):
+                problems.append(f"the config has no `{key}`")
+        else:
+            attrs[key] = attr.default
+    return attrs, problems, zero_output
+
+
+def _identifier(raw: str, fallback: str, role: str) -> str:
+    """A spec identifier as close to `raw` as the language (and the generated programs) allow."""
+    from rnnspec.check import MODULE_ATTRIBUTES, PROGRAM_NAMES
+    from rnnspec.targets.pytorch import camel_case
+
+    name = re.sub(r"[^A-Za-z0-9_]", "_", raw or "")
+    if role == "layer":
+        name = name.lstrip("_")
+    while name.startswith("__"):
+        name = name[1:]
+    if not name or name[0].isdigit():
+        name = f"{fallback}_{name}" if name else fallback
+    if bad_identifier(name) or name in _GRAMMAR_WORDS:
+        name += "_"
+    if role == "layer" and name in MODULE_ATTRIBUTES:
+        name += "_layer"
+    if role == "input" and name in PROGRAM_NAMES:
+        name += "_input"
+    if role == "model" and camel_case(name) in PROGRAM_NAMES:
+        name += "_model"
+    return name
+
+
+class _Converter:
+    """One Keras model config -> spec text, collecting every problem before refusing."""
+
+    def __init__(self, config: dict[str, Any], source_name: str, keras_version: str | None) -> None:
+        self.config = config
+        self.source_name = source_name
+        self.keras_version = keras_version
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+        self._structural = False
+        self._ops: dict[str, dict[str, Any]] = {}
+        self._nodes: dict[str, tuple[list[Any], dict[str, Any]]] = {}
+        self._input_ref: tuple[str, int, int] | None = None
+        self._outputs: list[tuple[str, int, int]] = []
+        self._batch: int | None = None
+        self._input_name = "x"
+        self._mask_source: tuple[str, Any] | str | None = None  # (kind, value) where the mask was born
+        self._mask_input: tuple[str, int, int] | None = None  # the tensor that layer read
+        self._previous_ref: tuple[str, int, int] | None = None
+        self._used_ops: set[str] = set()
+
+    def problem(self, message: str) -> None:
+        if message not in self.problems:
+            self.problems.append(message)
+
+    # -- the model --------------------------------------------------------------------------
+
+    def run(self) -> Imported:
+        top = self.config
+        class_name = top.get("class_name")
+        inner = top.get("config")
+        if class_name not in ("Sequential", "Functional", "Model") or not isinstance(inner, dict):
+            raise ImportRefused(
+                [f"the model is a `{class_name}`; only Sequential and Functional models have an equivalent"]
+            )
+        if class_name == "Model" and "input_layers" not in inner:
+            raise ImportRefused(
+                [
+                    "the model is a subclassed `Model`; only Sequential and Functional models have an equivalent"
+                ]
+            )
+        why = _policy_problem(inner.get("dtype"))
+        if why:
+            self.problem(f"model: {why}")
+        layers = inner.get("layers")
+        if not isinstance(layers, list):
+            raise ImportRefused(["the config lists no layers"])
+        if class_name == "Sequential":
+            input_cfg, chain, mask_kwargs = self._sequential(inner, layers)
+        else:
+            input_cfg, chain, mask_kwargs = self._functional(inner, layers)
+        self._previous_ref = self._input_ref
+        items = []
+        for entry in chain:
+            items.append(self._item(entry))
+            if not self._structural:
+                self._mask_step(entry, items[-1], mask_kwargs.get(entry["name"]))
+        for name, entry in self._ops.items():
+            if name in self._used_ops or (self._structural and entry["class_name"] in ("NotEqual", "Any")):
+                continue
+            self.problem(f"operation `{name}` ({entry['class_name']}) has no equivalent")
+        if class_name != "Sequential" and not self._structural and items and all(items):
+            self._check_outputs(inner, chain, items[-1])
+        for entry, item in zip(chain[:-1], items[:-1]):
+            rec = item and (item.inner or item)
+            if (
+                rec is not None
+                and rec.kind in RECURRENT_KINDS
+                and rec.attrs["return_state"]
+                and not self._structural
+            ):
+                # Only the next layer reads it, and only its first output: the states go unused.
+                rec.attrs["return_state"] = False
+                self.notes.append(
+                    f"The model uses no states of `{entry['name']}`, so the spec leaves return_state off."
+                )
+        header = self._input(input_cfg, items)
+        if not chain:
+            self.problem("the model has no layers")
+        if self.problems:
+            raise ImportRefused(self.problems)
+        assert header is not None
+        model_name = _identifier(str(inner.get("name") or "model"), "model", "model")
+        if model_name != inner.get("name"):
+            self.notes.append(f"The Keras model `{inner.get('name')}` is `{model_name}` here.")
+        text = self._render(model_name, header, [item for item in items if item is not None])
+        return Imported(text, model_name, [entry["name"] for entry in chain], self.notes)
+
+    def _sequential(self, inner, layers):
+        entries = [self._entry(layer, index) for index, layer in enumerate(layers)]
+        input_cfg = None
+        if entries and entries[0]["class_name"] == "InputLayer":
+            input_cfg = entries.pop(0)["config"]
+        elif isinstance(inner.get("build_input_shape"), list):
+            input_cfg = {"batch_shape": inner["build_input_shape"], "dtype": "float32", "name": "x"}
+        else:
+            self.problem(
+                "the Sequential model has no input shape (it was never built); build it or add keras.Input"
+            )
+        for entry in entries:
+            if entry["class_name"] == "InputLayer":
+                self.problem(
+                    f"layer `{entry['name']}` (InputLayer) in the middle of the model has no equivalent"
+                )
+        chain = [e for e in entries if e["class_name"] != "InputLayer"]
+        return input_cfg, chain, {}
+
+    def _entry(self, layer: Any, index: int) -> dict[str, Any]:
+        if not isinstance(layer, dict):
+            return {"class_name": "?", "name": f"#{index}", "config": {}, "raw": {}}
+        config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        name = layer.get("name") or config.get("name") or f"#{index}"
+        class_name = layer.get("class_name")
+        if class_name not in KERAS_KINDS and layer.get("registered_name") == "AttentionPooling":
+            class_name = "AttentionPooling"
+        return {"class_name": class_name, "name": str(name), "config": config, "raw": layer}
+
+    def _functional(self, inner, layers):
+        entries = [self._entry(layer, index) for index, layer in enumerate(layers)]
+        inputs = _refs(inner.get("input_layers"))
+        outputs = _refs(inner.get("output_layers"))
+        if inputs is None or outputs is None:
+            raise ImportRefused(
+                ["the model's inputs or outputs are not a list of tensors (a dict?); a spec has one input"]
+            )
+        if len(inputs) != 1:
+            raise ImportRefused([f"the model has {len(inputs)} inputs; a spec has one"])
+        by_name = {entry["name"]: entry for entry in entries}
+        input_entry = by_name.get(inputs[0][0])
+        if input_entry is None or input_entry["class_name"] != "InputLayer":
+            raise ImportRefused(["the model's input is not an InputLayer"])
+        ops: dict[str, dict[str, Any]] = {}
+        nodes: dict[str, tuple[list[Any], dict[str, Any]]] = {}
+        for entry in entries:
+            if entry is input_entry:
+                continue
+            raw_nodes = entry["raw"].get("inbound_nodes")
+            if not isinstance(raw_nodes, list) or not raw_nodes:
+                self.problem(f"layer `{entry['name']}` is never called")
+                continue
+            if len(raw_nodes) > 1:
+                self.problem(
+                    f"layer `{entry['name']}` is called {len(raw_nodes)} times (shared weights); not a linear chain"
+                )
+            node = raw_nodes[0]
+            if not isinstance(node, dict) or "args" not in node:
+                raise ImportRefused(
+                    ["the config uses the Keras 2 graph format; load the model in Keras 3 and save it again"]
+                )
+            nodes[entry["name"]] = (list(node.get("args") or []), dict(node.get("kwargs") or {}))
+            if str(entry["raw"].get("module", "")).startswith("keras.src.ops"):
+                ops[entry["name"]] = entry
+        self._ops, self._nodes, self._input_ref, self._outputs = ops, nodes, inputs[0], outputs
+        names = [entry["name"] for entry in entries if entry["name"] in nodes and entry["name"] not in ops]
+        # The graph must be a chain: each layer takes one tensor, the first output of the one before.
+        consumers: dict[tuple[str, int, int], list[str]] = {}
+        merges: list[str] = []
+        for name in names:
+            args, kwargs = nodes[name]
+            refs = _all_refs(args)
+            if len(args) != 1 or _ref(args[0]) is None:
+                shown = ", ".join(f"`{r[0]}`" for r in refs) or "no tensor"
+                merges.append(f"layer `{name}` takes {len(refs)} inputs ({shown}); a spec is a linear chain")
+            for ref in refs:
+                consumers.setdefault(ref, []).append(name)
+            for key, value in kwargs.items():
+                if key == "training" and value is True:
+                    self.problem(f"layer `{name}` is called with training=True, which changes its output")
+                elif key == "initial_state" and value is not None:
+                    self.problem(f"layer `{name}` is called with an initial_state, which has no equivalent")
+                elif key not in ("mask", "training", "initial_state"):
+                    self.problem(f"layer `{name}` is called with `{key}`, which has no equivalent")
+        for (source, _, index), takers in consumers.items():
+            if len(takers) > 1:
+                listed = ", ".join(f"`{t}`" for t in takers)
+                self.problem(
+                    f"the output of `{source}` feeds {len(takers)} layers ({listed}); a spec is a linear chain"
+                )
+                self._structural = True
+            elif index != 0:
+                self.problem(
+                    f"layer `{takers[0]}` takes output {index} of `{source}`; a spec is a linear chain"
+                )
+                self._structural = True
+        for message in merges:
+            self.problem(message)
+            self._structural = True
+        if self._structural:
+            return input_entry["config"], [by_name[name] for name in names], {}
+        chain: list[dict[str, Any]] = []
+        current = inputs[0]
+        while consumers.get(current):
+            name = consumers[current][0]
+            chain.append(by_name[name])
+            current = (name, 0, 0)
+        for name in names:
+            if all(entry["name"] != name for entry in chain):
+                self.problem(f"layer `{name}` is not on the chain from the input to the output")
+                self._structural = True
+        mask_kwargs = {entry["name"]: nodes[entry["name"]][1].get("mask") for entry in chain}
+        return input_entry["config"], chain, mask_kwargs
+
+    # -- one layer --------------------------------------------------------------------------
+
+    def _item(self, entry: dict[str, Any]) -> Item | None:
+        class_name, name, config = entry["class_name"], entry["name"], entry["config"]
+        where = f"layer `{name}` ({class_name})"
+        if class_name not in KERAS_KINDS:
+            what = "a nested model" if class_name in ("Sequential", "Functional") else "the layer"
+            self.problem(f"{where}: {what} has no equivalent in the language")
+            return None
+        attrs, problems, zero_output = _convert_options(class_name, config)
+        inner_item = None
+        if class_name == "Bidirectional":
+            inner_item, inner_problems = self._bidirectional_inner(config)
+            problems += inner_problems
+        elif zero_output:
+            entry["zero_output_for_mask"] = True
+        for message in problems:
+            self.problem(f"{where}: {message}")
+        if problems:
+            return None
+        kind = KERAS_KINDS[class_name]
+        return Item(kind, attrs, name, class_name, inner_item)
+
+    def _bidirectional_inner(self, config: dict[str, Any]) -> tuple[Item | None, list[str]]:
+        forward, backward = config.get("layer"), config.get("backward_layer")
+        if not isinstance(forward, dict):
+            return None, ["the wrapped layer is missing"]
+        f_class = forward.get("class_name")
+        if f_class not in RNN_CLASSES:
+            return None, [f"it wraps a `{f_class}`; only SimpleRNN, LSTM and GRU have an equivalent"]
+        f_attrs, problems, _ = _convert_options(f_class, forward.get("config") or {})
+        problems = [f"wrapped `{f_class}`: {p}" for p in problems]
+        if isinstance(backward, dict):
+            b_class = backward.get("class_name")
+            differs: list[str] = []
+            if b_class != f_class:
+                differs.append(f"it is a `{b_class}`")
+            else:
+                b_attrs, b_problems, _ = _convert_options(b_class, backward.get("config") or {})
+                if b_problems:
+                    differs += b_problems
+                for key in LAYER_SCHEMAS[KERAS_KINDS[f_class]].attrs:
+                    if key == "go_backwards":
+                        if b_attrs.get(key) == f_attrs.get(key):
+                            differs.append("it runs in the same direction as the forward layer")
+                    elif b_attrs.get(key) != f_attrs.get(key):
+                        differs.append(
+                            f"`{key}` is {_show(b_attrs.get(key))}, the forward layer's {_show(f_attrs.get(key))}"
+                        )
+            if differs:
+                problems.append("a custom `backward_layer` has no equivalent (" + "; ".join(differs) + ")")
+        if problems:
+            return None, problems
+        return Item(
+            KERAS_KINDS[f_class], f_attrs, str((forward.get("config") or {}).get("name", "")), f_class
+        ), []
+
+    # -- masks ------------------------------------------------------------------------------
+
+    def _mask_step(self, entry: dict[str, Any], item: Item | None, given: Any) -> None:
+        """Follow the mask as Keras propagates it; a layer given any other mask is refused."""
+        where = f"layer `{entry['name']}` ({entry['class_name']})"
+        ref = _ref(given) if given is not None else None
+        if given is not None and self._mask_source == "unknown":
+            self._used_ops |= self._op_closure(ref)  # after a refused layer: already reported
+        elif given is not None:
+            matched = self._mask_ops(ref, self._mask_source, self._mask_input) if ref is not None else None
+            if matched is None:
+                self.problem(
+                    f"{where}: it is given a mask other than the one Keras propagates, which has no equivalent"
+                )
+            else:
+                self._used_ops |= matched
+        if entry.get("zero_output_for_mask") and self._mask_source not in (None, "unknown"):
+            self.problem(
+                f"{where}: `zero_output_for_mask=true` on a masked sequence (masked timesteps output zeros) "
+                "has no equivalent"
+            )
+        here = self._previous_ref
+        self._previous_ref = (entry["name"], 0, 0)
+        if item is None:
+            self._mask_source = "unknown"
+            return
+        rec = item.inner if item.inner is not None else item
+        if item.kind == "embedding":
+            self._mask_source = ("embedding", 0) if item.attrs["mask_zero"] else None
+            self._mask_input = here
+        elif item.kind == "masking":
+            self._mask_source = ("masking", item.attrs["mask_value"])
+            self._mask_input = here
+        elif item.kind in ("global_average_pooling", "attention_pooling"):
+            self._mask_source = None
+        elif rec.kind in RECURRENT_KINDS and not rec.attrs["return_sequences"]:
+            self._mask_source = None
+
+    def _op_closure(self, ref: tuple[str, int, int] | None) -> set[str]:
+        found: set[str] = set()
+        todo = [ref]
+        while todo:
+            one = todo.pop()
+            if one is None or one[0] not in self._ops or one[0] in found:
+                continue
+            found.add(one[0])
+            todo += _all_refs(self._nodes[one[0]][0])
+        return found
+
+    def _mask_ops(self, ref, source, source_input) -> set[str] | None:
+        """The op nodes that compute the mask `ref`, if it is exactly the propagated mask; else None."""
+        if source is None or source_input is None:
+            return None
+        ops, nodes = self._ops, self._nodes
+        kind, value = source
+        if kind == "embedding":
+            if (
+                ref[0] in ops
+                and ops[ref[0]]["class_name"] == "NotEqual"
+                and _is_not_equal(nodes[ref[0]], source_input, 0)
+            ):
+                return {ref[0]}
+            return None
+        # masking: any(not_equal(x, value), axis=-1)
+        if ref[0] not in ops or ops[ref[0]]["class_name"] != "Any":
+            return None
+        any_config = ops[ref[0]]["config"]
+        if any_config.get("axis") not in (-1, [-1]) or any_config.get("keepdims"):
+            return None
+        args, kwargs = nodes[ref[0]]
+        if len(args) != 1 or kwargs or _ref(args[0]) is None:
+            return None
+        inner = _ref(args[0])[0]
+        if (
+            inner in ops
+            and ops[inner]["class_name"] == "NotEqual"
+            and _is_not_equal(nodes[inner], source_input, value)
+        ):
+            return {ref[0], inner}
+        return None
+
+    def _check_outputs(self, inner, chain, last: Item) -> None:
+        rec = last.inner if last.inner is not None else last
+        count = 1
+        if last.kind == "bidirectional" and last.attrs["merge_mode"] == "none":
+            count = 2
+        if rec.kind in RECURRENT_KINDS and rec.attrs["return_state"]:
+            count += (2 if rec.kind == "lstm" else 1) * (2 if last.kind == "bidirectional" else 1)
+        name = chain[-1]["name"]
+        expected = [(name, 0, index) for index in range(count)]
+        main = 2 if last.kind == "bidirectional" and last.attrs["merge_mode"] == "none" else 1
+        if count > main and self._outputs == expected[:main]:
+            # The states are computed but not returned: the same function as return_state=false.
+            rec.attrs["return_state"] = False
+            self.notes.append(
+                f"The model returns no states of `{name}`, so the spec leaves return_state off."
+            )
+        elif self._outputs != expected:
+            shown = ", ".join(f"`{n}`[{i}]" for n, _, i in self._outputs)
+            self.problem(
+                f"the model returns {shown}; a spec returns every output of its last layer `{name}`, in order "
+                f"({count} tensor{'s' if count > 1 else ''})"
+            )
+
+    # -- input and text ---------------------------------------------------------------------
+
+    def _input(self, config: dict[str, Any] | None, items: list[Item | None]) -> str | None:
+        if config is None:
+            return None
+        shape = config.get("batch_shape", config.get("batch_input_shape"))
+        dtype = config.get("dtype", "float32")
+        if isinstance(dtype, dict):
+            dtype = (dtype.get("config") or {}).get("name")
+        name = str(config.get("name") or "x")
+        for key in ("sparse", "ragged", "optional"):
+            if config.get(key):
+                self.problem(f"input `{name}`: `{key}=true` has no equivalent")
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(d is None or isinstance(d, int) for d in shape)
+        ):
+            self.problem(f"input `{name}`: the shape {_show(shape)} has no equivalent")
+            return None
+        batch, dims = shape[0], shape[1:]
+        first = next((item for item in items if item is not None), None)
+        if dtype not in ("int32", "int64", "float32"):
+            if (
+                first is not None
+                and first.kind == "embedding"
+                and dtype in ("int8", "int16", "uint8", "uint16", "uint32")
+            ):
+                self.notes.append(f"The Keras input is {dtype}; the spec takes int32 token ids.")
+                dtype = "int32"
+            else:
+                self.problem(f"input `{name}`: dtype `{dtype}` has no equivalent (int32, int64 or float32)")
+                return None
+        if dtype == "float32" and first is not None and first.kind == "embedding":
+            # Keras's Embedding casts its input to int32; token ids are the same function.
+            self.notes.append(
+                "The Keras input is float32; its Embedding casts it to int32, so the spec takes int32 ids."
+            )
+            dtype = "int32"
+        if dtype.startswith("int") and len(dims) != 1:
+            self.problem(
+                f"input `{name}`: an integer input of shape {_show(shape)} has no equivalent (token ids are [batch, time])"
+            )
+            return None
+        if dtype == "float32" and (len(dims) not in (1, 2) or dims[-1] is None):
+            self.problem(
+                f"input `{name}`: the shape {_show(shape)} has no equivalent "
+                "(float inputs are [batch, features] or [batch, time, features] with fixed features)"
+            )
+            return None
+        stateful = any(
+            item is not None
+            and (item.inner or item).kind in RECURRENT_KINDS
+            and (item.inner or item).attrs["stateful"]
+            for item in items
+        )
+        self._batch = None
+        if batch is not None:
+            if stateful:
+                self._batch = batch
+            else:
+                self.notes.append(
+                    f"The Keras model fixes the batch size at {batch}; this stateless spec leaves it free."
+                )
+        self._input_name = _identifier(name, "x", "input")
+        dims_text = ", ".join("*" if d is None else str(d) for d in dims)
+        return f"input {self._input_name}: {dtype}[{dims_text}]"
+
+    def _render(self, model_name: str, header: str, items: list[Item]) -> str:
+        used = {self._input_name}
+        counts: dict[str, int] = {}
+        lines = []
+        for item in items:
+            counts[item.kind] = counts.get(item.kind, 0) + 1
+            auto = f"{item.kind}_{counts[item.kind]}"
+            name = _identifier(item.keras_name, item.kind, "layer")
+            base, n = name, 1
+            while name in used:
+                n += 1
+                name = f"{base}_{n}"
+            used.add(name)
+            if name != item.keras_name:
+                self.notes.append(f"The Keras layer `{item.keras_name}` is `{name}` here.")
+            item.name = name
+            alias = "" if name == auto else f" as {name}"
+            lines.append(f"    {_call(item)}{alias}")
+        options = f"(batch_size={self._batch})" if self._batch is not None else ""
+        version = f" (Keras {self.keras_version})" if self.keras_version else ""
+        head = [f"# Imported by rnnspec from {self.source_name}{version}."]
+        head += [f"# {note}" for note in self.notes]
+        return "\n".join([*head, f"model {model_name}{options} {{", f"    {header}", *lines, "}"]) + "\n"
+
+
+def _is_not_equal(node, source_input, value) -> bool:
+    args, kwargs = node
+    if kwargs or len(args) != 2 or _ref(args[0]) != source_input:
+        return False
+    other = args[1]
+    return isinstance(other, (int, float)) and not isinstance(other, bool) and float(other) == float(value)
+
+
+def _all_refs(value: Any) -> list[tuple[str, int, int]]:
+    """Every tensor reference in a node's (nested) arguments, in order."""
+    if _is_tensor_ref(value):
+        ref = _ref(value)
+        return [ref] if ref is not None else []
+    if isinstance(value, (list, tuple)):
+        return [ref for one in value for ref in _all_refs(one)]
+    if isinstance(value, dict):
+        return [ref for one in value.values() for ref in _all_refs(one)]
+    return []
+
+
+def _refs(value: Any) -> list[tuple[str, int, int]] | None:
+    """input_layers / output_layers: one [name, node, index] or a list of them."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        value = [value]
+    if not isinstance(value, list):
+        return None
+    refs = []
+    for one in value:
+        if not (isinstance(one, list) and len(one) == 3 and isinstance(one[0], str)):
+            return None
+        refs.append((one[0], int(one[1]), int(one[2])))
+    return refs
+
+
+def spec_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        assert _NUMBER.match(text), text
+        return text
+    assert isinstance(value, str) and value.isidentifier(), value
+    return value
+
+
+def _call(item: Item) -> str:
+    schema = LAYER_SCHEMAS[item.kind]
+    args = []
+    for key in schema.positional:
+        if key == "layer":
+            assert item.inner is not None
+            args.append(_call(item.inner))
+        else:
+            args.append(spec_literal(item.attrs[key]))
+    for key, attr in schema.attrs.items():
+        if key in schema.positional or item.attrs[key] == attr.default:
+            continue
+        args.append(f"{key}={spec_literal(item.attrs[key])}")
+    return f"{item.kind}({', '.join(args)})"
+
+
+def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The config and Keras version of a `.keras` archive, with no framework imported."""
+    try:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as handle:
+                magic = handle.read(8)
+            if magic == b"\x89HDF\r\n\x1a\n":
+                raise UsageError(
+                    f"{path}: error: this is a legacy HDF5 model file; load it in Keras and save it as .keras"
+                )
+            raise UsageError(f"{path}: error: not a .keras archive (a zip file holding config.json)")
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise UsageError(f"{path}: error: the archive holds no config.json; is it a .keras model?")
+            config = json.loads(archive.read("config.json"))
+            version = None
+            if "metadata.json" in names:
+                try:
+                    version = json.loads(archive.read("metadata.json")).get("keras_version")
+                except (ValueError, AttributeError):
+                    version = None
+    except OSError as exc:
+        raise UsageError(f"{path}: error: cannot read the file: {exc.strerror or exc}") from None
+    except (ValueError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{path}: error: the archive's config.json cannot be read: {exc}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{path}: error: config.json does not describe a model")
+    return config, version if isinstance(version, str) else None
+
+
+def import_model(path: Path) -> Imported:
+    """The spec for a `.keras` file; ImportRefused lists every part without an equivalent."""
+    from rnnspec.check import load_model
+
+    config, version = read_keras_archive(path)
+    imported = _Converter(config, path.name, version).run()
+    try:
+        load_model(imported.text)
+    except SpecError as exc:
+        raise ImportRefused(
+            [f"rnnspec refuses the spec it would need: {d.message}" for d in exc.diagnostics]
+        ) from None
+    return imported
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    source = Path(args.model)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        check_output(output, [source], args.force)
+    try:
+        imported = import_model(source)
+    except ImportRefused as exc:
+        print(
+            f"{source}: error: cannot import the model; these have no equivalent in the language:",
+            file=sys.stderr,
+        )
+        for message in exc.problems:
+            print(f"  {message}", file=sys.stderr)
+        return 2
+    if output is None:
+        sys.stdout.write(imported.text)
+    else:
+        write_atomically(output, imported.text, [source])
+    return 0

@@ -1,0 +1,450 @@
+"""`rnnspec port`: trained weights between Keras (`.keras`, `.weights.h5`) and PyTorch (`.pt`).
+
+Every array's name and shape is checked against the spec; the conversion is the IR-driven mapping
+in rnnspec/equivalence/weights.py. Frameworks (keras, torch, numpy, h5py) are imported inside the
+functions that need them only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rnnspec.cli import UsageError, check_output, read_spec
+from rnnspec.errors import SpecError
+from rnnspec.importer import Imported, ImportRefused, import_model, spec_literal
+from rnnspec.ir import Layer, Model
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# rnnspec port
+# ---------------------------------------------------------------------------------------------
+
+FORMATS = {".keras": "keras", ".weights.h5": "weights.h5", ".pt": "pt", ".pth": "pt"}
+FRAMEWORK = {"keras": "Keras", "weights.h5": "Keras", "pt": "PyTorch"}
+H5_NAMES = {
+    "embedding": "embedding",
+    "masking": "masking",
+    "simple_rnn": "simple_rnn",
+    "lstm": "lstm",
+    "gru": "gru",
+    "bidirectional": "bidirectional",
+    "dense": "dense",
+    "dropout": "dropout",
+    "global_average_pooling": "global_average_pooling1d",
+    "attention_pooling": "attention_pooling",
+}
+
+
+def weights_format(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix, fmt in FORMATS.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return fmt
+    return None
+
+
+def keras_array_names(layer: Layer) -> list[str]:
+    """Names for the arrays `get_weights()` gives for one spec layer, as messages show them."""
+    if layer.kind == "embedding":
+        return [f"{layer.name}.embeddings"]
+    if layer.kind == "dense":
+        return [f"{layer.name}.kernel"] + ([f"{layer.name}.bias"] if layer.attrs["use_bias"] else [])
+    if layer.kind == "attention_pooling":
+        return [f"{layer.name}.kernel"]
+    rec = layer.recurrent
+    if rec is None:
+        return []
+    names = ["kernel", "recurrent_kernel"] + (["bias"] if rec.attrs["use_bias"] else [])
+    if layer.inner is None:
+        return [f"{layer.name}.{n}" for n in names]
+    return [f"{layer.name}.{half}.{n}" for half in ("forward", "backward") for n in names]
+
+
+def h5_paths(model: Model) -> dict[str, list[str]]:
+    """Where Keras 3 keeps each spec layer's arrays in a `.weights.h5` file (layers named by class)."""
+    used: dict[str, int] = {}
+    paths: dict[str, list[str]] = {}
+    for layer in model.layers:
+        base = H5_NAMES[layer.kind]
+        if base in used:
+            used[base] += 1
+            base = f"{base}_{used[base]}"
+        else:
+            used[base] = 0
+        group = f"layers/{base}"
+        count = len(keras_array_names(layer))
+        if layer.kind in ("embedding", "dense", "attention_pooling"):
+            paths[layer.name] = [f"{group}/vars/{i}" for i in range(count)]
+        elif layer.inner is not None:
+            half = count // 2
+            paths[layer.name] = [f"{group}/forward_layer/cell/vars/{i}" for i in range(half)] + [
+                f"{group}/backward_layer/cell/vars/{i}" for i in range(half)
+            ]
+        elif layer.recurrent is not None:
+            paths[layer.name] = [f"{group}/cell/vars/{i}" for i in range(count)]
+    return paths
+
+
+def _shape(shape: Any) -> str:
+    return str(tuple(int(d) for d in shape))
+
+
+class WeightsMismatch(UsageError):
+    """The arrays in a weights file do not fit the spec: one line per array."""
+
+
+def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> WeightsMismatch:
+    head = f"{path}: error: the weights do not fit the spec's model `{model.name}` ({spec_path}):"
+    return WeightsMismatch("\n".join([head] + [f"  {p}" for p in problems]))
+
+
+def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
+    """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked."""
+    import numpy as np
+
+    from rnnspec.equivalence.weights import keras_weight_shapes
+
+    shapes = keras_weight_shapes(model)
+    paths = h5_paths(model)
+    problems: list[str] = []
+    weights: dict[str, list[np.ndarray]] = {}
+    expected: set[str] = set()
+    for layer in model.layers:
+        if layer.name not in paths or not paths[layer.name]:
+            continue
+        arrays = []
+        for name, where, need in zip(keras_array_names(layer), paths[layer.name], shapes[layer.name]):
+            expected.add(where)
+            dataset = handle.get(where)
+            if dataset is None or not hasattr(dataset, "shape"):
+                problems.append(
+                    f"{name}: the spec needs shape {_shape(need)}, the file has no such array ({where})"
+                )
+                continue
+            if tuple(dataset.shape) != tuple(need):
+                problems.append(
+                    f"{name}: the spec needs shape {_shape(need)}, the file has {_shape(dataset.shape)}"
+                )
+                continue
+            if dataset.dtype.kind != "f":
+                problems.append(
+                    f"{name}: the file holds {dataset.dtype} values; the spec needs floating point"
+                )
+                continue
+            arrays.append(np.asarray(dataset[()], dtype=np.float32))
+        weights[layer.name] = arrays
+    extra: list[str] = []
+    if "layers" in handle:
+
+        def visit(name: str, obj: Any) -> None:
+            full = f"layers/{name}"
+            if hasattr(obj, "shape") and full not in expected:
+                extra.append(
+                    f"{full}: the file has an array of shape {_shape(obj.shape)} that the spec has no place for"
+                )
+
+        handle["layers"].visititems(visit)
+    problems += sorted(extra)
+    if problems:
+        raise _mismatch(path, model, spec_path, problems)
+    return weights
+
+
+def _torch_state_shapes(model: Model, programs: Any) -> dict[str, tuple[int, ...]]:
+    module = programs.torch.build_model()
+    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
+
+
+@dataclass
+class _Programs:
+    """The spec compiled and imported once: the Keras program and the PyTorch program."""
+
+    model: Model
+    keras: Any
+    torch: Any
+
+
+def _programs(model: Model, source_name: str) -> _Programs:
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import load_program
+    from rnnspec.verify import import_frameworks, quiet_stderr
+
+    import_frameworks()
+    with quiet_stderr():
+        keras_program = load_program(generate(model, "keras", source_name), f"{model.name}_keras")
+    torch_program = load_program(generate(model, "pytorch", source_name), f"{model.name}_pytorch")
+    return _Programs(model, keras_program, torch_program)
+
+
+def _same(a: dict[str, list[np.ndarray]], b: dict[str, list[np.ndarray]]) -> bool:
+    import numpy as np
+
+    return a.keys() == b.keys() and all(
+        len(a[k]) == len(b[k]) and all(np.array_equal(x, y) for x, y in zip(a[k], b[k])) for k in a
+    )
+
+
+def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
+    import numpy as np
+    import torch
+
+    from rnnspec.equivalence.weights import torch_to_keras
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle that is not a plain state_dict, a corrupt file, ...
+        raise UsageError(
+            f"{path}: error: cannot read a state_dict from the file ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}); "
+            "port reads files written by torch.save(module.state_dict(), PATH)"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        raise UsageError(f"{path}: error: the file holds a {type(state).__name__}, not a state_dict")
+    need = _torch_state_shapes(model, programs)
+    problems: list[str] = []
+    arrays: dict[str, np.ndarray] = {}
+    for key, shape in need.items():
+        if key not in state:
+            problems.append(f"{key}: the spec needs shape {_shape(shape)}, the file has no such entry")
+            continue
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            problems.append(f"{key}: the file holds a {type(value).__name__}, not a tensor")
+        elif tuple(value.shape) != shape:
+            problems.append(
+                f"{key}: the spec needs shape {_shape(shape)}, the file has {_shape(value.shape)}"
+            )
+        elif not value.is_floating_point():
+            problems.append(f"{key}: the file holds {value.dtype} values; the spec needs floating point")
+        else:
+            arrays[key] = value.detach().to(torch.float32).numpy().astype(np.float32)
+    for key in state:
+        if key not in need:
+            shown = (
+                _shape(state[key].shape)
+                if isinstance(state[key], torch.Tensor)
+                else type(state[key]).__name__
+            )
+            problems.append(f"{key}: the file has an entry of shape {shown} that the spec has no place for")
+    if problems:
+        raise _mismatch(path, model, spec_path, problems)
+    return torch_to_keras(model, arrays)
+
+
+def _compare_architecture(model: Model, imported: Imported) -> tuple[list[str], list[str]]:
+    """How the model saved in a .keras file differs from the spec, beyond names and training-only
+    options: (differences in the layers themselves, differences in their options)."""
+    from rnnspec.check import load_model
+
+    other = load_model(imported.text)
+    ignore = {"dropout", "recurrent_dropout", "unit_forget_bias", "rate"}
+    layers: list[str] = []
+    options: list[str] = []
+    (mine,), (theirs,) = model.inputs, other.inputs
+    if (mine.dtype, mine.shape) != (theirs.dtype, theirs.shape):
+        shown = lambda v: f"{v.dtype}[{', '.join('*' if d is None else str(d) for d in v.shape)}]"  # noqa: E731
+        options.append(f"input: the spec has {shown(mine)}, the file {shown(theirs)}")
+    if model.batch_size != other.batch_size and (model.stateful or other.stateful):
+        options.append(f"batch_size: the spec has {model.batch_size}, the file {other.batch_size}")
+    kinds = [(layer.kind, layer.inner and layer.inner.kind) for layer in model.layers]
+    if kinds != [(layer.kind, layer.inner and layer.inner.kind) for layer in other.layers]:
+        listed = lambda m: ", ".join(_call_kind(layer) for layer in m.layers)  # noqa: E731
+        layers.append(f"the spec has {listed(model)}; the file has {listed(other)}")
+        return layers, options
+    for index, (a, b) in enumerate(zip(model.layers, other.layers)):
+        where = f"layer {index + 1} (`{a.name}`" + (f", `{b.name}` in the file)" if a.name != b.name else ")")
+        pairs = [(a, b, "")] + ([(a.inner, b.inner, f"{a.inner.kind} ")] if a.inner and b.inner else [])
+        for x, y, prefix in pairs:
+            for key in x.attrs:
+                if key not in ignore and x.attrs[key] != y.attrs.get(key):
+                    options.append(
+                        f"{where}: {prefix}`{key}` is {spec_literal(x.attrs[key])} in the spec, "
+                        f"{spec_literal(y.attrs[key])} in the file"
+                    )
+    return layers, options
+
+
+def _call_kind(layer: Layer) -> str:
+    return f"{layer.kind}({layer.inner.kind})" if layer.inner is not None else layer.kind
+
+
+def _read_keras(
+    model: Model, programs: _Programs, path: Path, fmt: str, spec_path: str
+) -> dict[str, list[np.ndarray]]:
+    import io
+
+    import h5py
+
+    from rnnspec.equivalence.weights import get_keras_weights
+
+    if fmt == "keras":
+        try:
+            imported = import_model(path)
+        except ImportRefused as exc:
+            raise UsageError(
+                "\n".join(
+                    [f"{path}: error: the model in this file has no equivalent spec:"]
+                    + [f"  {p}" for p in exc.problems]
+                )
+            ) from None
+        layer_differences, option_differences = _compare_architecture(model, imported)
+        if layer_differences:
+            raise UsageError(
+                "\n".join(
+                    [f"{path}: error: the model in this file is not the spec's model `{model.name}`:"]
+                    + [f"  {d}" for d in layer_differences]
+                )
+            )
+        try:
+            with zipfile.ZipFile(path) as archive:
+                data = archive.read("model.weights.h5")
+        except KeyError:
+            raise UsageError(f"{path}: error: the archive holds no model.weights.h5") from None
+        with h5py.File(io.BytesIO(data), "r") as handle:
+            weights = _read_h5(model, handle, path, spec_path)
+        if option_differences:
+            raise UsageError(
+                "\n".join(
+                    [
+                        f"{path}: error: the model in this file computes another function than the spec `{model.name}`:"
+                    ]
+                    + [f"  {d}" for d in option_differences]
+                )
+            )
+        loaded = _load_keras_model(programs, path)
+        # The same arrays through Keras itself, layer by layer along the chain: a check on the paths.
+        found: dict[str, list[np.ndarray]] = {}
+        for layer, keras_name in zip(model.layers, imported.keras_names):
+            klayer = loaded.get_layer(keras_name)
+            if layer.inner is not None:
+                found[layer.name] = klayer.forward_layer.get_weights() + klayer.backward_layer.get_weights()
+            elif klayer.weights:
+                found[layer.name] = klayer.get_weights()
+    else:
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as exc:
+            raise UsageError(f"{path}: error: not a readable HDF5 weights file ({exc})") from None
+        with handle:
+            weights = _read_h5(model, handle, path, spec_path)
+        keras_model = programs.keras.build_model()
+        try:
+            keras_model.load_weights(str(path))
+        except Exception as exc:
+            raise UsageError(
+                f"{path}: error: Keras cannot load the file into the spec's model: {exc}"
+            ) from None
+        found = get_keras_weights(model, keras_model)
+    found = {name: arrays for name, arrays in found.items() if arrays}
+    if not _same({k: v for k, v in weights.items() if v}, found):
+        raise UsageError(
+            f"{path}: error: Keras reads other arrays from this file than rnnspec does; not porting"
+        )
+    return weights
+
+
+def _load_keras_model(programs: _Programs, path: Path) -> Any:
+    import keras
+
+    custom = {}
+    if hasattr(programs.keras, "AttentionPooling"):
+        custom["AttentionPooling"] = programs.keras.AttentionPooling
+    try:
+        return keras.saving.load_model(path, custom_objects=custom, compile=False)
+    except Exception as exc:
+        raise UsageError(f"{path}: error: Keras cannot load the model: {exc}") from None
+
+
+def read_weights(model: Model, path: Path, spec_path: str, programs: _Programs | None = None):
+    """Trained Keras arrays per spec layer, from any supported weights file, checked against the spec."""
+    fmt = weights_format(path)
+    if fmt is None:
+        raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
+    if not path.is_file():
+        raise UsageError(f"{path}: error: no such file")
+    if programs is None:
+        programs = _programs(model, Path(spec_path).name)
+    if fmt == "pt":
+        return _read_pt(model, programs, path, spec_path)
+    return _read_keras(model, programs, path, fmt, spec_path)
+
+
+def _atomic_path(target: Path, suffix: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_weights(
+    model: Model, programs: _Programs, weights: dict[str, list[np.ndarray]], target: Path
+) -> int:
+    """Write `weights` (Keras arrays per layer) to `target` atomically; return the number of arrays."""
+    from rnnspec.equivalence.weights import keras_to_torch, load_torch_state, set_keras_weights
+
+    fmt = weights_format(target)
+    suffix = {"keras": ".keras", "weights.h5": ".weights.h5", "pt": target.suffix}[fmt]
+    tmp = _atomic_path(target.resolve(), suffix)
+    try:
+        if fmt == "pt":
+            import torch
+
+            state = keras_to_torch(model, weights)
+            module = programs.torch.build_model()
+            load_torch_state(module, state)  # strict: every entry present, every shape right
+            tensors = {key: value.detach().clone() for key, value in module.state_dict().items()}
+            torch.save(tensors, tmp)
+            count = len(tensors)
+        else:
+            keras_model = programs.keras.build_model()
+            set_keras_weights(model, keras_model, weights)
+            if fmt == "keras":
+                keras_model.save(tmp)
+            else:
+                keras_model.save_weights(tmp)
+            count = sum(len(arrays) for arrays in weights.values())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    spec_path = Path(args.file)
+    source_path = Path(args.source)
+    target_path = Path(args.target)
+    text = read_spec(args.file)
+    from rnnspec.check import load_model
+
+    try:
+        model = load_model(text, args.model)
+    except SpecError as exc:
+        print(exc.render(args.file, text), file=sys.stderr)
+        return 2
+    check_output(target_path, [spec_path, source_path], args.force)
+    src_fmt, dst_fmt = weights_format(source_path), weights_format(target_path)
+    for path, fmt in ((source_path, src_fmt), (target_path, dst_fmt)):
+        if fmt is None:
+            raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
+    if not source_path.is_file():
+        raise UsageError(f"{source_path}: error: no such file")
+    try:
+        programs = _programs(model, spec_path.name)
+    except Exception as exc:
+        raise UsageError(f"rnnspec port: error: {exc}") from None
+    weights = read_weights(model, source_path, args.file, programs)
+    count = write_weights(model, programs, weights, target_path)
+    parameters = sum(int(a.size) for arrays in weights.values() for a in arrays)
+    print(
+        f"{source_path} -> {target_path}: {count} arrays, {parameters:,} parameters of `{model.name}` "
+        f"({FRAMEWORK[src_fmt]} -> {FRAMEWORK[dst_fmt]})"
+    )
+    return 0
