@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnspec.ir import Layer, Model
-from rnnspec.targets.common import py_literal, render, statement
+from rnnspec.targets.common import PyCall, py_literal, render, statement
 
 TORCH_ACTIVATIONS = {
     "linear": "{}",
@@ -119,6 +119,8 @@ class _Builder:
         self.stepped: set[str] = set()
         self.helpers: set[str] = set()
         self.features = 0  # width of the current tensor's last axis
+        # The last keras_rnn statement, if its sequence output only feeds the next layer.
+        self.inlinable: tuple[int, int, PyCall] | None = None
 
     def build(self) -> None:
         current = self.input.name
@@ -132,9 +134,16 @@ class _Builder:
 
     def emit(self, line: str) -> None:
         self.forward.append(f"        {line}")
+        self.inlinable = None
 
-    def take_last_assignment(self) -> str | None:
-        """Remove a trailing one-line `x = EXPR` that only feeds the next layer; return EXPR."""
+    def take_last_assignment(self) -> str | PyCall | None:
+        """Remove the trailing statement `x = EXPR` that only feeds the next layer; return EXPR."""
+        if self.inlinable is not None:
+            start, count, call = self.inlinable
+            self.inlinable = None
+            if len(self.forward) == start + count:
+                del self.forward[start:]
+                return call
         prefix = f"        {self.names.hidden} = "
         if not self.forward or not self.forward[-1].startswith(prefix):
             return None
@@ -249,7 +258,11 @@ class _Builder:
                 # Hand the previous layer's output straight to keras_rnn, so that no local keeps the
                 # whole padded batch alive while the kernel runs on the packed copy.
                 inp = self.take_last_assignment() or inp
-            call_args = [f"self.{layer.name}", inp, f"{mask}.flip(1)" if backwards else mask]
+            call_args: list[str | PyCall] = [
+                f"self.{layer.name}",
+                inp,
+                f"{mask}.flip(1)" if backwards else mask,
+            ]
             if initial:
                 call_args.append(initial)
             if not seq:
@@ -257,7 +270,14 @@ class _Builder:
             if bidirectional and seq:
                 call_args.append("zero_masked=True")
             lhs = f"{seq_out}, {'_' if seq else last}, {unpack(False)}"
+            start = len(self.forward)
             self.forward += statement(8, f"{lhs} = keras_rnn", call_args)
+            if lhs == f"{x}, _, _" and not stateful and not isinstance(inp, PyCall):  # one level deep
+                self.inlinable = (
+                    start,
+                    len(self.forward) - start,
+                    PyCall("keras_rnn", tuple(call_args), "[0]"),
+                )
             lasts = [f"{last}[0]", f"{last}[1]"]
         else:
             call_args = [inp] + ([initial] if initial else [])

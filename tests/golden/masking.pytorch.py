@@ -70,8 +70,12 @@ class MaskedFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = (x != -1.0).any(dim=-1)
-        y, _, _ = keras_rnn(self.gru_1, x * mask.unsqueeze(-1), mask)
-        _, last, _ = keras_rnn(self.lstm_1, y, mask, sequences=False)
+        _, last, _ = keras_rnn(
+            self.lstm_1,
+            keras_rnn(self.gru_1, x * mask.unsqueeze(-1), mask)[0],
+            mask,
+            sequences=False,
+        )
         y = last[0]
         y = torch.sigmoid(self.dense_1(y))
         return y
