@@ -103,7 +103,17 @@ STATEFUL = [
 ]
 
 
-@pytest.mark.parametrize("source", STATEFUL)
+# Stacked stateful layers, the packed outputs passed between them.
+STACKED_STATEFUL = [
+    spec(
+        MASKED_IDS,
+        "lstm(3, stateful=true, return_sequences=true)\n    gru(2, stateful=true, return_sequences=true)",
+        "batch_size=6",
+    ),
+]
+
+
+@pytest.mark.parametrize("source", STATEFUL + STACKED_STATEFUL)
 def test_stateful_chunks_reset_and_more_chunks(source):
     result = verify_spec(source, chunks=3)
     assert result.cases == [
@@ -131,6 +141,28 @@ STACKS = [
     spec("input x: float32[7]", "dense(3, activation=selu)\n    dropout(0.1)\n    dense(2)"),
     spec("input tokens: int64[5]", "embedding(9, 4)\n    gru(3)"),
     spec(MASKED_IDS, "masking(mask_value=0.0)\n    lstm(3, return_sequences=true)"),
+    # Stacked masked layers: the packed outputs go straight to the next fused layer, or not.
+    spec(
+        MASKED_IDS,
+        "bidirectional(lstm(3, return_sequences=true))\n    gru(3, return_sequences=true)\n    lstm(2)",
+    ),
+    spec(
+        MASKED_IDS,
+        "bidirectional(gru(3, return_sequences=true), merge_mode=sum)\n    lstm(2, return_sequences=true)",
+    ),
+    spec(
+        MASKED_IDS,
+        "gru(3, return_sequences=true)\n    bidirectional(lstm(2, return_sequences=true), merge_mode=mul)",
+    ),
+    spec(
+        MASKED_IDS,
+        "lstm(3, return_sequences=true)\n    lstm(3, activation=relu, return_sequences=true)\n    gru(2)",
+    ),
+    spec(
+        MASKED_IDS,
+        "simple_rnn(3, return_sequences=true)\n    gru(2, go_backwards=true, return_sequences=true)",
+    ),
+    spec(MASKED_FEATURES, "gru(3, return_sequences=true)\n    simple_rnn(2, return_state=true)"),
 ]
 
 

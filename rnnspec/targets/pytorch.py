@@ -121,13 +121,17 @@ class _Builder:
         self.features = 0  # width of the current tensor's last axis
         # The last keras_rnn statement, if its sequence output only feeds the next layer.
         self.inlinable: tuple[int, int, PyCall] | None = None
+        self.following: Layer | None = None  # the layer after the one being emitted
+        self.packed_input = False  # the current tensor is the previous layer's packed output
 
     def build(self) -> None:
         current = self.input.name
         self.features = self.input.shape[-1] if self.input.dtype == "float32" else 0
         has_mask = False
-        for layer in self.model.layers:
+        layers = self.model.layers
+        for index, layer in enumerate(layers):
             out = self.model.values[layer.outputs[0]]
+            self.following = layers[index + 1] if index + 1 < len(layers) else None
             has_mask = self.layer(layer, current, has_mask)
             current = self.names.hidden
             self.features = out.shape[-1]
@@ -135,6 +139,23 @@ class _Builder:
     def emit(self, line: str) -> None:
         self.forward.append(f"        {line}")
         self.inlinable = None
+
+    def chains_packed(self, layer: Layer) -> bool:
+        """Whether this masked layer's outputs can go to the next layer still packed.
+
+        Exact when both run on fused kernels under the same mask: the next layer reads only the
+        unmasked steps, in order, which is what the packed outputs hold. Not after go_backwards
+        (Keras passes the unflipped mask on with the reversed outputs), nor where the outputs are
+        merged or split first.
+        """
+        rec, nxt = layer.recurrent, self.following
+        if rec is None or nxt is None or nxt.recurrent is None:
+            return False
+        if fused_kernel_reason(rec) or fused_kernel_reason(nxt.recurrent):
+            return False
+        if rec.attrs["go_backwards"] or nxt.recurrent.attrs["go_backwards"]:
+            return False
+        return layer.inner is None or layer.attrs["merge_mode"] == "concat"
 
     def take_last_assignment(self) -> str | PyCall | None:
         """Remove the trailing statement `x = EXPR` that only feeds the next layer; return EXPR."""
@@ -165,7 +186,12 @@ class _Builder:
         if kind == "masking":
             value = py_literal(layer.attrs["mask_value"])
             self.emit(f"{mask} = ({src} != {value}).any(dim=-1)")
-            self.emit(f"{x} = {src} * {mask}.unsqueeze(-1)")
+            if self.following is not None and self.following.recurrent is not None:
+                # A recurrent layer skips the masked steps, so zeroing their features is moot.
+                if src != x:
+                    self.emit(f"{x} = {src}")
+            else:
+                self.emit(f"{x} = {src} * {mask}.unsqueeze(-1)")
             return True
         if kind == "dense":
             args = [str(self.features), str(layer.attrs["units"])]
@@ -254,7 +280,7 @@ class _Builder:
 
         if has_mask:
             self.helpers.add("keras_rnn")
-            if not backwards and src == x:
+            if not backwards and src == x and not self.packed_input:
                 # Hand the previous layer's output straight to keras_rnn, so that no local keeps the
                 # whole padded batch alive while the kernel runs on the packed copy.
                 inp = self.take_last_assignment() or inp
@@ -267,12 +293,17 @@ class _Builder:
                 call_args.append(initial)
             if not seq:
                 call_args.append("sequences=False")
-            if bidirectional and seq:
+            chain = seq and self.chains_packed(layer)
+            if bidirectional and seq and not chain:
                 call_args.append("zero_masked=True")
+            if chain:
+                call_args.append("packed=True")
+            self.packed_input = chain
             lhs = f"{seq_out}, {'_' if seq else last}, {unpack(False)}"
             start = len(self.forward)
             self.forward += statement(8, f"{lhs} = keras_rnn", call_args)
-            if lhs == f"{x}, _, _" and not stateful and not isinstance(inp, PyCall):  # one level deep
+            chained = any(arg == "packed=True" for arg in call_args)
+            if lhs == f"{x}, _, _" and not stateful and not chained and not isinstance(inp, PyCall):
                 self.inlinable = (
                     start,
                     len(self.forward) - start,

@@ -2,16 +2,19 @@
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 
-def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
+def keras_rnn(
+    rnn, x, mask, state=None, *, sequences=True, zero_masked=False, packed=False
+):
     """Run `rnn` the way Keras runs a masked RNN: over each row's unmasked timesteps, in order.
 
     At a masked timestep the state is held and the output repeats the last unmasked output
     (zeros before the first); with `zero_masked`, as inside Keras's Bidirectional, it is zero.
     Returns the outputs (None unless `sequences`), each direction's last output, and the
-    final state.
+    final state. With `packed`, the outputs stay packed for a next layer under the same mask,
+    which takes them as its `x`.
     """
     fused = isinstance(rnn, nn.RNNBase)
     if bool(mask.all()):  # nothing to skip: the plain kernel, no packing
@@ -21,7 +24,9 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
     batch, steps = mask.shape
     lengths = mask.sum(dim=1)
     row_start = torch.arange(batch, device=mask.device).unsqueeze(1) * steps
-    if bool((mask[:, 1:] > mask[:, :-1]).any()):
+    if isinstance(x, PackedSequence):
+        pass  # already each row's unmasked steps, from the layer before
+    elif bool((mask[:, 1:] > mask[:, :-1]).any()):
         # Left padding or holes: move each row's unmasked steps to the front, in order.
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
         x = x.flatten(0, 1).index_select(0, (order + row_start).flatten()).view_as(x)
@@ -29,16 +34,16 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
     # before t).
     index = mask.cumsum(dim=1) - 1
     if fused:
-        packed = pack_padded_sequence(
-            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        del x  # the kernel needs only the packed copy; free the padded batch first
-        packed, final = rnn(packed, state)
+        if not isinstance(x, PackedSequence):
+            x = pack_padded_sequence(
+                x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+            )
+        result, final = rnn(x, state)
         # Step j of row b is row offsets[j] + unsorted_indices[b] of the packed data.
-        sizes = packed.batch_sizes.to(mask.device)
+        sizes = result.batch_sizes.to(mask.device)
         offsets = sizes.cumsum(0) - sizes
-        rows = offsets[index.clamp(min=0)] + packed.unsorted_indices.unsqueeze(1)
-        flat = packed.data
+        rows = offsets[index.clamp(min=0)] + result.unsorted_indices.unsqueeze(1)
+        flat = result.data
     else:
         outputs, final = rnn(x, state, lengths)
         rows = index.clamp(min=0) + row_start
@@ -55,6 +60,8 @@ def keras_rnn(rnn, x, mask, state=None, *, sequences=True, zero_masked=False):
     final = finals if isinstance(final, tuple) else finals[0]
     if not sequences:
         return None, last, final
+    if packed:
+        return result, last, final
     outputs = flat.index_select(0, rows.flatten())
     keep = mask if zero_masked else index >= 0
     outputs.index_fill_(0, (~keep).flatten().nonzero().squeeze(1), 0.0)
@@ -70,12 +77,8 @@ class MaskedFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = (x != -1.0).any(dim=-1)
-        _, last, _ = keras_rnn(
-            self.lstm_1,
-            keras_rnn(self.gru_1, x * mask.unsqueeze(-1), mask)[0],
-            mask,
-            sequences=False,
-        )
+        y, _, _ = keras_rnn(self.gru_1, x, mask, packed=True)
+        _, last, _ = keras_rnn(self.lstm_1, y, mask, sequences=False)
         y = last[0]
         y = torch.sigmoid(self.dense_1(y))
         return y
