@@ -2,7 +2,11 @@
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from torch.nn.utils.rnn import (
+    PackedSequence,
+    pack_padded_sequence,
+    pad_packed_sequence,
+)
 
 
 def keras_rnn(
@@ -25,7 +29,9 @@ def keras_rnn(
     lengths = mask.sum(dim=1)
     row_start = torch.arange(batch, device=mask.device).unsqueeze(1) * steps
     if isinstance(x, PackedSequence):
-        pass  # already each row's unmasked steps, from the layer before
+        # Each row's unmasked steps already, from the layer before.
+        if not fused:
+            x = pad_packed_sequence(x, batch_first=True, total_length=steps)[0]
     elif bool((mask[:, 1:] > mask[:, :-1]).any()):
         # Left padding or holes: move each row's unmasked steps to the front, in order.
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
@@ -60,7 +66,7 @@ def keras_rnn(
     final = finals if isinstance(final, tuple) else finals[0]
     if not sequences:
         return None, last, final
-    if packed:
+    if packed and fused:
         return result, last, final
     outputs = flat.index_select(0, rows.flatten())
     keep = mask if zero_masked else index >= 0
