@@ -36,24 +36,14 @@ def keras_rnn(
         # Left padding or holes: move each row's unmasked steps to the front, in order.
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
         x = x.flatten(0, 1).index_select(0, (order + row_start).flatten()).view_as(x)
-    # Step t shows the output of its row's unmasked step number `index` (the last at or
-    # before t).
-    index = mask.cumsum(dim=1) - 1
     if fused:
         if not isinstance(x, PackedSequence):
             x = pack_padded_sequence(
                 x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
             )
         result, final = rnn(x, state)
-        # Step j of row b is row offsets[j] + unsorted_indices[b] of the packed data.
-        sizes = result.batch_sizes.to(mask.device)
-        offsets = sizes.cumsum(0) - sizes
-        rows = offsets[index.clamp(min=0)] + result.unsorted_indices.unsqueeze(1)
-        flat = result.data
     else:
         outputs, final = rnn(x, state, lengths)
-        rows = index.clamp(min=0) + row_start
-        flat = outputs.flatten(0, 1)
     # A row with no unmasked step keeps its initial state and outputs zeros.
     empty = (lengths == 0).view(1, -1, 1)
     finals = final if isinstance(final, tuple) else (final,)
@@ -68,6 +58,18 @@ def keras_rnn(
         return None, last, final
     if packed and fused:
         return result, last, final
+    # Step t shows the output of its row's unmasked step number `index` (the last at or
+    # before t).
+    index = mask.cumsum(dim=1) - 1
+    if fused:
+        # Step j of row b is row offsets[j] + unsorted_indices[b] of the packed data.
+        sizes = result.batch_sizes.to(mask.device)
+        offsets = sizes.cumsum(0) - sizes
+        rows = offsets[index.clamp(min=0)] + result.unsorted_indices.unsqueeze(1)
+        flat = result.data
+    else:
+        rows = index.clamp(min=0) + row_start
+        flat = outputs.flatten(0, 1)
     outputs = flat.index_select(0, rows.flatten())
     keep = mask if zero_masked else index >= 0
     outputs.index_fill_(0, (~keep).flatten().nonzero().squeeze(1), 0.0)
