@@ -146,3 +146,21 @@ def test_fused_kernels_are_used_where_exact():
     assert "self.gru_1 = nn.GRU(4, 3, batch_first=True)" in code
     assert 'self.simple_rnn_1 = nn.RNN(3, 2, nonlinearity="relu", batch_first=True)' in code
     assert "self.gru_2 = KerasGRU(" in code and "reset_after=False" in code
+
+
+def test_a_stepped_module_swapped_into_a_packed_chain_gets_padded_steps():
+    """keras_rnn hands a stepped module the padded steps even when the layer before passed them
+    packed (a fused module swapped for a stepped one by hand, as the benchmark's loop variant does)."""
+    chain = "model m {\n input tokens: int32[*]\n embedding(9, 4, mask_zero=true)\n gru(3, return_sequences=true)\n lstm(2)\n}\n"
+    stepped = chain.replace("lstm(2)", "lstm(2, activation=relu)")
+    program = load_program(generate(load_model(chain), "pytorch", "m.rnn"), "chain")
+    assert "packed=True" in generate(load_model(chain), "pytorch", "m.rnn")
+    other = load_program(generate(load_model(stepped), "pytorch", "m.rnn"), "stepped")
+    module = program.build_model()
+    swapped = program.build_model()
+    swapped.load_state_dict(module.state_dict())
+    swapped.lstm_1 = other.KerasLSTM(3, 2, activation=torch.tanh, recurrent_activation=torch.sigmoid)
+    swapped.lstm_1.load_state_dict(module.lstm_1.state_dict())
+    ids = torch.tensor([[1, 2, 0, 0], [0, 3, 4, 5], [6, 0, 7, 0], [0, 0, 0, 0]])
+    with torch.no_grad():
+        torch.testing.assert_close(swapped(ids), module(ids), atol=1e-6, rtol=0)
