@@ -95,9 +95,9 @@ class Names:
         return cls(hidden="y" if taken == "x" else "x", mask=pick("mask"), last=pick("last"))
 
 
-def _merge(mode: str, a: str, b: str, units: int, concat_source: str | None) -> str:
+def _merge(mode: str, a: str, b: str) -> str:
     if mode == "concat":
-        return concat_source if concat_source is not None else f"torch.cat([{a}, {b}], dim=-1)"
+        return f"torch.cat([{a}, {b}], dim=-1)"
     if mode == "sum":
         return f"{a} + {b}"
     if mode == "mul":
@@ -330,10 +330,10 @@ class _Builder:
                 outs = lasts
         elif seq:
             if mode != "concat":
-                self.emit(f"{x} = " + _merge(mode, f"{x}[..., :{units}]", f"{x}[..., {units}:]", units, None))
+                self.emit(f"{x} = " + _merge(mode, f"{x}[..., :{units}]", f"{x}[..., {units}:]"))
             outs = [x]
         else:
-            self.emit(f"{x} = " + _merge(mode, lasts[0], lasts[1], units, None))
+            self.emit(f"{x} = " + _merge(mode, lasts[0], lasts[1]))
             outs = [x]
         if rec.attrs["return_state"]:
             for direction in range(2 if bidirectional else 1):
