@@ -16,11 +16,8 @@ Three views:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -121,15 +118,7 @@ def op_profile(call, runs: int = 5):
 
 def memory_peak(call):
     """(peak bytes, the innermost op running at the peak, bytes live there)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    call()
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        call()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "trace.json")
-        prof.export_chrome_trace(path)
-        events = json.loads(Path(path).read_text())["traceEvents"]
+    events = measure.memory_trace(call)
     mem = [e for e in events if e.get("name") == "[memory]"]
     if not mem:
         return 0, "-"

@@ -79,33 +79,19 @@ def to_loop(module) -> int:
     swapped = 0
     for name, child in list(module.named_children()):
         if isinstance(child, nn.RNNBase):
-            if isinstance(child, nn.LSTM):
-                new = classes["lstm"](
-                    child.input_size,
-                    child.hidden_size,
-                    activation=torch.tanh,
-                    recurrent_activation=torch.sigmoid,
-                    bias=child.bias,
-                    bidirectional=child.bidirectional,
-                )
-            elif isinstance(child, nn.GRU):
-                new = classes["gru"](
-                    child.input_size,
-                    child.hidden_size,
-                    activation=torch.tanh,
-                    recurrent_activation=torch.sigmoid,
-                    bias=child.bias,
-                    bidirectional=child.bidirectional,
-                )
+            if isinstance(child, nn.LSTM | nn.GRU):
+                kind = "lstm" if isinstance(child, nn.LSTM) else "gru"
+                activations = {"activation": torch.tanh, "recurrent_activation": torch.sigmoid}
             else:
-                act = torch.relu if child.nonlinearity == "relu" else torch.tanh
-                new = classes["simple_rnn"](
-                    child.input_size,
-                    child.hidden_size,
-                    activation=act,
-                    bias=child.bias,
-                    bidirectional=child.bidirectional,
-                )
+                kind = "simple_rnn"
+                activations = {"activation": torch.relu if child.nonlinearity == "relu" else torch.tanh}
+            new = classes[kind](
+                child.input_size,
+                child.hidden_size,
+                bias=child.bias,
+                bidirectional=child.bidirectional,
+                **activations,
+            )
             new.load_state_dict(child.state_dict(), strict=True)
             setattr(module, name, new.eval())
             swapped += 1
@@ -282,14 +268,8 @@ def interleaved(calls: dict[str, Callable[[], Any]], reps: int, warmup: int, slo
     return timing
 
 
-def peak_bytes(call: Callable[[], Any]) -> int:
-    """Peak bytes held by torch's CPU allocator during one call, above the level at its start.
-
-    torch.profiler with profile_memory=True reports every allocation and free of the CPU allocator
-    with a running total of the bytes allocated while profiling; its maximum is the peak of
-    activations, temporaries, workspace and output (parameters and the input exist before the call
-    and are not counted). Allocations oneDNN makes outside torch's allocator are not seen.
-    """
+def memory_trace(call: Callable[[], Any]) -> list[dict[str, Any]]:
+    """The chrome-trace events of one warmed-up call profiled with profile_memory=True."""
     from torch.profiler import ProfilerActivity, profile
 
     call()  # warm
@@ -299,7 +279,18 @@ def peak_bytes(call: Callable[[], Any]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "trace.json")
         prof.export_chrome_trace(path)
-        events = json.loads(Path(path).read_text())["traceEvents"]
+        return json.loads(Path(path).read_text())["traceEvents"]
+
+
+def peak_bytes(call: Callable[[], Any]) -> int:
+    """Peak bytes held by torch's CPU allocator during one call, above the level at its start.
+
+    torch.profiler with profile_memory=True reports every allocation and free of the CPU allocator
+    with a running total of the bytes allocated while profiling; its maximum is the peak of
+    activations, temporaries, workspace and output (parameters and the input exist before the call
+    and are not counted). Allocations oneDNN makes outside torch's allocator are not seen.
+    """
+    events = memory_trace(call)
     totals = [
         e["args"]["Total Allocated"]
         for e in events
