@@ -6,14 +6,19 @@ Exit codes: 0 ok, 1 a verification mismatch, 2 an error in what the user gave us
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import signal
 import sys
-import tempfile
+import threading
 from pathlib import Path
 
 from rnnspec import __version__
-from rnnspec.errors import SpecError
+from rnnspec.errors import SpecError, UserError
+from rnnspec.files import check_output, load_spec, read_spec, write_text  # noqa: F401 (read_spec: re-exported)
 from rnnspec.targets import TARGETS
+from rnnspec.text import terminal_text
 
 EXAMPLES = """\
 examples:
@@ -23,73 +28,18 @@ examples:
 """
 
 
-class UsageError(Exception):
-    """A mistake in the command line or the files it names (exit 2)."""
+# Library modules raise UserError; the command line prints it and exits 2.
+UsageError = UserError
 
-
-def read_spec(path: str) -> str:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: error: cannot read the file: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise UsageError(
-            f"{path}:{line}:{col}: error: the file is not UTF-8 text (byte 0x{data[exc.start]:02x})"
-        ) from None
-
-
-def load_spec(path: str) -> tuple[str, list]:
-    """Read and check a spec file: its text and models, or a UsageError holding every diagnostic."""
-    from rnnspec.check import load_models
-
-    source = read_spec(path)
-    try:
-        return source, load_models(source)
-    except SpecError as exc:
-        raise UsageError(exc.render(path, source)) from None
-
-
-def write_atomically(path: Path, text: str, protected: list[Path]) -> None:
-    """Write `text` to `path` via a temporary file and a rename; refuse to overwrite a spec."""
-    target = path.resolve()
-    for spec in protected:
-        if spec.resolve() == target:
-            raise UsageError(f"{path}: error: refusing to overwrite the input spec with generated code")
-    if target.is_dir():
-        raise UsageError(f"{path}: error: is a directory; give a file name for -o")
-    if not target.parent.is_dir():
-        raise UsageError(f"{path}: error: the directory {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def check_output(path: Path, protected: list[Path], force: bool) -> None:
-    target = path.resolve()
-    for other in protected:
-        if other.resolve() == target or (other.exists() and path.exists() and os.path.samefile(other, path)):
-            raise UsageError(f"{path}: error: refusing to overwrite an input file")
-    if target.is_dir():
-        raise UsageError(f"{path}: error: is a directory; give a file name")
-    if not target.parent.is_dir():
-        raise UsageError(f"{path}: error: the directory {target.parent} does not exist")
-    if path.exists() and not force:
-        raise UsageError(f"{path}: error: the file exists; pass --force to overwrite it")
+EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from rnnspec.check import select_model
     from rnnspec.compiler import generate
 
+    if args.output:
+        check_output(args.output, [Path(args.file)])
     source, models = load_spec(args.file)
     try:
         model = select_model(models, args.model)
@@ -97,7 +47,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UsageError(exc.render(args.file, source)) from None
     code = generate(model, args.target, Path(args.file).name)
     if args.output:
-        write_atomically(Path(args.output), code, [Path(args.file)])
+        write_text(args.output, code, [Path(args.file)])
     else:
         sys.stdout.write(code)
     return 0
@@ -166,19 +116,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so half-written temporary files are removed on the way out."""
+    raise SystemExit(128 + signum)
+
+
+def _report(message: str) -> None:
+    try:
+        print(terminal_text(message), file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # stderr closed: nothing left to tell
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_ERROR
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.func(args)
-    except UsageError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except UserError as exc:
+        _report(str(exc))
+        return EXIT_ERROR
+    except SpecError as exc:  # pragma: no cover - commands render these themselves
+        _report(exc.render("<spec>", None))
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`rnnspec compile ... | head`): not an error of ours; keep Python
+        # from complaining again when it flushes stdout at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except (OSError, ValueError) as exc:
+        if sys.stdout is None or sys.stdout.closed or (isinstance(exc, OSError) and exc.errno == errno.EBADF):
+            _report("rnnspec: error: cannot write to standard output (it is closed)")
+            return EXIT_ERROR
+        return _internal_error(exc)
+    except RecursionError as exc:
+        return _internal_error(exc)
+    except Exception as exc:
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    detail = (str(exc).splitlines() or [""])[0][:300]
+    _report(
+        f"rnnspec: internal error ({type(exc).__name__}: {detail}); this is a bug in rnnspec: please report it "
+        "with the command and its input files attached"
+    )
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rnnspec.text import excerpt, normalize, split_lines
+
 
 @dataclass(frozen=True)
 class Pos:
@@ -21,12 +23,19 @@ class Diagnostic:
         if self.pos is None:
             return f"{path}: {self.severity}: {self.message}"
         head = f"{path}:{self.pos.line}:{self.pos.col}: {self.severity}: {self.message}"
-        lines = source.splitlines() if source is not None else []
+        lines = split_lines(normalize(source)) if source is not None else []
         if not 1 <= self.pos.line <= len(lines):
             return head
-        text = lines[self.pos.line - 1].replace("\t", " ")
-        caret = " " * (self.pos.col - 1) + "^"
+        text, col = excerpt(lines[self.pos.line - 1], self.pos.col)
+        caret = " " * (col - 1) + "^"
         return f"{head}\n    {text}\n    {caret}"
+
+
+class UserError(Exception):
+    """A mistake in what the user gave us (a file, a path, an option), worded for them: exit 2.
+
+    The message is complete, path and position included; the command line prints it as it is.
+    """
 
 
 @dataclass

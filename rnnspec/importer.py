@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.cli import UsageError, check_output, write_atomically
 from rnnspec.errors import SpecError
+from rnnspec.errors import UserError as UsageError
+from rnnspec.files import check_output, write_text
 from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, bad_identifier
 
 if TYPE_CHECKING:
@@ -798,7 +799,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     source = Path(args.model)
     output = Path(args.output) if args.output else None
     if output is not None:
-        check_output(output, [source], args.force)
+        check_output(output, [source], force=args.force)
     try:
         imported = import_model(source)
     except ImportRefused as exc:
@@ -812,5 +813,5 @@ def cmd_import(args: argparse.Namespace) -> int:
     if output is None:
         sys.stdout.write(imported.text)
     else:
-        write_atomically(output, imported.text, [source])
+        write_text(output, imported.text, [source], force=args.force)
     return 0

@@ -8,7 +8,9 @@ the passes over the graph (shapes, masks, the language's rules).
 from __future__ import annotations
 
 import keyword
+import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from rnnspec.errors import Pos, Reporter, did_you_mean
@@ -34,6 +36,10 @@ RECURRENT_KINDS = ("simple_rnn", "lstm", "gru")
 DTYPES = ("int32", "int64", "float32")
 
 REQUIRED = object()
+# The largest finite float32: a spec value beyond it is infinite in both generated programs.
+FLOAT32_MAX = 3.4028234663852886e38
+# Sizes index tensors in both frameworks (int32 in places); nothing larger can be built.
+MAX_SIZE = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -219,8 +225,11 @@ def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
     shape: list[int | None] = []
     for dim in stmt.dims:
         if isinstance(dim, Number):
-            if not dim.is_int or dim.value <= 0:
-                report.error(dim.pos, f"a dimension must be a positive integer or `*`, got `{dim.text}`")
+            if not dim.is_int or not 0 < dim.value <= MAX_SIZE:
+                report.error(
+                    dim.pos,
+                    f"a dimension must be a positive integer (at most {MAX_SIZE:,}) or `*`, got `{dim.text}`",
+                )
                 ok = False
             shape.append(dim.value if dim.is_int else None)
         else:
@@ -327,6 +336,7 @@ _INVALID = object()
 def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> Any:
     value = arg.value
     shown = _show(value)
+    note = _rounding_note(value)
     where = value.pos
     if attr.type == "recurrent_layer":
         if isinstance(value, Call) and value.kind in RECURRENT_KINDS:
@@ -343,9 +353,12 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
         report.error(where, f"`{name}` of `{owner}` takes a value, not a layer `{value.kind}(...)`")
         return _INVALID
     if attr.type == "pos_int":
-        if isinstance(value, Number) and value.is_int and value.value > 0:
+        if isinstance(value, Number) and value.is_int and 0 < value.value <= MAX_SIZE:
             return value.value
-        report.error(where, f"`{name}` of `{owner}` must be a positive integer, got `{shown}`")
+        if isinstance(value, Number) and value.is_int and value.value > MAX_SIZE:
+            report.error(where, f"`{name}` of `{owner}` is too large: at most {MAX_SIZE:,}, got `{shown}`")
+            return _INVALID
+        report.error(where, f"`{name}` of `{owner}` must be a positive integer, got `{shown}`{note}")
     elif attr.type == "bool":
         if isinstance(value, Bool):
             return value.value
@@ -353,11 +366,18 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
     elif attr.type == "rate":
         if isinstance(value, Number) and 0 <= value.value < 1:
             return float(value.value)
-        report.error(where, f"`{name}` of `{owner}` must be a rate in [0, 1), got `{shown}`")
+        report.error(where, f"`{name}` of `{owner}` must be a rate in [0, 1), got `{shown}`{note}")
     elif attr.type == "float":
-        if isinstance(value, Number):
+        if isinstance(value, Number) and abs(float(value.text)) <= FLOAT32_MAX:
             return float(value.value)
-        report.error(where, f"`{name}` of `{owner}` must be a number, got `{shown}`")
+        if isinstance(value, Number):
+            report.error(
+                where,
+                f"`{name}` of `{owner}` must be a number that float32 can hold (at most {FLOAT32_MAX:.8g} "
+                f"in magnitude), got `{shown}`{note or ', which overflows float32 to infinity'}",
+            )
+        else:
+            report.error(where, f"`{name}` of `{owner}` must be a number, got `{shown}`")
     elif attr.type in ("activation", "merge_mode"):
         choices = ACTIVATIONS if attr.type == "activation" else MERGE_MODES
         if isinstance(value, Ident) and value.name in choices:
@@ -373,6 +393,18 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
     else:  # pragma: no cover - a schema typo, not a user mistake
         raise AssertionError(attr.type)
     return _INVALID
+
+
+def _rounding_note(value: Any) -> str:
+    """`, which is 1.0 as a float` where the number written is not the number a program gets."""
+    if not isinstance(value, Number) or value.is_int:
+        return ""
+    number = float(value.text)
+    if not math.isfinite(number):
+        return ", which is infinite as a float"
+    if Decimal(repr(number)) != Decimal(value.text):
+        return f", which is {number!r} as a float"
+    return ""
 
 
 def _show(value: Any) -> str:

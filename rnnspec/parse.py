@@ -10,6 +10,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from rnnspec.errors import Diagnostic, Pos, SpecError
 from rnnspec.resources import resource_dir
+from rnnspec.text import escape_unprintable, normalize, split_lines
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,21 @@ class SpecFile:
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    grammar = (resource_dir("grammars") / "rnnspec.lark").read_text(encoding="utf-8")
-    # cache=True keeps the LALR tables in a temp file keyed by the grammar's hash: a cold compile
-    # would otherwise spend ~30 ms rebuilding them. A bad cache file is ignored and rebuilt.
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, cache=True)
+    """The LALR parser: from the tables shipped in the package while they match the grammar.
+
+    Nothing is cached at run time (a cache in a shared temp directory is a place to plant a
+    pickle); see rnnspec/prebuild.py.
+    """
+    from rnnspec.prebuild import GRAMMAR_FILE, LARK_OPTIONS, sha256
+
+    grammar = (resource_dir("grammars") / GRAMMAR_FILE).read_text(encoding="utf-8")
+    try:
+        from rnnspec._prebuilt import grammar as prebuilt
+    except ImportError:  # pragma: no cover - a checkout whose prebuilt files were deleted
+        prebuilt = None
+    if prebuilt is not None and prebuilt.GRAMMAR_SHA256 == sha256(grammar):
+        return Lark._load_from_dict(prebuilt.TABLES["data"], prebuilt.TABLES["memo"])
+    return Lark(grammar, **LARK_OPTIONS)
 
 
 def _pos(item: Token | Tree) -> Pos:
@@ -107,8 +119,16 @@ def _pos(item: Token | Tree) -> Pos:
     return Pos(item.meta.line, item.meta.column)
 
 
+# A layer nests inside `bidirectional(...)`; deeper nesting than this is a mistake, and refusing it
+# keeps the tree walks below far from Python's recursion limit.
+MAX_NESTING = 16
+# Python refuses to convert integers of more than 4,300 digits; no size in a model needs 20.
+MAX_INT_DIGITS = 20
+
+
 def parse(source: str) -> SpecFile:
     """Parse `.rnn` text; raise SpecError with a worded diagnostic on a syntax error."""
+    source = normalize(source)
     try:
         tree = _parser().parse(source)
     except UnexpectedInput as exc:
@@ -159,24 +179,37 @@ def _dim(item: Token | Tree) -> Number | Star:
     return Number(str(item.children[0]), _pos(item))
 
 
-def _call(tree: Tree) -> Call:
+def _call(tree: Tree, depth: int = 1) -> Call:
     kind, *args = tree.children
-    return Call(kind=str(kind), args=tuple(_arg(a) for a in args), pos=_pos(kind))
+    if depth > MAX_NESTING:
+        raise SpecError.single(
+            f"layers nest more than {MAX_NESTING} deep here; a spec nests one layer in `bidirectional(...)`",
+            _pos(kind),
+        )
+    return Call(kind=str(kind), args=tuple(_arg(a, depth) for a in args), pos=_pos(kind))
 
 
-def _arg(tree: Tree) -> Arg:
+def _arg(tree: Tree, depth: int = 0) -> Arg:
     if tree.data == "keyword":
         key, value = tree.children
-        return Arg(name=str(key), value=_value(value), pos=_pos(key))
-    value = _value(tree.children[0])
+        return Arg(name=str(key), value=_value(value, depth), pos=_pos(key))
+    value = _value(tree.children[0], depth)
     return Arg(name=None, value=value, pos=value.pos)
 
 
-def _value(tree: Tree) -> Value:
+def _value(tree: Tree, depth: int = 0) -> Value:
     if tree.data == "call":
-        return _call(tree)
+        return _call(tree, depth + 1)
     if tree.data == "number":
-        return Number(str(tree.children[0]), _pos(tree))
+        text = str(tree.children[0])
+        digits = len(text.lstrip("+-").split(".")[0].split("e")[0].split("E")[0])
+        if digits > MAX_INT_DIGITS:
+            raise SpecError.single(
+                f"the number `{text[:12]}...` has {digits} digits before its point; "
+                f"rnnspec reads at most {MAX_INT_DIGITS}",
+                _pos(tree),
+            )
+        return Number(text, _pos(tree))
     if tree.data == "true":
         return Bool(True, _pos(tree))
     if tree.data == "false":
@@ -230,13 +263,13 @@ def _found(exc: UnexpectedInput, source: str) -> str:
             return "the end of the file"
         return f"`{exc.token}`"
     if isinstance(exc, UnexpectedCharacters):
-        return f"`{source[exc.pos_in_stream]}`"
+        return f"`{escape_unprintable(source[exc.pos_in_stream])}`"
     return "the end of the file"
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, source: str) -> Diagnostic:
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        lines = source.splitlines() or [""]
+        lines = split_lines(source) or [""]
         pos = Pos(len(lines), len(lines[-1]) + 1)
     else:
         pos = Pos(exc.line, exc.column)
@@ -250,10 +283,27 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str) -> Diagnostic:
     return Diagnostic(pos, f"expected {_expected_words(expected)}, found {found}")
 
 
+def _unclosed(source: str) -> str | None:
+    """The bracket left open at the end of the text, innermost first (the language has no strings;
+    comments are skipped)."""
+    stack = []
+    for line in split_lines(source):
+        for ch in line.split("#", 1)[0]:
+            if ch in "({[":
+                stack.append({"(": ")", "{": "}", "[": "]"}[ch])
+            elif ch in ")}]" and stack and stack[-1] == ch:
+                stack.pop()
+    return stack[-1] if stack else None
+
+
 def _common_mistake(exc: UnexpectedInput, expected: set[str], source: str) -> str | None:
     """Name, in words, the mistakes people make most often."""
     token = getattr(exc, "token", None)
     text = str(token) if token is not None else ""
+    if token is not None and token.type == "$END":
+        unclosed = _unclosed(source)
+        if unclosed:
+            return f"expected `{unclosed}`, found the end of the file: is a `{unclosed}` missing?"
     if isinstance(exc, UnexpectedCharacters):
         char = source[exc.pos_in_stream]
         if char in "\"'":

@@ -8,16 +8,16 @@ functions that need them only.
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.cli import UsageError, check_output, read_spec
 from rnnspec.errors import SpecError
+from rnnspec.errors import UserError as UsageError
+from rnnspec.files import check_output, read_spec, replacing
 from rnnspec.importer import Imported, ImportRefused, import_model, spec_literal
 from rnnspec.ir import Layer, Model
 
@@ -377,22 +377,22 @@ def read_weights(model: Model, path: Path, spec_path: str, programs: _Programs |
     return _read_keras(model, programs, path, fmt, spec_path)
 
 
-def _atomic_path(target: Path, suffix: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def write_weights(
-    model: Model, programs: _Programs, weights: dict[str, list[np.ndarray]], target: Path
+    model: Model,
+    programs: _Programs,
+    weights: dict[str, list[np.ndarray]],
+    target: Path,
+    inputs: list[Path] = (),
+    *,
+    force: bool = True,
 ) -> int:
-    """Write `weights` (Keras arrays per layer) to `target` atomically; return the number of arrays."""
+    """Write `weights` (Keras arrays per layer) to `target` under the output rules (rnnspec/files.py);
+    return the number of arrays."""
     from rnnspec.equivalence.weights import keras_to_torch, load_torch_state, set_keras_weights
 
     fmt = weights_format(target)
     suffix = {"keras": ".keras", "weights.h5": ".weights.h5", "pt": target.suffix}[fmt]
-    tmp = _atomic_path(target.resolve(), suffix)
-    try:
+    with replacing(target, inputs, force=force, suffix=suffix) as tmp:
         if fmt == "pt":
             import torch
 
@@ -400,21 +400,42 @@ def write_weights(
             module = programs.torch.build_model()
             load_torch_state(module, state)  # strict: every entry present, every shape right
             tensors = {key: value.detach().clone() for key, value in module.state_dict().items()}
-            torch.save(tensors, tmp)
+            with open(tmp, "wb") as handle:  # a file object: the archive's inner folder is "archive"
+                torch.save(tensors, handle)
             count = len(tensors)
         else:
             keras_model = programs.keras.build_model()
             set_keras_weights(model, keras_model, weights)
             if fmt == "keras":
                 keras_model.save(tmp)
+                _without_dates(tmp)
             else:
                 keras_model.save_weights(tmp)
             count = sum(len(arrays) for arrays in weights.values())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return count
+
+
+# What port writes depends on the weights alone: Keras stamps the time of saving into a .keras
+# archive (metadata.json's date_saved, the zip entry of model.weights.h5); both become this date.
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+FIXED_DATE_SAVED = "1980-01-01@00:00:00"
+
+
+def _without_dates(path: Path) -> None:
+    """Rewrite a .keras archive with its dates fixed, entries and contents otherwise unchanged."""
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info.filename)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                if "date_saved" in metadata:
+                    metadata["date_saved"] = FIXED_DATE_SAVED
+                data = json.dumps(metadata).encode("utf-8")
+            fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_DATE)
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            archive.writestr(fixed, data)
 
 
 def cmd_port(args: argparse.Namespace) -> int:
@@ -429,7 +450,7 @@ def cmd_port(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(exc.render(args.file, text), file=sys.stderr)
         return 2
-    check_output(target_path, [spec_path, source_path], args.force)
+    check_output(target_path, [spec_path, source_path], force=args.force)
     src_fmt, dst_fmt = weights_format(source_path), weights_format(target_path)
     for path, fmt in ((source_path, src_fmt), (target_path, dst_fmt)):
         if fmt is None:
@@ -441,7 +462,7 @@ def cmd_port(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise UsageError(f"rnnspec port: error: {exc}") from None
     weights = read_weights(model, source_path, args.file, programs)
-    count = write_weights(model, programs, weights, target_path)
+    count = write_weights(model, programs, weights, target_path, [spec_path, source_path], force=args.force)
     parameters = sum(int(a.size) for arrays in weights.values() for a in arrays)
     print(
         f"{source_path} -> {target_path}: {count} arrays, {parameters:,} parameters of `{model.name}` "

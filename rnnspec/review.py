@@ -9,11 +9,12 @@ import argparse
 import sys
 from dataclasses import dataclass
 from math import prod
-from pathlib import Path
 
-from rnnspec.errors import Diagnostic
+from rnnspec.errors import Diagnostic, UserError
+from rnnspec.files import load_spec, write_text
 from rnnspec.ir import Layer, Model
 from rnnspec.parse import InputDecl, LayerStmt, Star, parse, value_text
+from rnnspec.text import BOM, newline_of, normalize, split_lines, terminal_text
 
 # --- check -------------------------------------------------------------------------------
 
@@ -79,8 +80,6 @@ def review_layer(model: Model, layer: Layer) -> LayerReport | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from rnnspec.cli import load_spec
-
     _, models = load_spec(args.file)
     warned = False
     for model in models:
@@ -153,11 +152,14 @@ def render_summary(model: Model) -> str:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from rnnspec.cli import load_spec
-
     _, models = load_spec(args.file)
     if args.model:
+        known = [m.name for m in models]
         models = [m for m in models if m.name == args.model]
+        if not models:
+            raise UserError(
+                f"{args.file}: error: no model `{args.model}` in this file; it defines: {', '.join(known)}"
+            )
     sys.stdout.write("\n".join(render_summary(m) for m in models))
     return 0
 
@@ -176,7 +178,7 @@ def _statement(stmt: InputDecl | LayerStmt) -> str:
 def _comments(source: str) -> dict[int, str]:
     """Comments by line. The language has no strings, so `#` always starts one."""
     found = {}
-    for number, line in enumerate(source.splitlines(), start=1):
+    for number, line in enumerate(split_lines(source), start=1):
         if "#" in line:
             found[number] = line[line.index("#") :].rstrip()
     return found
@@ -184,8 +186,9 @@ def _comments(source: str) -> dict[int, str]:
 
 def format_source(source: str) -> str:
     """The canonical layout of a spec: comments kept, one statement per line, 4-space indent."""
+    source = normalize(source)
     spec = parse(source)
-    lines = source.splitlines()
+    lines = split_lines(source)
     comments = _comments(source)
     used: set[int] = set()
     out: list[str] = []
@@ -239,19 +242,36 @@ def format_source(source: str) -> str:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from rnnspec.cli import load_spec, write_atomically
-
     source, _ = load_spec(args.file)  # never reformat a spec that does not check
     formatted = format_source(source)
+    # Written back as it came: a BOM and Windows (or old Mac) line endings are kept.
+    bom = BOM if source.startswith(BOM) else ""
+    formatted = bom + formatted.replace("\n", newline_of(source))
     if args.check:
         if formatted != source:
             print(f"{args.file}: would reformat", file=sys.stderr)
+            _show_diff(source, formatted, args.file)
             return 1
         return 0
     if formatted != source:
-        write_atomically(Path(args.file), formatted, [])
+        write_text(args.file, formatted)
         print(f"{args.file}: reformatted", file=sys.stderr)
     return 0
+
+
+def _show_diff(old: str, new: str, path: str) -> None:
+    """The change `fmt` would make, as a unified diff on stderr."""
+    import difflib
+
+    diff = difflib.unified_diff(
+        split_lines(normalize(old)),
+        split_lines(normalize(new)),
+        f"{path}",
+        f"{path} (formatted)",
+        lineterm="",
+    )
+    for line in diff:
+        print(terminal_text(line), file=sys.stderr)
 
 
 def add_parsers(sub) -> None:

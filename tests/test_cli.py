@@ -42,7 +42,7 @@ def test_compile_refuses_to_overwrite_the_spec(tmp_path, capsys):
     spec.write_text(SPEC)
     code, out, err = run(capsys, "compile", str(spec), "--target", "keras", "-o", str(spec))
     assert code == 2 and out == ""
-    assert err == f"{spec}: error: refusing to overwrite the input spec with generated code\n"
+    assert err == f"{spec}: error: refusing to overwrite an input file ({spec})\n"
     assert spec.read_text() == SPEC
 
 

@@ -159,7 +159,7 @@ def test_common_syntax_mistakes_are_named(source, message):
         ),
         (
             ["input x: float32[0, 4]", "lstm(3)"],
-            "m.rnn:2:22: error: a dimension must be a positive integer or `*`, got `0`",
+            "m.rnn:2:22: error: a dimension must be a positive integer (at most 2,147,483,647) or `*`, got `0`",
         ),
         (
             ["lstm(3)"],

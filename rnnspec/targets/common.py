@@ -15,16 +15,19 @@ LINE_LENGTH = 88
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-        # Compiled templates are kept in a per-user temp directory: a cold compile skips ~8 ms.
-        bytecode_cache=jinja2.FileSystemBytecodeCache(),
-    )
+    """The templates, precompiled into the package while they match their sources (a cold compile
+    skips ~6 ms); nothing is cached at run time. See rnnspec/prebuild.py."""
+    from rnnspec.prebuild import JINJA_OPTIONS, TEMPLATES, sha256, template_sources
+
+    loader: jinja2.BaseLoader = jinja2.FileSystemLoader(str(resource_dir("templates")))
+    try:
+        from rnnspec._prebuilt.manifest import TEMPLATE_SHA256
+    except ImportError:  # pragma: no cover - a checkout whose prebuilt files were deleted
+        TEMPLATE_SHA256 = {}
+    sources = template_sources()
+    if sources and all(TEMPLATE_SHA256.get(name) == sha256(text) for name, text in sources.items()):
+        loader = jinja2.ModuleLoader(str(TEMPLATES))
+    return jinja2.Environment(loader=loader, **JINJA_OPTIONS)
 
 
 def render(template: str, context: dict[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""Parse tables and compiled templates, built by rnnspec.prebuild."""
