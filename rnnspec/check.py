@@ -9,6 +9,7 @@ from __future__ import annotations
 from rnnspec.errors import Pos, Reporter, SpecError
 from rnnspec.ir import RECURRENT_KINDS, Layer, Model, TensorValue, bad_identifier, build_model
 from rnnspec.parse import InputDecl, LayerStmt, parse
+from rnnspec.targets import reserved_class_names, reserved_input_names
 
 
 def load_models(source: str) -> list[Model]:
@@ -81,11 +82,8 @@ MODULE_ATTRIBUTES = frozenset(
     register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
     to_empty train training type xpu zero_grad reset_states""".split()
 )
-# Module-level names of the generated programs, which an input (a local variable) must not shadow.
-PROGRAM_NAMES = frozenset(
-    """torch nn F keras ops math self build_model keras_rnn reverse_valid reset_states
-    AttentionPooling KerasRecurrent KerasLSTM KerasGRU KerasSimpleRNN h_n c_n""".split()
-)
+# Names an input may not take: each target's module-level names (asked of the targets).
+PROGRAM_NAMES = frozenset(reserved_input_names())
 
 
 def _check_names(model: Model, report: Reporter) -> None:
@@ -99,18 +97,20 @@ def _check_names(model: Model, report: Reporter) -> None:
         if why:
             fix = "choose another with `as NAME`" if entity == "layer" else "choose another name"
             report.error(pos, f"{entity} name `{name}` {why}; {fix}")
+    reserved = reserved_input_names()
     for value in model.inputs:
-        if value.name in PROGRAM_NAMES:
+        if value.name in reserved:
             report.error(
                 value.pos or model.pos,
-                f"input name `{value.name}` would shadow a name the generated programs use; choose another",
+                f"input name `{value.name}` would shadow a name the generated {reserved[value.name]} program "
+                "uses; choose another",
             )
-    from rnnspec.targets.pytorch import camel_case
+    from rnnspec.targets.pytorch import class_name
 
-    if camel_case(model.name) in PROGRAM_NAMES:
+    if class_name(model) in reserved_class_names():
         report.error(
             model.pos,
-            f"model name `{model.name}` would become the class `{camel_case(model.name)}`, which the generated "
+            f"model name `{model.name}` would become the class `{class_name(model)}`, which the generated "
             "PyTorch program already defines; choose another",
         )
     for layer in model.layers:

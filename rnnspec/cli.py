@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import io
 import os
 import signal
 import sys
@@ -121,6 +122,13 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+class _ClosedStream(io.TextIOBase):
+    """Stands in for a standard output the process was started without (`rnnspec ... >&-`)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
 def _report(message: str) -> None:
     try:
         print(terminal_text(message), file=sys.stderr, flush=True)
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
     try:
         code = args.func(args)
         sys.stdout.flush()

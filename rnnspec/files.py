@@ -5,8 +5,9 @@ UTF-8 with an optional BOM.
 
 Writing an output (`compile -o`, `import -o`, `port --to`, `fmt` in place):
 
-- The output must be a regular file or not exist yet. Devices, FIFOs, sockets and directories
-  are refused (`-o /dev/null`, `-o /dev/stdout`: leave out `-o` to print instead).
+- The output must be a regular file or not exist yet. Devices, FIFOs, sockets, directories and
+  anything under /dev or /proc are refused (`-o /dev/null`, `-o /dev/stdout`: leave out `-o` to
+  print instead).
 - A symlink is followed: the file it points to is replaced and the link stays a link.
 - An input of the command (the spec, the weights read) is never the output, by any path.
 - The new file is written under a temporary name in the output's own directory and renamed over
@@ -110,6 +111,13 @@ def check_output(path: str | os.PathLike[str], inputs: list[Path] = (), *, force
     shown = _show(path)
     if not os.fspath(path):
         raise UserError("error: the output path is empty")
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        # /dev/stdout, /dev/null, /proc/self/fd/1: a stream or a device, even where a regular
+        # file is behind it, which a rename would take from under the shell's redirection.
+        raise UserError(
+            f"{shown}: error: rnnspec writes regular files only, not under /dev or /proc (leave out "
+            "the output option to print to standard output)"
+        )
     target = Path(os.path.realpath(path))
     info = _stat(target)
     if info is not None:

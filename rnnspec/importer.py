@@ -210,6 +210,7 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
 def _identifier(raw: str, fallback: str, role: str) -> str:
     """A spec identifier as close to `raw` as the language (and the generated programs) allow."""
     from rnnspec.check import MODULE_ATTRIBUTES, PROGRAM_NAMES
+    from rnnspec.targets import reserved_class_names
     from rnnspec.targets.pytorch import camel_case
 
     name = re.sub(r"[^A-Za-z0-9_]", "_", raw or "")
@@ -225,7 +226,7 @@ def _identifier(raw: str, fallback: str, role: str) -> str:
         name += "_layer"
     if role == "input" and name in PROGRAM_NAMES:
         name += "_input"
-    if role == "model" and camel_case(name) in PROGRAM_NAMES:
+    if role == "model" and camel_case(name) in reserved_class_names():
         name += "_model"
     return name
 

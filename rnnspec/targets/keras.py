@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rnnspec.ir import LAYER_SCHEMAS, Layer, Model
-from rnnspec.targets.common import PyCall, py_literal, render, statement
+from rnnspec.targets.common import LINE_LENGTH, PyCall, py_literal, render, statement
+from rnnspec.text import docstring_text
 
 KERAS_CLASSES = {
     "embedding": "keras.layers.Embedding",
@@ -47,8 +48,28 @@ def constructor(layer: Layer, *, name: str) -> PyCall:
     return PyCall(KERAS_CLASSES[layer.kind], tuple(layer_args(layer, name=name)))
 
 
+# Every name the program binds at module level; an input (a local of build_model) must not shadow
+# them. Kept in step with the template by tests/test_hardening.py.
+MODULE_NAMES = frozenset({"keras", "ops", "AttentionPooling", "build_model", "reset_states"})
+
+
 def _var(value_name: str) -> str:
     return value_name.replace(".", "_")
+
+
+class _Locals:
+    """Local names of build_model(): each fresh, none the input's and none a module-level name."""
+
+    def __init__(self, taken: set[str]) -> None:
+        self.taken = set(taken)
+
+    def fresh(self, base: str) -> str:
+        name, n = base, 1
+        while name in self.taken:
+            n += 1
+            name = f"{base}_{n}"
+        self.taken.add(name)
+        return name
 
 
 def context(model: Model, source_name: str) -> dict[str, Any]:
@@ -60,21 +81,28 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         input_args.append(f"batch_size={model.batch_size}")
     input_args.append(f"name={py_literal(inp.name)}")
     body = statement(4, f"{inp.name} = keras.Input", input_args)
-    hidden = "h" if inp.name == "x" else "x"
+    names = _Locals(MODULE_NAMES | {inp.name})
+    hidden = names.fresh("h" if inp.name == "x" else "x")
     current = inp.name
     last = model.layers[-1]
     for layer in model.layers:
         if layer is last and len(layer.outputs) > 1:
-            targets = [_var(name) for name in layer.outputs]
+            bases = [_var(name) for name in layer.outputs]
             if layer.kind == "bidirectional" and layer.attrs["merge_mode"] == "none":
-                targets[:2] = ["forward", "backward"]
+                bases[:2] = ["forward", "backward"]
+            targets = [names.fresh(base) for base in bases]
             lhs = ", ".join(targets)
+            if len(f"    {lhs} = {KERAS_CLASSES[layer.kind]}(") > LINE_LENGTH:
+                # Too many names for one line: keep the list whole, as a formatter would not split it.
+                targets = [names.fresh("outputs")]
+                lhs = targets[0]
         else:
             targets = [hidden]
             lhs = hidden
         head = f"{lhs} = {KERAS_CLASSES[layer.kind]}"
         body += statement(4, head, layer_args(layer, name=layer.name), f"({current})")
         current = hidden
+    # One name holds the one output, or (`outputs`) the list of them all.
     outputs = targets[0] if len(targets) == 1 else "[" + ", ".join(targets) + "]"
     body += statement(
         4,
@@ -83,7 +111,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
     )
     return {
         "model_name": model.name,
-        "source_name": source_name,
+        "source_name": docstring_text(source_name),
         "attention_pooling": any(layer.kind == "attention_pooling" for layer in model.layers),
         "stateful": model.stateful,
         "body": body,

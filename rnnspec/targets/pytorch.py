@@ -14,6 +14,7 @@ from typing import Any
 
 from rnnspec.ir import Layer, Model
 from rnnspec.targets.common import PyCall, py_literal, render, statement
+from rnnspec.text import docstring_text
 
 TORCH_ACTIVATIONS = {
     "linear": "{}",
@@ -79,6 +80,23 @@ def camel_case(name: str) -> str:
     return camel if camel[0].isalpha() else f"Model{camel}"
 
 
+# Every name the program binds at module level: imports, helpers, and `build_model`. The model's
+# class is named after the model (`class_name`) and must be none of these; an input (a parameter
+# of forward) must not shadow them. Kept in step with the template by tests/test_hardening.py.
+MODULE_NAMES = frozenset(
+    """math torch F nn PackedSequence pack_padded_sequence pad_packed_sequence keras_rnn reverse_valid
+    KerasRecurrent KerasSimpleRNN KerasLSTM KerasGRU AttentionPooling build_model""".split()
+)
+
+
+# forward(self, <input>): the input may not be called `self`.
+FORWARD_PARAMETERS = frozenset({"self"})
+
+
+def class_name(model: Model) -> str:
+    return camel_case(model.name)
+
+
 @dataclass
 class Names:
     """Local variable names of forward(), kept clear of the input's name."""
@@ -86,13 +104,21 @@ class Names:
     hidden: str
     mask: str
     last: str
+    h_n: str
+    c_n: str
 
     @classmethod
     def avoiding(cls, taken: str) -> Names:
         def pick(name: str) -> str:
             return f"{name}_" if name == taken else name
 
-        return cls(hidden="y" if taken == "x" else "x", mask=pick("mask"), last=pick("last"))
+        return cls(
+            hidden="y" if taken == "x" else "x",
+            mask=pick("mask"),
+            last=pick("last"),
+            h_n=pick("h_n"),
+            c_n=pick("c_n"),
+        )
 
 
 def _merge(mode: str, a: str, b: str) -> str:
@@ -254,7 +280,7 @@ class _Builder:
         self.module(layer, cls, args)
 
         state_names = ["h", "c"] if rec.kind == "lstm" else ["h"]
-        finals = [f"{s}_n" for s in state_names]
+        finals = [self.names.h_n, self.names.c_n][: len(state_names)]
         stateful = rec.attrs["stateful"]
         keep_states = stateful or rec.attrs["return_state"]
         buffers = [state_buffer(layer, s) for s in state_names]
@@ -273,7 +299,7 @@ class _Builder:
         seq_out = x if seq else "_"
 
         def unpack(h_used: bool) -> str:
-            used = [name if keep_states or (name == "h_n" and h_used) else "_" for name in finals]
+            used = [name if keep_states or (name == finals[0] and h_used) else "_" for name in finals]
             if all(name == "_" for name in used):
                 return "_"
             return f"({', '.join(used)})" if len(used) > 1 else used[0]
@@ -353,8 +379,8 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
     ]
     return {
         "model_name": model.name,
-        "class_name": camel_case(model.name),
-        "source_name": source_name,
+        "class_name": class_name(model),
+        "source_name": docstring_text(source_name),
         "init": builder.init + [f"        {line}" for line in builder.buffers],
         "forward": builder.forward,
         "input_name": builder.input.name,
