@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rnnspec import files, prebuild
@@ -381,3 +381,118 @@ def test_numbers_and_nesting_beyond_limits_are_located(tmp_path, line, message):
 def test_summary_of_a_model_that_is_not_there(spec):
     code, out, err = run("summary", str(spec), "--model", "nope")
     assert (code, out, err) == (2, "", f"{spec}: error: no model `nope` in this file; it defines: m\n")
+
+
+# --- 7. names the generated programs use: declared by the targets, refused or avoided -------------
+
+CORPUS = [
+    "model a {\n input x: float32[*, 3]\n masking()\n simple_rnn(2, activation=sigmoid, return_sequences=true)\n"
+    " attention_pooling()\n}\n",
+    "model b {\n input t: int32[*]\n embedding(9, 3, mask_zero=true)\n lstm(2, activation=relu, return_sequences=true)\n"
+    " gru(2, reset_after=false, return_sequences=true)\n bidirectional(lstm(2, return_state=true), merge_mode=none)\n}\n",
+    "model c(batch_size=2) {\n input x: float32[*, 3]\n gru(2, stateful=true, return_state=true)\n}\n",
+    "model d {\n input x: float32[*, 3]\n masking()\n bidirectional(gru(2, return_sequences=true))\n"
+    " global_average_pooling()\n dropout(0.5)\n dense(2, activation=gelu)\n}\n",
+]
+
+
+def _module_level_names(code: str) -> set[str]:
+    found = set()
+    for node in ast.parse(code).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            found.add(node.name)
+        elif isinstance(node, ast.Assign):
+            found |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return found
+
+
+def _identifiers(code: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
+PROGRAMS = [
+    (target, compile_source(spec, target, "spec.rnn"))
+    for spec in CORPUS + [p.read_text() for p in sorted(EXAMPLES.glob("*.rnn"))]
+    for target in ("keras", "pytorch")
+]
+
+
+def test_every_module_level_name_is_declared_by_its_target():
+    from rnnspec.targets import keras, pytorch
+
+    declared = {"keras": keras.MODULE_NAMES, "pytorch": pytorch.MODULE_NAMES}
+    for target, code in PROGRAMS:
+        class_names = {n.name for n in ast.parse(code).body if isinstance(n, ast.ClassDef)}
+        model_class = {n for n in class_names if n not in declared[target]}
+        assert len(model_class) <= 1  # the model's own class, named after the model
+        assert _module_level_names(code) - model_class <= declared[target]
+
+
+NAME_POOL = sorted(set().union(*(_identifiers(code) for _, code in PROGRAMS)) | {"packed_sequence", "self"})
+SHAPES = [
+    "model {model} {{\n    input {inp}: float32[*, 3]\n    masking()\n"
+    "    bidirectional(lstm(2, return_state=true), merge_mode=none) as {layer}\n}}\n",
+    "model {model} {{\n    input {inp}: int32[*]\n    embedding(9, 3, mask_zero=true)\n"
+    "    gru(2, reset_after=false, return_sequences=true) as {layer}\n    attention_pooling()\n}}\n",
+    "model {model}(batch_size=2) {{\n    input {inp}: float32[*, 3]\n    lstm(2, stateful=true, return_state=true) as {layer}\n}}\n",
+    "model {model} {{\n    input {inp}: float32[*, 3]\n    bidirectional(gru(2, return_state=true), merge_mode=none) as {layer}\n}}\n",
+]
+
+
+@settings(max_examples=25, deadline=None)
+@example(shape=SHAPES[0], names=("packed_sequence", "x", "bi"))  # the class would shadow an import
+@example(shape=SHAPES[0], names=("m", "h_n", "bi"))  # a local of forward()
+@example(shape=SHAPES[0], names=("m", "forward", "keras"))  # locals and a module of the Keras program
+@example(shape=SHAPES[3], names=("m", "bi_forward_h", "bi"))  # a state's variable in build_model()
+@example(shape=SHAPES[3], names=("m", "forward", "bi"))
+@example(shape=SHAPES[1], names=("m", "mask", "last"))
+@example(shape=SHAPES[2], names=("keras_rnn", "c_n", "lstm_1"))
+@given(
+    shape=st.sampled_from(SHAPES),
+    names=st.tuples(*[st.sampled_from(NAME_POOL) | st.just("m")] * 3),
+)
+def test_names_the_programs_use_are_refused_or_harmless(shape, names):
+    """Any spec the checker accepts, named after identifiers the programs themselves use, builds and runs."""
+    import numpy as np
+
+    from rnnspec.check import load_model
+    from rnnspec.equivalence.harness import configure_frameworks
+    from rnnspec.errors import SpecError
+
+    model_name, input_name, layer_name = names
+    source = shape.format(model=model_name, inp=input_name, layer=layer_name)
+    try:
+        model = load_model(source)
+    except SpecError:
+        return
+    configure_frameworks()
+    import torch
+
+    for target in ("keras", "pytorch"):
+        code = compile_source(source, target, "spec.rnn")
+        namespace: dict = {"__name__": f"names_{target}"}
+        exec(compile(code, f"<{target}>", "exec"), namespace)
+        built = namespace["build_model"]()
+        batch = model.batch_size or 2
+        if model.inputs[0].dtype == "int32":
+            x = np.array([[1, 2, 0, 3]] * batch, dtype="int32")
+        else:
+            x = np.ones((batch, 4, 3), dtype="float32")
+        if target == "keras":
+            outputs = built(x)
+        else:
+            with torch.no_grad():
+                outputs = built.eval()(torch.from_numpy(x))
+        assert outputs is not None
