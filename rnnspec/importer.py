@@ -68,6 +68,30 @@ _GRAMMAR_WORDS = {"model", "input", "as", "true", "false"}
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 
 
+# Bounds on what `import` reads: far above any real model, far below what would exhaust memory.
+MAX_CONFIG_BYTES = 64 << 20  # config.json, uncompressed
+MAX_CONFIG_DEPTH = 64  # Keras's own configs nest about 12 deep
+MAX_LAYERS = 100_000
+
+
+def check_config_shape(config: Any) -> str | None:
+    """Why a parsed config.json is out of bounds (too deep, too many layers), or None."""
+    todo = [(config, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            return f"config.json nests deeper than {MAX_CONFIG_DEPTH} levels; Keras writes about 12"
+        if isinstance(value, dict):
+            todo += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            if len(value) > MAX_LAYERS:
+                return (
+                    f"config.json holds a list of {len(value):,} items; rnnspec reads at most {MAX_LAYERS:,}"
+                )
+            todo += [(v, depth + 1) for v in value]
+    return None
+
+
 class ImportRefused(Exception):
     """The model has parts with no equivalent in the language; `problems` lists every one."""
 
@@ -105,13 +129,26 @@ def _is_tensor_ref(value: Any) -> bool:
     return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
 
 
+def _index(value: Any) -> int | None:
+    """A node or tensor index from a config: a small non-negative int, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_LAYERS:
+        return value
+    return None
+
+
+def _history(value: Any) -> tuple[str, int, int] | None:
+    """[layer name, node index, tensor index], checked."""
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)):
+        return None
+    node, tensor = _index(value[1]), _index(value[2])
+    return None if node is None or tensor is None else (value[0], node, tensor)
+
+
 def _ref(value: Any) -> tuple[str, int, int] | None:
     if not _is_tensor_ref(value):
         return None
-    history = value.get("config", {}).get("keras_history")
-    if not isinstance(history, list) or len(history) != 3:
-        return None
-    return (str(history[0]), int(history[1]), int(history[2]))
+    config = value.get("config")
+    return _history(config.get("keras_history")) if isinstance(config, dict) else None
 
 
 def _policy_problem(dtype: Any) -> str | None:
@@ -119,7 +156,8 @@ def _policy_problem(dtype: Any) -> str | None:
     if dtype is None or dtype == "float32":
         return None
     if isinstance(dtype, dict):
-        name = (dtype.get("config") or {}).get("name")
+        config = dtype.get("config")
+        name = config.get("name") if isinstance(config, dict) else None
         if dtype.get("class_name") in _FLOAT_POLICIES and name == "float32":
             return None
         shown = name if isinstance(name, str) else _show(dtype)
@@ -139,6 +177,8 @@ def _convert_value(key: str, value: Any, attr_type: str) -> tuple[Any, str | Non
             return value, None
         return None, f"`{key}={_show(value)}` is not true or false"
     if attr_type in ("rate", "float"):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+            return None, f"`{key}={_show(value)}` is too large"
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             if attr_type == "rate" and not 0 <= value < 1:
                 return None, f"`{key}={_show(value)}`: a spec's rates are in [0, 1)"
@@ -167,6 +207,8 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
     attrs: dict[str, Any] = {}
     problems: list[str] = []
     zero_output = False
+    if not isinstance(config, dict):
+        return attrs, [f"its config is a {type(config).__name__}, not an object"], zero_output
     for key, value in config.items():
         if key == "dtype":
             why = _policy_problem(value)
@@ -239,6 +281,7 @@ class _Converter:
         self.source_name = source_name
         self.keras_version = keras_version
         self.problems: list[str] = []
+        self._seen_problems: set[str] = set()
         self.notes: list[str] = []
         self._structural = False
         self._ops: dict[str, dict[str, Any]] = {}
@@ -253,7 +296,8 @@ class _Converter:
         self._used_ops: set[str] = set()
 
     def problem(self, message: str) -> None:
-        if message not in self.problems:
+        if message not in self._seen_problems:
+            self._seen_problems.add(message)
             self.problems.append(message)
 
     # -- the model --------------------------------------------------------------------------
@@ -342,8 +386,10 @@ class _Converter:
         if not isinstance(layer, dict):
             return {"class_name": "?", "name": f"#{index}", "config": {}, "raw": {}}
         config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
-        name = layer.get("name") or config.get("name") or f"#{index}"
+        name = layer.get("name") or config.get("name")
+        name = name if isinstance(name, str) and name else f"#{index}"
         class_name = layer.get("class_name")
+        class_name = class_name if isinstance(class_name, str) else _show(class_name)
         if class_name not in KERAS_KINDS and layer.get("registered_name") == "AttentionPooling":
             class_name = "AttentionPooling"
         return {"class_name": class_name, "name": str(name), "config": config, "raw": layer}
@@ -380,7 +426,12 @@ class _Converter:
                 raise ImportRefused(
                     ["the config uses the Keras 2 graph format; load the model in Keras 3 and save it again"]
                 )
-            nodes[entry["name"]] = (list(node.get("args") or []), dict(node.get("kwargs") or {}))
+            args, kwargs = node.get("args") or [], node.get("kwargs") or {}
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                self.problem(f"layer `{entry['name']}`: its call in config.json is malformed (args, kwargs)")
+                self._structural = True
+                continue
+            nodes[entry["name"]] = (args, kwargs)
             if str(entry["raw"].get("module", "")).startswith("keras.src.ops"):
                 ops[entry["name"]] = entry
         self._ops, self._nodes, self._input_ref, self._outputs = ops, nodes, inputs[0], outputs
@@ -426,8 +477,9 @@ class _Converter:
             name = consumers[current][0]
             chain.append(by_name[name])
             current = (name, 0, 0)
+        on_chain = {entry["name"] for entry in chain}
         for name in names:
-            if all(entry["name"] != name for entry in chain):
+            if name not in on_chain:
                 self.problem(f"layer `{name}` is not on the chain from the input to the output")
                 self._structural = True
         mask_kwargs = {entry["name"]: nodes[entry["name"]][1].get("mask") for entry in chain}
@@ -713,12 +765,8 @@ def _refs(value: Any) -> list[tuple[str, int, int]] | None:
         value = [value]
     if not isinstance(value, list):
         return None
-    refs = []
-    for one in value:
-        if not (isinstance(one, list) and len(one) == 3 and isinstance(one[0], str)):
-            return None
-        refs.append((one[0], int(one[1]), int(one[2])))
-    return refs
+    refs = [_history(one) for one in value]
+    return None if any(ref is None for ref in refs) else refs
 
 
 def spec_literal(value: Any) -> str:
@@ -750,6 +798,19 @@ def _call(item: Item) -> str:
     return f"{item.kind}({', '.join(args)})"
 
 
+def read_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
+    """One file of a zip archive, refusing more than `limit` bytes uncompressed (a zip bomb
+    declares a small size or none; the bytes are counted as they come)."""
+    with archive.open(name) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(
+            f"{path}: error: {name} in the archive unpacks to more than {limit:,} bytes; "
+            "rnnspec refuses to read it (a damaged or hostile archive?)"
+        )
+    return data
+
+
 def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
     """The config and Keras version of a `.keras` archive, with no framework imported."""
     try:
@@ -765,17 +826,23 @@ def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
             names = set(archive.namelist())
             if "config.json" not in names:
                 raise UsageError(f"{path}: error: the archive holds no config.json; is it a .keras model?")
-            config = json.loads(archive.read("config.json"))
+            config = json.loads(read_member(archive, "config.json", MAX_CONFIG_BYTES, path))
+            why = check_config_shape(config)
+            if why:
+                raise UsageError(f"{path}: error: {why}")
             version = None
             if "metadata.json" in names:
                 try:
-                    version = json.loads(archive.read("metadata.json")).get("keras_version")
-                except (ValueError, AttributeError):
+                    version = json.loads(read_member(archive, "metadata.json", 1 << 20, path)).get(
+                        "keras_version"
+                    )
+                except (ValueError, AttributeError, RecursionError, UsageError):
                     version = None
     except OSError as exc:
         raise UsageError(f"{path}: error: cannot read the file: {exc.strerror or exc}") from None
-    except (ValueError, zipfile.BadZipFile) as exc:
-        raise UsageError(f"{path}: error: the archive's config.json cannot be read: {exc}") from None
+    except (ValueError, zipfile.BadZipFile, RecursionError, NotImplementedError, EOFError) as exc:
+        detail = "it nests too deeply" if isinstance(exc, RecursionError) else exc
+        raise UsageError(f"{path}: error: the archive's config.json cannot be read: {detail}") from None
     if not isinstance(config, dict):
         raise UsageError(f"{path}: error: config.json does not describe a model")
     return config, version if isinstance(version, str) else None
@@ -786,7 +853,16 @@ def import_model(path: Path) -> Imported:
     from rnnspec.check import load_model
 
     config, version = read_keras_archive(path)
-    imported = _Converter(config, path.name, version).run()
+    try:
+        imported = _Converter(config, path.name, version).run()
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        # A config no Keras wrote: wrong types in places the checks above do not look.
+        raise ImportRefused(
+            [
+                f"config.json is malformed ({type(exc).__name__}: {str(exc)[:200]}); "
+                "was the archive written by Keras 3's model.save()?"
+            ]
+        ) from None
     try:
         load_model(imported.text)
     except SpecError as exc:

@@ -12,13 +12,14 @@ import json
 import sys
 import zipfile
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rnnspec.errors import SpecError
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import check_output, read_spec, replacing
-from rnnspec.importer import Imported, ImportRefused, import_model, spec_literal
+from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
 from rnnspec.ir import Layer, Model
 
 if TYPE_CHECKING:
@@ -109,6 +110,27 @@ def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> 
 
 def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
     """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked."""
+    try:
+        return _read_h5_arrays(model, handle, path, spec_path)
+    except WeightsMismatch:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        # h5py's errors for a damaged file: truncated data, a group where a dataset belongs, ...
+        detail = (str(exc).splitlines() or [""])[0][:200]
+        raise UsageError(
+            f"{path}: error: the HDF5 weights cannot be read ({type(exc).__name__}: {detail})"
+        ) from None
+
+
+def expected_weight_bytes(model: Model) -> int:
+    """About what a Keras weights file of this spec holds: its float32 arrays, plus HDF5's overhead."""
+    from rnnspec.equivalence.weights import keras_weight_shapes
+
+    arrays = [shape for shapes in keras_weight_shapes(model).values() for shape in shapes]
+    return 4 * sum(prod(shape) for shape in arrays) + 4096 * (len(arrays) + len(model.layers)) + (1 << 20)
+
+
+def _read_h5_arrays(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
     import numpy as np
 
     from rnnspec.equivalence.weights import keras_weight_shapes
@@ -218,6 +240,10 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
         value = state[key]
         if not isinstance(value, torch.Tensor):
             problems.append(f"{key}: the file holds a {type(value).__name__}, not a tensor")
+        elif value.layout != torch.strided:
+            problems.append(f"{key}: the file holds a {value.layout} tensor; port needs a dense one")
+        elif value.is_meta:
+            problems.append(f"{key}: the file holds a meta tensor (a shape without values)")
         elif tuple(value.shape) != shape:
             problems.append(
                 f"{key}: the spec needs shape {_shape(shape)}, the file has {_shape(value.shape)}"
@@ -305,10 +331,19 @@ def _read_keras(
             )
         try:
             with zipfile.ZipFile(path) as archive:
-                data = archive.read("model.weights.h5")
+                # Bounded by what the spec's weights can take: a zip bomb stops here, not in memory.
+                data = read_member(archive, "model.weights.h5", expected_weight_bytes(model), path)
         except KeyError:
             raise UsageError(f"{path}: error: the archive holds no model.weights.h5") from None
-        with h5py.File(io.BytesIO(data), "r") as handle:
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError) as exc:
+            raise UsageError(f"{path}: error: the archive cannot be read: {exc}") from None
+        try:
+            handle = h5py.File(io.BytesIO(data), "r")
+        except OSError as exc:
+            raise UsageError(
+                f"{path}: error: the archive's model.weights.h5 is not readable HDF5 ({exc})"
+            ) from None
+        with handle:
             weights = _read_h5(model, handle, path, spec_path)
         if option_differences:
             raise UsageError(
