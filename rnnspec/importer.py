@@ -20,6 +20,7 @@ from rnnspec.errors import SpecError
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import check_output, write_text
 from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, bad_identifier
+from rnnspec.text import comment_text
 
 if TYPE_CHECKING:
     pass
@@ -734,8 +735,10 @@ class _Converter:
             lines.append(f"    {_call(item)}{alias}")
         options = f"(batch_size={self._batch})" if self._batch is not None else ""
         version = f" (Keras {self.keras_version})" if self.keras_version else ""
-        head = [f"# Imported by rnnspec from {self.source_name}{version}."]
-        head += [f"# {note}" for note in self.notes]
+        # Names from the archive are printable and on one line in a comment: none can start a
+        # statement of the spec.
+        head = [f"# {comment_text(f'Imported by rnnspec from {self.source_name}{version}.')}"]
+        head += [f"# {comment_text(note)}" for note in self.notes]
         return "\n".join([*head, f"model {model_name}{options} {{", f"    {header}", *lines, "}"]) + "\n"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -450,14 +451,46 @@ def write_weights(
     return count
 
 
-# What port writes depends on the weights alone: Keras stamps the time of saving into a .keras
-# archive (metadata.json's date_saved, the zip entry of model.weights.h5); both become this date.
+# What port writes depends on the weights alone. Keras stamps a .keras archive with the time of
+# saving (metadata.json's date_saved, the zip entry of model.weights.h5), with the memory address
+# of each initializer (`shared_object_id`) and with the process's running count of op layers
+# (`not_equal_3`). Dates become this one, ids and op names are numbered in order of appearance.
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 FIXED_DATE_SAVED = "1980-01-01@00:00:00"
+_OP_NAME = re.compile(r"^(.*)_[0-9]+$")
+
+
+def _canonical_config(config: Any) -> Any:
+    """A Keras model config with its process-dependent numbers renumbered (same meaning)."""
+    renamed: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for layer in config.get("config", {}).get("layers", []):
+        name = layer.get("name")
+        match = _OP_NAME.match(name or "")
+        if str(layer.get("module", "")).startswith("keras.src.ops") and match:
+            counts[match[1]] = counts.get(match[1], 0) + 1
+            renamed[name] = f"{match[1]}_{counts[match[1]]}"
+    ids: dict[Any, int] = {}
+
+    def walk(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            items = [walk(v) for v in value]
+            if key in ("keras_history", "input_layers", "output_layers") and items and items[0] in renamed:
+                items[0] = renamed[items[0]]
+            return items
+        if key == "shared_object_id":
+            return ids.setdefault(value, len(ids) + 1)
+        if key == "name" and value in renamed:
+            return renamed[value]
+        return value
+
+    return walk(config)
 
 
 def _without_dates(path: Path) -> None:
-    """Rewrite a .keras archive with its dates fixed, entries and contents otherwise unchanged."""
+    """Rewrite a .keras archive with dates, object ids and op names fixed, otherwise unchanged."""
     with zipfile.ZipFile(path) as archive:
         entries = [(info, archive.read(info.filename)) for info in archive.infolist()]
     with zipfile.ZipFile(path, "w") as archive:
@@ -467,6 +500,8 @@ def _without_dates(path: Path) -> None:
                 if "date_saved" in metadata:
                     metadata["date_saved"] = FIXED_DATE_SAVED
                 data = json.dumps(metadata).encode("utf-8")
+            elif info.filename == "config.json":
+                data = json.dumps(_canonical_config(json.loads(data))).encode("utf-8")
             fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_DATE)
             fixed.compress_type = info.compress_type
             fixed.external_attr = info.external_attr

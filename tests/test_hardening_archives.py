@@ -1,0 +1,210 @@
+"""Hostile and damaged archives and weight files: `import`, `port` and `verify --weights` answer
+in words (exit 2), read nothing unbounded, and write byte-identical outputs for the same weights."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rnnspec import importer
+from rnnspec.cli import main
+from rnnspec.equivalence.harness import configure_frameworks
+
+configure_frameworks()
+CONFIGS = sorted((Path(__file__).parent / "data" / "configs").glob("*.json"))
+SPEC = "model m {\n    input tokens: int32[*]\n    embedding(20, 4, mask_zero=true)\n    lstm(3)\n    dense(2)\n}\n"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def archive(path: Path, config_text: str | bytes, **members: bytes) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", config_text)
+        for name, data in members.items():
+            zf.writestr(name.replace("__", "."), data)
+    return path
+
+
+# --- config.json that no Keras wrote -----------------------------------------------------------------
+
+ODD_VALUES = [None, 0, -1, 10**400, 1.5, float("nan"), "", "x", [], {}, [1, 2, 3], ["a", 0, 0], {"a": 1},
+              True, "a" * 1000, ["x", "y", "z"], [[None]], [["a", "b", "c"]]]  # fmt: skip
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, (*prefix, index))
+
+
+def test_a_config_fuzzer_finds_no_crash(tmp_path, capsys):
+    """Values of the wrong type anywhere in real configs: each import ends in a message (or works)."""
+    rng = random.Random(1)
+    configs = [json.loads(p.read_text()) for p in CONFIGS]
+    for number in range(150):
+        config = copy.deepcopy(rng.choice(configs))
+        for _ in range(rng.randint(1, 3)):
+            where = rng.choice(list(_paths(config))[1:])
+            node = config
+            for key in where[:-1]:
+                node = node[key]
+            node[where[-1]] = copy.deepcopy(rng.choice(ODD_VALUES))
+        path = archive(tmp_path / f"f{number}.keras", json.dumps(config))
+        code, out, err = run(capsys, "import", path)
+        assert code in (0, 2), err
+        assert "Traceback" not in err and "internal error" not in err, err
+        if code == 2:
+            assert err.startswith(f"{path}: error: "), err
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "error: the archive's config.json cannot be read: it nests too deeply"),
+        ('{"a": ' + "[" * 70 + "1" + "]" * 70 + "}", "error: config.json nests deeper than 64 levels; Keras writes about 12"),
+        (json.dumps({"class_name": "Functional", "config": {"layers": [0] * 100_001}}),
+         "error: config.json holds a list of 100,001 items; rnnspec reads at most 100,000"),
+        (b"\xff\xfe", "error: the archive's config.json cannot be read: "),
+    ],
+)  # fmt: skip
+def test_configs_out_of_bounds(tmp_path, capsys, config, message):
+    path = archive(tmp_path / "bad.keras", config)
+    code, out, err = run(capsys, "import", path)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"{path}: {message}"), err
+
+
+def test_a_zip_bomb_config_is_refused_before_it_is_read(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(importer, "MAX_CONFIG_BYTES", 10_000)
+    path = archive(tmp_path / "bomb.keras", " " * 10_001 + "{}")
+    code, _, err = run(capsys, "import", path)
+    assert (code, err) == (
+        2,
+        f"{path}: error: config.json in the archive unpacks to more than 10,000 bytes; rnnspec refuses to read "
+        "it (a damaged or hostile archive?)\n",
+    )
+
+
+def test_names_from_an_archive_reach_the_spec_as_identifiers_and_comments(tmp_path, capsys):
+    config = json.loads((Path(__file__).parent / "data" / "configs" / "sequential.json").read_text())
+    config["config"]["name"] = "evil\nmodel x {"
+    for layer in config["config"]["layers"]:
+        layer["config"]["name"] = layer["config"]["name"] + "\n}\x1b[2J"
+    path = archive(tmp_path / "names\nmodel y {.keras", json.dumps(config))
+    code, out, err = run(capsys, "import", path)
+    assert (code, err) == (0, "")
+    assert "\x1b" not in out
+    comments = [line for line in out.splitlines() if line.startswith("#")]
+    assert comments[0] == "# Imported by rnnspec from names\\x0amodel y {.keras."
+    assert [line for line in out.splitlines() if line.startswith("model ")] == ["model evil_model_x__ {"]
+    assert len(out.splitlines()) == len(comments) + 6  # the model line, the input, three layers, `}`
+    spec = tmp_path / "imported.rnn"
+    spec.write_text(out)
+    assert run(capsys, "check", spec)[0] == 0
+
+
+# --- weights files ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A spec, its trained-looking weights as .pt, .keras and .weights.h5 (written by port itself)."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(3)
+    directory = tmp_path_factory.mktemp("weights")
+    spec = directory / "m.rnn"
+    spec.write_text(SPEC)
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(20, 4, mask_zero=True, name="embedding_1")(tokens)
+    x = keras.layers.LSTM(3, name="lstm_1")(x)
+    x = keras.layers.Dense(2, name="dense_1")(x)
+    model = keras.Model(tokens, x, name="m")
+    model.set_weights(
+        [np.random.default_rng(i).normal(size=w.shape) for i, w in enumerate(model.get_weights())]
+    )
+    model.save(directory / "trained.keras")
+    assert (
+        main(["port", str(spec), "--from", str(directory / "trained.keras"), "--to", str(directory / "m.pt")])
+        == 0
+    )
+    return spec, directory
+
+
+def test_sparse_and_meta_tensors_are_refused(weights, capsys):
+    import torch
+
+    spec, directory = weights
+    state = torch.load(directory / "m.pt", weights_only=True)
+    for kind, change in (
+        ("sparse", lambda t: t.to_sparse()),
+        ("meta", lambda t: torch.empty(t.shape, device="meta")),
+    ):
+        edited = dict(state)
+        edited["dense_1.weight"] = change(state["dense_1.weight"])
+        path = directory / f"{kind}.pt"
+        torch.save(edited, path)
+        code, out, err = run(capsys, "port", spec, "--from", path, "--to", directory / f"{kind}.keras")
+        assert (code, out) == (2, "")
+        expected = {
+            "sparse": "dense_1.weight: the file holds a torch.sparse_coo tensor; port needs a dense one",
+            "meta": "dense_1.weight: the file holds a meta tensor (a shape without values)",
+        }[kind]
+        assert err.splitlines()[1:] == [f"  {expected}"], err
+        assert not (directory / f"{kind}.keras").exists()
+
+
+def test_damaged_weight_files_are_refused_in_words(weights, capsys):
+    spec, directory = weights
+    assert (
+        main(["port", str(spec), "--from", str(directory / "m.pt"), "--to", str(directory / "m.weights.h5")])
+        == 0
+    )
+    capsys.readouterr()
+    whole = (directory / "m.weights.h5").read_bytes()
+    truncated = directory / "truncated.weights.h5"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    code, out, err = run(capsys, "port", spec, "--from", truncated, "--to", directory / "never.pt")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"{truncated}: error: ") and "Traceback" not in err
+    # A .keras archive whose weights unpack far beyond what the spec's weights can take.
+    with zipfile.ZipFile(directory / "trained.keras") as zf:
+        members = {info.filename: zf.read(info.filename) for info in zf.infolist()}
+    bomb = directory / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data if name != "model.weights.h5" else data + b"\0" * (8 << 20))
+    code, out, err = run(capsys, "port", spec, "--from", bomb, "--to", directory / "never.pt")
+    assert (code, out) == (2, "")
+    assert "model.weights.h5 in the archive unpacks to more than" in err
+    assert not (directory / "never.pt").exists()
+
+
+def test_port_outputs_are_byte_for_byte_the_same_each_time(weights, capsys):
+    spec, directory = weights
+    for suffix in (".pt", ".keras", ".weights.h5"):
+        first, second = directory / f"a{suffix}", directory / f"b{suffix}"
+        for out in (first, second):
+            assert main(["port", str(spec), "--from", str(directory / "m.pt"), "--to", str(out)]) == 0
+        assert first.read_bytes() == second.read_bytes(), suffix
+    with zipfile.ZipFile(directory / "a.keras") as zf:
+        assert json.loads(zf.read("metadata.json"))["date_saved"] == "1980-01-01@00:00:00"
+        assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    # The renumbered archive is still a model Keras loads, with the same arrays.
+    back = directory / "back.pt"
+    assert main(["port", str(spec), "--from", str(directory / "a.keras"), "--to", str(back)]) == 0
+    assert back.read_bytes() == (directory / "a.pt").read_bytes()
