@@ -50,21 +50,37 @@ def _stat(path: str | os.PathLike[str], follow: bool = True) -> os.stat_result |
         raise UserError(f"{_show(path)}: error: {exc.strerror or exc}") from None
 
 
+def require_regular_file(path: str | os.PathLike[str], what: str = "file") -> None:
+    """Refuse a path that is not a regular file (reading a FIFO blocks; /dev/zero never ends)."""
+    shown = _show(path) or "''"
+    if not os.fspath(path):
+        raise UserError(f"error: the {what} path is empty")
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise UserError(f"{shown}: error: cannot read the file: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UserError(f"{shown}: error: is a directory, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{shown}: error: is not a regular file (a device, FIFO or socket); give a {what}")
+
+
 def read_bytes(path: str | os.PathLike[str], what: str = "file", limit: int = MAX_SPEC_BYTES) -> bytes:
     """A regular file's bytes, refusing anything that is not a regular file or is over `limit`."""
     shown = _show(path)
+    if not os.fspath(path):
+        raise UserError(f"error: the {what} path is empty")
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise UserError(f"{shown}: error: cannot read the file: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
         if stat.S_ISDIR(info.st_mode):
             raise UserError(f"{shown}: error: is a directory, not a {what}")
-        if not stat.S_ISREG(info.st_mode):
-            raise UserError(
-                f"{shown}: error: is not a regular file (a device, FIFO or socket); give a {what}"
-            )
+        raise UserError(f"{shown}: error: is not a regular file (a device, FIFO or socket); give a {what}")
+    with os.fdopen(fd, "rb") as handle:
         if info.st_size > limit:
             raise UserError(
                 f"{shown}: error: the {what} is {info.st_size:,} bytes; rnnspec reads at most {limit:,}"

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from rnnspec.errors import SpecError
 from rnnspec.errors import UserError as UsageError
-from rnnspec.files import check_output, write_text
+from rnnspec.files import check_output, require_regular_file, write_text
 from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, bad_identifier
-from rnnspec.text import comment_text
+from rnnspec.text import comment_text, terminal_text
 
 if TYPE_CHECKING:
     pass
@@ -816,6 +816,7 @@ def read_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> 
 
 def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
     """The config and Keras version of a `.keras` archive, with no framework imported."""
+    require_regular_file(path)
     try:
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as handle:
@@ -883,12 +884,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         imported = import_model(source)
     except ImportRefused as exc:
-        print(
-            f"{source}: error: cannot import the model; these have no equivalent in the language:",
-            file=sys.stderr,
-        )
-        for message in exc.problems:
-            print(f"  {message}", file=sys.stderr)
+        lines = [f"{source}: error: cannot import the model; these have no equivalent in the language:"]
+        lines += [f"  {message}" for message in exc.problems]
+        print(terminal_text("\n".join(lines)), file=sys.stderr)  # names from the archive, escaped
         return 2
     if output is None:
         sys.stdout.write(imported.text)

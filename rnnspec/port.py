@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from rnnspec.errors import SpecError
 from rnnspec.errors import UserError as UsageError
-from rnnspec.files import check_output, read_spec, replacing
+from rnnspec.files import check_output, read_spec, replacing, require_regular_file
 from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
 from rnnspec.ir import Layer, Model
+from rnnspec.text import terminal_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -404,8 +405,7 @@ def read_weights(model: Model, path: Path, spec_path: str, programs: _Programs |
     fmt = weights_format(path)
     if fmt is None:
         raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
-    if not path.is_file():
-        raise UsageError(f"{path}: error: no such file")
+    require_regular_file(path, "weights file")
     if programs is None:
         programs = _programs(model, Path(spec_path).name)
     if fmt == "pt":
@@ -525,8 +525,7 @@ def cmd_port(args: argparse.Namespace) -> int:
     for path, fmt in ((source_path, src_fmt), (target_path, dst_fmt)):
         if fmt is None:
             raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
-    if not source_path.is_file():
-        raise UsageError(f"{source_path}: error: no such file")
+    require_regular_file(source_path, "weights file")
     try:
         programs = _programs(model, spec_path.name)
     except Exception as exc:
@@ -535,7 +534,9 @@ def cmd_port(args: argparse.Namespace) -> int:
     count = write_weights(model, programs, weights, target_path, [spec_path, source_path], force=args.force)
     parameters = sum(int(a.size) for arrays in weights.values() for a in arrays)
     print(
-        f"{source_path} -> {target_path}: {count} arrays, {parameters:,} parameters of `{model.name}` "
-        f"({FRAMEWORK[src_fmt]} -> {FRAMEWORK[dst_fmt]})"
+        terminal_text(
+            f"{source_path} -> {target_path}: {count} arrays, {parameters:,} parameters of `{model.name}` "
+            f"({FRAMEWORK[src_fmt]} -> {FRAMEWORK[dst_fmt]})"
+        )
     )
     return 0

@@ -250,7 +250,7 @@ def test_empty_file():
         (
             ["input torch: float32[*, 4]", "lstm(3)"],
             "model m",
-            "m.rnn:2:11: error: input name `torch` would shadow a name the generated programs use; choose another",
+            "m.rnn:2:11: error: input name `torch` would shadow a name the generated PyTorch program uses; choose another",
         ),
         (
             [FEATURES, "lstm(3) as forward"],

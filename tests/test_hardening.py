@@ -249,6 +249,24 @@ def test_inputs_that_are_not_regular_files_or_too_big(tmp_path):
         2,
         "/dev/zero: error: is not a regular file (a device, FIFO or socket); give a spec\n",
     )
+    fifo = tmp_path / "trained.keras"
+    os.mkfifo(fifo)  # reading it would block forever; /dev/zero would never end
+    (tmp_path / "m.rnn").write_text(SPEC)
+    for argv, shown, what in (
+        (["import", str(fifo)], fifo, "file"),
+        (["import", "/dev/zero"], "/dev/zero", "file"),
+        (
+            ["port", str(tmp_path / "m.rnn"), "--from", str(fifo), "--to", str(tmp_path / "w.pt")],
+            fifo,
+            "weights file",
+        ),
+    ):
+        code, _, err = run(*argv)
+        assert (code, err) == (
+            2,
+            f"{shown}: error: is not a regular file (a device, FIFO or socket); give a {what}\n",
+        )
+    assert run("compile", "", "--target", "keras")[1:] == ("", "error: the spec path is empty\n")
     big = tmp_path / "big.rnn"
     big.write_text("# " + "x" * files.MAX_SPEC_BYTES + "\n" + SPEC)
     code, _, err = run("check", str(big))
@@ -496,3 +514,52 @@ def test_names_the_programs_use_are_refused_or_harmless(shape, names):
             with torch.no_grad():
                 outputs = built.eval()(torch.from_numpy(x))
         assert outputs is not None
+
+
+# --- 8. a fuzzer for output paths ---------------------------------------------------------------------
+
+ENTRIES = ["spec.rnn", "twin.rnn", "file.py", "dir", "fifo", "to_spec", "to_fifo", "to_dir", "to_file",
+           "dangling", "loop", "nowhere/x.py", "a" * 255, "new.py"]  # fmt: skip
+
+
+def _playground(root: Path) -> None:
+    (root / "spec.rnn").write_text(SPEC)
+    os.link(root / "spec.rnn", root / "twin.rnn")
+    (root / "file.py").write_text("old\n")
+    (root / "dir").mkdir()
+    os.mkfifo(root / "fifo")
+    for link, target in [("to_spec", "spec.rnn"), ("to_fifo", "fifo"), ("to_dir", "dir"), ("to_file", "file.py"),
+                         ("dangling", "gone/x.py"), ("loop", "loop")]:  # fmt: skip
+        (root / link).symlink_to(target)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from([*ENTRIES, "..", ".", "dir", "x.py"]), min_size=1, max_size=3),
+    command=st.sampled_from(["compile", "import", "fmt"]),
+)
+def test_no_output_path_destroys_anything(tmp_path_factory, parts, command):
+    root = tmp_path_factory.mktemp("out")
+    _playground(root)
+    out = root.joinpath(*parts)
+    before = {p.name: (p.lstat().st_mode, p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+              for p in root.iterdir()}  # fmt: skip
+    if command == "compile":
+        argv = ["compile", str(root / "spec.rnn"), "--target", "keras", "-o", str(out)]
+    elif command == "import":
+        argv = ["import", str(root / "spec.rnn"), "--force", "-o", str(out)]  # not an archive: refused
+    else:
+        argv = ["fmt", str(out)]
+    code, stdout, err = run(*argv)
+    assert code in (0, 1, 2), err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert (root / "spec.rnn").read_text() == SPEC  # the input is never the output
+    assert stat.S_ISFIFO(os.lstat(root / "fifo").st_mode) and (root / "dir").is_dir()
+    for name, (mode, data) in before.items():
+        path = root / name
+        assert stat.S_IFMT(path.lstat().st_mode) == stat.S_IFMT(mode), name  # links stay links
+        if code == 2 and data is not None:
+            assert path.read_bytes() == data, name  # a refused command changed nothing
+    if code == 0 and command == "compile":
+        assert Path(os.path.realpath(out)).read_text().startswith('"""Keras model `m`')
+    assert not [p for p in root.rglob(".rnnspec-*")]  # no temporary left behind

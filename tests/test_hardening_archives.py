@@ -63,7 +63,7 @@ def test_a_config_fuzzer_finds_no_crash(tmp_path, capsys):
                 node = node[key]
             node[where[-1]] = copy.deepcopy(rng.choice(ODD_VALUES))
         path = archive(tmp_path / f"f{number}.keras", json.dumps(config))
-        code, out, err = run(capsys, "import", path)
+        code, _, err = run(capsys, "import", path)
         assert code in (0, 2), err
         assert "Traceback" not in err and "internal error" not in err, err
         if code == 2:
