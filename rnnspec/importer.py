@@ -391,7 +391,11 @@ class _Converter:
         name = name if isinstance(name, str) and name else f"#{index}"
         class_name = layer.get("class_name")
         class_name = class_name if isinstance(class_name, str) else _show(class_name)
-        if class_name not in KERAS_KINDS and layer.get("registered_name") == "AttentionPooling":
+        # rnnspec's Keras programs register it as "rnnspec>AttentionPooling" (0.1 did not register it).
+        if class_name not in KERAS_KINDS and layer.get("registered_name") in (
+            "rnnspec>AttentionPooling",
+            "AttentionPooling",
+        ):
             class_name = "AttentionPooling"
         return {"class_name": class_name, "name": str(name), "config": config, "raw": layer}
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 
+@keras.saving.register_keras_serializable(package="rnnspec")
 class AttentionPooling(keras.layers.Layer):
     """A learned score per timestep, softmax over the unmasked timesteps, weighted sum."""
 
