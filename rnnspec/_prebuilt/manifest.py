@@ -2,5 +2,5 @@
 
 TEMPLATE_SHA256 = {
     'keras.py.j2': '2992d95c876f2f7ae6be1b3fddb42ab2e533ef4b777f6375caf485afa8a5c5fc',
-    'pytorch.py.j2': 'df93c566a97fee2012dd910acaa3d515319e317f700de00e5865428857f0e908',
+    'pytorch.py.j2': 'e0e9a64880ec4afb1399f2b7e5d840a30b908366ab51c06f32a366272ce84c53',
 }

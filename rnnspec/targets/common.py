@@ -73,6 +73,11 @@ def layout(item: str | PyCall, indent: int, suffix: str = "") -> list[str]:
     one_line = f"{pad}{_flat(item)}{suffix}"
     if isinstance(item, str) or len(one_line) <= LINE_LENGTH:
         return [one_line]
+    if item.tail.startswith("(") and item.tail.endswith(")"):
+        # `layer(args)(x)`: like the formatter, split the last call's brackets when the rest fits.
+        head = f"{pad}{item.head}({', '.join(_flat(a) for a in item.args)})("
+        if len(head) <= LINE_LENGTH:
+            return [head, f"{pad}    {item.tail[1:-1]}", f"{pad}){suffix}"]
     hugged = f"{pad}    {', '.join(_flat(a) for a in item.args)}"
     if len(hugged) <= LINE_LENGTH:
         return [f"{pad}{item.head}(", hugged, f"{pad}){item.tail}{suffix}"]

@@ -69,9 +69,13 @@ def fused_kernel_reason(rec: Layer) -> str | None:
     return None
 
 
-def state_buffer(layer: Layer, state: str) -> str:
+def state_buffer_name(layer: Layer, state: str) -> str:
     """The buffer carrying a stateful layer's state: `_` first, so no layer name can clash with it."""
-    return f"self._{layer.name}_{state}"
+    return f"_{layer.name}_{state}"
+
+
+def state_buffer(layer: Layer, state: str) -> str:
+    return f"self.{state_buffer_name(layer, state)}"
 
 
 def camel_case(name: str) -> str:
@@ -148,6 +152,7 @@ class _Builder:
         # The last keras_rnn statement, if its sequence output only feeds the next layer.
         self.inlinable: tuple[int, int, PyCall] | None = None
         self.following: Layer | None = None  # the layer after the one being emitted
+        self.rest: list[Layer] = []  # every layer after the one being emitted
         self.packed_input = False  # the current tensor is the previous layer's packed output
 
     def build(self) -> None:
@@ -158,9 +163,20 @@ class _Builder:
         for index, layer in enumerate(layers):
             out = self.model.values[layer.outputs[0]]
             self.following = layers[index + 1] if index + 1 < len(layers) else None
+            self.rest = layers[index + 1 :]
             has_mask = self.layer(layer, current, has_mask)
             current = self.names.hidden
             self.features = out.shape[-1]
+
+    def mask_is_read(self) -> bool:
+        """Whether a later layer reads the mask born here (Keras computes it regardless; a program
+        that returns it unread would only hold a dead local)."""
+        for layer in self.rest:
+            if layer.recurrent is not None or layer.kind in ("global_average_pooling", "attention_pooling"):
+                return True
+            if layer.kind not in ("dense", "dropout"):
+                return False
+        return False
 
     def emit(self, line: str) -> None:
         self.forward.append(f"        {line}")
@@ -205,7 +221,7 @@ class _Builder:
             self.module(
                 layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])]
             )
-            if layer.attrs["mask_zero"]:
+            if layer.attrs["mask_zero"] and self.mask_is_read():
                 self.emit(f"{mask} = {src} != 0")
             self.emit(f"{x} = {attr}({src})")
             return layer.attrs["mask_zero"]
@@ -286,11 +302,10 @@ class _Builder:
         buffers = [state_buffer(layer, s) for s in state_names]
         if stateful:
             directions = 2 if bidirectional else 1
-            for buf in buffers:
-                self.buffers.append(
-                    f'self.register_buffer("{buf[5:]}", torch.zeros({directions}, '
-                    f"{self.model.batch_size}, {units}), persistent=False)"
-                )
+            for state in state_names:
+                zeros = f"torch.zeros({directions}, {self.model.batch_size}, {units})"
+                name = py_literal(state_buffer_name(layer, state))
+                self.buffers += statement(8, "self.register_buffer", [name, zeros, "persistent=False"])
         initial = (f"({', '.join(buffers)})" if len(buffers) > 1 else buffers[0]) if stateful else None
 
         seq = rec.attrs["return_sequences"]
@@ -381,7 +396,12 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "model_name": model.name,
         "class_name": class_name(model),
         "source_name": docstring_text(source_name),
-        "init": builder.init + [f"        {line}" for line in builder.buffers],
+        "init": builder.init + builder.buffers,
+        "reset_lines": [
+            line
+            for buffer in stateful_buffers
+            for line in statement(8, f"{buffer} = torch.zeros_like", [buffer])
+        ],
         "forward": builder.forward,
         "input_name": builder.input.name,
         "returns": builder.returns,

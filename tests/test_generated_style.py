@@ -1,0 +1,60 @@
+"""Every generated program is formatted and lint-clean, for drawn specs, not only the examples.
+
+`ruff format --check` (black's layout at 88 columns) and `ruff check` (the project's rules) run on
+both programs of batches of drawn specs, one ruff process per batch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnnspec.compiler import compile_source
+from tests.golden import ROOT
+from tests.strategies import specs
+
+# Long names make long lines: the layout has to wrap them as the formatter would.
+LONG = "model a_rather_long_model_name_for_wrapping {\n    input some_long_input_name: float32[*, 3]\n"
+WIDE_SPECS = [
+    LONG + "    bidirectional(lstm(3, return_state=true), merge_mode=none) as a_long_bidirectional_name\n}\n",
+    "model s(batch_size=2) {\n    input x: float32[*, 3]\n"
+    "    lstm(3, stateful=true, return_sequences=true) as a_long_stateful_layer_name\n"
+    "    gru(3, stateful=true, return_state=true) as another_long_stateful_layer_name\n}\n",
+    LONG + "    masking(mask_value=-123456.789)\n    bidirectional(gru(4, activation=relu, reset_after=false,"
+    " return_sequences=true), merge_mode=none) as wrapped_stepped_layer_with_long_name\n}\n",
+]
+
+
+def assert_ruff_clean(sources: list[str], tmp_path) -> None:
+    paths = []
+    for number, source in enumerate(sources):
+        for target in ("keras", "pytorch"):
+            path = tmp_path / f"program_{number}_{target}.py"
+            path.write_text(compile_source(source, target, "spec.rnn"), encoding="utf-8")
+            paths.append(str(path))
+    config = str(ROOT / "pyproject.toml")
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--config", config, "--no-cache", *paths],
+        capture_output=True,
+        text=True,
+    )
+    assert lint.returncode == 0, lint.stdout
+    fmt = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--diff", "--line-length", "88", "--no-cache", *paths],
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_wide_specs_are_formatted(tmp_path):
+    assert_ruff_clean(WIDE_SPECS, tmp_path)
+
+
+@settings(max_examples=8, deadline=None)
+@given(sources=st.lists(specs(), min_size=25, max_size=25))
+def test_drawn_specs_are_formatted_and_lint_clean(tmp_path_factory, sources):
+    assert_ruff_clean(sources, tmp_path_factory.mktemp("style"))
