@@ -6,6 +6,7 @@ of rnnspec must reproduce.  Source references are to
 """
 
 import os
+import typing
 import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -709,7 +710,7 @@ def test_use_cudnn_flags_on_cpu():
 class _Consume(keras.layers.Layer):
     """A mask consumer as users write it: `call(inputs, mask=None)`, no supports_masking."""
 
-    seen = []
+    seen: typing.ClassVar[list] = []
 
     def call(self, inputs, mask=None):
         _Consume.seen.append(mask)
