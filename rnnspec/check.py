@@ -7,7 +7,16 @@ every independent mistake in the file.
 from __future__ import annotations
 
 from rnnspec.errors import Pos, Reporter, SpecError
-from rnnspec.ir import RECURRENT_KINDS, Layer, Model, TensorValue, bad_identifier, build_model
+from rnnspec.ir import (
+    RECURRENT_KINDS,
+    ExternLayer,
+    Layer,
+    Model,
+    TensorValue,
+    bad_identifier,
+    build_externs,
+    build_model,
+)
 from rnnspec.parse import InputDecl, LayerStmt, parse
 
 
@@ -19,6 +28,8 @@ def load_models(source: str) -> list[Model]:
     seen: dict[str, Pos] = {}
     if not spec.models:
         report.error(Pos(1, 1), "the file holds no model: write `model NAME { input ...; layers }`")
+    externs = build_externs(spec.externs, report)
+    _check_extern_names(spec, externs, report)
     for ast in spec.models:
         if ast.name in seen:
             report.error(
@@ -28,7 +39,7 @@ def load_models(source: str) -> list[Model]:
         why = bad_identifier(ast.name)
         if why:
             report.error(ast.name_pos, f"model name `{ast.name}` {why}; choose another name")
-        model = build_model(ast, report)
+        model = build_model(ast, report, externs)
         if model is None:
             continue
         if not any(isinstance(stmt, InputDecl) for stmt in ast.statements):
@@ -86,6 +97,36 @@ PROGRAM_NAMES = frozenset(
     """torch nn F keras ops math self build_model keras_rnn reverse_valid reset_states
     AttentionPooling KerasRecurrent KerasLSTM KerasGRU KerasSimpleRNN h_n c_n""".split()
 )
+# Module-level names an extern layer's class, imported under its spec name, must not take.
+IMPORTED_NAMES = PROGRAM_NAMES | frozenset(
+    "PackedSequence pack_padded_sequence pad_packed_sequence np".split()
+)
+
+
+def _check_extern_names(spec, externs: dict[str, ExternLayer], report: Reporter) -> None:
+    """An extern layer's class is a module-level name of both programs: nothing else may take it."""
+    from rnnspec.targets.pytorch import camel_case
+
+    classes = {camel_case(ast.name): ast for ast in spec.models}
+    for name, extern in externs.items():
+        if name in IMPORTED_NAMES:
+            report.error(
+                extern.pos,
+                f"extern layer name `{name}` would shadow a name the generated programs use; choose another",
+            )
+        elif name in classes:
+            report.error(
+                extern.pos,
+                f"extern layer name `{name}` is the class the generated PyTorch program defines for model "
+                f"`{classes[name].name}`; choose another",
+            )
+    for ast in spec.models:
+        for stmt in ast.statements:
+            if isinstance(stmt, InputDecl) and stmt.name in externs:
+                report.error(
+                    stmt.name_pos,
+                    f"input name `{stmt.name}` would shadow the extern layer class `{stmt.name}`; choose another",
+                )
 
 
 def _check_names(model: Model, report: Reporter) -> None:
@@ -197,7 +238,58 @@ def _infer(
         return [TensorValue(layer.name, "float32", current.shape, current.masked)]
     if kind in ("global_average_pooling", "attention_pooling"):
         return [TensorValue(layer.name, "float32", current.shape[1:])]
+    if layer.extern is not None:
+        return _infer_extern(layer, layer.extern, current, previous, report)
     return _infer_recurrent(model, layer, current, report)
+
+
+def _infer_extern(
+    layer: Layer, extern: ExternLayer, current: TensorValue, previous: Layer | None, report: Reporter
+) -> list[TensorValue] | None:
+    """The output of a user's layer, from its declared `output` shape and mask mode."""
+    needs_time = extern.mask in ("keep", "produce") or "time" in extern.output
+    if needs_time and not current.is_sequence:
+        why = f"`mask = {extern.mask}`" if extern.mask != "consume" else "its `output` uses `time`"
+        message = _needs_sequence(layer, current, previous).replace(
+            f"`{layer.kind}` needs a sequence", f"`{layer.kind}` ({why}) needs a sequence", 1
+        )
+        report.error(layer.pos, message)
+        return None
+    shape: list[int | None] = []
+    for dim in extern.output:
+        if dim == "time":
+            shape.append(current.shape[0])
+        elif dim == "*":
+            shape.append(None)
+        elif dim == "features":
+            shape.append(current.shape[-1])
+        elif isinstance(dim, str):
+            shape.append(layer.attrs[dim])
+            if layer.attrs[dim] <= 0:
+                report.error(
+                    layer.where(dim),
+                    f"`{dim}` of `{layer.name}` sets its output width, so it must be a positive integer, "
+                    f"got `{layer.attrs[dim]}`",
+                )
+                return None
+        else:
+            shape.append(dim)
+    if extern.mask == "keep" and extern.output[0] != "time":
+        report.error(
+            extern.field_pos["output"],
+            f"`{extern.name}` keeps the mask (`mask = keep`), so its output keeps the time axis: "
+            "write `output = [time, ...]`",
+        )
+        return None
+    if extern.mask == "produce" and len(extern.output) != 2:
+        report.error(
+            extern.field_pos["output"],
+            f"`{extern.name}` produces a mask over time (`mask = produce`), so its output is a sequence: "
+            "write `output = [time, ...]` or `[*, ...]`",
+        )
+        return None
+    masked = {"consume": False, "keep": current.masked, "produce": True}[extern.mask]
+    return [TensorValue(layer.name, "float32", tuple(shape), masked)]
 
 
 def _needs_sequence(layer: Layer, current: TensorValue, previous: Layer | None) -> str:
