@@ -104,28 +104,39 @@ IMPORTED_NAMES = PROGRAM_NAMES | frozenset(
 
 
 def _check_extern_names(spec, externs: dict[str, ExternLayer], report: Reporter) -> None:
-    """An extern layer's class is a module-level name of both programs: nothing else may take it."""
+    """An extern layer's classes are imported under their own names: nothing else may take them."""
     from rnnspec.targets.pytorch import camel_case
 
     classes = {camel_case(ast.name): ast for ast in spec.models}
-    for name, extern in externs.items():
-        if name in IMPORTED_NAMES:
-            report.error(
-                extern.pos,
-                f"extern layer name `{name}` would shadow a name the generated programs use; choose another",
-            )
-        elif name in classes:
-            report.error(
-                extern.pos,
-                f"extern layer name `{name}` is the class the generated PyTorch program defines for model "
-                f"`{classes[name].name}`; choose another",
-            )
-    for ast in spec.models:
-        for stmt in ast.statements:
-            if isinstance(stmt, InputDecl) and stmt.name in externs:
+    inputs = {stmt.name for ast in spec.models for stmt in ast.statements if isinstance(stmt, InputDecl)}
+    imported: dict[tuple[str, str], str] = {}  # (framework, class name) -> module
+    for extern in externs.values():
+        for framework, path in (("keras", extern.keras), ("pytorch", extern.pytorch)):
+            where = extern.field_pos[framework]
+            name = path.name
+            if name in IMPORTED_NAMES:
                 report.error(
-                    stmt.name_pos,
-                    f"input name `{stmt.name}` would shadow the extern layer class `{stmt.name}`; choose another",
+                    where,
+                    f"class `{name}` of `{extern.name}` would shadow a name the generated programs use; "
+                    "import it from a module under another name",
+                )
+            elif framework == "pytorch" and name in classes:
+                report.error(
+                    where,
+                    f"class `{name}` of `{extern.name}` is the class the generated PyTorch program defines for "
+                    f"model `{classes[name].name}`; rename one of them",
+                )
+            elif name in inputs:
+                report.error(
+                    where,
+                    f"class `{name}` of `{extern.name}` has the name of a model input; rename one of them",
+                )
+            module = imported.setdefault((framework, name), path.module)
+            if module != path.module:
+                report.error(
+                    where,
+                    f"two {framework} classes named `{name}` ({module} and {path.module}) cannot both be "
+                    "imported into one program; rename one of them",
                 )
 
 

@@ -12,6 +12,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from rnnspec.equivalence.extern import user_code_path
 from rnnspec.ir import Model
 
 
@@ -163,7 +164,8 @@ def run_verify(args: argparse.Namespace) -> int:
     for path, models in loaded:
         for model in models:
             try:
-                result, error = verify_one(model, Path(path).name, args)
+                with user_code_path(path):  # where the programs import a user's layers from
+                    result, error = verify_one(model, Path(path).name, args)
             except VerifyError as exc:
                 print(str(exc), file=sys.stderr)
                 return 2

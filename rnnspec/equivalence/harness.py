@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnspec.equivalence import extern as extern_mod
 from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence import weights as weights_mod
 from rnnspec.ir import Model
@@ -166,9 +167,14 @@ def verify(
     torch_program = load_program(programs.torch_code, f"{model.name}_pytorch")
     keras_model = keras_program.build_model()
     torch_module = torch_program.build_model()
-    weights = keras_weights if keras_weights is not None else weights_mod.random_keras_weights(model, seed)
+    extern_mod.check_contracts(model, keras_model, torch_module)
+    if keras_weights is None:
+        weights = weights_mod.random_keras_weights(model, seed)
+        weights.update(extern_mod.random_weights(model, keras_model, seed))
+    else:
+        weights = keras_weights
     weights_mod.set_keras_weights(model, keras_model, weights)
-    weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, weights))
+    weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, weights, torch_module))
     torch_module.eval()
 
     if model.stateful:
