@@ -62,14 +62,39 @@ def prefix_model(model: Model, length: int) -> Model:
 
 def first_divergent_layer(model: Model, source_name: str, **options) -> str | None:
     """Verify growing prefixes of the generated programs; name the first layer whose output differs."""
+    found = first_divergence(model, source_name, **options)
+    return found[0] if found else None
+
+
+def first_divergence(model: Model, source_name: str, **options) -> tuple[str, str | None] | None:
+    """The first layer whose output (or, for a user layer, produced mask) differs, and for a
+    user's layer, what differs there."""
     from rnnspec.compiler import generate
+    from rnnspec.equivalence.extern import describe_layer, mask_divergence
     from rnnspec.equivalence.harness import Programs, verify
 
     for length in range(1, len(model.layers) + 1):
         cut = prefix_model(model, length)
+        layer = model.layers[length - 1]
         programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
-        if not verify(cut, programs, **options).passed:
-            return model.layers[length - 1].name
+        result = verify(cut, programs, **options)
+        if layer.extern is None:
+            if not result.passed:
+                return layer.name, None
+            continue
+        if not result.passed:
+            worst = result.worst
+            where = f"row {worst.row}" + (
+                f", timestep {worst.timestep}" if worst.timestep is not None else ""
+            )
+            return layer.name, (
+                f"{describe_layer(layer)}; its output differs most at {where} of batch '{worst.case}': "
+                f"keras {worst.keras:.7g}, pytorch {worst.torch:.7g}"
+            )
+        if layer.extern.mask == "produce":
+            differs = mask_divergence(cut, programs, **options)
+            if differs:
+                return layer.name, f"{describe_layer(layer)}; {differs}"
     return None
 
 
@@ -97,7 +122,9 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
     # Layer by layer works by cutting the generated programs after each layer; code a user
     # edited cannot be cut, so its report names the worst position only.
     if not result.passed and result.error is None and not (args.keras_code or args.pytorch_code):
-        result.first_divergent_layer = first_divergent_layer(model, source_name, **options)
+        found = first_divergence(model, source_name, **options)
+        if found:
+            result.first_divergent_layer, result.divergence = found
     return result, False
 
 
@@ -122,7 +149,9 @@ def describe(result, source: str) -> str:
         f"({where}, batch '{worst.case}': keras {worst.keras:.7g}, pytorch {worst.torch:.7g}); "
         f"{len([c for c in result.cases if c != 'reset'])} batches: {', '.join(result.cases)}"
     )
-    if not result.passed and result.first_divergent_layer:
+    if not result.passed and result.divergence:
+        line += f"\n  first layer that diverges: {result.divergence}"
+    elif not result.passed and result.first_divergent_layer:
         line += f"\n  first layer that diverges: `{result.first_divergent_layer}`"
     return line
 

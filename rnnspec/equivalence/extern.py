@@ -26,16 +26,24 @@ class ExternContractError(Exception):
 
 @contextlib.contextmanager
 def user_code_path(spec_path: str | Path) -> Iterator[None]:
-    """Import the user's modules from the spec's directory, then the current directory."""
-    entries = [str(Path(spec_path).resolve().parent), str(Path.cwd())]
-    added = [entry for entry in dict.fromkeys(entries) if entry not in sys.path]
-    sys.path[:0] = added
+    """Import the user's modules from the spec's directory, then the current directory.
+
+    Modules first imported from there are forgotten afterwards, so that the next spec, from
+    another directory, imports its own `my_layers` rather than this one's.
+    """
+    entries = list(dict.fromkeys([str(Path(spec_path).resolve().parent), str(Path.cwd())]))
+    before = set(sys.modules)
+    sys.path[:0] = entries
     try:
         yield
     finally:
-        for entry in added:
+        for entry in entries:
             with contextlib.suppress(ValueError):
                 sys.path.remove(entry)
+        for name in set(sys.modules) - before:
+            origin = getattr(sys.modules[name], "__file__", None) or ""
+            if any(origin.startswith(entry + "/") for entry in entries):
+                del sys.modules[name]
 
 
 def extern_layers(model: Model) -> list[Layer]:
@@ -153,3 +161,69 @@ def check_contracts(model: Model, keras_model: Any, torch_module: Any) -> None:
                 f"layer {describe_layer(layer)} does not keep its declared contract:\n"
                 + "\n".join(f"  {p}" for p in problems)
             )
+
+
+def mask_divergence(
+    model: Model,
+    programs: Any,
+    *,
+    seed: int = 0,
+    batch: int = 6,
+    steps: int = 7,
+    chunks: int = 3,
+    keras_weights: dict[str, list[np.ndarray]] | None = None,
+    **_: Any,
+) -> str | None:
+    """For a model that ends at a user layer producing a mask: where the Keras mask and the
+    PyTorch `compute_mask` first differ (batch, row, timestep), or None when they agree.
+
+    A produced mask is not an output, so comparing outputs cannot see it; the next layer would
+    take the blame. The weights and batches are verify's own.
+    """
+    import numpy as np
+    import torch
+    from keras.src.backend import get_keras_mask
+
+    from rnnspec.equivalence import harness
+    from rnnspec.equivalence import inputs as inputs_mod
+    from rnnspec.equivalence import weights as weights_mod
+
+    layer = model.layers[-1]
+    keras_model = harness.load_program(programs.keras_code, f"{model.name}_keras_mask").build_model()
+    torch_module = harness.load_program(programs.torch_code, f"{model.name}_pytorch_mask").build_model()
+    if keras_weights is None:
+        keras_weights = weights_mod.random_keras_weights(model, seed)
+        keras_weights.update(random_weights(model, keras_model, seed))
+    weights_mod.set_keras_weights(model, keras_model, keras_weights)
+    weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, keras_weights, torch_module))
+    torch_module.eval()
+    sub = torch_module.get_submodule(layer.name)
+    produced: list[Any] = []
+    compute_mask = sub.compute_mask
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        produced.append(compute_mask(*args, **kwargs))
+        return produced[-1]
+
+    sub.compute_mask = recording  # on the instance: the class stays the user's
+    if model.stateful:
+        batches = inputs_mod.chunks(model, chunks, steps, seed)
+    else:
+        batches = inputs_mod.cases(model, batch, steps, seed)
+    for case in batches:
+        keras_mask = get_keras_mask(keras_model(case.array, training=False))
+        produced.clear()
+        with torch.no_grad():
+            torch_module(torch.from_numpy(case.array))
+        k = np.asarray(keras_mask, dtype=bool) if keras_mask is not None else None
+        t = produced[-1].detach().cpu().numpy().astype(bool) if produced else None
+        if k is None or t is None or k.shape != t.shape:
+            shape = lambda m: "no mask" if m is None else f"a mask of shape {m.shape}"  # noqa: E731
+            return f"batch '{case.name}': Keras gives {shape(k)}, PyTorch {shape(t)}"
+        if (k != t).any():
+            row, step = (int(i) for i in np.argwhere(k != t)[0])
+            return (
+                f"its mask first differs at row {row}, timestep {step} of batch '{case.name}': "
+                f"keras {bool(k[row, step])}, pytorch {bool(t[row, step])}"
+            )
+    return None

@@ -62,6 +62,7 @@ class Result:
     cases: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     first_divergent_layer: str | None = None
+    divergence: str | None = None  # at a user's layer: which one, and what differs there
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -74,6 +75,7 @@ class Result:
             "cases": self.cases,
             "outputs": self.outputs,
             "first_divergent_layer": self.first_divergent_layer,
+            "divergence": self.divergence,
             "error": self.error,
         }
 
