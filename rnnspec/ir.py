@@ -604,6 +604,13 @@ def _class_path(value: Any, framework: str, owner: str, report: Reporter) -> Cla
                 f"`{framework}` of `{owner}`: `{part}` in `{field_text(value)}` {why}; it cannot be imported",
             )
             return None
+    if not value.name.name[0].isupper():
+        report.error(
+            value.name.pos,
+            f"`{framework}` of `{owner}`: the class `{value.name.name}` must start with an uppercase letter, "
+            "so that it cannot clash with a local name of the generated programs",
+        )
+        return None
     return ClassPath(value.module.text, value.name.name)
 
 

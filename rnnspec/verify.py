@@ -12,7 +12,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from rnnspec.equivalence.extern import user_code_path
+from rnnspec.equivalence.extern import ExternContractError, user_code_path
 from rnnspec.ir import Model
 
 
@@ -115,6 +115,8 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
         options["keras_weights"] = read_weights(model, Path(args.weights), args.spec_of_weights)
     try:
         result = verify(model, Programs(keras_code, torch_code), **options)
+    except ExternContractError as exc:  # a user's class does not do what its spec declares
+        return Result(model.name, passed=False, error=f"the programs did not run: {exc}"), True
     except Exception as exc:  # user-edited code may fail in any way; report it, exit 2
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         result = Result(model.name, passed=False, error=f"the programs did not run: {detail}")
