@@ -310,17 +310,20 @@ def test_a_produced_mask_combined_with_an_incoming_one_is_proved(user_dir, capsy
     (user_dir / "ids.rnn").write_text(
         (EXAMPLES / "silence.rnn").read_text().replace(
             "    input frames: float32[*, 4]\n", "    input ids: int32[*]\n    embedding(20, 4, mask_zero=true)\n"
-        ).replace("SilenceMask(threshold=1.0)", "SilenceMask(threshold=0.05)")
+        ).replace("SilenceMask(threshold=1.0)", "SilenceMask(threshold=0.3)")
     )  # fmt: skip
     code, out, err = verify(capsys, user_dir / "ids.rnn")
     assert (code, err) == (0, ""), out
     from rnnspec.compiler import compile_source
 
     torch_code = compile_source((user_dir / "ids.rnn").read_text(), "pytorch", "ids.rnn")
+    # Both the output and the new mask come from the incoming mask, as in Keras.
     assert (
-        "        x, mask = self.silence_mask_1(x, mask=mask), self.silence_mask_1.compute_mask(x, mask)\n"
-        in (torch_code)
-    )
+        "        x, mask = (\n"
+        "            self.silence_mask_1(x, mask=mask),\n"
+        "            self.silence_mask_1.compute_mask(x, mask),\n"
+        "        )\n"
+    ) in torch_code
 
 
 @pytest.mark.parametrize(
