@@ -382,3 +382,44 @@ def test_weights_without_a_table_or_hook_and_a_short_table_exit_2(user_dir, caps
     assert out.endswith(
         "its Keras layer has 3 weight arrays, and the `weights` table of `AttentionPool` lists 2\n"
     )
+
+
+def test_trained_weights_of_user_layers_port_and_verify(user_dir, capsys):
+    """A trained Keras model with user layers -> .pt (the hook) -> .weights.h5 (its inverse): the
+    arrays come back, and verify proves each file on the PyTorch program."""
+    import numpy as np
+
+    from rnnspec.compiler import compile_source
+    from rnnspec.equivalence.extern import user_code_path
+    from rnnspec.equivalence.harness import configure_frameworks, load_program
+
+    configure_frameworks()
+    spec = user_dir / "silence.rnn"
+    shutil.copy(EXAMPLES / "silence.rnn", spec)
+    with user_code_path(spec):
+        program = load_program(compile_source(spec.read_text(), "keras", spec.name), "trained_silence")
+        trained = program.build_model()
+        rng = np.random.default_rng(7)
+        trained.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in trained.get_weights()])
+        trained.save(user_dir / "trained.keras")
+        arrays = trained.get_weights()
+    assert (
+        main(["port", str(spec), "--from", str(user_dir / "trained.keras"), "--to", str(user_dir / "t.pt")])
+        == 0
+    )
+    assert (
+        main(["port", str(spec), "--from", str(user_dir / "t.pt"), "--to", str(user_dir / "back.weights.h5")])
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines()[0].endswith("12 arrays, 2,161 parameters of `silence` (Keras -> PyTorch)")
+    with user_code_path(spec):
+        again = program.build_model()
+        again.load_weights(user_dir / "back.weights.h5")
+    for a, b in zip(arrays, again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for weights in ("trained.keras", "t.pt", "back.weights.h5"):
+        code, out, err = verify(capsys, spec, "--weights", str(user_dir / weights))
+        assert (code, err) == (0, ""), out
+        assert out.rstrip().endswith(f"trained weights from {user_dir / weights}")

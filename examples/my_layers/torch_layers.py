@@ -44,6 +44,11 @@ class ScaleShift(nn.Module):
         scale, shift = arrays
         return {"scale": scale, "shift": shift}
 
+    @staticmethod
+    def torch_to_keras(state):
+        """The inverse, for `rnnspec port` from PyTorch to Keras."""
+        return [state["scale"], state["shift"]]
+
 
 class AttentionPool(nn.Module):
     def __init__(self, input_size, units):
