@@ -236,11 +236,11 @@ class _Builder:
         self.module(layer, ext.pytorch.name, args)
         call = f"{attr}({src}, mask={mask})" if has_mask else f"{attr}({src})"
         if ext.mask != "produce":
-            self.emit(f"{x} = {call}")
+            self.assign(f"{x} = {attr}", [src, f"mask={mask}"] if has_mask else [src])
             return has_mask and ext.mask == "keep"
         if not has_mask:
-            self.emit(f"{mask} = {attr}.compute_mask({src}, None)")
-            self.emit(f"{x} = {call}")
+            self.assign(f"{mask} = {attr}.compute_mask", [src, "None"])
+            self.assign(f"{x} = {attr}", [src])
             return True
         # Both from the incoming mask, as Keras computes them.
         produced = f"{attr}.compute_mask({src}, {mask})"
@@ -251,6 +251,11 @@ class _Builder:
             for part in (f"{x}, {mask} = (", f"    {call},", f"    {produced},", ")"):
                 self.emit(part)
         return True
+
+    def assign(self, head: str, args: list[str]) -> None:
+        """`head(args)`, laid out as ruff format would when it is too long for one line."""
+        for line in statement(8, head, list(args)):
+            self.emit(line[8:])
 
     def module(self, layer: Layer, cls: str, args: list[str]) -> None:
         self.init += statement(8, f"self.{layer.name} = {cls}", list(args))
