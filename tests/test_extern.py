@@ -419,6 +419,11 @@ def test_trained_weights_of_user_layers_port_and_verify(user_dir, capsys):
         again.load_weights(user_dir / "back.weights.h5")
     for a, b in zip(arrays, again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    assert main(["import", str(user_dir / "trained.keras")]) == 2
+    assert capsys.readouterr().err.splitlines()[1] == (
+        "  layer `silence_mask_1` (SilenceMask): a user's layer class (from `my_layers.keras_layers`): "
+        "declare it in the spec with `extern layer` and write the spec by hand (docs/custom-layers.md)"
+    )
     for weights in ("trained.keras", "t.pt", "back.weights.h5"):
         code, out, err = verify(capsys, spec, "--weights", str(user_dir / weights))
         assert (code, err) == (0, ""), out
