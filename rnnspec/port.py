@@ -492,7 +492,7 @@ def cmd_port(args: argparse.Namespace) -> int:
         raise UsageError(f"{source_path}: error: no such file")
     from rnnspec.equivalence.extern import ExternContractError, user_code_path
 
-    with user_code_path(spec_path):  # the programs import a user's layers from the spec's directory
+    with user_code_path(spec_path, model):  # the programs import a user's layers from the spec's directory
         try:
             programs = _programs(model, spec_path.name)
         except Exception as exc:

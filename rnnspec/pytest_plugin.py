@@ -110,7 +110,7 @@ class ModelItem(RnnSpecItem):
         args = build_parser().parse_args(["verify", str(self.path)])
         try:
             import_frameworks()
-            with user_code_path(self.path):  # a spec's user layers come from its directory
+            with user_code_path(self.path, self.model):  # a spec's user layers come from its directory
                 result, _ = verify_one(self.model, self.path.name, args)
         except VerifyError as exc:
             raise RnnSpecFailure(f"{shown}: {self.name}: {exc}") from None

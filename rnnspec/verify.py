@@ -195,7 +195,7 @@ def run_verify(args: argparse.Namespace) -> int:
     for path, models in loaded:
         for model in models:
             try:
-                with user_code_path(path):  # where the programs import a user's layers from
+                with user_code_path(path, model):  # where the programs import a user's layers from
                     result, error = verify_one(model, Path(path).name, args)
             except VerifyError as exc:
                 print(str(exc), file=sys.stderr)

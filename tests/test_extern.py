@@ -396,7 +396,8 @@ def test_trained_weights_of_user_layers_port_and_verify(user_dir, capsys):
     configure_frameworks()
     spec = user_dir / "silence.rnn"
     shutil.copy(EXAMPLES / "silence.rnn", spec)
-    with user_code_path(spec):
+    model = load_models(spec.read_text())[0]
+    with user_code_path(spec, model):
         program = load_program(compile_source(spec.read_text(), "keras", spec.name), "trained_silence")
         trained = program.build_model()
         rng = np.random.default_rng(7)
@@ -414,7 +415,7 @@ def test_trained_weights_of_user_layers_port_and_verify(user_dir, capsys):
     out, err = capsys.readouterr()
     assert err == ""
     assert out.splitlines()[0].endswith("12 arrays, 2,161 parameters of `silence` (Keras -> PyTorch)")
-    with user_code_path(spec):
+    with user_code_path(spec, model):
         again = program.build_model()
         again.load_weights(user_dir / "back.weights.h5")
     for a, b in zip(arrays, again.get_weights(), strict=True):

@@ -133,7 +133,7 @@ def test_summary_counts_match_the_frameworks(name):
     configure_frameworks()
     source = (EXAMPLES / f"{name}.rnn").read_text()
     model = load_model(source)
-    with user_code_path(EXAMPLES / f"{name}.rnn"):
+    with user_code_path(EXAMPLES / f"{name}.rnn", model):
         keras_model = load_program(compile_source(source, "keras", "x.rnn"), "k").build_model()
         module = load_program(compile_source(source, "pytorch", "x.rnn"), "t").build_model()
     rows = summary_rows(model)

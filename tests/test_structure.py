@@ -88,7 +88,7 @@ def test_layer_names_are_the_spec_names():
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.rnn")))
 def test_weight_shapes_from_the_ir(name):
-    with user_code_path(EXAMPLES / f"{name}.rnn"):
+    with user_code_path(EXAMPLES / f"{name}.rnn", load_model((EXAMPLES / f"{name}.rnn").read_text())):
         ir, ours, module = generated(name)
     users = {layer.name for layer in ir.layers if layer.extern is not None}
     # A user layer's shapes come from its built Keras layer, the rest from the IR alone.

@@ -25,13 +25,17 @@ class ExternContractError(Exception):
 
 
 @contextlib.contextmanager
-def user_code_path(spec_path: str | Path) -> Iterator[None]:
+def user_code_path(spec_path: str | Path, model: Model | None = None) -> Iterator[None]:
     """Import the user's modules from the spec's directory, then the current directory.
 
-    Modules first imported from there are forgotten afterwards, so that the next spec, from
+    The packages of `model`'s user layers are forgotten afterwards, so that the next spec, from
     another directory, imports its own `my_layers` rather than this one's.
     """
     entries = list(dict.fromkeys([str(Path(spec_path).resolve().parent), str(Path.cwd())]))
+    packages = {layer.extern.keras.module.split(".")[0] for layer in extern_layers(model)} if model else set()
+    packages |= (
+        {layer.extern.pytorch.module.split(".")[0] for layer in extern_layers(model)} if model else set()
+    )
     before = set(sys.modules)
     sys.path[:0] = entries
     try:
@@ -41,8 +45,7 @@ def user_code_path(spec_path: str | Path) -> Iterator[None]:
             with contextlib.suppress(ValueError):
                 sys.path.remove(entry)
         for name in set(sys.modules) - before:
-            origin = getattr(sys.modules[name], "__file__", None) or ""
-            if any(origin.startswith(entry + "/") for entry in entries):
+            if name.split(".")[0] in packages:
                 del sys.modules[name]
 
 
