@@ -67,34 +67,23 @@ def first_divergent_layer(model: Model, source_name: str, **options) -> str | No
 
 
 def first_divergence(model: Model, source_name: str, **options) -> tuple[str, str | None] | None:
-    """The first layer whose output (or, for a user layer, produced mask) differs, and for a
-    user's layer, what differs there."""
+    """The first layer whose output differs and, at a user's layer, which classes and the first
+    position where they differ (its output, or the mask it produces)."""
     from rnnspec.compiler import generate
-    from rnnspec.equivalence.extern import describe_layer, mask_divergence
+    from rnnspec.equivalence.extern import describe_layer, first_difference
     from rnnspec.equivalence.harness import Programs, verify
 
     for length in range(1, len(model.layers) + 1):
         cut = prefix_model(model, length)
         layer = model.layers[length - 1]
         programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
-        result = verify(cut, programs, **options)
         if layer.extern is None:
-            if not result.passed:
+            if not verify(cut, programs, **options).passed:
                 return layer.name, None
             continue
-        if not result.passed:
-            worst = result.worst
-            where = f"row {worst.row}" + (
-                f", timestep {worst.timestep}" if worst.timestep is not None else ""
-            )
-            return layer.name, (
-                f"{describe_layer(layer)}; its output differs most at {where} of batch '{worst.case}': "
-                f"keras {worst.keras:.7g}, pytorch {worst.torch:.7g}"
-            )
-        if layer.extern.mask == "produce":
-            differs = mask_divergence(cut, programs, **options)
-            if differs:
-                return layer.name, f"{describe_layer(layer)}; {differs}"
+        differs = first_difference(cut, programs, **options)
+        if differs:
+            return layer.name, f"{describe_layer(layer)}; {differs}"
     return None
 
 

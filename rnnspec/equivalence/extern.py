@@ -166,22 +166,24 @@ def check_contracts(model: Model, keras_model: Any, torch_module: Any) -> None:
             )
 
 
-def mask_divergence(
+def first_difference(
     model: Model,
     programs: Any,
     *,
     seed: int = 0,
+    atol: float = 1e-5,
+    rtol: float = 0.0,
     batch: int = 6,
     steps: int = 7,
     chunks: int = 3,
     keras_weights: dict[str, list[np.ndarray]] | None = None,
-    **_: Any,
 ) -> str | None:
-    """For a model that ends at a user layer producing a mask: where the Keras mask and the
-    PyTorch `compute_mask` first differ (batch, row, timestep), or None when they agree.
+    """For a model cut after a user's layer: the first position, in verify's order (batch, row,
+    timestep, feature), where the two programs' outputs differ, or, for `mask = produce`, where
+    the Keras mask and the PyTorch `compute_mask` first differ; None when both agree.
 
-    A produced mask is not an output, so comparing outputs cannot see it; the next layer would
-    take the blame. The weights and batches are verify's own.
+    A produced mask is not an output, so comparing outputs cannot see it: without this the next
+    layer would take the blame. The weights and batches are verify's own.
     """
     import numpy as np
     import torch
@@ -192,41 +194,65 @@ def mask_divergence(
     from rnnspec.equivalence import weights as weights_mod
 
     layer = model.layers[-1]
-    keras_model = harness.load_program(programs.keras_code, f"{model.name}_keras_mask").build_model()
-    torch_module = harness.load_program(programs.torch_code, f"{model.name}_pytorch_mask").build_model()
+    assert layer.extern is not None
+    keras_model = harness.load_program(programs.keras_code, f"{model.name}_keras_cut").build_model()
+    torch_module = harness.load_program(programs.torch_code, f"{model.name}_pytorch_cut").build_model()
     if keras_weights is None:
         keras_weights = weights_mod.random_keras_weights(model, seed)
         keras_weights.update(random_weights(model, keras_model, seed))
     weights_mod.set_keras_weights(model, keras_model, keras_weights)
     weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, keras_weights, torch_module))
     torch_module.eval()
-    sub = torch_module.get_submodule(layer.name)
     produced: list[Any] = []
-    compute_mask = sub.compute_mask
+    if layer.extern.mask == "produce":
+        sub = torch_module.get_submodule(layer.name)
+        compute_mask = sub.compute_mask
 
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        produced.append(compute_mask(*args, **kwargs))
-        return produced[-1]
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            produced.append(compute_mask(*args, **kwargs))
+            return produced[-1]
 
-    sub.compute_mask = recording  # on the instance: the class stays the user's
+        sub.compute_mask = recording  # on the instance: the class stays the user's
     if model.stateful:
         batches = inputs_mod.chunks(model, chunks, steps, seed)
     else:
         batches = inputs_mod.cases(model, batch, steps, seed)
     for case in batches:
-        keras_mask = get_keras_mask(keras_model(case.array, training=False))
         produced.clear()
+        keras_out = keras_model(case.array, training=False)
         with torch.no_grad():
-            torch_module(torch.from_numpy(case.array))
-        k = np.asarray(keras_mask, dtype=bool) if keras_mask is not None else None
-        t = produced[-1].detach().cpu().numpy().astype(bool) if produced else None
-        if k is None or t is None or k.shape != t.shape:
+            torch_out = torch_module(torch.from_numpy(case.array))
+        k, t = (
+            harness.to_numpy(keras_out)[0].astype(np.float64),
+            harness.to_numpy(torch_out)[0].astype(np.float64),
+        )
+        if k.shape != t.shape:
+            return f"its output has shape {k.shape} in Keras, {t.shape} in PyTorch (batch '{case.name}')"
+        with np.errstate(invalid="ignore"):
+            bad = ~((k == t) | (np.isnan(k) & np.isnan(t))) & ~(np.abs(k - t) <= atol + rtol * np.abs(k))
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            return (
+                f"its output first differs at {_position(where)} of batch '{case.name}': "
+                f"keras {k[where]:.7g}, pytorch {t[where]:.7g}"
+            )
+        if layer.extern.mask != "produce":
+            continue
+        keras_mask = get_keras_mask(keras_out)
+        km = np.asarray(keras_mask, dtype=bool) if keras_mask is not None else None
+        tm = produced[-1].detach().cpu().numpy().astype(bool) if produced else None
+        if km is None or tm is None or km.shape != tm.shape:
             shape = lambda m: "no mask" if m is None else f"a mask of shape {m.shape}"  # noqa: E731
-            return f"batch '{case.name}': Keras gives {shape(k)}, PyTorch {shape(t)}"
-        if (k != t).any():
-            row, step = (int(i) for i in np.argwhere(k != t)[0])
+            return f"in batch '{case.name}', Keras gives {shape(km)}, PyTorch {shape(tm)}"
+        if (km != tm).any():
+            row, step = (int(i) for i in np.argwhere(km != tm)[0])
             return (
                 f"its mask first differs at row {row}, timestep {step} of batch '{case.name}': "
-                f"keras {bool(k[row, step])}, pytorch {bool(t[row, step])}"
+                f"keras {bool(km[row, step])}, pytorch {bool(tm[row, step])}"
             )
     return None
+
+
+def _position(index: tuple[int, ...]) -> str:
+    names = ["row", "timestep", "feature"] if len(index) == 3 else ["row", "feature"]
+    return ", ".join(f"{name} {value}" for name, value in zip(names, index))
