@@ -32,10 +32,8 @@ def user_code_path(spec_path: str | Path, model: Model | None = None) -> Iterato
     another directory, imports its own `my_layers` rather than this one's.
     """
     entries = list(dict.fromkeys([str(Path(spec_path).resolve().parent), str(Path.cwd())]))
-    packages = {layer.extern.keras.module.split(".")[0] for layer in extern_layers(model)} if model else set()
-    packages |= (
-        {layer.extern.pytorch.module.split(".")[0] for layer in extern_layers(model)} if model else set()
-    )
+    users = [layer.extern for layer in extern_layers(model)] if model is not None else []
+    packages = {path.module.split(".")[0] for ext in users if ext for path in (ext.keras, ext.pytorch)}
     before = set(sys.modules)
     sys.path[:0] = entries
     try:
@@ -157,7 +155,8 @@ def check_contracts(model: Model, keras_model: Any, torch_module: Any) -> None:
         tmodule = torch_module.get_submodule(layer.name)
         if ext.mask == "produce" and not callable(getattr(tmodule, "compute_mask", None)):
             problems.append(f"{ext.pytorch.text} must define `compute_mask(x, mask=None)` (mask = produce)")
-        if "mask" not in inspect.signature(tmodule.forward).parameters:
+        parameters = inspect.signature(tmodule.forward).parameters.values()
+        if not any(p.name == "mask" or p.kind is p.VAR_KEYWORD for p in parameters):
             problems.append(f"{ext.pytorch.text}.forward must take `mask=None`, as Keras's call does")
         if problems:
             raise ExternContractError(
