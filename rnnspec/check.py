@@ -103,7 +103,7 @@ IMPORTED_NAMES = PROGRAM_NAMES | frozenset(
 )
 
 
-def _check_extern_names(spec, externs: dict[str, ExternLayer], report: Reporter) -> None:
+def _check_extern_names(spec, externs: dict[str, ExternLayer | None], report: Reporter) -> None:
     """An extern layer's classes are imported under their own names: nothing else may take them."""
     from rnnspec.targets.pytorch import camel_case
 
@@ -111,6 +111,8 @@ def _check_extern_names(spec, externs: dict[str, ExternLayer], report: Reporter)
     inputs = {stmt.name for ast in spec.models for stmt in ast.statements if isinstance(stmt, InputDecl)}
     imported: dict[tuple[str, str], str] = {}  # (framework, class name) -> module
     for extern in externs.values():
+        if extern is None:
+            continue
         for framework, path in (("keras", extern.keras), ("pytorch", extern.pytorch)):
             where = extern.field_pos[framework]
             name = path.name

@@ -200,7 +200,7 @@ def bad_identifier(name: str) -> str | None:
 
 
 def build_model(
-    ast: ModelAST, report: Reporter, externs: dict[str, ExternLayer] | None = None
+    ast: ModelAST, report: Reporter, externs: dict[str, ExternLayer | None] | None = None
 ) -> Model | None:
     """Turn one parsed model into IR layers with typed, defaulted attributes (no graph rules yet)."""
     options = _bind_args(ast.options, (), MODEL_OPTIONS, "model", ast.name_pos, report)
@@ -275,8 +275,12 @@ def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
     return TensorValue(stmt.name, stmt.dtype.name, tuple(shape), pos=stmt.name_pos)
 
 
-def _layer(call: Call, report: Reporter, externs: dict[str, ExternLayer] | None = None) -> Layer | None:
+def _layer(
+    call: Call, report: Reporter, externs: dict[str, ExternLayer | None] | None = None
+) -> Layer | None:
     externs = externs or {}
+    if call.kind in externs and externs[call.kind] is None:
+        return None  # its extern block has errors, reported there
     extern = externs.get(call.kind)
     schema = extern.schema if extern is not None else LAYER_SCHEMAS.get(call.kind)
     if schema is None:
@@ -486,9 +490,9 @@ def _bad_path_part(part: str) -> str | None:
     return why
 
 
-def build_externs(asts: list[Any], report: Reporter) -> dict[str, ExternLayer]:
-    """Check every `extern layer` block of a file; the valid ones by name."""
-    externs: dict[str, ExternLayer] = {}
+def build_externs(asts: list[Any], report: Reporter) -> dict[str, ExternLayer | None]:
+    """Check every `extern layer` block of a file; by name, the valid ones, and None for the others."""
+    externs: dict[str, ExternLayer | None] = {}
     seen: dict[str, Pos] = {}
     for ast in asts:
         before = len(report.diagnostics)
@@ -568,14 +572,8 @@ def build_externs(asts: list[Any], report: Reporter) -> dict[str, ExternLayer]:
                 input_size.pos,
                 f"`pytorch_input_size` of `{ast.name}` must be `true` or `false`, got `{field_text(input_size)}`",
             )
-        if fields.get("pytorch_input_size") is not None and fields["pytorch_input_size"].text == "true":
-            if "input_size" in attrs:
-                report.error(
-                    field_pos["pytorch_input_size"],
-                    f"`pytorch_input_size = true` passes `input_size` to the PyTorch class, and `{ast.name}` "
-                    "declares an argument of that name too",
-                )
         if len(report.diagnostics) > before:
+            externs.setdefault(ast.name, None)  # reported; a model using it needs no second message
             continue
         assert isinstance(mask, Dotted) and output is not None
         externs[ast.name] = ExternLayer(
@@ -587,7 +585,7 @@ def build_externs(asts: list[Any], report: Reporter) -> dict[str, ExternLayer]:
             output=output,
             schema=LayerSchema(tuple(attrs), attrs),
             weights=weights,
-            pytorch_input_size=input_size is not None and input_size.text == "true",
+            pytorch_input_size=isinstance(input_size, Dotted) and input_size.text == "true",
             field_pos=field_pos,
         )
     return externs
@@ -618,6 +616,13 @@ def _extern_arg(owner: str, item: Any, report: Reporter) -> Attr | None:
     why = bad_identifier(item.name)
     if why:
         report.error(item.pos, f"argument name `{item.name}` of `{owner}` {why}; choose another name")
+        return None
+    if item.name in ("time", "features"):
+        report.error(
+            item.pos,
+            f"argument name `{item.name}` of `{owner}` is a word of `output` (the input's "
+            f"{'time axis' if item.name == 'time' else 'feature width'}); choose another name",
+        )
         return None
     if item.name in KERAS_LAYER_KWARGS:
         report.error(

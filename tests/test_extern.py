@@ -114,6 +114,11 @@ def first_error(**fields) -> str:
             "choose another name",
         ),
         (
+            {"extra": "    features: int\n", "call": "Pool(1)"},
+            "m.rnn:6:5: error: argument name `features` of `Pool` is a word of `output` (the input's feature "
+            "width); choose another name",
+        ),
+        (
             {"extra": "    size: str\n", "call": "Pool(1)"},
             "m.rnn:6:11: error: unknown argument type `str` for `size` of `Pool`: use int, float, bool or "
             "one_of(NAME, ...)",
@@ -168,6 +173,10 @@ def first_error(**fields) -> str:
         ),
         ({"call": "Pol(3)"}, "m.rnn:11:5: error: unknown layer kind `Pol` (did you mean `Pool`?)"),
         (
+            {"extra": "    pytorch_input_size = [1]\n", "call": "Pool()"},
+            "m.rnn:6:26: error: `pytorch_input_size` of `Pool` must be `true` or `false`, got `[1]`",
+        ),
+        (
             {"inp": "int32[*]"},
             "m.rnn:11:5: error: input `x` holds token ids (int32[*]) and must be followed by `embedding(...)`, "
             "not `Pool`",
@@ -209,6 +218,16 @@ def test_two_classes_of_one_name_and_a_lowercase_kind_are_refused():
         "rename one of them",
         "m.rnn:13:14: error: extern layer name `pool` must start with an uppercase letter: it names a class in "
         "the generated programs, and lowercase names are the built-in layers'",
+    ]
+
+
+def test_a_model_using_a_broken_extern_block_gets_no_second_message():
+    source = SPEC.format(keras="pkg.mod:Pool", mask="keepp", output="[features]", extra="", inp="float32[*, 4]",
+                         call="Pool()")  # fmt: skip
+    with pytest.raises(SpecError) as info:
+        load_models(source)
+    assert [d.message for d in info.value.diagnostics] == [
+        "`mask` of `Pool` must be consume, keep or produce, got `keepp` (did you mean `keep`?)"
     ]
 
 
