@@ -7,7 +7,16 @@ every independent mistake in the file.
 from __future__ import annotations
 
 from rnnspec.errors import Pos, Reporter, SpecError
-from rnnspec.ir import RECURRENT_KINDS, Layer, Model, TensorValue, bad_identifier, build_model
+from rnnspec.ir import (
+    RECURRENT_KINDS,
+    ExternLayer,
+    Layer,
+    Model,
+    TensorValue,
+    bad_identifier,
+    build_externs,
+    build_model,
+)
 from rnnspec.parse import InputDecl, LayerStmt, parse
 from rnnspec.targets import reserved_class_names, reserved_input_names
 
@@ -20,6 +29,8 @@ def load_models(source: str) -> list[Model]:
     seen: dict[str, Pos] = {}
     if not spec.models:
         report.error(Pos(1, 1), "the file holds no model: write `model NAME { input ...; layers }`")
+    externs = build_externs(spec.externs, report)
+    _check_extern_names(spec, externs, report)
     for ast in spec.models:
         if ast.name in seen:
             report.error(
@@ -29,7 +40,7 @@ def load_models(source: str) -> list[Model]:
         why = bad_identifier(ast.name)
         if why:
             report.error(ast.name_pos, f"model name `{ast.name}` {why}; choose another name")
-        model = build_model(ast, report)
+        model = build_model(ast, report, externs)
         if model is None:
             continue
         if not any(isinstance(stmt, InputDecl) for stmt in ast.statements):
@@ -84,6 +95,47 @@ MODULE_ATTRIBUTES = frozenset(
 )
 # Names an input may not take: each target's module-level names (asked of the targets).
 PROGRAM_NAMES = frozenset(reserved_input_names())
+# Module-level names an extern layer's class, imported under its spec name, must not take.
+IMPORTED_NAMES = PROGRAM_NAMES | reserved_class_names() | frozenset({"np"})
+
+
+def _check_extern_names(spec, externs: dict[str, ExternLayer | None], report: Reporter) -> None:
+    """An extern layer's classes are imported under their own names: nothing else may take them."""
+    from rnnspec.targets.pytorch import camel_case
+
+    classes = {camel_case(ast.name): ast for ast in spec.models}
+    inputs = {stmt.name for ast in spec.models for stmt in ast.statements if isinstance(stmt, InputDecl)}
+    imported: dict[tuple[str, str], str] = {}  # (framework, class name) -> module
+    for extern in externs.values():
+        if extern is None:
+            continue
+        for framework, path in (("keras", extern.keras), ("pytorch", extern.pytorch)):
+            where = extern.field_pos[framework]
+            name = path.name
+            if name in IMPORTED_NAMES:
+                report.error(
+                    where,
+                    f"class `{name}` of `{extern.name}` would shadow a name the generated programs use; "
+                    "import it from a module under another name",
+                )
+            elif framework == "pytorch" and name in classes:
+                report.error(
+                    where,
+                    f"class `{name}` of `{extern.name}` is the class the generated PyTorch program defines for "
+                    f"model `{classes[name].name}`; rename one of them",
+                )
+            elif name in inputs:
+                report.error(
+                    where,
+                    f"class `{name}` of `{extern.name}` has the name of a model input; rename one of them",
+                )
+            module = imported.setdefault((framework, name), path.module)
+            if module != path.module:
+                report.error(
+                    where,
+                    f"two {framework} classes named `{name}` ({module} and {path.module}) cannot both be "
+                    "imported into one program; rename one of them",
+                )
 
 
 def _check_names(model: Model, report: Reporter) -> None:
@@ -197,7 +249,58 @@ def _infer(
         return [TensorValue(layer.name, "float32", current.shape, current.masked)]
     if kind in ("global_average_pooling", "attention_pooling"):
         return [TensorValue(layer.name, "float32", current.shape[1:])]
+    if layer.extern is not None:
+        return _infer_extern(layer, layer.extern, current, previous, report)
     return _infer_recurrent(model, layer, current, report)
+
+
+def _infer_extern(
+    layer: Layer, extern: ExternLayer, current: TensorValue, previous: Layer | None, report: Reporter
+) -> list[TensorValue] | None:
+    """The output of a user's layer, from its declared `output` shape and mask mode."""
+    needs_time = extern.mask in ("keep", "produce") or "time" in extern.output
+    if needs_time and not current.is_sequence:
+        why = f"`mask = {extern.mask}`" if extern.mask != "consume" else "its `output` uses `time`"
+        message = _needs_sequence(layer, current, previous).replace(
+            f"`{layer.kind}` needs a sequence", f"`{layer.kind}` ({why}) needs a sequence", 1
+        )
+        report.error(layer.pos, message)
+        return None
+    shape: list[int | None] = []
+    for dim in extern.output:
+        if dim == "time":
+            shape.append(current.shape[0])
+        elif dim == "*":
+            shape.append(None)
+        elif dim == "features":
+            shape.append(current.shape[-1])
+        elif isinstance(dim, str):
+            shape.append(layer.attrs[dim])
+            if layer.attrs[dim] <= 0:
+                report.error(
+                    layer.where(dim),
+                    f"`{dim}` of `{layer.name}` sets its output width, so it must be a positive integer, "
+                    f"got `{layer.attrs[dim]}`",
+                )
+                return None
+        else:
+            shape.append(dim)
+    if extern.mask == "keep" and extern.output[0] != "time":
+        report.error(
+            extern.field_pos["output"],
+            f"`{extern.name}` keeps the mask (`mask = keep`), so its output keeps the time axis: "
+            "write `output = [time, ...]`",
+        )
+        return None
+    if extern.mask == "produce" and len(extern.output) != 2:
+        report.error(
+            extern.field_pos["output"],
+            f"`{extern.name}` produces a mask over time (`mask = produce`), so its output is a sequence: "
+            "write `output = [time, ...]` or `[*, ...]`",
+        )
+        return None
+    masked = {"consume": False, "keep": current.masked, "produce": True}[extern.mask]
+    return [TensorValue(layer.name, "float32", tuple(shape), masked)]
 
 
 def _needs_sequence(layer: Layer, current: TensorValue, previous: Layer | None) -> str:

@@ -496,6 +496,13 @@ class _Converter:
         class_name, name, config = entry["class_name"], entry["name"], entry["config"]
         where = f"layer `{name}` ({class_name})"
         if class_name not in KERAS_KINDS:
+            module = str(entry["raw"].get("module") or "")
+            if module and not module.startswith("keras"):
+                self.problem(
+                    f"{where}: a user's layer class (from `{module}`): declare it in the spec with "
+                    "`extern layer` and write the spec by hand (docs/custom-layers.md)"
+                )
+                return None
             what = "a nested model" if class_name in ("Sequential", "Functional") else "the layer"
             self.problem(f"{where}: {what} has no equivalent in the language")
             return None

@@ -9,12 +9,29 @@ from __future__ import annotations
 
 import keyword
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from rnnspec.errors import Pos, Reporter, did_you_mean
-from rnnspec.parse import Arg, Bool, Call, Ident, ModelAST, Number, value_text
+from rnnspec.parse import (
+    Arg,
+    Bool,
+    Call,
+    ClassRef,
+    Dotted,
+    ExternArg,
+    FieldList,
+    Ident,
+    InputDecl,
+    ModelAST,
+    Number,
+    Star,
+    Wrapped,
+    field_text,
+    value_text,
+)
 
 ACTIVATIONS = (
     "linear",
@@ -46,8 +63,9 @@ MAX_SIZE = 2**31 - 1
 class Attr:
     """One argument of a layer kind: its type, its Keras default, its allowed values."""
 
-    type: str  # pos_int | bool | rate | float | activation | merge_mode | recurrent_layer
+    type: str  # pos_int | bool | rate | float | activation | merge_mode | recurrent_layer | int | float32 | choice
     default: Any = REQUIRED
+    choices: tuple[str, ...] = ()  # for `choice`
 
     @property
     def required(self) -> bool:
@@ -138,6 +156,7 @@ class Layer:
     pos: Pos
     attr_pos: dict[str, Pos] = field(default_factory=dict)
     inner: Layer | None = None  # the recurrent layer a `bidirectional` wraps
+    extern: ExternLayer | None = None  # the user's layer this one instantiates
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
 
@@ -171,6 +190,11 @@ class Model:
         return any(value.masked for value in self.values.values())
 
 
+def snake_case(name: str) -> str:
+    """`TemporalMaxPool` -> `temporal_max_pool`: how Keras names a layer class's instances."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
 def bad_identifier(name: str) -> str | None:
     """Why a spec name cannot become a Python identifier in generated code, or None."""
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
@@ -180,14 +204,14 @@ def bad_identifier(name: str) -> str | None:
     return None
 
 
-def build_model(ast: ModelAST, report: Reporter) -> Model | None:
+def build_model(
+    ast: ModelAST, report: Reporter, externs: dict[str, ExternLayer | None] | None = None
+) -> Model | None:
     """Turn one parsed model into IR layers with typed, defaulted attributes (no graph rules yet)."""
     options = _bind_args(ast.options, (), MODEL_OPTIONS, "model", ast.name_pos, report)
     inputs: list[TensorValue] = []
     layers: list[Layer] = []
     counts: dict[str, int] = {}
-    from rnnspec.parse import InputDecl
-
     for index, stmt in enumerate(ast.statements):
         if isinstance(stmt, InputDecl):
             if index != 0 or inputs:
@@ -199,7 +223,7 @@ def build_model(ast: ModelAST, report: Reporter) -> Model | None:
             if value is not None:
                 inputs.append(value)
             continue
-        layer = _layer(stmt.call, report)
+        layer = _layer(stmt.call, report, externs or {})
         if layer is None:
             continue
         counts[layer.kind] = counts.get(layer.kind, 0) + 1
@@ -207,7 +231,8 @@ def build_model(ast: ModelAST, report: Reporter) -> Model | None:
             layer.name = stmt.alias.name
             layer.attr_pos["name"] = stmt.alias.pos
         else:
-            layer.name = f"{layer.kind}_{counts[layer.kind]}"
+            base = snake_case(layer.kind) if layer.extern is not None else layer.kind
+            layer.name = f"{base}_{counts[layer.kind]}"
         layers.append(layer)
     if options is None:
         return None
@@ -258,18 +283,23 @@ def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
     return TensorValue(stmt.name, stmt.dtype.name, tuple(shape), pos=stmt.name_pos)
 
 
-def _layer(call: Call, report: Reporter) -> Layer | None:
-    schema = LAYER_SCHEMAS.get(call.kind)
+def _layer(
+    call: Call, report: Reporter, externs: dict[str, ExternLayer | None] | None = None
+) -> Layer | None:
+    externs = externs or {}
+    if call.kind in externs and externs[call.kind] is None:
+        return None  # its extern block has errors, reported there
+    extern = externs.get(call.kind)
+    schema = extern.schema if extern is not None else LAYER_SCHEMAS.get(call.kind)
     if schema is None:
-        report.error(
-            call.pos, f"unknown layer kind `{call.kind}`{did_you_mean(call.kind, list(LAYER_SCHEMAS))}"
-        )
+        known = list(LAYER_SCHEMAS) + list(externs)
+        report.error(call.pos, f"unknown layer kind `{call.kind}`{did_you_mean(call.kind, known)}")
         return None
     attr_pos: dict[str, Pos] = {}
     attrs = _bind_args(call.args, schema.positional, schema.attrs, call.kind, call.pos, report, attr_pos)
     if attrs is None:
         return None
-    layer = Layer(name="", kind=call.kind, attrs=attrs, pos=call.pos, attr_pos=attr_pos)
+    layer = Layer(name="", kind=call.kind, attrs=attrs, pos=call.pos, attr_pos=attr_pos, extern=extern)
     if call.kind == "bidirectional":
         inner = attrs.pop("layer")
         layer.inner = inner
@@ -378,6 +408,23 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
             )
         else:
             report.error(where, f"`{name}` of `{owner}` must be a number, got `{shown}`")
+    elif attr.type == "int":
+        if isinstance(value, Number) and value.is_int and abs(value.value) < 2**63:
+            return value.value
+        report.error(where, f"`{name}` of `{owner}` must be an integer, got `{shown}`")
+    elif attr.type == "float32":
+        if isinstance(value, Number) and _finite_float32(float(value.value)):
+            return float(value.value)
+        what = "a number finite in float32" if isinstance(value, Number) else "a number"
+        report.error(where, f"`{name}` of `{owner}` must be {what}, got `{shown}`")
+    elif attr.type == "choice":
+        if isinstance(value, Ident) and value.name in attr.choices:
+            return value.name
+        report.error(
+            where,
+            f"`{name}` of `{owner}` must be one of {', '.join(attr.choices)}; got `{shown}`"
+            + (did_you_mean(value.name, attr.choices) if isinstance(value, Ident) else ""),
+        )
     elif attr.type in ("activation", "merge_mode"):
         choices = ACTIVATIONS if attr.type == "activation" else MERGE_MODES
         if isinstance(value, Ident) and value.name in choices:
@@ -407,5 +454,314 @@ def _rounding_note(value: Any) -> str:
     return ""
 
 
+def _finite_float32(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= FLOAT32_MAX
+
+
 def _show(value: Any) -> str:
     return f"{value.kind}(...)" if isinstance(value, Call) else value_text(value)
+
+
+# --- extern layers: a user's own layer classes, one per framework -----------------------------
+
+MASK_MODES = ("consume", "keep", "produce")
+EXTERN_ARG_TYPES = ("int", "float", "bool")
+EXTERN_FIELDS = ("keras", "pytorch", "mask", "output", "weights", "pytorch_input_size")
+# Keyword arguments that keras.layers.Layer's constructor takes itself (or that the generated
+# code passes): a user argument of that name would collide with them.
+KERAS_LAYER_KWARGS = frozenset(
+    "name dtype trainable autocast input_shape batch_input_shape batch_size input_dim weights "
+    "activity_regularizer input_size".split()
+)
+
+
+@dataclass(frozen=True)
+class ClassPath:
+    """Where a user's class lives: `from {module} import {name}`; every part a checked identifier."""
+
+    module: str
+    name: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.module}:{self.name}"
+
+
+@dataclass(frozen=True)
+class WeightEntry:
+    """The torch parameter (relative to the layer's module) that one Keras array becomes."""
+
+    key: str
+    transpose: bool = False
+
+
+@dataclass
+class ExternLayer:
+    """A layer kind the user declares with `extern layer NAME { ... }` and writes once per framework."""
+
+    name: str
+    pos: Pos
+    keras: ClassPath
+    pytorch: ClassPath
+    mask: str  # consume | keep | produce
+    output: tuple[int | str, ...]  # per sample: ints, `*`, `time`, `features` or an int argument's name
+    schema: LayerSchema
+    weights: tuple[WeightEntry, ...] | None = None  # None: the torch class's keras_to_torch hook
+    pytorch_input_size: bool = False
+    field_pos: dict[str, Pos] = field(default_factory=dict)
+
+
+def _bad_path_part(part: str) -> str | None:
+    why = bad_identifier(part)
+    if why is None and part.endswith("__"):
+        return "ends with `__`, which Python reserves"
+    return why
+
+
+def build_externs(asts: list[Any], report: Reporter) -> dict[str, ExternLayer | None]:
+    """Check every `extern layer` block of a file; by name, the valid ones, and None for the others."""
+    externs: dict[str, ExternLayer | None] = {}
+    seen: dict[str, Pos] = {}
+    for ast in asts:
+        before = len(report.diagnostics)
+        if ast.name in seen:
+            report.error(
+                ast.name_pos,
+                f"extern layer `{ast.name}` is declared twice (first at line {seen[ast.name].line})",
+            )
+        seen.setdefault(ast.name, ast.name_pos)
+        why = _bad_path_part(ast.name)
+        if why:
+            report.error(ast.name_pos, f"extern layer name `{ast.name}` {why}; choose another name")
+        elif not ast.name[0].isupper():
+            report.error(
+                ast.name_pos,
+                f"extern layer name `{ast.name}` must start with an uppercase letter: it names a class "
+                "in the generated programs, and lowercase names are the built-in layers'",
+            )
+        elif ast.name in LAYER_SCHEMAS:
+            report.error(ast.name_pos, f"`{ast.name}` is a built-in layer kind; choose another name")
+        fields: dict[str, Any] = {}
+        field_pos: dict[str, Pos] = {}
+        attrs: dict[str, Attr] = {}
+        for item in ast.items:
+            if isinstance(item, ExternArg):
+                if item.name in attrs:
+                    report.error(item.pos, f"argument `{item.name}` of `{ast.name}` is declared twice")
+                    continue
+                attr = _extern_arg(ast.name, item, report)
+                if attr is not None:
+                    attrs[item.name] = attr
+                continue
+            if item.name not in EXTERN_FIELDS:
+                report.error(
+                    item.pos,
+                    f"`extern layer` has no field `{item.name}`{did_you_mean(item.name, EXTERN_FIELDS)}; "
+                    f"it takes {', '.join(EXTERN_FIELDS)}, and arguments as `name: type = default`",
+                )
+                continue
+            if item.name in fields:
+                report.error(item.pos, f"field `{item.name}` of `{ast.name}` is given twice")
+                continue
+            fields[item.name] = item.value
+            field_pos[item.name] = item.pos
+        for required in ("keras", "pytorch", "mask", "output"):
+            if required not in fields:
+                report.error(ast.end_pos, f"extern layer `{ast.name}` needs the field `{required}`")
+        paths: dict[str, ClassPath] = {}
+        for framework in ("keras", "pytorch"):
+            value = fields.get(framework)
+            if value is None:
+                continue
+            if not isinstance(value, ClassRef):
+                report.error(
+                    value.pos,
+                    f"`{framework}` of `{ast.name}` must be `package.module:Class`, got `{field_text(value)}`",
+                )
+                continue
+            path = _class_path(value, framework, ast.name, report)
+            if path is not None:
+                paths[framework] = path
+        mask = fields.get("mask")
+        if mask is not None and not (isinstance(mask, Dotted) and mask.text in MASK_MODES):
+            shown = field_text(mask)
+            report.error(
+                mask.pos,
+                f"`mask` of `{ast.name}` must be consume, keep or produce, got `{shown}`"
+                + did_you_mean(shown, MASK_MODES),
+            )
+        output = _extern_output(ast.name, fields.get("output"), attrs, report)
+        weights = _extern_weights(ast.name, fields.get("weights"), report)
+        input_size = fields.get("pytorch_input_size")
+        if input_size is not None and not (
+            isinstance(input_size, Dotted) and input_size.text in ("true", "false")
+        ):
+            report.error(
+                input_size.pos,
+                f"`pytorch_input_size` of `{ast.name}` must be `true` or `false`, got `{field_text(input_size)}`",
+            )
+        if len(report.diagnostics) > before:
+            externs.setdefault(ast.name, None)  # reported; a model using it needs no second message
+            continue
+        assert isinstance(mask, Dotted) and output is not None
+        externs[ast.name] = ExternLayer(
+            name=ast.name,
+            pos=ast.name_pos,
+            keras=paths["keras"],
+            pytorch=paths["pytorch"],
+            mask=mask.text,
+            output=output,
+            schema=LayerSchema(tuple(attrs), attrs),
+            weights=weights,
+            pytorch_input_size=isinstance(input_size, Dotted) and input_size.text == "true",
+            field_pos=field_pos,
+        )
+    return externs
+
+
+def _class_path(value: Any, framework: str, owner: str, report: Reporter) -> ClassPath | None:
+    for part, pos in [(p, value.module.pos) for p in value.module.parts] + [
+        (value.name.name, value.name.pos)
+    ]:
+        why = _bad_path_part(part)
+        if why:
+            report.error(
+                pos,
+                f"`{framework}` of `{owner}`: `{part}` in `{field_text(value)}` {why}; it cannot be imported",
+            )
+            return None
+    if not value.name.name[0].isupper():
+        report.error(
+            value.name.pos,
+            f"`{framework}` of `{owner}`: the class `{value.name.name}` must start with an uppercase letter, "
+            "so that it cannot clash with a local name of the generated programs",
+        )
+        return None
+    return ClassPath(value.module.text, value.name.name)
+
+
+def _extern_arg(owner: str, item: Any, report: Reporter) -> Attr | None:
+    why = bad_identifier(item.name)
+    if why:
+        report.error(item.pos, f"argument name `{item.name}` of `{owner}` {why}; choose another name")
+        return None
+    if item.name in ("time", "features"):
+        report.error(
+            item.pos,
+            f"argument name `{item.name}` of `{owner}` is a word of `output` (the input's "
+            f"{'time axis' if item.name == 'time' else 'feature width'}); choose another name",
+        )
+        return None
+    if item.name in KERAS_LAYER_KWARGS:
+        report.error(
+            item.pos,
+            f"argument name `{item.name}` of `{owner}` is taken by keras.layers.Layer (or by rnnspec); "
+            "choose another name",
+        )
+        return None
+    type_ = item.type
+    if isinstance(type_, Ident) and type_.name in EXTERN_ARG_TYPES:
+        attr = Attr({"float": "float32"}.get(type_.name, type_.name))
+    elif isinstance(type_, Call) and type_.kind == "one_of":
+        choices = []
+        for arg in type_.args:
+            if arg.name is not None or not isinstance(arg.value, Ident) or bad_identifier(arg.value.name):
+                report.error(
+                    arg.pos, f"`one_of` takes names, such as `one_of(max, mean)`; got `{_show(arg.value)}`"
+                )
+                return None
+            choices.append(arg.value.name)
+        if not choices:
+            report.error(type_.pos, "`one_of` needs at least one name, such as `one_of(max, mean)`")
+            return None
+        attr = Attr("choice", choices=tuple(choices))
+    else:
+        shown = _show(type_)
+        report.error(
+            type_.pos,
+            f"unknown argument type `{shown}` for `{item.name}` of `{owner}`: use int, float, bool or "
+            f"one_of(NAME, ...){did_you_mean(shown, EXTERN_ARG_TYPES)}",
+        )
+        return None
+    if item.default is None:
+        return attr
+    default = _convert(Arg(item.name, item.default, item.default.pos), item.name, attr, owner, report)
+    if default is _INVALID:
+        return None
+    return Attr(attr.type, default, attr.choices)
+
+
+def _extern_output(
+    owner: str, value: Any, attrs: dict[str, Attr], report: Reporter
+) -> tuple[int | str, ...] | None:
+    if value is None:
+        return None
+    example = "such as `[time, features]` or `[features]`"
+    if not isinstance(value, FieldList) or len(value.items) not in (1, 2):
+        report.error(value.pos, f"`output` of `{owner}` is the per-sample shape, one or two dims {example}")
+        return None
+    dims: list[int | str] = []
+    for index, item in enumerate(value.items):
+        last = index == len(value.items) - 1
+        if isinstance(item, Star) and not last:
+            dims.append("*")
+        elif isinstance(item, Number) and item.is_int and item.value > 0:
+            dims.append(item.value)
+        elif isinstance(item, Dotted) and len(item.parts) == 1 and item.text == "time" and not last:
+            dims.append("time")
+        elif isinstance(item, Dotted) and len(item.parts) == 1 and item.text == "features":
+            dims.append("features")
+        elif (
+            isinstance(item, Dotted) and len(item.parts) == 1 and attrs.get(item.text, Attr("")).type == "int"
+        ):
+            dims.append(item.text)
+        else:
+            allowed = (
+                "`time`, `*` or a positive integer"
+                if not last
+                else "`features`, a positive integer, or the name of an int argument"
+            )
+            report.error(
+                item.pos,
+                f"`output` of `{owner}`: {'the time' if not last else 'the feature'} dimension must be "
+                f"{allowed}, got `{field_text(item)}`",
+            )
+            return None
+    return tuple(dims)
+
+
+def _extern_weights(owner: str, value: Any, report: Reporter) -> tuple[WeightEntry, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, FieldList):
+        report.error(
+            value.pos,
+            f"`weights` of `{owner}` is a list, one torch parameter per Keras weight in get_weights() order, "
+            "such as `[transpose(proj.weight), proj.bias]`",
+        )
+        return None
+    entries: list[WeightEntry] = []
+    for item in value.items:
+        if isinstance(item, Wrapped) and item.func.name == "transpose":
+            target, transpose = item.target, True
+        elif isinstance(item, Dotted):
+            target, transpose = item, False
+        else:
+            report.error(
+                item.pos,
+                f"`weights` of `{owner}` lists parameter names such as `proj.bias`, or `transpose(proj.weight)`; "
+                f"got `{field_text(item)}`",
+            )
+            return None
+        for part in target.parts:
+            why = _bad_path_part(part)
+            if why:
+                report.error(target.pos, f"parameter `{target.text}` of `{owner}`: `{part}` {why}")
+                return None
+        entries.append(WeightEntry(target.text, transpose))
+    keys = [entry.key for entry in entries]
+    for key in keys:
+        if keys.count(key) > 1:
+            report.error(value.pos, f"`weights` of `{owner}` names the parameter `{key}` twice")
+            return None
+    return tuple(entries)

@@ -89,9 +89,79 @@ class ModelAST:
     end_pos: Pos
 
 
+@dataclass(frozen=True)
+class Dotted:
+    """`a.b.c`: a module path, a parameter path, or (one part) a plain name."""
+
+    parts: tuple[str, ...]
+    pos: Pos
+
+    @property
+    def text(self) -> str:
+        return ".".join(self.parts)
+
+
+@dataclass(frozen=True)
+class ClassRef:
+    """`package.module:Class`, where an extern layer's class lives."""
+
+    module: Dotted
+    name: Ident
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Wrapped:
+    """`transpose(proj.weight)` in a weight table."""
+
+    func: Ident
+    target: Dotted
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class FieldList:
+    items: tuple[Number | Star | Dotted | Wrapped, ...]
+    pos: Pos
+
+
+FieldValue = Dotted | ClassRef | FieldList
+
+
+@dataclass(frozen=True)
+class ExternField:
+    """`key = value` inside an extern block."""
+
+    name: str
+    value: FieldValue
+    pos: Pos
+    end_line: int = 0
+
+
+@dataclass(frozen=True)
+class ExternArg:
+    """`name: type [= default]` inside an extern block: one argument of the user's layer."""
+
+    name: str
+    type: Value
+    default: Value | None
+    pos: Pos
+    end_line: int = 0
+
+
+@dataclass(frozen=True)
+class ExternAST:
+    name: str
+    name_pos: Pos
+    items: tuple[ExternField | ExternArg, ...]
+    pos: Pos
+    end_pos: Pos
+
+
 @dataclass
 class SpecFile:
     models: list[ModelAST] = field(default_factory=list)
+    externs: list[ExternAST] = field(default_factory=list)
 
 
 @lru_cache(maxsize=1)
@@ -133,7 +203,73 @@ def parse(source: str) -> SpecFile:
         tree = _parser().parse(source)
     except UnexpectedInput as exc:
         raise SpecError([_syntax_diagnostic(exc, source)]) from None
-    return SpecFile([_model(child) for child in tree.children])
+    models = [_model(child) for child in tree.children if child.data == "model"]
+    externs = [_extern(child) for child in tree.children if child.data == "extern"]
+    return SpecFile(models, externs)
+
+
+def _extern(tree: Tree) -> ExternAST:
+    name, *items = tree.children
+    return ExternAST(
+        name=str(name),
+        name_pos=_pos(name),
+        items=tuple(_extern_item(item) for item in items),
+        pos=_pos(tree),
+        end_pos=Pos(tree.meta.end_line, max(tree.meta.end_column - 1, 1)),
+    )
+
+
+def _extern_item(tree: Tree) -> ExternField | ExternArg:
+    key = tree.children[0]
+    if tree.data == "extern_field":
+        return ExternField(str(key), _field_value(tree.children[1]), _pos(key), tree.meta.end_line)
+    type_, *default = tree.children[1:]
+    return ExternArg(
+        name=str(key),
+        type=_value(type_),
+        default=_value(default[0]) if default else None,
+        pos=_pos(key),
+        end_line=tree.meta.end_line,
+    )
+
+
+def _dotted(tree: Tree) -> Dotted:
+    return Dotted(tuple(str(t) for t in tree.children), _pos(tree.children[0]))
+
+
+def _field_value(tree: Tree) -> FieldValue:
+    if tree.data == "class_ref":
+        module, name = tree.children
+        return ClassRef(_dotted(module), Ident(str(name), _pos(name)), _pos(tree))
+    if tree.data == "field_list":
+        return FieldList(tuple(_field_item(item) for item in tree.children), _pos(tree))
+    return _dotted(tree)
+
+
+def _field_item(item: Token | Tree) -> Number | Star | Dotted | Wrapped:
+    if isinstance(item, Token):
+        return Star(_pos(item))
+    if item.data == "number":
+        return Number(str(item.children[0]), _pos(item))
+    if item.data == "wrapped":
+        func, target = item.children
+        return Wrapped(Ident(str(func), _pos(func)), _dotted(target), _pos(func))
+    return _dotted(item)
+
+
+def field_text(value: FieldValue | Number | Star | Wrapped) -> str:
+    """An extern block's field value as it is written in a spec."""
+    if isinstance(value, Dotted):
+        return value.text
+    if isinstance(value, ClassRef):
+        return f"{value.module.text}:{value.name.name}"
+    if isinstance(value, FieldList):
+        return "[" + ", ".join(field_text(item) for item in value.items) + "]"
+    if isinstance(value, Wrapped):
+        return f"{value.func.name}({value.target.text})"
+    if isinstance(value, Star):
+        return "*"
+    return value.text
 
 
 def _model(tree: Tree) -> ModelAST:
@@ -311,7 +447,7 @@ def _common_mistake(exc: UnexpectedInput, expected: set[str], source: str) -> st
         if char == ":" and "EQUAL" in expected:
             return "expected `=` between an argument name and its value, found `:`"
         return None
-    if expected == {"MODEL"} or expected == {"MODEL", "$END"}:
+    if "MODEL" in expected and expected <= {"MODEL", "EXTERN", "$END"}:
         if token is not None and token.type == "NAME":
             return (
                 f"expected `model NAME {{ ... }}`, found `{text}`: "

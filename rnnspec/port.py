@@ -264,7 +264,7 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
             problems.append(f"{key}: the file has an entry of shape {shown} that the spec has no place for")
     if problems:
         raise _mismatch(path, model, spec_path, problems)
-    return torch_to_keras(model, arrays)
+    return torch_to_keras(model, arrays, programs.torch.build_model())
 
 
 def _compare_architecture(model: Model, imported: Imported) -> tuple[list[str], list[str]]:
@@ -313,6 +313,8 @@ def _read_keras(
 
     from rnnspec.equivalence.weights import get_keras_weights
 
+    if any(layer.extern is not None for layer in model.layers):
+        return _read_keras_by_keras(model, programs, path, fmt, spec_path)
     if fmt == "keras":
         try:
             imported = import_model(path)
@@ -388,12 +390,64 @@ def _read_keras(
     return weights
 
 
+def _read_keras_by_keras(
+    model: Model, programs: _Programs, path: Path, fmt: str, spec_path: str
+) -> dict[str, list[np.ndarray]]:
+    """Trained arrays for a model with user layers: only the user's Keras classes know their
+    weights, so Keras reads the file (into the spec's model, or as the saved model), and every
+    layer's arrays are checked, by name and shape, against the spec's model built from the spec."""
+    from rnnspec.equivalence.weights import get_keras_weights
+
+    built = programs.keras.build_model()
+    expected = get_keras_weights(model, built)
+    if fmt == "keras":
+        loaded = _load_keras_model(programs, path)
+        found: dict[str, list[np.ndarray]] = {}
+        problems: list[str] = []
+        for layer in model.layers:
+            try:
+                klayer = loaded.get_layer(layer.name)
+            except ValueError:
+                problems.append(f"{layer.name}: the spec has this layer, the file has no layer of that name")
+                continue
+            want = type(built.get_layer(layer.name)).__name__
+            if type(klayer).__name__ != want:
+                problems.append(f"{layer.name}: the spec has a {want}, the file a {type(klayer).__name__}")
+            elif layer.inner is not None:
+                found[layer.name] = klayer.forward_layer.get_weights() + klayer.backward_layer.get_weights()
+            elif klayer.weights:
+                found[layer.name] = klayer.get_weights()
+    else:
+        try:
+            built.load_weights(str(path))
+        except Exception as exc:
+            raise UsageError(
+                f"{path}: error: Keras cannot load the file into the spec's model: {exc}"
+            ) from None
+        found, problems = get_keras_weights(model, built), []
+    for name, arrays in expected.items():
+        got = found.get(name, [])
+        for index, (want, have) in enumerate(zip(arrays, got)):
+            if want.shape != have.shape:
+                problems.append(
+                    f"{name} array {index}: the spec needs shape {_shape(want.shape)}, the file has {_shape(have.shape)}"
+                )
+        if len(got) != len(arrays):
+            problems.append(f"{name}: the spec needs {len(arrays)} arrays, the file has {len(got)}")
+    if problems:
+        raise _mismatch(path, model, spec_path, problems)
+    return {name: arrays for name, arrays in found.items() if arrays}
+
+
 def _load_keras_model(programs: _Programs, path: Path) -> Any:
     import keras
 
     custom = {}
     if hasattr(programs.keras, "AttentionPooling"):
         custom["AttentionPooling"] = programs.keras.AttentionPooling
+    for layer in programs.model.layers:  # a user's classes, as the generated program imports them
+        if layer.extern is not None:
+            custom[layer.extern.keras.name] = getattr(programs.keras, layer.extern.keras.name)
     try:
         return keras.saving.load_model(path, custom_objects=custom, compile=False)
     except Exception as exc:
@@ -432,8 +486,8 @@ def write_weights(
         if fmt == "pt":
             import torch
 
-            state = keras_to_torch(model, weights)
             module = programs.torch.build_model()
+            state = keras_to_torch(model, weights, module)
             load_torch_state(module, state)  # strict: every entry present, every shape right
             tensors = {key: value.detach().clone() for key, value in module.state_dict().items()}
             with open(tmp, "wb") as handle:  # a file object: the archive's inner folder is "archive"
@@ -526,12 +580,20 @@ def cmd_port(args: argparse.Namespace) -> int:
         if fmt is None:
             raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
     require_regular_file(source_path, "weights file")
-    try:
-        programs = _programs(model, spec_path.name)
-    except Exception as exc:
-        raise UsageError(f"rnnspec port: error: {exc}") from None
-    weights = read_weights(model, source_path, args.file, programs)
-    count = write_weights(model, programs, weights, target_path, [spec_path, source_path], force=args.force)
+    from rnnspec.equivalence.extern import ExternContractError, user_code_path
+
+    with user_code_path(spec_path, model):  # the programs import a user's layers from the spec's directory
+        try:
+            programs = _programs(model, spec_path.name)
+        except Exception as exc:
+            raise UsageError(f"rnnspec port: error: {exc}") from None
+        try:
+            weights = read_weights(model, source_path, args.file, programs)
+            count = write_weights(
+                model, programs, weights, target_path, [spec_path, source_path], force=args.force
+            )
+        except ExternContractError as exc:
+            raise UsageError(f"rnnspec port: error: {exc}") from None
     parameters = sum(int(a.size) for arrays in weights.values() for a in arrays)
     print(
         terminal_text(

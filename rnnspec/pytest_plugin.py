@@ -102,6 +102,7 @@ class ModelItem(RnnSpecItem):
 
     def runtest(self) -> None:
         from rnnspec.cli import build_parser
+        from rnnspec.equivalence.extern import user_code_path
         from rnnspec.verify import VerifyError, describe, import_frameworks, verify_one
 
         shown = self.parent.shown_path() if isinstance(self.parent, RnnSpecFile) else str(self.path)
@@ -109,7 +110,8 @@ class ModelItem(RnnSpecItem):
         args = build_parser().parse_args(["verify", str(self.path)])
         try:
             import_frameworks()
-            result, _ = verify_one(self.model, self.path.name, args)
+            with user_code_path(self.path, self.model):  # a spec's user layers come from its directory
+                result, _ = verify_one(self.model, self.path.name, args)
         except VerifyError as exc:
             raise RnnSpecFailure(f"{shown}: {self.name}: {exc}") from None
         if not result.passed:

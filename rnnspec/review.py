@@ -13,7 +13,17 @@ from math import prod
 from rnnspec.errors import Diagnostic, UserError
 from rnnspec.files import load_spec, write_text
 from rnnspec.ir import Layer, Model
-from rnnspec.parse import InputDecl, LayerStmt, Star, parse, value_text
+from rnnspec.parse import (
+    ExternArg,
+    ExternAST,
+    ExternField,
+    InputDecl,
+    LayerStmt,
+    Star,
+    field_text,
+    parse,
+    value_text,
+)
 from rnnspec.text import BOM, newline_of, normalize, split_lines, terminal_text
 
 # --- check -------------------------------------------------------------------------------
@@ -112,7 +122,7 @@ def torch_parameter_count(model: Model, layer: Layer) -> int:
     return count
 
 
-def summary_rows(model: Model) -> list[tuple[str, str, str, int, int]]:
+def summary_rows(model: Model) -> list[tuple[str, str, str, int | None, int | None]]:
     from rnnspec.equivalence.weights import keras_weight_shapes
 
     shapes = keras_weight_shapes(model)
@@ -123,6 +133,9 @@ def summary_rows(model: Model) -> list[tuple[str, str, str, int, int]]:
     for layer in model.layers:
         kind = f"{layer.kind}({layer.inner.kind})" if layer.inner else layer.kind
         out = ", ".join(_shape(batch, model.values[name].shape) for name in layer.outputs)
+        if layer.extern is not None:  # only the user's built classes know their weights
+            rows.append((layer.name, kind, out, None, None))
+            continue
         keras_count = sum(prod(shape) for shape in shapes.get(layer.name, []))
         rows.append((layer.name, kind, out, keras_count, torch_parameter_count(model, layer)))
     return rows
@@ -135,8 +148,19 @@ def _shape(batch: str, shape: tuple[int | None, ...]) -> str:
 def render_summary(model: Model) -> str:
     rows = summary_rows(model)
     header = ("layer", "kind", "output shape", "params (Keras)", "params (PyTorch)")
-    total = ("total", "", "", sum(r[3] for r in rows), sum(r[4] for r in rows))
-    table = [header, *[(a, b, c, f"{d:,}", f"{e:,}") for a, b, c, d, e in [*rows, total]]]
+    unknown = any(r[3] is None for r in rows)
+
+    def count(n: int | None) -> str:
+        return "?" if n is None else f"{n:,}"
+
+    def total(i: int) -> str:
+        return count(sum(r[i] or 0 for r in rows)) + (" + ?" if unknown else "")
+
+    table = [
+        header,
+        *[(a, b, c, count(d), count(e)) for a, b, c, d, e in rows],
+        ("total", "", "", total(3), total(4)),
+    ]
     widths = [max(len(str(row[i])) for row in table) for i in range(5)]
 
     def line(row) -> str:
@@ -148,7 +172,10 @@ def render_summary(model: Model) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     body = [line(r) for r in table[1:-1]]
-    return "\n".join([f"model `{model.name}`", line(header), rule, *body, rule, line(table[-1])]) + "\n"
+    note = ["? = a user layer's weights, known only once its classes are built"] if unknown else []
+    return (
+        "\n".join([f"model `{model.name}`", line(header), rule, *body, rule, line(table[-1]), *note]) + "\n"
+    )
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -173,6 +200,13 @@ def _statement(stmt: InputDecl | LayerStmt) -> str:
         return f"input {stmt.name}: {stmt.dtype.name}[{dims}]"
     text = value_text(stmt.call)
     return f"{text} as {stmt.alias.name}" if stmt.alias else text
+
+
+def _extern_item(item: ExternField | ExternArg) -> str:
+    if isinstance(item, ExternField):
+        return f"{item.name} = {field_text(item.value)}"
+    text = f"{item.name}: {value_text(item.type)}"
+    return text + (f" = {value_text(item.default)}" if item.default is not None else "")
 
 
 def _comments(source: str) -> dict[int, str]:
@@ -216,10 +250,27 @@ def format_source(source: str) -> str:
         return ("  " + " ".join(found)) if found else ""
 
     previous = 0
-    for index, model in enumerate(spec.models):
+    blocks = sorted([*spec.models, *spec.externs], key=lambda block: (block.pos.line, block.pos.col))
+    for index, model in enumerate(blocks):
         if index and out and out[-1] != "":
             out.append("")
         own_line_comments(model.pos.line, previous, "")
+        if isinstance(model, ExternAST):
+            first = model.items[0].pos.line if model.items else model.end_pos.line
+            out.append(
+                f"extern layer {model.name} {{" + trailing(model.pos.line, max(model.pos.line, first - 1))
+            )
+            previous = max(model.pos.line, first - 1)
+            for item in model.items:
+                own_line_comments(item.pos.line, previous, "    ")
+                out.append("    " + _extern_item(item) + trailing(item.pos.line, item.end_line))
+                previous = item.end_line
+            own_line_comments(model.end_pos.line, previous, "    ")
+            while out and out[-1] == "":
+                out.pop()
+            out.append("}" + trailing(model.end_pos.line, model.end_pos.line))
+            previous = model.end_pos.line
+            continue
         header = f"model {model.name}"
         if model.options:
             header += "(" + ", ".join(f"{a.name}={value_text(a.value)}" for a in model.options) + ")"

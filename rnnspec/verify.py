@@ -12,6 +12,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from rnnspec.equivalence.extern import ExternContractError, user_code_path
 from rnnspec.ir import Model
 
 
@@ -61,14 +62,28 @@ def prefix_model(model: Model, length: int) -> Model:
 
 def first_divergent_layer(model: Model, source_name: str, **options) -> str | None:
     """Verify growing prefixes of the generated programs; name the first layer whose output differs."""
+    found = first_divergence(model, source_name, **options)
+    return found[0] if found else None
+
+
+def first_divergence(model: Model, source_name: str, **options) -> tuple[str, str | None] | None:
+    """The first layer whose output differs and, at a user's layer, which classes and the first
+    position where they differ (its output, or the mask it produces)."""
     from rnnspec.compiler import generate
+    from rnnspec.equivalence.extern import describe_layer, first_difference
     from rnnspec.equivalence.harness import Programs, verify
 
     for length in range(1, len(model.layers) + 1):
         cut = prefix_model(model, length)
+        layer = model.layers[length - 1]
         programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
-        if not verify(cut, programs, **options).passed:
-            return model.layers[length - 1].name
+        if layer.extern is None:
+            if not verify(cut, programs, **options).passed:
+                return layer.name, None
+            continue
+        differs = first_difference(cut, programs, **options)
+        if differs:
+            return layer.name, f"{describe_layer(layer)}; {differs}"
     return None
 
 
@@ -89,6 +104,8 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
         options["keras_weights"] = read_weights(model, Path(args.weights), args.spec_of_weights)
     try:
         result = verify(model, Programs(keras_code, torch_code), **options)
+    except ExternContractError as exc:  # a user's class does not do what its spec declares
+        return Result(model.name, passed=False, error=f"the programs did not run: {exc}"), True
     except Exception as exc:  # user-edited code may fail in any way; report it, exit 2
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         result = Result(model.name, passed=False, error=f"the programs did not run: {detail}")
@@ -96,7 +113,9 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
     # Layer by layer works by cutting the generated programs after each layer; code a user
     # edited cannot be cut, so its report names the worst position only.
     if not result.passed and result.error is None and not (args.keras_code or args.pytorch_code):
-        result.first_divergent_layer = first_divergent_layer(model, source_name, **options)
+        found = first_divergence(model, source_name, **options)
+        if found:
+            result.first_divergent_layer, result.divergence = found
     return result, False
 
 
@@ -121,7 +140,9 @@ def describe(result, source: str) -> str:
         f"({where}, batch '{worst.case}': keras {worst.keras:.7g}, pytorch {worst.torch:.7g}); "
         f"{len([c for c in result.cases if c != 'reset'])} batches: {', '.join(result.cases)}"
     )
-    if not result.passed and result.first_divergent_layer:
+    if not result.passed and result.divergence:
+        line += f"\n  first layer that diverges: {result.divergence}"
+    elif not result.passed and result.first_divergent_layer:
         line += f"\n  first layer that diverges: `{result.first_divergent_layer}`"
     return line
 
@@ -163,7 +184,8 @@ def run_verify(args: argparse.Namespace) -> int:
     for path, models in loaded:
         for model in models:
             try:
-                result, error = verify_one(model, Path(path).name, args)
+                with user_code_path(path, model):  # where the programs import a user's layers from
+                    result, error = verify_one(model, Path(path).name, args)
             except VerifyError as exc:
                 print(str(exc), file=sys.stderr)
                 return 2

@@ -550,7 +550,7 @@ def test_no_output_path_destroys_anything(tmp_path_factory, parts, command):
         argv = ["import", str(root / "spec.rnn"), "--force", "-o", str(out)]  # not an archive: refused
     else:
         argv = ["fmt", str(out)]
-    code, stdout, err = run(*argv)
+    code, _, err = run(*argv)
     assert code in (0, 1, 2), err
     assert "Traceback" not in err and "internal error" not in err, err
     assert (root / "spec.rnn").read_text() == SPEC  # the input is never the output

@@ -6,6 +6,7 @@ of rnnspec must reproduce.  Source references are to
 """
 
 import os
+import typing
 import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -697,3 +698,113 @@ def test_use_cudnn_flags_on_cpu():
     b(X)
     b.set_weights(w)
     np.testing.assert_array_equal(np.asarray(a(X, mask=MASK)), np.asarray(b(X, mask=MASK)))
+
+
+# ---------------------------------------------------------------------------
+# Fact 16: user layers and the mask (extern layers: consume | keep | produce)
+# keras/src/layers/layer.py: __call__ step 6 fills `mask=` from the input's mask when `call`
+# takes one; after the call, only a layer with `supports_masking` sets an output mask, through
+# `_set_mask_metadata`, which calls `compute_mask(inputs, previous_mask)` unless every output
+# already carries a mask; `supports_masking` defaults to True when `compute_mask` is overridden.
+# ---------------------------------------------------------------------------
+class _Consume(keras.layers.Layer):
+    """A mask consumer as users write it: `call(inputs, mask=None)`, no supports_masking."""
+
+    seen: typing.ClassVar[list] = []
+
+    def call(self, inputs, mask=None):
+        _Consume.seen.append(mask)
+        return keras.ops.sum(inputs, axis=1)
+
+
+class _Keep(keras.layers.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        return inputs * 2.0
+
+
+class _Produce(keras.layers.Layer):
+    """Marks timesteps whose features are all below 0.5 as padding."""
+
+    def __init__(self, identity=False, **kwargs):
+        super().__init__(**kwargs)
+        self.identity = identity
+
+    def call(self, inputs, mask=None):
+        return inputs if self.identity else inputs * 1.0
+
+    def compute_mask(self, inputs, mask=None):
+        return keras.ops.any(inputs >= 0.5, axis=-1)
+
+
+_IDS = np.array([[1, 2, 0, 0, 3], [0, 0, 1, 2, 3], [1, 0, 2, 0, 3]])
+
+
+def test_user_call_receives_the_mask_and_a_consumer_destroys_it():
+    _Consume.seen.clear()
+    e = keras.layers.Embedding(10, 4, mask_zero=True)(_IDS)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = _Consume()(e)
+    np.testing.assert_array_equal(np.asarray(_Consume.seen[-1]), _IDS != 0)  # bool [batch, time]
+    assert _Consume.seen[-1].dtype == "bool"
+    assert get_keras_mask(out) is None
+    assert any("will therefore destroy the mask" in str(x.message) for x in w)
+    _Consume()(np.ones((3, 5, 4), "float32"))
+    assert _Consume.seen[-1] is None  # no mask on the input: mask=None
+
+
+def test_supports_masking_passes_the_mask_on_and_without_it_the_next_lstm_sees_none():
+    def run(layer):
+        inp = keras.Input(shape=(None,), dtype="int32")
+        lstm = keras.layers.LSTM(UNITS)
+        embedding = keras.layers.Embedding(10, 4, mask_zero=True)
+        model = keras.Model(inp, lstm(layer(embedding(inp))))
+        h = layer(embedding(_IDS))
+        return np.asarray(model(_IDS)), lstm, h
+
+    y, lstm, h = run(_Keep())
+    assert get_keras_mask(h) is not None
+    np.testing.assert_array_equal(np.asarray(get_keras_mask(h)), _IDS != 0)
+    np.testing.assert_allclose(y, np.asarray(lstm(h, mask=_IDS != 0)), atol=ATOL)
+
+    class _NoSupport(keras.layers.Layer):
+        def call(self, inputs, mask=None):
+            return inputs * 2.0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y, lstm, h = run(_NoSupport())
+    assert get_keras_mask(h) is None
+    np.testing.assert_allclose(y, np.asarray(lstm(h)), atol=ATOL)  # every step runs
+    assert np.abs(y - np.asarray(lstm(h, mask=_IDS != 0))).max() > 1e-4
+
+
+def test_compute_mask_sets_the_mask_the_next_lstm_uses():
+    x = np.random.default_rng(3).uniform(size=(3, 6, 2)).astype("float32")
+    x[0, 2:4] = 0.1  # a hole
+    x[1, :3] = 0.2  # left padding
+    x[2] = 0.0  # fully masked
+    produced = (x >= 0.5).any(axis=-1)
+    assert _Produce().supports_masking  # overriding compute_mask turns it on
+    inp = keras.Input(shape=(None, 2))
+    lstm = keras.layers.LSTM(UNITS, return_sequences=True)
+    model = keras.Model(inp, lstm(_Produce()(inp)))
+    y = np.asarray(model(x))
+    np.testing.assert_allclose(y, np.asarray(lstm(x, mask=produced)), atol=ATOL)
+    np.testing.assert_array_equal(y[2], 0.0)
+    # compute_mask sees the incoming mask, and its result replaces it
+    e = keras.layers.Embedding(10, 4, mask_zero=True)(_IDS)
+    np.testing.assert_array_equal(
+        np.asarray(get_keras_mask(_Produce()(e))), (np.asarray(e) >= 0.5).any(axis=-1)
+    )
+
+
+def test_compute_mask_is_skipped_when_call_returns_its_masked_input():
+    # _set_mask_metadata returns early when every output already carries a mask: a `produce`
+    # layer whose call returns `inputs` itself keeps the incoming mask, not its own.
+    e = keras.layers.Embedding(10, 4, mask_zero=True)(_IDS)
+    np.testing.assert_array_equal(np.asarray(get_keras_mask(_Produce(identity=True)(e))), _IDS != 0)

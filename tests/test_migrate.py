@@ -376,7 +376,10 @@ def test_import_of_a_stateful_sequential_model(tmp_path, capsys):
     assert "chunk" in out and "after reset" in out
 
 
-@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.rnn")))
+# `import` reads built-in Keras layers only: a user's layer classes are the user's to declare.
+@pytest.mark.parametrize(
+    "example", sorted(p.name for p in EXAMPLES.glob("*.rnn") if "extern layer" not in p.read_text())
+)
 def test_import_of_each_generated_keras_model_gives_back_its_spec(example, tmp_path, capsys):
     """compile -> Keras -> .keras -> import: the same model, layer for layer."""
     original = load_model((EXAMPLES / example).read_text())

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnspec.equivalence import extern as extern_mod
 from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence import weights as weights_mod
 from rnnspec.ir import Model
@@ -61,6 +62,7 @@ class Result:
     cases: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     first_divergent_layer: str | None = None
+    divergence: str | None = None  # at a user's layer: which one, and what differs there
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -73,6 +75,7 @@ class Result:
             "cases": self.cases,
             "outputs": self.outputs,
             "first_divergent_layer": self.first_divergent_layer,
+            "divergence": self.divergence,
             "error": self.error,
         }
 
@@ -166,9 +169,14 @@ def verify(
     torch_program = load_program(programs.torch_code, f"{model.name}_pytorch")
     keras_model = keras_program.build_model()
     torch_module = torch_program.build_model()
-    weights = keras_weights if keras_weights is not None else weights_mod.random_keras_weights(model, seed)
+    extern_mod.check_contracts(model, keras_model, torch_module)
+    if keras_weights is None:
+        weights = weights_mod.random_keras_weights(model, seed)
+        weights.update(extern_mod.random_weights(model, keras_model, seed))
+    else:
+        weights = keras_weights
     weights_mod.set_keras_weights(model, keras_model, weights)
-    weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, weights))
+    weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, weights, torch_module))
     torch_module.eval()
 
     if model.stateful:

@@ -64,15 +64,27 @@ def _recurrent_shapes(rec: Layer, width: int) -> list[tuple[int, ...]]:
     return shapes
 
 
-def keras_to_torch(model: Model, keras_weights: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-    """Map Keras arrays (per layer name) to the generated module's state_dict entries."""
+def keras_to_torch(
+    model: Model, keras_weights: dict[str, list[np.ndarray]], module=None
+) -> dict[str, np.ndarray]:
+    """Map Keras arrays (per layer name) to the generated module's state_dict entries.
+
+    A user's layer maps by its spec's `weights` table, or by its torch class's `keras_to_torch`
+    hook, which needs the built `module`.
+    """
     import numpy as np
+
+    from rnnspec.equivalence import extern
 
     state: dict[str, np.ndarray] = {}
     for layer in model.layers:
         arrays = keras_weights.get(layer.name, [])
         kind, name = layer.kind, layer.name
-        if kind == "embedding":
+        if layer.extern is not None:
+            sub = module.get_submodule(name) if module is not None else None
+            for key, value in extern.keras_to_torch(layer, arrays, sub).items():
+                state[f"{name}.{key}"] = value
+        elif kind == "embedding":
             state[f"{name}.weight"] = arrays[0]
         elif kind == "dense":
             state[f"{name}.weight"] = arrays[0].T
@@ -103,14 +115,23 @@ def keras_to_torch(model: Model, keras_weights: dict[str, list[np.ndarray]]) -> 
     return {key: np.ascontiguousarray(value, dtype=np.float32) for key, value in state.items()}
 
 
-def torch_to_keras(model: Model, state: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+def torch_to_keras(model: Model, state: dict[str, np.ndarray], module=None) -> dict[str, list[np.ndarray]]:
     """The inverse of keras_to_torch: state_dict entries back to Keras arrays per layer."""
     import numpy as np
+
+    from rnnspec.equivalence import extern
 
     weights: dict[str, list[np.ndarray]] = {}
     for layer in model.layers:
         kind, name = layer.kind, layer.name
-        if kind == "embedding":
+        if layer.extern is not None:
+            prefix = f"{name}."
+            own = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+            sub = module.get_submodule(name) if module is not None else None
+            arrays = extern.torch_to_keras(layer, own, sub)
+            if arrays:
+                weights[name] = arrays
+        elif kind == "embedding":
             weights[name] = [state[f"{name}.weight"]]
         elif kind == "dense":
             weights[name] = [state[f"{name}.weight"].T]

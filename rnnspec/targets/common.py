@@ -51,6 +51,33 @@ def py_literal(value: Any) -> str:
     raise TypeError(type(value))
 
 
+def import_lines(paths: list[tuple[str, str]]) -> list[str]:
+    """`from module import A, B` per module, sorted as ruff's isort sorts them; wrapped when long
+    (one statement per item, possibly of several lines).
+
+    Every module path and class name was checked to be a dotted Python identifier (ir.build_externs).
+    """
+    modules: dict[str, set[str]] = {}
+    for module, name in paths:
+        modules.setdefault(module, set()).add(name)
+    lines = []
+    for module in sorted(modules, key=lambda m: (m.lower(), m)):
+        names = sorted(modules[module], key=_member_order)
+        line = f"from {module} import {', '.join(names)}"
+        if len(line) <= LINE_LENGTH:
+            lines.append(line)
+        else:
+            lines.append("\n".join([f"from {module} import ("] + [f"    {name}," for name in names] + [")"]))
+    return lines
+
+
+def _member_order(name: str) -> tuple[int, str]:
+    """isort's order-by-type: CONSTANTS, then Classes, then functions and modules."""
+    if name.isupper() and len(name) > 1:
+        return (0, name)
+    return (1 if name[0].isupper() else 2, name)
+
+
 @dataclass(frozen=True)
 class PyCall:
     """A call expression to lay out: `head(args...)tail`; args are strings or nested calls."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rnnspec.ir import LAYER_SCHEMAS, Layer, Model
-from rnnspec.targets.common import LINE_LENGTH, PyCall, py_literal, render, statement
+from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, py_literal, render, statement
 from rnnspec.text import docstring_text
 
 KERAS_CLASSES = {
@@ -22,8 +22,19 @@ KERAS_CLASSES = {
 }
 
 
+def keras_class(layer: Layer) -> str:
+    return layer.extern.keras.name if layer.extern is not None else KERAS_CLASSES[layer.kind]
+
+
 def layer_args(layer: Layer, *, name: str | None) -> list[str | PyCall]:
-    """Positional arguments, then keyword arguments that differ from Keras's defaults, then the name."""
+    """Positional arguments, then keyword arguments that differ from Keras's defaults, then the name.
+
+    A user's layer gets every declared argument by keyword: the spec's defaults are the ones used,
+    whatever the class's own are.
+    """
+    if layer.extern is not None:
+        args: list[str | PyCall] = [f"{key}={py_literal(value)}" for key, value in layer.attrs.items()]
+        return args + ([f"name={py_literal(name)}"] if name is not None else [])
     schema = LAYER_SCHEMAS[layer.kind]
     args: list[str | PyCall] = []
     for key in schema.positional:
@@ -74,6 +85,7 @@ class _Locals:
 
 def context(model: Model, source_name: str) -> dict[str, Any]:
     (inp,) = model.inputs
+    uses_attention = any(layer.kind == "attention_pooling" for layer in model.layers)
     dims = ["None" if d is None else str(d) for d in inp.shape]
     shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
     input_args = [f"shape={shape}", f"dtype={py_literal(inp.dtype)}"]
@@ -99,7 +111,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         else:
             targets = [hidden]
             lhs = hidden
-        head = f"{lhs} = {KERAS_CLASSES[layer.kind]}"
+        head = f"{lhs} = {keras_class(layer)}"
         body += statement(4, head, layer_args(layer, name=layer.name), f"({current})")
         current = hidden
     # One name holds the one output, or (`outputs`) the list of them all.
@@ -112,8 +124,13 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
     return {
         "model_name": model.name,
         "source_name": docstring_text(source_name),
-        "attention_pooling": any(layer.kind == "attention_pooling" for layer in model.layers),
+        "attention_pooling": uses_attention,
         "stateful": model.stateful,
+        # `from keras import ops` sorts among the user's modules, as ruff's isort wants it.
+        "from_imports": import_lines(
+            [(layer.extern.keras.module, layer.extern.keras.name) for layer in model.layers if layer.extern]
+            + ([("keras", "ops")] if uses_attention else [])
+        ),
         "body": body,
     }
 

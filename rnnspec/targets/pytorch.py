@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnspec.ir import Layer, Model
-from rnnspec.targets.common import PyCall, py_literal, render, statement
+from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, py_literal, render, statement
 from rnnspec.text import docstring_text
 
 TORCH_ACTIVATIONS = {
@@ -172,7 +172,9 @@ class _Builder:
         """Whether a later layer reads the mask born here (Keras computes it regardless; a program
         that returns it unread would only hold a dead local)."""
         for layer in self.rest:
-            if layer.recurrent is not None or layer.kind in ("global_average_pooling", "attention_pooling"):
+            if layer.extern is not None or layer.recurrent is not None:
+                return True  # a user's layer is given `mask=` whatever its mode
+            if layer.kind in ("global_average_pooling", "attention_pooling"):
                 return True
             if layer.kind not in ("dense", "dropout"):
                 return False
@@ -259,10 +261,45 @@ class _Builder:
             self.module(layer, "AttentionPooling", [str(self.features)])
             self.emit(f"{x} = {attr}({src}, {mask})" if has_mask else f"{x} = {attr}({src})")
             return False
+        if layer.extern is not None:
+            return self.extern(layer, src, has_mask)
         self.recurrent(layer, src, has_mask)
         rec = layer.recurrent
         assert rec is not None
         return has_mask and rec.attrs["return_sequences"]
+
+    def extern(self, layer: Layer, src: str, has_mask: bool) -> bool:
+        """A user's module, wired as Keras wires its layer: `mask=` into forward when a mask flows
+        in, and for `mask = produce` the new mask from its `compute_mask(x, mask)`."""
+        ext = layer.extern
+        assert ext is not None
+        x, mask = self.names.hidden, self.names.mask
+        attr = f"self.{layer.name}"
+        args = [f"input_size={self.features}"] if ext.pytorch_input_size else []
+        args += [f"{key}={py_literal(value)}" for key, value in layer.attrs.items()]
+        self.module(layer, ext.pytorch.name, args)
+        call = f"{attr}({src}, mask={mask})" if has_mask else f"{attr}({src})"
+        if ext.mask != "produce" or not self.mask_is_read():
+            self.assign(f"{x} = {attr}", [src, f"mask={mask}"] if has_mask else [src])
+            return has_mask and ext.mask == "keep"
+        if not has_mask:
+            self.assign(f"{mask} = {attr}.compute_mask", [src, "None"])
+            self.assign(f"{x} = {attr}", [src])
+            return True
+        # Both from the incoming mask, as Keras computes them.
+        produced = f"{attr}.compute_mask({src}, {mask})"
+        line = f"{x}, {mask} = {call}, {produced}"
+        if len(line) + 8 <= LINE_LENGTH:
+            self.emit(line)
+        else:
+            for part in (f"{x}, {mask} = (", f"    {call},", f"    {produced},", ")"):
+                self.emit(part)
+        return True
+
+    def assign(self, head: str, args: list[str]) -> None:
+        """`head(args)`, laid out as ruff format would when it is too long for one line."""
+        for line in statement(8, head, list(args)):
+            self.emit(line[8:])
 
     def module(self, layer: Layer, cls: str, args: list[str]) -> None:
         self.init += statement(8, f"self.{layer.name} = {cls}", list(args))
@@ -392,9 +429,16 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         if layer.recurrent is not None and layer.recurrent.attrs["stateful"]
         for state in (["h", "c"] if layer.recurrent.kind == "lstm" else ["h"])
     ]
+    user = import_lines(
+        [(layer.extern.pytorch.module, layer.extern.pytorch.name) for layer in model.layers if layer.extern]
+    )
+    # ruff's isort puts `from m import C` before `from torch import nn` when `m` sorts first.
+    before_torch = [line for line in user if line.split()[1].lower() < "torch"]
     return {
         "model_name": model.name,
         "class_name": class_name(model),
+        "user_imports_before": before_torch,
+        "user_imports_after": user[len(before_torch) :],
         "source_name": docstring_text(source_name),
         "init": builder.init + builder.buffers,
         "reset_lines": [

@@ -11,7 +11,9 @@ def root(context, missing=missing):
     l_0_source_name = resolve('source_name')
     l_0_stepped = resolve('stepped')
     l_0_uses_functional = resolve('uses_functional')
+    l_0_user_imports_before = resolve('user_imports_before')
     l_0_keras_rnn = resolve('keras_rnn')
+    l_0_user_imports_after = resolve('user_imports_after')
     l_0_attention_pooling = resolve('attention_pooling')
     l_0_class_name = resolve('class_name')
     l_0_init = resolve('init')
@@ -34,10 +36,22 @@ def root(context, missing=missing):
     if ((undefined(name='uses_functional') if l_0_uses_functional is missing else l_0_uses_functional) or (undefined(name='stepped') if l_0_stepped is missing else l_0_stepped)):
         pass
         yield 'import torch.nn.functional as F\n'
+    for l_1_line in (undefined(name='user_imports_before') if l_0_user_imports_before is missing else l_0_user_imports_before):
+        _loop_vars = {}
+        pass
+        yield str(l_1_line)
+        yield '\n'
+    l_1_line = missing
     yield 'from torch import nn\n'
     if (undefined(name='keras_rnn') if l_0_keras_rnn is missing else l_0_keras_rnn):
         pass
         yield 'from torch.nn.utils.rnn import (\n    PackedSequence,\n    pack_padded_sequence,\n    pad_packed_sequence,\n)\n'
+    for l_1_line in (undefined(name='user_imports_after') if l_0_user_imports_after is missing else l_0_user_imports_after):
+        _loop_vars = {}
+        pass
+        yield str(l_1_line)
+        yield '\n'
+    l_1_line = missing
     if (undefined(name='keras_rnn') if l_0_keras_rnn is missing else l_0_keras_rnn):
         pass
         yield '\n\ndef keras_rnn(\n    rnn, x, mask, state=None, *, sequences=True, zero_masked=False, packed=False\n):\n    """Run `rnn` the way Keras runs a masked RNN: over each row\'s unmasked timesteps, in order.\n\n    At a masked timestep the state is held and the output repeats the last unmasked output\n    (zeros before the first); with `zero_masked`, as inside Keras\'s Bidirectional, it is zero.\n    Returns the outputs (None unless `sequences`), each direction\'s last output, and the\n    final state. With `packed`, the outputs stay packed for a next layer under the same mask,\n    which takes them as its `x`.\n    """\n    fused = isinstance(rnn, nn.RNNBase)\n    if bool(mask.all()):  # nothing to skip: the plain kernel, no packing\n        outputs, final = rnn(x, state) if fused else rnn(x, state, None)\n        last = final[0] if isinstance(final, tuple) else final\n        return outputs if sequences else None, last, final\n    batch, steps = mask.shape\n    lengths = mask.sum(dim=1)\n    row_start = torch.arange(batch, device=mask.device).unsqueeze(1) * steps\n    if isinstance(x, PackedSequence):\n        # Each row\'s unmasked steps already, from the layer before.\n        if not fused:\n            x = pad_packed_sequence(x, batch_first=True, total_length=steps)[0]\n    elif bool((mask[:, 1:] > mask[:, :-1]).any()):\n        # Left padding or holes: move each row\'s unmasked steps to the front, in order.\n        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)\n        x = x.flatten(0, 1).index_select(0, (order + row_start).flatten()).view_as(x)\n    if fused:\n        if not isinstance(x, PackedSequence):\n            x = pack_padded_sequence(\n                x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False\n            )\n        result, final = rnn(x, state)\n    else:\n        outputs, final = rnn(x, state, lengths)\n    # A row with no unmasked step keeps its initial state and outputs zeros.\n    empty = (lengths == 0).view(1, -1, 1)\n    finals = final if isinstance(final, tuple) else (final,)\n    initials = state if isinstance(state, tuple) else (state,) * len(finals)\n    finals = tuple(\n        torch.where(empty, 0.0 if initial is None else initial, f)\n        for f, initial in zip(finals, initials, strict=True)\n    )\n    last = torch.where(empty, 0.0, finals[0])\n    final = finals if isinstance(final, tuple) else finals[0]\n    if not sequences:\n        return None, last, final\n    if packed and fused:\n        return result, last, final\n    # Step t shows the output of its row\'s unmasked step number `index` (the last at or\n    # before t).\n    index = mask.cumsum(dim=1) - 1\n    if fused:\n        # Step j of row b is row offsets[j] + unsorted_indices[b] of the packed data.\n        sizes = result.batch_sizes.to(mask.device)\n        offsets = sizes.cumsum(0) - sizes\n        rows = offsets[index.clamp(min=0)] + result.unsorted_indices.unsqueeze(1)\n        flat = result.data\n    else:\n        rows = index.clamp(min=0) + row_start\n        flat = outputs.flatten(0, 1)\n    outputs = flat.index_select(0, rows.flatten())\n    keep = mask if zero_masked else index >= 0\n    outputs.index_fill_(0, (~keep).flatten().nonzero().squeeze(1), 0.0)\n    return outputs.view(batch, steps, -1), last, final\n'
@@ -95,4 +109,4 @@ def root(context, missing=missing):
     yield '().eval()\n'
 
 blocks = {}
-debug_info = '1=26&3=30&8=34&12=38&19=41&88=44&180=47&190=50&208=53&236=56&258=60&261=62&262=65&265=69&266=73&267=76&269=80&270=82&274=85&275=88&280=92&281=94'
+debug_info = '1=28&3=32&8=36&11=39&12=42&15=46&22=49&23=52&25=55&94=58&186=61&196=64&214=67&242=70&264=74&267=76&268=79&271=83&272=87&273=90&275=94&276=96&280=99&281=102&286=106&287=108'

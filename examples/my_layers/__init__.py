@@ -1,0 +1,1 @@
+"""User layers for the examples: each written once per framework (see docs/custom-layers.md)."""
