@@ -417,6 +417,13 @@ CORPUS = [
 def _module_level_names(code: str) -> set[str]:
     found = set()
     for node in ast.parse(code).body:
+        if isinstance(node, ast.ImportFrom) and node.module.split(".")[0] not in (
+            "torch",
+            "keras",
+            "math",
+            "numpy",
+        ):
+            continue  # a user's layer class, declared by the spec (`extern layer`), not by the target
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             found |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):

@@ -203,21 +203,28 @@ def first_difference(
     weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, keras_weights, torch_module))
     torch_module.eval()
     produced: list[Any] = []
+    called: list[tuple[Any, Any]] = []  # the user module's input and mask, as forward got them
     if layer.extern.mask == "produce":
         sub = torch_module.get_submodule(layer.name)
-        compute_mask = sub.compute_mask
+        compute_mask, forward = sub.compute_mask, sub.forward
 
         def recording(*args: Any, **kwargs: Any) -> Any:
             produced.append(compute_mask(*args, **kwargs))
             return produced[-1]
 
-        sub.compute_mask = recording  # on the instance: the class stays the user's
+        def recording_forward(x: Any, *args: Any, **kwargs: Any) -> Any:
+            called.append((x, kwargs.get("mask", args[0] if args else None)))
+            return forward(x, *args, **kwargs)
+
+        # On the instance: the class stays the user's.
+        sub.compute_mask, sub.forward = recording, recording_forward
     if model.stateful:
         batches = inputs_mod.chunks(model, chunks, steps, seed)
     else:
         batches = inputs_mod.cases(model, batch, steps, seed)
     for case in batches:
         produced.clear()
+        called.clear()
         keras_out = keras_model(case.array, training=False)
         with torch.no_grad():
             torch_out = torch_module(torch.from_numpy(case.array))
@@ -237,6 +244,10 @@ def first_difference(
             )
         if layer.extern.mask != "produce":
             continue
+        if not produced and called:
+            # The program, cut after this layer, has no later layer to read the mask: ask for it.
+            with torch.no_grad():
+                produced.append(compute_mask(*called[-1]))
         keras_mask = get_keras_mask(keras_out)
         km = np.asarray(keras_mask, dtype=bool) if keras_mask is not None else None
         tm = produced[-1].detach().cpu().numpy().astype(bool) if produced else None

@@ -280,6 +280,7 @@ class _Builder:
         self.module(layer, ext.pytorch.name, args)
         call = f"{attr}({src}, mask={mask})" if has_mask else f"{attr}({src})"
         if ext.mask != "produce" or not self.mask_is_read():
+            # (A produced mask no later layer reads is not computed: it would be a dead local.)
             self.assign(f"{x} = {attr}", [src, f"mask={mask}"] if has_mask else [src])
             return has_mask and ext.mask == "keep"
         if not has_mask:
