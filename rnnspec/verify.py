@@ -97,6 +97,15 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
     # edited cannot be cut, so its report names the worst position only.
     if not result.passed and result.error is None and not (args.keras_code or args.pytorch_code):
         result.first_divergent_layer = first_divergent_layer(model, source_name, **options)
+    if getattr(args, "gradients", False):
+        from rnnspec.equivalence.gradients import GradientResult, verify_gradients
+
+        try:
+            result.gradients = verify_gradients(model, Programs(keras_code, torch_code), **options)
+        except Exception as exc:  # as above: edited code may fail only under autograd
+            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            result.gradients = GradientResult(passed=False, error=f"the gradients did not run: {detail}")
+            return result, True
     return result, False
 
 
@@ -123,6 +132,8 @@ def describe(result, source: str) -> str:
     )
     if not result.passed and result.first_divergent_layer:
         line += f"\n  first layer that diverges: `{result.first_divergent_layer}`"
+    if result.gradients is not None:
+        line += f"\n  {result.gradients.describe()}"
     return line
 
 
@@ -179,4 +190,4 @@ def run_verify(args: argparse.Namespace) -> int:
         print(json.dumps({"models": [dict(r.as_json(), file=p, **extra) for p, r in results]}, indent=2))
     if errored:
         return 2
-    return 0 if all(r.passed for _, r in results) else 1
+    return 0 if all(r.passed and (r.gradients is None or r.gradients.passed) for _, r in results) else 1

@@ -62,6 +62,7 @@ class Result:
     outputs: list[str] = field(default_factory=list)
     first_divergent_layer: str | None = None
     error: str | None = None
+    gradients: Any = None  # a gradients.GradientResult, with `verify --gradients`
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class Result:
             "outputs": self.outputs,
             "first_divergent_layer": self.first_divergent_layer,
             "error": self.error,
+            **({"gradients": self.gradients.as_json()} if self.gradients is not None else {}),
         }
 
 
