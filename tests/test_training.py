@@ -358,3 +358,15 @@ def test_train_mode_perturbation_matches_keras_in_distribution():
     assert keras_delta.mean() > 0.02  # dropout is on
     np.testing.assert_allclose(torch_delta.mean(axis=0), keras_delta.mean(axis=0), rtol=0.05)
     np.testing.assert_allclose(torch_delta.std(axis=0), keras_delta.std(axis=0), rtol=0.05)
+
+
+def test_check_names_the_train_mode_path():
+    from rnnspec.review import review_layer
+
+    model = load_model(DROPPED)
+    lstm, bidirectional = (review_layer(model, layer) for layer in model.layers[1:])
+    assert lstm.pytorch == (
+        "PyTorch: fused nn.LSTM over each row's unmasked steps (packed); "
+        "in train mode, per-timestep loop KerasLSTM with Keras's dropout masks"
+    )
+    assert bidirectional.pytorch.endswith("; in train mode, per-timestep loop KerasGRU with Keras's dropout masks")
