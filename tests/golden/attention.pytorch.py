@@ -145,5 +145,5 @@ class AttentionClassifier(nn.Module):
 
 
 def build_model() -> AttentionClassifier:
-    """A fresh model in training mode, as Keras builds it; call .eval() for inference."""
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
     return AttentionClassifier()

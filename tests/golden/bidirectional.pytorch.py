@@ -51,5 +51,5 @@ class BidirectionalClassifier(nn.Module):
 
 
 def build_model() -> BidirectionalClassifier:
-    """A fresh model in training mode, as Keras builds it; call .eval() for inference."""
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
     return BidirectionalClassifier()

@@ -54,5 +54,5 @@ class GruSimpleRnn(nn.Module):
 
 
 def build_model() -> GruSimpleRnn:
-    """A fresh model in training mode, as Keras builds it; call .eval() for inference."""
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
     return GruSimpleRnn()

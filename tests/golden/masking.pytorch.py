@@ -124,5 +124,5 @@ class MaskedFeatures(nn.Module):
 
 
 def build_model() -> MaskedFeatures:
-    """A fresh model in training mode, as Keras builds it; call .eval() for inference."""
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
     return MaskedFeatures()

@@ -57,5 +57,5 @@ class Paragraphs(nn.Module):
 
 
 def build_model() -> Paragraphs:
-    """A fresh model in training mode, as Keras builds it; call .eval() for inference."""
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
     return Paragraphs()

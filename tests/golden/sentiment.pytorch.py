@@ -125,5 +125,5 @@ class Sentiment(nn.Module):
 
 
 def build_model() -> Sentiment:
-    """A fresh model in training mode, as Keras builds it; call .eval() for inference."""
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
     return Sentiment()
