@@ -369,4 +369,31 @@ def test_check_names_the_train_mode_path():
         "PyTorch: fused nn.LSTM over each row's unmasked steps (packed); "
         "in train mode, per-timestep loop KerasLSTM with Keras's dropout masks"
     )
-    assert bidirectional.pytorch.endswith("; in train mode, per-timestep loop KerasGRU with Keras's dropout masks")
+    assert bidirectional.pytorch.endswith(
+        "; in train mode, per-timestep loop KerasGRU with Keras's dropout masks"
+    )
+
+
+def test_train_mode_stepping_trains_the_fused_modules_parameters():
+    """A fused layer stepped for dropout in train mode: gradients reach its own parameters (the
+    frozen bias_hh aside), a stateful layer carries its state, and eval mode is deterministic."""
+    source = """
+model streaming(batch_size=2) {
+    input x: float32[*, 3]
+    lstm(4, stateful=true, dropout=0.2, recurrent_dropout=0.3, return_sequences=true)
+    bidirectional(gru(3, recurrent_dropout=0.5))
+}
+"""
+    _, _, torch_program = programs(source, "streaming")
+    module = torch_program.build_model()
+    assert isinstance(module.lstm_1, torch.nn.LSTM) and isinstance(module.bidirectional_1, torch.nn.GRU)
+    x = torch.randn(2, 5, 3)
+    module(x).sum().backward()
+    assert module._lstm_1_h.abs().sum() > 0  # the state was carried out of the stepped call
+    for name, param in module.named_parameters():
+        assert (param.grad is None) == (name == "lstm_1.bias_hh_l0"), name
+    module.eval()
+    module.reset_states()
+    first = module(x)
+    module.reset_states()
+    assert torch.equal(first, module(x))
