@@ -407,3 +407,30 @@ model streaming(batch_size=2) {
     first = module(x)
     module.reset_states()
     assert torch.equal(first, module(x))
+
+
+def test_train_mode_code_passes_ruff(tmp_path):
+    """Both layouts of the train-mode switch (one line, split), and a stepped layer's rates."""
+    import subprocess
+    import sys
+
+    source = """
+model m {
+    input x: float32[*, 4]
+    simple_rnn(3, dropout=0.5, return_sequences=true) as s
+    lstm(5, dropout=0.3, recurrent_dropout=0.2, return_sequences=true) as a_rather_long_layer_name
+    gru(3, activation=relu, reset_after=false, recurrent_dropout=0.25)
+}
+"""
+    code = generate(load_model(source), "pytorch", "m.rnn")
+    assert "            KerasSimpleRNN.stepping(self.s, activation=torch.tanh, dropout=0.5)\n" in code
+    assert "            if self.training\n            else self.a_rather_long_layer_name\n" in code
+    assert "recurrent_dropout=0.25" in code
+    path = tmp_path / "m.py"
+    path.write_text(code)
+    config = str(Path(__file__).resolve().parent.parent / "pyproject.toml")
+    for command in (["check", "--config", config], ["format", "--check", "--line-length", "88"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, str(path)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr + code

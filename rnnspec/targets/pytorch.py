@@ -287,8 +287,13 @@ class _Builder:
             call = PyCall(
                 f"{STEPPED[rec.kind]}.stepping", (f"self.{layer.name}", *activation_args(rec), *drops)
             )
-            stepping = [f"        {rnn} = {call.flat()} if self.training else self.{layer.name}"]
-            if len(stepping[0]) > LINE_LENGTH:
+            choice = f"{call.flat()} if self.training else self.{layer.name}"
+            # Laid out as ruff formats it: one line, else the choice in parentheses, else split.
+            if len(f"        {rnn} = {choice}") <= LINE_LENGTH:
+                stepping = [f"        {rnn} = {choice}"]
+            elif len(f"            {choice}") <= LINE_LENGTH:
+                stepping = [f"        {rnn} = (", f"            {choice}", "        )"]
+            else:
                 stepping = [
                     f"        {rnn} = (",
                     *layout(call, 12),
