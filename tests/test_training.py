@@ -434,3 +434,22 @@ model m {
             [sys.executable, "-m", "ruff", *command, str(path)], capture_output=True, text=True
         )
         assert done.returncode == 0, done.stdout + done.stderr + code
+
+
+def test_dropout_layer_drops_as_keras_does():
+    """`dropout` is nn.Dropout: an independent mask per element, kept with probability
+    1 - rate and scaled by 1 / (1 - rate), as keras.layers.Dropout; nothing in eval mode."""
+    _, keras_program, torch_program = programs(
+        "model d {\n    input x: float32[50]\n    dropout(0.3)\n}\n", "dropout_layer"
+    )
+    x = np.ones((2000, 50), "float32")
+    keras.utils.set_random_seed(0)
+    keras_y = np.asarray(keras_program.build_model()(x, training=True))
+    module = torch_program.build_model()
+    with torch.no_grad():
+        torch_y = module(torch.from_numpy(x)).numpy()
+        np.testing.assert_array_equal(module.eval()(torch.from_numpy(x)).numpy(), x)
+    for y in (keras_y, torch_y):
+        np.testing.assert_allclose(np.unique(y), [0.0, 1 / 0.7], rtol=1e-6)
+        assert abs((y == 0).mean() - 0.3) < 0.005
+        assert len({row.tobytes() for row in (y == 0)}) > 1900  # not one mask shared by rows
