@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--pytorch-code", help="a PyTorch program to verify instead of the generated one")
     ver.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     ver.add_argument(
+        "--gradients",
+        action="store_true",
+        help="also compare the gradients of a loss with respect to every input and weight",
+    )
+    ver.add_argument(
         "--weights", metavar="FILE", help="trained weights (.keras, .weights.h5, .pt) to prove it on"
     )
     ver.set_defaults(func=cmd_verify)

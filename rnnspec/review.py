@@ -74,6 +74,8 @@ def review_layer(model: Model, layer: Layer) -> LayerReport | None:
         pytorch = f"fused {FUSED[rec.kind]}" + (" over each row's unmasked steps (packed)" if masked else "")
     else:
         pytorch = f"per-timestep loop {STEPPED[rec.kind]}: {reason}"
+    if reason is None and (rec.attrs["dropout"] or rec.attrs["recurrent_dropout"]):
+        pytorch += f"; in train mode, per-timestep loop {STEPPED[rec.kind]} with Keras's dropout masks"
     warnings = []
     if cudnn and masked:
         warnings.append(

@@ -116,6 +116,15 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
         found = first_divergence(model, source_name, **options)
         if found:
             result.first_divergent_layer, result.divergence = found
+    if getattr(args, "gradients", False):
+        from rnnspec.equivalence.gradients import GradientResult, verify_gradients
+
+        try:
+            result.gradients = verify_gradients(model, Programs(keras_code, torch_code), **options)
+        except Exception as exc:  # as above: edited code may fail only under autograd
+            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            result.gradients = GradientResult(passed=False, error=f"the gradients did not run: {detail}")
+            return result, True
     return result, False
 
 
@@ -144,6 +153,8 @@ def describe(result, source: str) -> str:
         line += f"\n  first layer that diverges: {result.divergence}"
     elif not result.passed and result.first_divergent_layer:
         line += f"\n  first layer that diverges: `{result.first_divergent_layer}`"
+    if result.gradients is not None:
+        line += f"\n  {result.gradients.describe()}"
     return line
 
 
@@ -201,4 +212,4 @@ def run_verify(args: argparse.Namespace) -> int:
         print(json.dumps({"models": [dict(r.as_json(), file=p, **extra) for p, r in results]}, indent=2))
     if errored:
         return 2
-    return 0 if all(r.passed for _, r in results) else 1
+    return 0 if all(r.passed and (r.gradients is None or r.gradients.passed) for _, r in results) else 1

@@ -84,7 +84,9 @@ def test_every_example_saves_loads_and_exports(tmp_path):
     names = []
     for spec in sorted(EXAMPLES.glob("*.rnn")):
         if "stateful=true" in spec.read_text():
-            continue  # a SavedModel has no place for carried state; covered by the .keras reload below
+            continue  # a SavedModel has no place for carried state
+        if "extern layer" in spec.read_text():
+            continue  # a user's own layer saves as the user's class lets it
         name = f"{spec.stem}_keras"
         (tmp_path / f"{name}.py").write_text(compile_source(spec.read_text(), "keras", spec.name))
         names.append(name)

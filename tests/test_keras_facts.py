@@ -808,3 +808,147 @@ def test_compute_mask_is_skipped_when_call_returns_its_masked_input():
     # layer whose call returns `inputs` itself keeps the incoming mask, not its own.
     e = keras.layers.Embedding(10, 4, mask_zero=True)(_IDS)
     np.testing.assert_array_equal(np.asarray(get_keras_mask(_Produce(identity=True)(e))), _IDS != 0)
+
+
+# ---------------------------------------------------------------------------
+# Fact 17: initial weights (keras/src/layers/rnn/*.py build(), initializers/*)
+# ---------------------------------------------------------------------------
+def glorot_limit(fan_in, fan_out):
+    return np.sqrt(6.0 / (fan_in + fan_out))
+
+
+@pytest.mark.parametrize(
+    "cls,gates", [(keras.layers.SimpleRNN, 1), (keras.layers.LSTM, 4), (keras.layers.GRU, 3)]
+)
+def test_recurrent_initial_weights(cls, gates):
+    keras.utils.set_random_seed(0)
+    units, features = 32, 48
+    layer = cls(units)
+    layer.build((None, 5, features))
+    kernel, recurrent, bias = layer.get_weights()
+    # kernel: glorot uniform over (features, gates * units), as one matrix
+    limit = glorot_limit(features, gates * units)
+    assert np.abs(kernel).max() <= limit
+    assert abs(kernel.std() - limit / np.sqrt(3)) < 0.03 * limit
+    # recurrent kernel: orthogonal over (units, gates * units): orthonormal rows, gain 1
+    np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(units), atol=1e-5)
+    # bias: zeros; an LSTM's forget block (i, f, c, o) ones (unit_forget_bias=True); a GRU with
+    # reset_after has an input and a recurrent bias
+    expected = np.zeros(bias.shape, "float32")
+    if cls is keras.layers.LSTM:
+        expected[units : 2 * units] = 1.0
+    assert bias.shape == ((2, 3 * units) if cls is keras.layers.GRU else (gates * units,))
+    np.testing.assert_array_equal(bias, expected)
+
+
+def test_lstm_unit_forget_bias_false_starts_at_zero():
+    layer = keras.layers.LSTM(3, unit_forget_bias=False)
+    layer.build((None, 2, 4))
+    np.testing.assert_array_equal(layer.get_weights()[2], np.zeros(12))
+
+
+def test_embedding_dense_initial_weights():
+    keras.utils.set_random_seed(0)
+    embedding = keras.layers.Embedding(2000, 16)
+    embedding.build((None, 3))
+    (table,) = embedding.get_weights()
+    assert np.abs(table).max() <= 0.05
+    assert abs(table.std() - 0.05 / np.sqrt(3)) < 1e-3  # uniform in +-0.05
+    dense = keras.layers.Dense(40)
+    dense.build((None, 60))
+    kernel, bias = dense.get_weights()
+    limit = glorot_limit(60, 40)
+    assert np.abs(kernel).max() <= limit
+    assert abs(kernel.std() - limit / np.sqrt(3)) < 0.03 * limit
+    np.testing.assert_array_equal(bias, np.zeros(40))
+
+
+# ---------------------------------------------------------------------------
+# Fact 18: recurrent dropout masks (keras/src/layers/rnn/dropout_rnn_cell.py, simple_rnn.py,
+# lstm.py, gru.py): drawn once per call, one per row, kept for every timestep, elements kept
+# with probability 1 - rate and scaled by 1 / (1 - rate)
+# ---------------------------------------------------------------------------
+def identity_simple_rnn(features, recurrent, **options):
+    layer = keras.layers.SimpleRNN(features, activation="linear", return_sequences=True, **options)
+    layer.build((None, 3, features))
+    layer.set_weights([np.eye(features), recurrent * np.eye(features), np.zeros(features)])
+    return layer
+
+
+def test_input_dropout_one_mask_per_row_for_every_timestep():
+    keras.utils.set_random_seed(0)
+    rate, rows, features = 0.3, 4000, 8
+    layer = identity_simple_rnn(features, 0.0, dropout=rate)
+    x = np.random.default_rng(0).uniform(1, 2, size=(rows, 3, features)).astype("float32")
+    y = np.asarray(layer(x, training=True))
+    scale = y / x  # the mask, per timestep
+    np.testing.assert_allclose(scale, scale[:, :1, :].repeat(3, axis=1), rtol=1e-6)
+    kept = scale[:, 0] > 0
+    np.testing.assert_allclose(scale[:, 0][kept], 1 / (1 - rate), rtol=1e-6)
+    assert abs((~kept).mean() - rate) < 0.015
+    # inference mode: no dropout
+    np.testing.assert_allclose(np.asarray(layer(x, training=False)), x, rtol=1e-6)
+
+
+def test_recurrent_dropout_one_mask_per_row_for_every_step():
+    keras.utils.set_random_seed(0)
+    rate, rows, features = 0.4, 4000, 8
+    layer = identity_simple_rnn(features, 1.0, recurrent_dropout=rate)
+    x = np.zeros((rows, 3, features), "float32")
+    x[:, 0] = 1.0  # h0 = 1, h1 = h0 * m, h2 = h1 * m: the same m twice gives h1 ** 2
+    y = np.asarray(layer(x, training=True))
+    np.testing.assert_allclose(y[:, 0], 1.0)
+    mask = y[:, 1]
+    np.testing.assert_allclose(y[:, 2], mask**2, rtol=1e-6)
+    np.testing.assert_allclose(mask[mask > 0], 1 / (1 - rate), rtol=1e-6)
+    assert abs((mask == 0).mean() - rate) < 0.015
+
+
+@pytest.mark.parametrize(
+    "cell,gates", [(keras.layers.LSTMCell, 4), (keras.layers.GRUCell, 3), (keras.layers.SimpleRNNCell, 1)]
+)
+def test_dropout_masks_per_gate_only_with_recurrent_dropout(cell, gates):
+    """With recurrent_dropout, LSTM and GRU switch to implementation 1: one input mask and one
+    recurrent mask per gate. With dropout alone (implementation 2), one input mask for all gates."""
+    x = np.ones((5, 6), "float32")
+    h = np.ones((5, 3), "float32")
+    both = cell(3, dropout=0.5, recurrent_dropout=0.5, seed=1)
+    input_only = cell(3, dropout=0.5, seed=1)
+    masks = both.get_dropout_mask(x)
+    recurrent_masks = both.get_recurrent_dropout_mask(h)
+    if gates == 1:
+        assert np.asarray(masks).shape == (5, 6)
+        assert np.asarray(recurrent_masks).shape == (5, 3)
+    else:
+        assert len(masks) == len(recurrent_masks) == gates
+        assert all(np.asarray(m).shape == (5, 6) for m in masks)
+        assert all(np.asarray(m).shape == (5, 3) for m in recurrent_masks)
+        assert len({np.asarray(m).tobytes() for m in masks}) == gates  # independent draws
+    assert np.asarray(input_only.get_dropout_mask(x)).shape == (5, 6)
+
+
+# ---------------------------------------------------------------------------
+# Fact 19: Keras's Adam (TF backend) on an embedding's sparse gradient squares each occurrence
+# of a token before summing them (keras/src/optimizers/adam.py update_step on tf.IndexedSlices):
+# a token seen k times in a batch gets the second moment k g^2, not (k g)^2 as in a dense Adam
+# (torch.optim.Adam). Its first step is then lr * sqrt(k), not lr. SGD sums the slices: exact.
+# ---------------------------------------------------------------------------
+def test_adam_embedding_repeated_token_steps_sqrt_k():
+    import tensorflow as tf
+
+    embedding = keras.layers.Embedding(4, 2)
+    embedding.build((None, 3))
+    start = np.full((4, 2), 0.5, "float32")
+    embedding.set_weights([start])
+    for optimizer, expected in [
+        (keras.optimizers.Adam(learning_rate=0.1), [0.1, 0.1 * np.sqrt(2), 0.0]),
+        (keras.optimizers.SGD(learning_rate=0.1), [0.1, 0.2, 0.0]),  # gradient 1 per occurrence
+    ]:
+        embedding.set_weights([start])
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(embedding(np.array([[0, 1, 1]])))
+        grads = tape.gradient(loss, embedding.trainable_variables)
+        assert isinstance(grads[0], tf.IndexedSlices)
+        optimizer.apply_gradients(zip(grads, embedding.trainable_variables))
+        moved = start - embedding.get_weights()[0]
+        np.testing.assert_allclose(moved[:3, 0], expected, rtol=1e-4)

@@ -80,8 +80,8 @@ MUTANTS = {
     ),
     "gru_without_recurrent_bias": Mutant(
         GRU_RELU,
-        r"h_r, h_z, h_n = F\.linear\(h, w_hh, b_hh\)",
-        "h_r, h_z, h_n = F.linear(h, w_hh)",
+        r"h_r, h_z, h_n = gate_linear\(h, w_hh, b_hh, masks\)",
+        "h_r, h_z, h_n = gate_linear(h, w_hh, None, masks)",
         "reset_after=true GRU: Keras's recurrent bias (torch's bias_hh) is dropped",
     ),
     "zeros_at_masked_steps": Mutant(

@@ -64,6 +64,7 @@ class Result:
     first_divergent_layer: str | None = None
     divergence: str | None = None  # at a user's layer: which one, and what differs there
     error: str | None = None
+    gradients: Any = None  # a gradients.GradientResult, with `verify --gradients`
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,7 @@ class Result:
             "first_divergent_layer": self.first_divergent_layer,
             "divergence": self.divergence,
             "error": self.error,
+            **({"gradients": self.gradients.as_json()} if self.gradients is not None else {}),
         }
 
 

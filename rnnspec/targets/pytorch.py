@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnspec.ir import Layer, Model
-from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, py_literal, render, statement
+from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, layout, py_literal, render, statement
 from rnnspec.text import docstring_text
 
 TORCH_ACTIVATIONS = {
@@ -50,6 +50,7 @@ TORCH_CALLABLES = {
 }
 
 FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
+DROPOUTS = ("dropout", "recurrent_dropout")
 STEPPED = {"simple_rnn": "KerasSimpleRNN", "lstm": "KerasLSTM", "gru": "KerasGRU"}
 
 
@@ -67,6 +68,14 @@ def fused_kernel_reason(rec: Layer) -> str | None:
     if rec.kind == "gru" and not rec.attrs["reset_after"]:
         return "nn.GRU applies the reset gate after the recurrent matmul (reset_after=true only)"
     return None
+
+
+def activation_args(rec: Layer) -> list[str]:
+    """The activations of a stepped module, as constructor arguments."""
+    args = [f"activation={TORCH_CALLABLES[rec.attrs['activation']]}"]
+    if rec.kind != "simple_rnn":
+        args.append(f"recurrent_activation={TORCH_CALLABLES[rec.attrs['recurrent_activation']]}")
+    return args
 
 
 def state_buffer_name(layer: Layer, state: str) -> str:
@@ -89,7 +98,8 @@ def camel_case(name: str) -> str:
 # of forward) must not shadow them. Kept in step with the template by tests/test_hardening.py.
 MODULE_NAMES = frozenset(
     """math torch F nn PackedSequence pack_padded_sequence pad_packed_sequence keras_rnn reverse_valid
-    KerasRecurrent KerasSimpleRNN KerasLSTM KerasGRU AttentionPooling build_model""".split()
+    KerasRecurrent KerasSimpleRNN KerasLSTM KerasGRU AttentionPooling build_model gate_linear
+    init_keras_recurrent""".split()
 )
 
 
@@ -110,6 +120,7 @@ class Names:
     last: str
     h_n: str
     c_n: str
+    rnn: str  # a recurrent layer stepped for train-mode dropout
 
     @classmethod
     def avoiding(cls, taken: str) -> Names:
@@ -122,6 +133,7 @@ class Names:
             last=pick("last"),
             h_n=pick("h_n"),
             c_n=pick("c_n"),
+            rnn=pick("rnn"),
         )
 
 
@@ -143,6 +155,7 @@ class _Builder:
         (self.input,) = model.inputs
         self.names = Names.avoiding(self.input.name)
         self.init: list[str] = []
+        self.reset: list[str] = []  # reset_parameters(): Keras's initialisers
         self.buffers: list[str] = []
         self.forward: list[str] = []
         self.returns = self.names.hidden
@@ -223,6 +236,7 @@ class _Builder:
             self.module(
                 layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])]
             )
+            self.initialise(f"nn.init.uniform_({attr}.weight, -0.05, 0.05)")
             if layer.attrs["mask_zero"] and self.mask_is_read():
                 self.emit(f"{mask} = {src} != 0")
             self.emit(f"{x} = {attr}({src})")
@@ -242,6 +256,9 @@ class _Builder:
             if not layer.attrs["use_bias"]:
                 args.append("bias=False")
             self.module(layer, "nn.Linear", args)
+            self.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+            if layer.attrs["use_bias"]:
+                self.initialise(f"nn.init.zeros_({attr}.bias)")
             self.emit(f"{x} = " + TORCH_ACTIVATIONS[layer.attrs["activation"]].format(f"{attr}({src})"))
             return has_mask
         if kind == "dropout":
@@ -259,6 +276,7 @@ class _Builder:
         if kind == "attention_pooling":
             self.helpers.add("attention_pooling")
             self.module(layer, "AttentionPooling", [str(self.features)])
+            self.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
             self.emit(f"{x} = {attr}({src}, {mask})" if has_mask else f"{x} = {attr}({src})")
             return False
         if layer.extern is not None:
@@ -305,6 +323,9 @@ class _Builder:
     def module(self, layer: Layer, cls: str, args: list[str]) -> None:
         self.init += statement(8, f"self.{layer.name} = {cls}", list(args))
 
+    def initialise(self, line: str) -> None:
+        self.reset.append(f"        {line}")
+
     def recurrent(self, layer: Layer, src: str, has_mask: bool) -> None:
         rec = layer.recurrent
         assert rec is not None
@@ -320,11 +341,12 @@ class _Builder:
         else:
             cls = STEPPED[rec.kind]
             self.stepped.add(rec.kind)
-            args.append(f"activation={TORCH_CALLABLES[rec.attrs['activation']]}")
-            if rec.kind != "simple_rnn":
-                args.append(f"recurrent_activation={TORCH_CALLABLES[rec.attrs['recurrent_activation']]}")
+            args += activation_args(rec)
             if rec.kind == "gru" and not rec.attrs["reset_after"]:
                 args.append("reset_after=False")
+        drops = [f"{key}={py_literal(rec.attrs[key])}" for key in DROPOUTS if rec.attrs[key] > 0]
+        if reason is not None:
+            args += drops
         if not rec.attrs["use_bias"]:
             args.append("bias=False")
         if reason is None:
@@ -332,6 +354,35 @@ class _Builder:
         if bidirectional:
             args.append("bidirectional=True")
         self.module(layer, cls, args)
+        init = [f"self.{layer.name}"]
+        if rec.kind == "lstm" and rec.attrs["unit_forget_bias"] and rec.attrs["use_bias"]:
+            init.append("unit_forget_bias=True")
+        if rec.kind == "gru" and rec.attrs["reset_after"] and rec.attrs["use_bias"]:
+            init.append("recurrent_bias=True")
+        self.reset += statement(8, "init_keras_recurrent", init)
+        # Keras's dropout masks need the per-timestep loop; in eval mode the fused kernel runs.
+        rnn = f"self.{layer.name}"
+        stepping: list[str] = []
+        if reason is None and drops:
+            self.stepped.add(rec.kind)
+            rnn = self.names.rnn
+            call = PyCall(
+                f"{STEPPED[rec.kind]}.stepping", (f"self.{layer.name}", *activation_args(rec), *drops)
+            )
+            choice = f"{call.flat()} if self.training else self.{layer.name}"
+            # Laid out as ruff formats it: one line, else the choice in parentheses, else split.
+            if len(f"        {rnn} = {choice}") <= LINE_LENGTH:
+                stepping = [f"        {rnn} = {choice}"]
+            elif len(f"            {choice}") <= LINE_LENGTH:
+                stepping = [f"        {rnn} = (", f"            {choice}", "        )"]
+            else:
+                stepping = [
+                    f"        {rnn} = (",
+                    *layout(call, 12),
+                    "            if self.training",
+                    f"            else self.{layer.name}",
+                    "        )",
+                ]
 
         state_names = ["h", "c"] if rec.kind == "lstm" else ["h"]
         finals = [self.names.h_n, self.names.c_n][: len(state_names)]
@@ -363,8 +414,9 @@ class _Builder:
                 # Hand the previous layer's output straight to keras_rnn, so that no local keeps the
                 # whole padded batch alive while the kernel runs on the packed copy.
                 inp = self.take_last_assignment() or inp
+            self.forward += stepping
             call_args: list[str | PyCall] = [
-                f"self.{layer.name}",
+                rnn,
                 inp,
                 f"{mask}.flip(1)" if backwards else mask,
             ]
@@ -382,7 +434,8 @@ class _Builder:
             start = len(self.forward)
             self.forward += statement(8, f"{lhs} = keras_rnn", call_args)
             chained = any(arg == "packed=True" for arg in call_args)
-            if lhs == f"{x}, _, _" and not stateful and not chained and not isinstance(inp, PyCall):
+            inlinable = not stateful and not chained and not stepping and not isinstance(inp, PyCall)
+            if lhs == f"{x}, _, _" and inlinable:
                 self.inlinable = (
                     start,
                     len(self.forward) - start,
@@ -392,7 +445,8 @@ class _Builder:
         else:
             call_args = [inp] + ([initial] if initial else [])
             lhs = f"{seq_out}, {unpack(not seq)}"
-            self.forward += statement(8, f"{lhs} = self.{layer.name}", call_args)
+            self.forward += stepping
+            self.forward += statement(8, f"{lhs} = {rnn}", call_args)
             lasts = [f"{finals[0]}[0]", f"{finals[0]}[1]"]
         if stateful:
             for buf, fin in zip(buffers, finals):
@@ -447,6 +501,8 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
             for buffer in stateful_buffers
             for line in statement(8, f"{buffer} = torch.zeros_like", [buffer])
         ],
+        "reset": builder.reset,
+        "recurrent_init": any(layer.recurrent is not None for layer in model.layers),
         "forward": builder.forward,
         "input_name": builder.input.name,
         "returns": builder.returns,

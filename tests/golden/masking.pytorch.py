@@ -76,12 +76,43 @@ def keras_rnn(
     return outputs.view(batch, steps, -1), last, final
 
 
+def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
+    """Give a recurrent layer (torch's names and layout) Keras's initial weights and biases.
+
+    Keras draws the kernel glorot-uniform over (inputs, gates * units) and the recurrent
+    kernel orthogonal over (units, gates * units); xavier_uniform_ and orthogonal_ on torch's
+    transposed, gate-reordered arrays draw from the same distributions. Biases start at zero,
+    an LSTM's forget gate at one with `unit_forget_bias`. Where Keras has one bias and torch
+    two (LSTM, SimpleRNN), `bias_hh` stays zero and frozen, so that training moves one bias
+    per gate, as Keras does; a GRU with reset_after has two in Keras too (`recurrent_bias`).
+    """
+    for name, param in rnn.named_parameters():
+        if name.startswith("weight_ih"):
+            nn.init.xavier_uniform_(param)
+        elif name.startswith("weight_hh"):
+            nn.init.orthogonal_(param)
+        else:
+            nn.init.zeros_(param)
+            if name.startswith("bias_hh") and not recurrent_bias:
+                param.requires_grad_(False)
+            elif unit_forget_bias:
+                nn.init.ones_(param[rnn.hidden_size : 2 * rnn.hidden_size])
+
+
 class MaskedFeatures(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.gru_1 = nn.GRU(8, 16, batch_first=True)
         self.lstm_1 = nn.LSTM(16, 16, batch_first=True)
         self.dense_1 = nn.Linear(16, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras's initial weights, drawn from torch's generator (torch.manual_seed sets them)."""
+        init_keras_recurrent(self.gru_1, recurrent_bias=True)
+        init_keras_recurrent(self.lstm_1, unit_forget_bias=True)
+        nn.init.xavier_uniform_(self.dense_1.weight)
+        nn.init.zeros_(self.dense_1.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = (x != -1.0).any(dim=-1)
@@ -93,4 +124,5 @@ class MaskedFeatures(nn.Module):
 
 
 def build_model() -> MaskedFeatures:
-    return MaskedFeatures().eval()
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
+    return MaskedFeatures()

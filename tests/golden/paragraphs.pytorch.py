@@ -4,6 +4,29 @@ import torch
 from torch import nn
 
 
+def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
+    """Give a recurrent layer (torch's names and layout) Keras's initial weights and biases.
+
+    Keras draws the kernel glorot-uniform over (inputs, gates * units) and the recurrent
+    kernel orthogonal over (units, gates * units); xavier_uniform_ and orthogonal_ on torch's
+    transposed, gate-reordered arrays draw from the same distributions. Biases start at zero,
+    an LSTM's forget gate at one with `unit_forget_bias`. Where Keras has one bias and torch
+    two (LSTM, SimpleRNN), `bias_hh` stays zero and frozen, so that training moves one bias
+    per gate, as Keras does; a GRU with reset_after has two in Keras too (`recurrent_bias`).
+    """
+    for name, param in rnn.named_parameters():
+        if name.startswith("weight_ih"):
+            nn.init.xavier_uniform_(param)
+        elif name.startswith("weight_hh"):
+            nn.init.orthogonal_(param)
+        else:
+            nn.init.zeros_(param)
+            if name.startswith("bias_hh") and not recurrent_bias:
+                param.requires_grad_(False)
+            elif unit_forget_bias:
+                nn.init.ones_(param[rnn.hidden_size : 2 * rnn.hidden_size])
+
+
 class Paragraphs(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -11,6 +34,13 @@ class Paragraphs(nn.Module):
         self.dense_1 = nn.Linear(64, 10)
         self.register_buffer("_lstm_1_h", torch.zeros(1, 3, 64), persistent=False)
         self.register_buffer("_lstm_1_c", torch.zeros(1, 3, 64), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras's initial weights, drawn from torch's generator (torch.manual_seed sets them)."""
+        init_keras_recurrent(self.lstm_1, unit_forget_bias=True)
+        nn.init.xavier_uniform_(self.dense_1.weight)
+        nn.init.zeros_(self.dense_1.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, (h_n, c_n) = self.lstm_1(x, (self._lstm_1_h, self._lstm_1_c))
@@ -27,4 +57,5 @@ class Paragraphs(nn.Module):
 
 
 def build_model() -> Paragraphs:
-    return Paragraphs().eval()
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
+    return Paragraphs()

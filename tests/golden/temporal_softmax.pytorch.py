@@ -11,6 +11,13 @@ class MaskedSoftmax(nn.Module):
         self.embedding_1 = nn.Embedding(10, 32)
         self.dense_1 = nn.Linear(32, 1)
         self.temporal_softmax_1 = TemporalSoftmax()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras's initial weights, drawn from torch's generator (torch.manual_seed sets them)."""
+        nn.init.uniform_(self.embedding_1.weight, -0.05, 0.05)
+        nn.init.xavier_uniform_(self.dense_1.weight)
+        nn.init.zeros_(self.dense_1.bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         mask = tokens != 0
@@ -21,4 +28,5 @@ class MaskedSoftmax(nn.Module):
 
 
 def build_model() -> MaskedSoftmax:
-    return MaskedSoftmax().eval()
+    """A fresh model with Keras's initial weights, in training mode: .eval() for inference."""
+    return MaskedSoftmax()
