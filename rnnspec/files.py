@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -174,6 +173,8 @@ def replacing(
     shown = _show(path)
     target = check_output(path, inputs, force=force)
     old = _stat(target)
+    import tempfile  # here: it costs a cold `compile` to stdout 3 ms of imports
+
     try:
         # A short name of our own: the output's name may already be at the file-name limit.
         fd, name = tempfile.mkstemp(prefix=".rnnspec-", suffix=".tmp" + suffix, dir=target.parent)

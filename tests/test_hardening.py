@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -205,7 +206,7 @@ def test_a_read_only_directory_is_a_message(tmp_path, spec, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)  # root writes anywhere; pretend
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # root writes anywhere; pretend
     out = tmp_path / "out.py"
     code, _, err = run("compile", str(spec), "--target", "keras", "-o", str(out))
     assert (code, err) == (2, f"{out}: error: cannot write in {tmp_path}: Read-only file system\n")
