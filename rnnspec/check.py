@@ -6,6 +6,8 @@ every independent mistake in the file.
 
 from __future__ import annotations
 
+import keyword
+
 from rnnspec.errors import Pos, Reporter, SpecError
 from rnnspec.ir import (
     RECURRENT_KINDS,
@@ -159,7 +161,13 @@ def _check_names(model: Model, report: Reporter) -> None:
             )
     from rnnspec.targets.pytorch import class_name
 
-    if class_name(model) in reserved_class_names():
+    if keyword.iskeyword(class_name(model)):
+        report.error(
+            model.pos,
+            f"model name `{model.name}` would become the class `{class_name(model)}`, a Python keyword, in the "
+            "generated PyTorch program; choose another",
+        )
+    elif class_name(model) in reserved_class_names():
         report.error(
             model.pos,
             f"model name `{model.name}` would become the class `{class_name(model)}`, which the generated "

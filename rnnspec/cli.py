@@ -14,12 +14,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from rnnspec import __version__
 from rnnspec.errors import SpecError, UserError
 from rnnspec.files import check_output, load_spec, read_spec, write_text  # noqa: F401 (read_spec: re-exported)
 from rnnspec.targets import TARGETS
-from rnnspec.text import terminal_text
+from rnnspec.text import terminal_safe, terminal_text
 
 EXAMPLES = """\
 examples:
@@ -127,6 +128,27 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+class _Escaping(io.TextIOBase):
+    """A standard stream that lets no control character through (line breaks and tabs aside):
+    file names, spec text and archive names in any message cannot drive the terminal."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(terminal_safe(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
 class _ClosedStream(io.TextIOBase):
     """Stands in for a standard output the process was started without (`rnnspec ... >&-`)."""
 
@@ -142,15 +164,24 @@ def _report(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Escaping(saved[0]), _Escaping(saved[1])
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # its own messages go through the escaping stream too
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_ERROR
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
-    if sys.stdout is None:
-        sys.stdout = _ClosedStream()
     try:
         code = args.func(args)
         sys.stdout.flush()
@@ -166,16 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`rnnspec compile ... | head`): not an error of ours; keep Python
         # from complaining again when it flushes stdout at exit.
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
-    except (OSError, ValueError) as exc:
-        if sys.stdout is None or sys.stdout.closed or (isinstance(exc, OSError) and exc.errno == errno.EBADF):
+    except OSError as exc:
+        # Every file the user named is checked and read with a worded message; what is left is
+        # the standard streams: closed, or on a full disk.
+        if exc.errno == errno.EBADF:
             _report("rnnspec: error: cannot write to standard output (it is closed)")
-            return EXIT_ERROR
-        return _internal_error(exc)
-    except RecursionError as exc:
-        return _internal_error(exc)
+        else:
+            _report(f"rnnspec: error: cannot write the output: {exc.strerror or exc}")
+        return EXIT_ERROR
     except Exception as exc:
         return _internal_error(exc)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rnnspec.text import excerpt, normalize, split_lines
+from rnnspec.text import escape_unprintable, excerpt, normalize, split_lines
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Diagnostic:
     severity: str = "error"
 
     def render(self, path: str, source: str | None) -> str:
+        path = escape_unprintable(path)  # a file name cannot break the message into fake lines
         if self.pos is None:
             return f"{path}: {self.severity}: {self.message}"
         head = f"{path}:{self.pos.line}:{self.pos.col}: {self.severity}: {self.message}"

@@ -126,16 +126,25 @@ def check_output(path: str | os.PathLike[str], inputs: list[Path] = (), *, force
     shown = _show(path)
     if not os.fspath(path):
         raise UserError("error: the output path is empty")
-    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+    if os.fspath(path).endswith(os.sep):
+        raise UserError(f"{shown}: error: names a directory (it ends with `{os.sep}`); give a file name")
+    written, target = "/" + os.path.abspath(path).lstrip("/"), Path(os.path.realpath(path))
+    if written.startswith(("/dev/", "/proc/")) or str(target).startswith(("/dev/", "/proc/")):
         # /dev/stdout, /dev/null, /proc/self/fd/1: a stream or a device, even where a regular
         # file is behind it, which a rename would take from under the shell's redirection.
         raise UserError(
             f"{shown}: error: rnnspec writes regular files only, not under /dev or /proc (leave out "
             "the output option to print to standard output)"
         )
-    target = Path(os.path.realpath(path))
     info = _stat(target)
     if info is not None:
+        for fd, stream in ((1, "standard output"), (2, "standard error")):
+            with contextlib.suppress(OSError):
+                if os.path.samestat(info, os.fstat(fd)):
+                    raise UserError(
+                        f"{shown}: error: is the file {stream} goes to; leave out the output option to "
+                        "print to standard output"
+                    )
         if stat.S_ISDIR(info.st_mode):
             raise UserError(f"{shown}: error: is a directory; give a file name")
         if not stat.S_ISREG(info.st_mode):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import keyword
 import math
 import re
 import sys
@@ -20,7 +21,7 @@ from rnnspec.errors import SpecError
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import check_output, require_regular_file, write_text
 from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, bad_identifier
-from rnnspec.text import comment_text, terminal_text
+from rnnspec.text import comment_text, escape_unprintable, terminal_text
 
 if TYPE_CHECKING:
     pass
@@ -269,7 +270,9 @@ def _identifier(raw: str, fallback: str, role: str) -> str:
         name += "_layer"
     if role == "input" and name in PROGRAM_NAMES:
         name += "_input"
-    if role == "model" and camel_case(name) in reserved_class_names():
+    if role == "model" and (
+        camel_case(name) in reserved_class_names() or keyword.iskeyword(camel_case(name))
+    ):
         name += "_model"
     return name
 
@@ -896,7 +899,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         imported = import_model(source)
     except ImportRefused as exc:
         lines = [f"{source}: error: cannot import the model; these have no equivalent in the language:"]
-        lines += [f"  {message}" for message in exc.problems]
+        lines += [f"  {escape_unprintable(message)}" for message in exc.problems]  # one line each
         print(terminal_text("\n".join(lines)), file=sys.stderr)  # names from the archive, escaped
         return 2
     if output is None:

@@ -53,8 +53,11 @@ RECURRENT_KINDS = ("simple_rnn", "lstm", "gru")
 DTYPES = ("int32", "int64", "float32")
 
 REQUIRED = object()
-# The largest finite float32: a spec value beyond it is infinite in both generated programs.
+# The largest finite float32, and the magnitude from which a number rounds to infinity in float32
+# (half a unit in the last place above it: 3.4028235e38, as float32's maximum is usually printed,
+# still rounds to the maximum).
 FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_OVERFLOW = FLOAT32_MAX + 2.0**103
 # Sizes index tensors in both frameworks (int32 in places); nothing larger can be built.
 MAX_SIZE = 2**31 - 1
 
@@ -398,7 +401,7 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
             return float(value.value)
         report.error(where, f"`{name}` of `{owner}` must be a rate in [0, 1), got `{shown}`{note}")
     elif attr.type == "float":
-        if isinstance(value, Number) and abs(float(value.text)) <= FLOAT32_MAX:
+        if isinstance(value, Number) and abs(float(value.text)) < FLOAT32_OVERFLOW:
             return float(value.value)
         if isinstance(value, Number):
             report.error(
@@ -455,7 +458,7 @@ def _rounding_note(value: Any) -> str:
 
 
 def _finite_float32(value: float) -> bool:
-    return math.isfinite(value) and abs(value) <= FLOAT32_MAX
+    return math.isfinite(value) and abs(value) < FLOAT32_OVERFLOW
 
 
 def _show(value: Any) -> str:

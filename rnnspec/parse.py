@@ -399,7 +399,13 @@ def _found(exc: UnexpectedInput, source: str) -> str:
             return "the end of the file"
         return f"`{exc.token}`"
     if isinstance(exc, UnexpectedCharacters):
-        return f"`{escape_unprintable(source[exc.pos_in_stream])}`"
+        char = source[exc.pos_in_stream]
+        if char.isascii():
+            return f"`{escape_unprintable(char)}`"
+        # A look-alike (a Cyrillic e for a Latin one, a full-width letter) is invisible in the excerpt.
+        import unicodedata
+
+        return f"`{escape_unprintable(char)}` (U+{ord(char):04X} {unicodedata.name(char, 'an unnamed character')})"
     return "the end of the file"
 
 

@@ -22,7 +22,7 @@ from rnnspec.errors import UserError as UsageError
 from rnnspec.files import check_output, read_spec, replacing, require_regular_file
 from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
 from rnnspec.ir import Layer, Model
-from rnnspec.text import terminal_text
+from rnnspec.text import escape_unprintable, terminal_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,7 +107,8 @@ class WeightsMismatch(UsageError):
 
 def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> WeightsMismatch:
     head = f"{path}: error: the weights do not fit the spec's model `{model.name}` ({spec_path}):"
-    return WeightsMismatch("\n".join([head] + [f"  {p}" for p in problems]))
+    # One line per problem: a key from the file cannot start a line of its own.
+    return WeightsMismatch("\n".join([head] + [f"  {escape_unprintable(p)}" for p in problems]))
 
 
 def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:

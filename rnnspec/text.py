@@ -77,6 +77,13 @@ def comment_text(text: str) -> str:
     return escape_unprintable(text)
 
 
+def terminal_safe(text: str) -> str:
+    """`text` with every unprintable character escaped but line breaks and tabs."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else _escape(ch) for ch in text)
+
+
 def terminal_text(text: str, limit: int = 2000) -> str:
     """A message for the terminal: line breaks kept, every other control character escaped (no
     escape sequence from a spec or an archive reaches the terminal), each line at most `limit`
