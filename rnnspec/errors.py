@@ -58,6 +58,10 @@ class SpecError(Exception):
         return "\n".join(d.render(path, source) for d in self.diagnostics)
 
 
+# A file with thousands of mistakes gets the first ones, not thousands of lines.
+MAX_DIAGNOSTICS = 50
+
+
 class Reporter:
     """Collects diagnostics so that independent mistakes are all reported in one run."""
 
@@ -69,7 +73,11 @@ class Reporter:
 
     def raise_if_any(self) -> None:
         if self.diagnostics:
-            raise SpecError(sorted(self.diagnostics, key=_order))
+            found = sorted(self.diagnostics, key=_order)
+            if len(found) > MAX_DIAGNOSTICS:
+                more = len(found) - MAX_DIAGNOSTICS
+                found = found[:MAX_DIAGNOSTICS] + [Diagnostic(None, f"{more:,} more errors not shown")]
+            raise SpecError(found)
 
 
 def _order(d: Diagnostic) -> tuple[int, int]:

@@ -74,23 +74,26 @@ _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 MAX_CONFIG_BYTES = 64 << 20  # config.json, uncompressed
 MAX_CONFIG_DEPTH = 64  # Keras's own configs nest about 12 deep
 MAX_LAYERS = 100_000
+MAX_CONFIG_ITEMS = 2_000_000  # values in the whole config, all levels together
+MAX_PROBLEMS_SHOWN = 50
 
 
 def check_config_shape(config: Any) -> str | None:
     """Why a parsed config.json is out of bounds (too deep, too many layers), or None."""
     todo = [(config, 1)]
+    seen = 0
     while todo:
         value, depth = todo.pop()
         if depth > MAX_CONFIG_DEPTH:
             return f"config.json nests deeper than {MAX_CONFIG_DEPTH} levels; Keras writes about 12"
-        if isinstance(value, dict):
-            todo += [(v, depth + 1) for v in value.values()]
-        elif isinstance(value, list):
+        if isinstance(value, (dict, list)):
             if len(value) > MAX_LAYERS:
-                return (
-                    f"config.json holds a list of {len(value):,} items; rnnspec reads at most {MAX_LAYERS:,}"
-                )
-            todo += [(v, depth + 1) for v in value]
+                what = "an object of" if isinstance(value, dict) else "a list of"
+                return f"config.json holds {what} {len(value):,} items; rnnspec reads at most {MAX_LAYERS:,}"
+            seen += len(value)
+            if seen > MAX_CONFIG_ITEMS:
+                return f"config.json holds more than {MAX_CONFIG_ITEMS:,} values; rnnspec reads at most that"
+            todo += [(v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)]
     return None
 
 
@@ -818,8 +821,11 @@ def _call(item: Item) -> str:
 def read_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
     """One file of a zip archive, refusing more than `limit` bytes uncompressed (a zip bomb
     declares a small size or none; the bytes are counted as they come)."""
-    with archive.open(name) as handle:
-        data = handle.read(limit + 1)
+    try:
+        with archive.open(name) as handle:
+            data = handle.read(limit + 1)
+    except RuntimeError as exc:  # an encrypted member: zipfile asks for a password
+        raise UsageError(f"{path}: error: cannot read {name} from the archive: {exc}") from None
     if len(data) > limit:
         raise UsageError(
             f"{path}: error: {name} in the archive unpacks to more than {limit:,} bytes; "
@@ -899,7 +905,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         imported = import_model(source)
     except ImportRefused as exc:
         lines = [f"{source}: error: cannot import the model; these have no equivalent in the language:"]
-        lines += [f"  {escape_unprintable(message)}" for message in exc.problems]  # one line each
+        shown = exc.problems[:MAX_PROBLEMS_SHOWN]
+        lines += [f"  {escape_unprintable(message)}" for message in shown]  # one line each
+        if len(exc.problems) > len(shown):
+            lines.append(f"  ... and {len(exc.problems) - len(shown):,} more")
         print(terminal_text("\n".join(lines)), file=sys.stderr)  # names from the archive, escaped
         return 2
     if output is None:

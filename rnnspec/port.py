@@ -105,24 +105,73 @@ class WeightsMismatch(UsageError):
     """The arrays in a weights file do not fit the spec: one line per array."""
 
 
+def _not_finite(array: np.ndarray) -> str | None:
+    """Why float32 weights cannot be trained or compared (inf or NaN, or beyond float32), or None."""
+    import numpy as np
+
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    if bad:
+        return f"{bad:,} of its {array.size:,} values are not finite in float32 (inf, NaN, or beyond float32)"
+    return None
+
+
+MAX_PROBLEMS_SHOWN = 50
+
+
 def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> WeightsMismatch:
     head = f"{path}: error: the weights do not fit the spec's model `{model.name}` ({spec_path}):"
     # One line per problem: a key from the file cannot start a line of its own.
-    return WeightsMismatch("\n".join([head] + [f"  {escape_unprintable(p)}" for p in problems]))
+    shown = [f"  {escape_unprintable(p)}" for p in problems[:MAX_PROBLEMS_SHOWN]]
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        shown.append(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN:,} more")
+    return WeightsMismatch("\n".join([head, *shown]))
 
 
 def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
     """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked."""
     try:
+        _refuse_outside_references(handle, path)
         return _read_h5_arrays(model, handle, path, spec_path)
     except WeightsMismatch:
         raise
-    except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, OverflowError) as exc:
         # h5py's errors for a damaged file: truncated data, a group where a dataset belongs, ...
         detail = (str(exc).splitlines() or [""])[0][:200]
         raise UsageError(
             f"{path}: error: the HDF5 weights cannot be read ({type(exc).__name__}: {detail})"
         ) from None
+
+
+def _refuse_outside_references(handle: Any, path: Path) -> None:
+    """Refuse HDF5 that reads from elsewhere: external links, external storage, virtual datasets.
+
+    Keras writes none of them; following one would read (or block on) any file the user can
+    open. Checked before any data is read, without resolving a link.
+    """
+    import h5py
+
+    todo, seen = [("", handle)], 0
+    while todo:
+        prefix, group = todo.pop()
+        for name in group.keys():
+            seen += 1
+            if seen > 100_000:
+                raise UsageError(
+                    f"{path}: error: the HDF5 file holds more than 100,000 objects; not a Keras file"
+                )
+            where = f"{prefix}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
+                kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+                raise UsageError(f"{path}: error: {where} is {kind}; Keras weights files hold no links")
+            obj = group.get(name)
+            if isinstance(obj, h5py.Group):
+                todo.append((where, obj))
+            elif isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+                kind = "stored in another file" if obj.external else "a virtual dataset"
+                raise UsageError(
+                    f"{path}: error: {where} is {kind}; port reads weights held in the file only"
+                )
 
 
 def expected_weight_bytes(model: Model) -> int:
@@ -165,7 +214,12 @@ def _read_h5_arrays(model: Model, handle: Any, path: Path, spec_path: str) -> di
                     f"{name}: the file holds {dataset.dtype} values; the spec needs floating point"
                 )
                 continue
-            arrays.append(np.asarray(dataset[()], dtype=np.float32))
+            array = np.asarray(dataset[()], dtype=np.float32)
+            why = _not_finite(array)
+            if why:
+                problems.append(f"{name}: {why}")
+                continue
+            arrays.append(array)
         weights[layer.name] = arrays
     extra: list[str] = []
     if "layers" in handle:
@@ -243,7 +297,7 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
         value = state[key]
         if not isinstance(value, torch.Tensor):
             problems.append(f"{key}: the file holds a {type(value).__name__}, not a tensor")
-        elif value.layout != torch.strided:
+        elif value.is_nested or value.layout != torch.strided:
             problems.append(f"{key}: the file holds a {value.layout} tensor; port needs a dense one")
         elif value.is_meta:
             problems.append(f"{key}: the file holds a meta tensor (a shape without values)")
@@ -254,14 +308,19 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
         elif not value.is_floating_point():
             problems.append(f"{key}: the file holds {value.dtype} values; the spec needs floating point")
         else:
-            arrays[key] = value.detach().to(torch.float32).numpy().astype(np.float32)
+            # resolve_*: a view with a lazy negation or conjugation bit has no numpy() of its own.
+            array = value.detach().resolve_conj().resolve_neg().to(torch.float32).numpy().astype(np.float32)
+            why = _not_finite(array)
+            if why:
+                problems.append(f"{key}: {why}")
+            arrays[key] = array
     for key in state:
         if key not in need:
-            shown = (
-                _shape(state[key].shape)
-                if isinstance(state[key], torch.Tensor)
-                else type(state[key]).__name__
-            )
+            value = state[key]
+            if isinstance(value, torch.Tensor) and not value.is_nested:
+                shown = _shape(value.shape)
+            else:
+                shown = "nested" if isinstance(value, torch.Tensor) else type(value).__name__
             problems.append(f"{key}: the file has an entry of shape {shown} that the spec has no place for")
     if problems:
         raise _mismatch(path, model, spec_path, problems)
@@ -344,7 +403,7 @@ def _read_keras(
             raise UsageError(f"{path}: error: the archive cannot be read: {exc}") from None
         try:
             handle = h5py.File(io.BytesIO(data), "r")
-        except OSError as exc:
+        except (OSError, OverflowError, ValueError) as exc:
             raise UsageError(
                 f"{path}: error: the archive's model.weights.h5 is not readable HDF5 ({exc})"
             ) from None

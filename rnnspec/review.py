@@ -112,11 +112,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 # --- summary -----------------------------------------------------------------------------
 
 
-def torch_parameter_count(model: Model, layer: Layer) -> int:
+def torch_parameter_count(model: Model, layer: Layer, shapes: dict | None = None) -> int:
     """torch's count differs from Keras's only where torch keeps a second bias per direction."""
     from rnnspec.equivalence.weights import GATE_ORDER, keras_weight_shapes
 
-    count = sum(prod(shape) for shape in keras_weight_shapes(model).get(layer.name, []))
+    shapes = keras_weight_shapes(model) if shapes is None else shapes
+    count = sum(prod(shape) for shape in shapes.get(layer.name, []))
     rec = layer.recurrent
     if rec is not None and rec.attrs["use_bias"] and rec.kind in ("lstm", "simple_rnn"):
         directions = 2 if layer.inner is not None else 1
@@ -139,7 +140,7 @@ def summary_rows(model: Model) -> list[tuple[str, str, str, int | None, int | No
             rows.append((layer.name, kind, out, None, None))
             continue
         keras_count = sum(prod(shape) for shape in shapes.get(layer.name, []))
-        rows.append((layer.name, kind, out, keras_count, torch_parameter_count(model, layer)))
+        rows.append((layer.name, kind, out, keras_count, torch_parameter_count(model, layer, shapes)))
     return rows
 
 

@@ -103,8 +103,16 @@ def excerpt(line: str, col: int, width: int = 100) -> tuple[str, int]:
     Unprintable characters are shown escaped (the caret moves with them); a long line is cut to a
     window of about `width` characters around `col`, with `…` where it was cut.
     """
-    before, after = line[: col - 1].replace("\t", " "), line[col - 1 :].replace("\t", " ")
-    before, after = escape_unprintable(before), escape_unprintable(after)
+    # Cut first (an escape is at most 10 characters for one), escape after: linear in the window,
+    # not in the line, however many messages point into one long line.
+    before, after = line[max(0, col - 1 - width) : col - 1], line[col - 1 : col - 1 + width]
+    cut_before, cut_after = col - 1 > width, len(line) > col - 1 + width
+    before = escape_unprintable(before.replace("\t", " "))
+    after = escape_unprintable(after.replace("\t", " "))
+    if cut_before:
+        before = "…" + before
+    if cut_after:
+        after += "…"
     if len(before) + len(after) <= width:
         return before + after, len(before) + 1
     keep = width // 2

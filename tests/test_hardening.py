@@ -571,3 +571,79 @@ def test_no_output_path_destroys_anything(tmp_path_factory, parts, command):
     if code == 0 and command == "compile":
         assert Path(os.path.realpath(out)).read_text().startswith('"""Keras model `m`')
     assert not [p for p in root.rglob(".rnnspec-*")]  # no temporary left behind
+
+
+# --- 9. found by an attack review -------------------------------------------------------------------
+
+
+def test_outputs_where_stdout_goes_are_refused(spec, tmp_path):
+    log = tmp_path / "build.log"
+    link = tmp_path / "so"
+    link.symlink_to("/proc/self/fd/1")
+    for out in ("//dev/stdout", str(link)):
+        log.write_text("important\n")
+        with open(log, "a") as handle:
+            done = subprocess.run(
+                [sys.executable, "-m", "rnnspec", "compile", str(spec), "--target", "keras", "-o", out],
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=handle,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        assert done.returncode == 2 and log.read_text() == "important\n", done.stderr
+    code, _, err = run("compile", str(spec), "--target", "keras", "-o", str(tmp_path / "newdir") + "/")
+    assert (code, err) == (
+        2,
+        f"{tmp_path}/newdir/: error: names a directory (it ends with `/`); give a file name\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("model none {\n    input x: float32[*, 3]\n    lstm(2)\n}\n",
+         "m.rnn:1:7: error: model name `none` would become the class `None`, a Python keyword, in the generated "
+         "PyTorch program; choose another"),
+        ("model m {\n    input x: float32[*, 3]\n    lstm(2, return_sequ\u0435nces=true)\n}\n",
+         "m.rnn:3:24: error: expected `(`, `)`, `,` or `=`, found `\u0435` (U+0435 CYRILLIC SMALL LETTER IE)"),
+    ],
+)  # fmt: skip
+def test_keyword_classes_and_look_alikes(tmp_path, source, expected):
+    path = tmp_path / "m.rnn"
+    path.write_text(source)
+    code, _, err = run("check", str(path))
+    assert code == 2 and err.splitlines()[0] == f"{tmp_path}/{expected}"
+
+
+def test_float32_maximum_as_printed_is_accepted():
+    source = "model m {\n    input x: float32[*, 3]\n    masking(mask_value=3.4028235e38)\n    lstm(2)\n}\n"
+    assert "3.4028235e+38" in compile_source(source, "pytorch", "m.rnn")
+
+
+def test_thousands_of_mistakes_on_one_long_line_give_the_first_fifty(tmp_path):
+    path = tmp_path / "m.rnn"
+    path.write_text("model m {\n    input x: float32[*, 3]\n    lstm(4" + ", units=4" * 20_000 + ")\n}\n")
+    code, _, err = run("check", str(path))
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 50 * 3 + 1
+    assert lines[-1] == f"{path}: error: 19,950 more errors not shown"
+    assert all(len(line) < 130 for line in lines)
+
+
+def test_summary_of_a_long_model(tmp_path):
+    path = tmp_path / "m.rnn"
+    path.write_text("model m {\n    input x: float32[*, 3]\n" + "    dense(3)\n" * 3000 + "}\n")
+    code, out, _ = run("summary", str(path))
+    assert code == 0 and out.splitlines()[-1].split()[-2:] == ["36,000", "36,000"]
+
+
+def test_file_names_reach_every_output_escaped(tmp_path):
+    path = tmp_path / "esc\x1b]0;PWNED\x07.rnn"
+    path.write_text(SPEC)
+    for argv in (
+        ["check", str(path)],
+        ["fmt", "--check", str(path)],
+        ["compile", "x.rnn", str(path), "--target", "keras"],
+    ):
+        done = rnnspec(*argv)
+        assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr, argv

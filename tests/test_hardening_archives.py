@@ -208,3 +208,123 @@ def test_port_outputs_are_byte_for_byte_the_same_each_time(weights, capsys):
     back = directory / "back.pt"
     assert main(["port", str(spec), "--from", str(directory / "a.keras"), "--to", str(back)]) == 0
     assert back.read_bytes() == (directory / "a.pt").read_bytes()
+
+
+# --- found by an attack review -------------------------------------------------------------------------
+
+
+def _rewrite_h5(source, target, change):
+    """Copy a .weights.h5, letting `change(name, dataset, out_file)` write one dataset its own way."""
+    import h5py
+
+    with h5py.File(source) as src, h5py.File(target, "w") as dst:
+
+        def copy(name, obj):
+            if isinstance(obj, h5py.Group):
+                dst.require_group(name)
+            elif not change(name, obj, dst):
+                dst.create_dataset(name, data=obj[()])
+
+        src.visititems(copy)
+
+
+def test_hdf5_that_reads_from_other_files_is_refused_before_any_read(weights, capsys, tmp_path):
+    import h5py
+
+    spec, directory = weights
+    assert (
+        main(["port", str(spec), "--from", str(directory / "m.pt"), "--to", str(tmp_path / "w.weights.h5")])
+        == 0
+    )
+    capsys.readouterr()
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"\0" * 4096)
+    first = "layers/dense/vars/0"
+
+    def external(name, obj, dst):
+        if name != first:
+            return False
+        dst.create_dataset(name, shape=obj.shape, dtype=obj.dtype, external=[(str(outside), 0, obj.nbytes)])
+        return True
+
+    def link(name, obj, dst):
+        if name != first:
+            return False
+        dst[name] = h5py.ExternalLink(str(outside), "/x")
+        return True
+
+    def virtual(name, obj, dst):
+        if name != first:
+            return False
+        layout = h5py.VirtualLayout(shape=obj.shape, dtype=obj.dtype)
+        layout[:] = h5py.VirtualSource(str(outside), "x", shape=obj.shape)
+        dst.create_virtual_dataset(name, layout)
+        return True
+
+    for label, change, what in (
+        ("external", external, "is stored in another file; port reads weights held in the file only"),
+        ("link", link, "is an external link; Keras weights files hold no links"),
+        ("virtual", virtual, "is a virtual dataset; port reads weights held in the file only"),
+    ):
+        path = tmp_path / f"{label}.weights.h5"
+        _rewrite_h5(tmp_path / "w.weights.h5", path, change)
+        code, out, err = run(capsys, "port", spec, "--from", path, "--to", tmp_path / f"{label}.pt")
+        assert (code, out, err) == (2, "", f"{path}: error: /{first} {what}\n")
+
+
+def test_odd_tensors_and_values_are_refused_in_words(weights, capsys, tmp_path):
+    import torch
+
+    spec, directory = weights
+    state = torch.load(directory / "m.pt", weights_only=True)
+    cases = {
+        "negbit": ({**state, "dense_1.weight": state["dense_1.weight"]._neg_view()}, None),
+        "inf": (
+            {**state, "dense_1.weight": torch.full_like(state["dense_1.weight"], 1e300, dtype=torch.float64)},
+            "  dense_1.weight: 6 of its 6 values are not finite in float32 (inf, NaN, or beyond float32)",
+        ),
+        "nested": (
+            {**state, "extra": torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])},
+            "  extra: the file has an entry of shape nested that the spec has no place for",
+        ),
+        "many": (
+            {**state, **{f"extra_{i:03d}": torch.zeros(1) for i in range(120)}},
+            "  ... and 70 more",
+        ),
+    }
+    for label, (edited, last_line) in cases.items():
+        path = tmp_path / f"{label}.pt"
+        torch.save(edited, path)
+        code, out, err = run(capsys, "port", spec, "--from", path, "--to", tmp_path / f"{label}.weights.h5")
+        if last_line is None:  # a lazily negated view is an ordinary tensor: ported as its values
+            assert (code, err) == (0, ""), err
+            continue
+        assert (code, out) == (2, ""), label
+        assert err.splitlines()[-1] == last_line, err
+        assert len(err.splitlines()) <= 52
+
+
+def test_an_encrypted_member_and_a_key_with_a_newline(tmp_path, capsys):
+    path = archive(tmp_path / "enc.keras", "{}")
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set "encrypted" in both headers
+        at = data.index(signature)
+        data[at + offset] |= 1
+    path.write_bytes(bytes(data))
+    code, _, err = run(capsys, "import", path)
+    assert code == 2 and err.startswith(f"{path}: error: cannot read config.json from the archive: ")
+    config = json.loads((Path(__file__).parent / "data" / "configs" / "sequential.json").read_text())
+    config["config"]["layers"][2]["class_name"] = "Weird\n/tmp/x.keras: imported fine"
+    path = archive(tmp_path / "nl.keras", json.dumps(config))
+    code, _, err = run(capsys, "import", path)
+    assert code == 2 and not any(line.startswith("/tmp/x.keras") for line in err.splitlines())
+    big = {
+        "class_name": "Functional",
+        "config": {"layers": [], "name": "m", **{f"k{i}": i for i in range(100_001)}},
+    }
+    path = archive(tmp_path / "keys.keras", json.dumps(big))
+    code, _, err = run(capsys, "import", path)
+    assert (code, err) == (
+        2,
+        f"{path}: error: config.json holds an object of 100,003 items; rnnspec reads at most 100,000\n",
+    )
