@@ -10,6 +10,7 @@ import argparse
 import json
 import keyword
 import math
+import os
 import re
 import sys
 import zipfile
@@ -818,6 +819,26 @@ def _call(item: Item) -> str:
     return f"{item.kind}({', '.join(args)})"
 
 
+MAX_ARCHIVE_ENTRIES = 1_000
+
+
+def _zip_entries(path: Path) -> int | None:
+    """The number of files a zip archive lists, from its end record, before zipfile reads its whole
+    central directory (a million empty entries cost zipfile seconds and hundreds of MB)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - (22 + 65535)))
+            tail = handle.read()
+    except OSError:
+        return None  # zipfile will say what is wrong
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 12:
+        return None
+    count = int.from_bytes(tail[at + 10 : at + 12], "little")
+    return None if count == 0xFFFF else count  # 0xFFFF: a zip64 count, which zipfile reads
+
+
 def read_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
     """One file of a zip archive, refusing more than `limit` bytes uncompressed (a zip bomb
     declares a small size or none; the bytes are counted as they come)."""
@@ -837,6 +858,12 @@ def read_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> 
 def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
     """The config and Keras version of a `.keras` archive, with no framework imported."""
     require_regular_file(path)
+    entries = _zip_entries(path)
+    if entries is not None and entries > MAX_ARCHIVE_ENTRIES:
+        raise UsageError(
+            f"{path}: error: the archive lists {entries:,} files; a .keras archive holds 3 "
+            f"(rnnspec reads archives of at most {MAX_ARCHIVE_ENTRIES:,})"
+        )
     try:
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as handle:

@@ -328,3 +328,17 @@ def test_an_encrypted_member_and_a_key_with_a_newline(tmp_path, capsys):
         2,
         f"{path}: error: config.json holds an object of 100,003 items; rnnspec reads at most 100,000\n",
     )
+
+
+def test_an_archive_listing_thousands_of_files_is_refused_before_zipfile_reads_them(tmp_path, capsys):
+    path = tmp_path / "many.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", "{}")
+        for number in range(1_500):
+            zf.writestr(f"e{number}", "")
+    code, _, err = run(capsys, "import", path)
+    assert (code, err) == (
+        2,
+        f"{path}: error: the archive lists 1,501 files; a .keras archive holds 3 (rnnspec reads archives of at "
+        "most 1,000)\n",
+    )
