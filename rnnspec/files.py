@@ -182,7 +182,7 @@ def replacing(
     shown = _show(path)
     target = check_output(path, inputs, force=force)
     old = _stat(target)
-    import tempfile  # here: it costs a cold `compile` to stdout 3 ms of imports
+    import tempfile
 
     try:
         # A short name of our own: the output's name may already be at the file-name limit.
