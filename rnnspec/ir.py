@@ -11,7 +11,6 @@ import keyword
 import math
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from rnnspec.errors import Pos, Reporter, did_you_mean
@@ -449,6 +448,8 @@ def _rounding_note(value: Any) -> str:
     """`, which is 1.0 as a float` where the number written is not the number a program gets."""
     if not isinstance(value, Number) or value.is_int:
         return ""
+    from decimal import Decimal  # only for messages: decimal costs a cold start ~1 ms to import
+
     number = float(value.text)
     if not math.isfinite(number):
         return ", which is infinite as a float"

@@ -14,9 +14,7 @@ SHA-256 on every start; a stale artefact is ignored, never trusted).
 from __future__ import annotations
 
 import hashlib
-import pprint
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +55,8 @@ def template_sources() -> dict[str, str]:
 
 
 def _grammar_module() -> str:
+    import pprint  # this and tempfile only at build time: a cold compile imports this module
+
     text = grammar_text()
     parser = Lark(text, **LARK_OPTIONS)
     data, memo = parser.memo_serialize([TerminalDef, Rule])
@@ -80,6 +80,8 @@ def expected_files() -> dict[Path, str]:
         PREBUILT / "grammar.py": _grammar_module(),
         PREBUILT / "manifest.py": _manifest_module(),
     }
+    import tempfile
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates"))), **JINJA_OPTIONS)
     with tempfile.TemporaryDirectory() as tmp:
         env.compile_templates(tmp, zip=None, ignore_errors=False)
