@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from rnnspec.ir import Model
+from rnnspec.options import VerifyOptions
 
 
 class VerifyError(Exception):
@@ -59,7 +60,7 @@ def prefix_model(model: Model, length: int) -> Model:
     return cut
 
 
-def first_divergent_layer(model: Model, source_name: str, **options) -> str | None:
+def first_divergent_layer(model: Model, source_name: str, options: VerifyOptions, **extra) -> str | None:
     """Verify growing prefixes of the generated programs; name the first layer whose output differs."""
     from rnnspec.compiler import generate
     from rnnspec.equivalence.harness import Programs, verify
@@ -67,36 +68,42 @@ def first_divergent_layer(model: Model, source_name: str, **options) -> str | No
     for length in range(1, len(model.layers) + 1):
         cut = prefix_model(model, length)
         programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
-        if not verify(cut, programs, **options).passed:
+        if not verify(cut, programs, options, **extra).passed:
             return model.layers[length - 1].name
     return None
 
 
-def verify_one(model: Model, source_name: str, args: argparse.Namespace):
+def verify_one(
+    model: Model,
+    source_name: str,
+    options: VerifyOptions,
+    *,
+    keras_code: str | None = None,
+    pytorch_code: str | None = None,
+    weights: str | None = None,
+    spec_of_weights: str | None = None,
+):
+    """Verify one model: the generated programs, or the edited ones at `keras_code` / `pytorch_code`."""
     from rnnspec.compiler import generate
     from rnnspec.equivalence.harness import Programs, Result, verify
 
-    keras_code = _read_code(args.keras_code) if args.keras_code else generate(model, "keras", source_name)
-    torch_code = (
-        _read_code(args.pytorch_code) if args.pytorch_code else generate(model, "pytorch", source_name)
-    )
-    options = dict(
-        seed=args.seed, atol=args.atol, rtol=args.rtol, batch=args.batch, steps=args.time, chunks=args.chunks
-    )
-    if getattr(args, "weights", None):
+    keras_text = _read_code(keras_code) if keras_code else generate(model, "keras", source_name)
+    torch_text = _read_code(pytorch_code) if pytorch_code else generate(model, "pytorch", source_name)
+    extra = {}
+    if weights:
         from rnnspec.port import read_weights
 
-        options["keras_weights"] = read_weights(model, Path(args.weights), args.spec_of_weights)
+        extra["keras_weights"] = read_weights(model, Path(weights), spec_of_weights)
     try:
-        result = verify(model, Programs(keras_code, torch_code), **options)
+        result = verify(model, Programs(keras_text, torch_text), options, **extra)
     except Exception as exc:  # user-edited code may fail in any way; report it, exit 2
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         result = Result(model.name, passed=False, error=f"the programs did not run: {detail}")
         return result, True
     # Layer by layer works by cutting the generated programs after each layer; code a user
     # edited cannot be cut, so its report names the worst position only.
-    if not result.passed and result.error is None and not (args.keras_code or args.pytorch_code):
-        result.first_divergent_layer = first_divergent_layer(model, source_name, **options)
+    if not result.passed and result.error is None and not (keras_code or pytorch_code):
+        result.first_divergent_layer = first_divergent_layer(model, source_name, options, **extra)
     return result, False
 
 
@@ -110,20 +117,49 @@ def _read_code(path: str) -> str:
 def describe(result, source: str) -> str:
     if result.error:
         return f"{source}: {result.name}: ERROR {result.error}"
+    if result.problem:
+        return f"{source}: {result.name}: MISMATCH {result.problem}; {proved_modes(result)}"
     worst = result.worst
     output = result.outputs[worst.output] if worst.output < len(result.outputs) else str(worst.output)
     where = f"output `{output}`, row {worst.row}" + (
         f", timestep {worst.timestep}" if worst.timestep is not None else ""
     )
     head = "ok" if result.passed else "MISMATCH"
+    if result.roundoff:
+        head = "ok (agree in float64)"
     line = (
         f"{source}: {result.name}: {head}  max |diff| {result.max_abs_diff:.3g} "
         f"({where}, batch '{worst.case}': keras {worst.keras:.7g}, pytorch {worst.torch:.7g}); "
-        f"{len([c for c in result.cases if c != 'reset'])} batches: {', '.join(result.cases)}"
+        f"{len([c for c in result.cases if c != 'reset'])} batches: {', '.join(result.cases)}; "
+        f"{proved_modes(result)}"
     )
+    if result.float64_diff is not None and not result.roundoff is not None:
+        line += f"\n  in float64 too: max relative difference {result.float64_diff:.3g}"
+    elif result.float64_error is not None:
+        line += f"\n  the float64 rerun did not run ({result.float64_error}); float32 decides"
     if not result.passed and result.first_divergent_layer:
         line += f"\n  first layer that diverges: `{result.first_divergent_layer}`"
     return line
+
+
+def roundoff_warning(result, source: str) -> str:
+    return (
+        f"{source}: {result.name}: warning: agree in float64 (float32 round-off grows to "
+        f"{result.max_abs_diff:.3g} here, at {result.max_rel_diff:.3g} relative; in float64 the "
+        f"programs differ by {result.float64_diff:.3g} relative)"
+    )
+
+
+def proved_modes(result) -> str:
+    """Which object was proved: the module build_model() returns, in which modes."""
+    returned = {True: "train", False: "eval", None: "?"}[result.returned_training]
+    proved = " and ".join(f".{mode}()" for mode in result.modes)
+    text = f"proved build_model() (returned in {returned} mode) after {proved}"
+    if result.modes == ["eval"]:
+        text += " (.train() not compared: dropout is random)"
+    if result.batches_run:
+        text += f", {result.batches_run} runs"
+    return text
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -163,12 +199,22 @@ def run_verify(args: argparse.Namespace) -> int:
     for path, models in loaded:
         for model in models:
             try:
-                result, error = verify_one(model, Path(path).name, args)
+                result, error = verify_one(
+                    model,
+                    Path(path).name,
+                    VerifyOptions.from_args(args),
+                    keras_code=args.keras_code,
+                    pytorch_code=args.pytorch_code,
+                    weights=getattr(args, "weights", None),
+                    spec_of_weights=getattr(args, "spec_of_weights", None),
+                )
             except VerifyError as exc:
                 print(str(exc), file=sys.stderr)
                 return 2
             errored |= error
             results.append((path, result))
+            if result.roundoff:
+                print(roundoff_warning(result, path), file=sys.stderr, flush=True)
             if not args.json:
                 head, *rest = describe(result, path).split("\n")
                 if getattr(args, "weights", None):
@@ -176,7 +222,13 @@ def run_verify(args: argparse.Namespace) -> int:
                 print("\n".join([head, *rest]), flush=True)
     if args.json:
         extra = {"weights": args.weights} if getattr(args, "weights", None) else {}
-        print(json.dumps({"models": [dict(r.as_json(), file=p, **extra) for p, r in results]}, indent=2))
+        print(
+            json.dumps(
+                {"models": [dict(r.as_json(), file=p, **extra) for p, r in results]},
+                indent=2,
+                allow_nan=False,
+            )
+        )
     if errored:
         return 2
     return 0 if all(r.passed for _, r in results) else 1
