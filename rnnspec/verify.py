@@ -134,7 +134,10 @@ def describe(result, source: str) -> str:
         f"{proved_modes(result)}"
     )
     if result.float64_diff is not None and not result.roundoff is not None:
-        line += f"\n  in float64 too: max relative difference {result.float64_diff:.3g}"
+        line += (
+            f"\n  in float64 too: relative difference {result.float64_diff:.3g} "
+            f"(batch '{result.float64_case}'), so not float32 round-off"
+        )
     elif result.float64_error is not None:
         line += f"\n  the float64 rerun did not run ({result.float64_error}); float32 decides"
     if not result.passed and result.first_divergent_layer:

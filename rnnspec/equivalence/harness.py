@@ -78,6 +78,7 @@ class Result:
     returned_training: bool | None = None  # the mode build_model() returned the module in
     batches_run: int = 0
     float64_diff: float | None = None  # relative, where the float32 comparison failed
+    float64_case: str | None = None  # the batch of the float64 difference
     float64_error: str | None = None  # why the float64 rerun could not run
     roundoff: bool = False  # float32 differed beyond tolerance, float64 agrees
 
@@ -93,6 +94,7 @@ class Result:
             "first_divergent_layer": self.first_divergent_layer,
             "error": self.error,
             "problem": self.problem,
+            "float64_case": self.float64_case,
             "float64_error": self.float64_error,
         }
         numbers = {
@@ -231,6 +233,12 @@ def keras_float64() -> Iterator[None]:
         keras.config.set_dtype_policy(policy)
 
 
+class TorchFailed(Exception):
+    """The PyTorch program raised on a batch that the Keras program computed."""
+
+    case = ""
+
+
 class Pair:
     """The Keras model and the PyTorch module, each as its program's `build_model()` returns it."""
 
@@ -244,6 +252,24 @@ class Pair:
             self.keras_model = self.keras_program.build_model()
         self.torch_module = torch_program.build_model()
         self.returned_training = bool(getattr(self.torch_module, "training", False))
+        self._keras_calls: dict[tuple[bool, str, int], Any] = {}
+
+    def keras_call(self, x: Any, training: bool) -> Any:
+        """`model(x, training=...)`, traced once per mode as `model.predict` does: eager Keras
+        steps a recurrence op by op, 50 times slower over a long sequence, same numbers."""
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            return lambda x: self.keras_model(x, training=training)
+        import tensorflow as tf
+
+        key = (training, x.dtype.str, x.ndim)
+        if key not in self._keras_calls:
+            signature = [tf.TensorSpec([None] * x.ndim, tf.as_dtype(x.dtype))]
+            self._keras_calls[key] = tf.function(
+                lambda x: self.keras_model(x, training=training), input_signature=signature
+            )
+        return self._keras_calls[key]
 
     def set_weights(self, weights: dict[str, list[Any]]) -> None:
         import numpy as np
@@ -272,9 +298,12 @@ class Pair:
 
         if self.float64 and x.dtype.kind == "f":
             x = x.astype(np.float64)
-        keras_out = to_numpy(self.keras_model(x, training=training))
-        with torch.no_grad():
-            torch_out = to_numpy(self.torch_module(torch.from_numpy(x)))
+        keras_out = to_numpy(self.keras_call(x, training)(x))
+        try:
+            with torch.no_grad():
+                torch_out = to_numpy(self.torch_module(torch.from_numpy(x)))
+        except Exception as exc:  # Keras computed this batch: failing on it is a mismatch
+            raise TorchFailed(f"{type(exc).__name__}: {exc}") from exc
         return keras_out, torch_out
 
 
@@ -332,7 +361,15 @@ def run_all(
                 if case is None:
                     pair.reset_states()
                     continue
-                yield ("training: " if training else "") + label, *pair.run(case.array, training)
+                if training and not case.every_mode:
+                    continue
+                label = ("training: " if training else "") + label
+                try:
+                    keras_out, torch_out = pair.run(case.array, training)
+                except TorchFailed as exc:
+                    exc.case = label
+                    raise
+                yield label, keras_out, torch_out
 
 
 def float64_difference(
@@ -341,23 +378,28 @@ def float64_difference(
     options: VerifyOptions,
     modes: list[bool],
     keras_weights: dict[str, list[Any]] | None,
-) -> float:
+) -> tuple[float, str]:
     """The largest difference of the two programs run in float64 on the same weights and
-    batches, relative to max(|value|, 1); inf where they differ in shape."""
+    batches, relative to max(|value|, 1), and the batch it is in. Stops at the first batch
+    beyond FLOAT64_TOLERANCE: one is enough to call the difference real."""
     import numpy as np
 
     pair = Pair(model, programs, float64=True)
-    worst = 0.0
-    for _, keras_out, torch_out in run_all(pair, model, options, programs.torch_code, modes, keras_weights):
-        if len(keras_out) != len(torch_out):
-            return math.inf
+    worst, where = 0.0, ""
+    for label, keras_out, torch_out in run_all(
+        pair, model, options, programs.torch_code, modes, keras_weights
+    ):
+        if len(keras_out) != len(torch_out) or any(k.shape != t.shape for k, t in zip(keras_out, torch_out)):
+            return math.inf, label
         for k, t in zip(keras_out, torch_out):
-            if k.shape != t.shape:
-                return math.inf
             with np.errstate(invalid="ignore", over="ignore"):
                 diff = differences(k, t) / np.maximum(np.abs(k.astype(np.float64)), 1.0)
-            worst = max(worst, float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0)))
-    return worst
+            largest = float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))
+            if largest > worst:
+                worst, where = largest, label
+        if worst > FLOAT64_TOLERANCE:
+            break
+    return worst, where
 
 
 def verify(
@@ -385,17 +427,23 @@ def verify(
     result.returned_training = pair.returned_training
     first_plan = plans(model, options, programs.torch_code)[0][1]
     result.cases = [label for label, _ in first_plan][1 if model.stateful else 0 :]
-    for label, keras_out, torch_out in run_all(
-        pair, model, options, programs.torch_code, modes, keras_weights
-    ):
-        result.batches_run += 1
-        compare(result, label, keras_out, torch_out, options.atol, options.rtol)
-        if result.problem is not None:
-            return result
+    runs = run_all(pair, model, options, programs.torch_code, modes, keras_weights)
+    try:
+        for label, keras_out, torch_out in runs:
+            result.batches_run += 1
+            compare(result, label, keras_out, torch_out, options.atol, options.rtol)
+            if result.problem is not None:
+                return result
+    except TorchFailed as exc:
+        result.passed = False
+        result.problem = f"PyTorch raised {exc} on batch '{exc.case}', which Keras computes"
+        return result
     if result.passed or not float64_judgement:
         return result
     try:
-        result.float64_diff = float64_difference(model, programs, options, modes, keras_weights)
+        result.float64_diff, result.float64_case = float64_difference(
+            model, programs, options, modes, keras_weights
+        )
     except Exception as exc:  # an edited program may hard-code float32; then float32 decides
         result.float64_error = f"{type(exc).__name__}: {exc}"
         return result
