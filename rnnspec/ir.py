@@ -8,6 +8,8 @@ the passes over the graph (shapes, masks, the language's rules).
 from __future__ import annotations
 
 import keyword
+import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,18 @@ RECURRENT_KINDS = ("simple_rnn", "lstm", "gru")
 DTYPES = ("int32", "int64", "float32")
 
 REQUIRED = object()
+
+
+FLOAT32_MAX = "3.4028235e38"
+
+
+def fits_float32(value: float) -> bool:
+    """Whether `value` rounds to a finite float32 (struct refuses what would overflow)."""
+    try:
+        struct.pack("<f", float(value))
+    except OverflowError:
+        return False
+    return math.isfinite(float(value))
 
 
 @dataclass(frozen=True)
@@ -356,8 +370,15 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
         report.error(where, f"`{name}` of `{owner}` must be a rate in [0, 1), got `{shown}`")
     elif attr.type == "float":
         if isinstance(value, Number):
-            return float(value.value)
-        report.error(where, f"`{name}` of `{owner}` must be a number, got `{shown}`")
+            if fits_float32(value.value):
+                return float(value.value)
+            report.error(
+                where,
+                f"`{name}` of `{owner}` is `{shown}`, beyond float32's range (largest finite value "
+                f"{FLOAT32_MAX}): the model computes in float32, where it would become inf",
+            )
+        else:
+            report.error(where, f"`{name}` of `{owner}` must be a number, got `{shown}`")
     elif attr.type in ("activation", "merge_mode"):
         choices = ACTIVATIONS if attr.type == "activation" else MERGE_MODES
         if isinstance(value, Ident) and value.name in choices:
