@@ -133,7 +133,7 @@ def describe(result, source: str) -> str:
         f"{len([c for c in result.cases if c != 'reset'])} batches: {', '.join(result.cases)}; "
         f"{proved_modes(result)}"
     )
-    if result.float64_diff is not None and not result.roundoff is not None:
+    if result.float64_diff is not None and not result.roundoff:
         line += (
             f"\n  in float64 too: relative difference {result.float64_diff:.3g} "
             f"(batch '{result.float64_case}'), so not float32 round-off"
