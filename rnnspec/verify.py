@@ -150,6 +150,10 @@ def roundoff_warning(result, source: str) -> str:
         f"{source}: {result.name}: warning: agree in float64 (float32 round-off grows to "
         f"{result.max_abs_diff:.3g} here, at {result.max_rel_diff:.3g} relative; in float64 the "
         f"programs differ by {result.float64_diff:.3g} relative)"
+    ) + (
+        f"; {result.float64_overflow} values overflow float64 too and were not compared"
+        if result.float64_overflow
+        else ""
     )
 
 

@@ -79,6 +79,7 @@ class Result:
     batches_run: int = 0
     float64_diff: float | None = None  # relative, where the float32 comparison failed
     float64_case: str | None = None  # the batch of the float64 difference
+    float64_overflow: int = 0  # values that overflow float64 in both programs (not judged)
     float64_error: str | None = None  # why the float64 rerun could not run
     roundoff: bool = False  # float32 differed beyond tolerance, float64 agrees
 
@@ -95,6 +96,7 @@ class Result:
             "error": self.error,
             "problem": self.problem,
             "float64_case": self.float64_case,
+            "float64_overflow": self.float64_overflow,
             "float64_error": self.float64_error,
         }
         numbers = {
@@ -252,24 +254,25 @@ class Pair:
             self.keras_model = self.keras_program.build_model()
         self.torch_module = torch_program.build_model()
         self.returned_training = bool(getattr(self.torch_module, "training", False))
-        self._keras_calls: dict[tuple[bool, str, int], Any] = {}
+        self._keras_calls: dict[tuple[bool, tuple[int, ...]], Any] = {}
 
     def keras_call(self, x: Any, training: bool) -> Any:
-        """`model(x, training=...)`, traced once per mode as `model.predict` does: eager Keras
-        steps a recurrence op by op, 50 times slower over a long sequence, same numbers."""
+        """`model(x, training=...)`; over a long sequence traced once, as `model.predict` does
+        (eager Keras steps a recurrence op by op, 50 times slower; the numbers are the same)."""
         import keras
 
-        if keras.backend.backend() != "tensorflow":
-            return lambda x: self.keras_model(x, training=training)
+        eager = lambda: self.keras_model(x, training=training)  # noqa: E731
+        if x.ndim < 2 or x.shape[1] < inputs_mod.LONG_STEPS or keras.backend.backend() != "tensorflow":
+            return eager()
         import tensorflow as tf
 
-        key = (training, x.dtype.str, x.ndim)
+        key = (training, x.shape)
         if key not in self._keras_calls:
-            signature = [tf.TensorSpec([None] * x.ndim, tf.as_dtype(x.dtype))]
-            self._keras_calls[key] = tf.function(
-                lambda x: self.keras_model(x, training=training), input_signature=signature
-            )
-        return self._keras_calls[key]
+            self._keras_calls[key] = tf.function(lambda x: self.keras_model(x, training=training))
+        try:
+            return self._keras_calls[key](x)
+        except Exception:  # what graph mode refuses (a model name TF takes for a bad scope name)
+            return eager()
 
     def set_weights(self, weights: dict[str, list[Any]]) -> None:
         import numpy as np
@@ -298,7 +301,7 @@ class Pair:
 
         if self.float64 and x.dtype.kind == "f":
             x = x.astype(np.float64)
-        keras_out = to_numpy(self.keras_call(x, training)(x))
+        keras_out = to_numpy(self.keras_call(x, training))
         try:
             with torch.no_grad():
                 torch_out = to_numpy(self.torch_module(torch.from_numpy(x)))
@@ -378,28 +381,33 @@ def float64_difference(
     options: VerifyOptions,
     modes: list[bool],
     keras_weights: dict[str, list[Any]] | None,
-) -> tuple[float, str]:
+) -> tuple[float, str, int]:
     """The largest difference of the two programs run in float64 on the same weights and
-    batches, relative to max(|value|, 1), and the batch it is in. Stops at the first batch
-    beyond FLOAT64_TOLERANCE: one is enough to call the difference real."""
+    batches, relative to max(|value|, 1); the batch it is in; and how many values overflow
+    float64 as well (non-finite, or beyond 1e300, in both programs), which no precision can
+    judge and which are left out. Stops at the first batch beyond FLOAT64_TOLERANCE: one is
+    enough to call the difference real."""
     import numpy as np
 
     pair = Pair(model, programs, float64=True)
-    worst, where = 0.0, ""
-    for label, keras_out, torch_out in run_all(
-        pair, model, options, programs.torch_code, modes, keras_weights
-    ):
+    worst, where, overflowed = 0.0, "", 0
+    runs = run_all(pair, model, options, programs.torch_code, modes, keras_weights)
+    for label, keras_out, torch_out in runs:
         if len(keras_out) != len(torch_out) or any(k.shape != t.shape for k, t in zip(keras_out, torch_out)):
-            return math.inf, label
+            return math.inf, label, overflowed
         for k, t in zip(keras_out, torch_out):
+            k, t = k.astype(np.float64), t.astype(np.float64)
             with np.errstate(invalid="ignore", over="ignore"):
-                diff = differences(k, t) / np.maximum(np.abs(k.astype(np.float64)), 1.0)
-            largest = float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))
+                beyond = ~(np.abs(k) <= 1e300) & ~(np.abs(t) <= 1e300)  # NaN compares False
+                diff = differences(k, t) / np.maximum(np.abs(k), 1.0)
+            overflowed += int(np.count_nonzero(beyond & ~((k == t) | (np.isnan(k) & np.isnan(t)))))
+            diff = np.where(beyond, 0.0, np.nan_to_num(diff, nan=np.inf))
+            largest = float(diff.max(initial=0.0))
             if largest > worst:
                 worst, where = largest, label
         if worst > FLOAT64_TOLERANCE:
             break
-    return worst, where
+    return worst, where, overflowed
 
 
 def verify(
@@ -441,7 +449,7 @@ def verify(
     if result.passed or not float64_judgement:
         return result
     try:
-        result.float64_diff, result.float64_case = float64_difference(
+        result.float64_diff, result.float64_case, result.float64_overflow = float64_difference(
             model, programs, options, modes, keras_weights
         )
     except Exception as exc:  # an edited program may hard-code float32; then float32 decides
