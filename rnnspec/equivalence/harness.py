@@ -295,19 +295,22 @@ class Pair:
         self.keras_program.reset_states(self.keras_model)
         self.torch_module.reset_states()
 
-    def run(self, x: Any, training: bool) -> tuple[list[Any], list[Any]]:
+    def inputs(self, x: Any) -> Any:
         import numpy as np
+
+        return x.astype(np.float64) if self.float64 and x.dtype.kind == "f" else x
+
+    def run_keras(self, x: Any, training: bool) -> list[Any]:
+        return to_numpy(self.keras_call(self.inputs(x), training))
+
+    def run_torch(self, x: Any) -> list[Any]:
         import torch
 
-        if self.float64 and x.dtype.kind == "f":
-            x = x.astype(np.float64)
-        keras_out = to_numpy(self.keras_call(x, training))
         try:
             with torch.no_grad():
-                torch_out = to_numpy(self.torch_module(torch.from_numpy(x)))
+                return to_numpy(self.torch_module(torch.from_numpy(self.inputs(x))))
         except Exception as exc:  # Keras computed this batch: failing on it is a mismatch
             raise TorchFailed(f"{type(exc).__name__}: {exc}") from exc
-        return keras_out, torch_out
 
 
 # One step of a plan: a batch to compare, or None for a reset of the carried states.
@@ -360,6 +363,10 @@ def run_all(
         pair.set_weights(weights)
         for training in modes:
             pair.set_mode(training)
+            if model.stateful:
+                keras_outs = {}
+            else:
+                keras_outs = keras_by_rows(pair, [c for _, c in steps if c is not None], training)
             for label, case in steps:
                 if case is None:
                     pair.reset_states()
@@ -367,12 +374,37 @@ def run_all(
                 if training and not case.every_mode:
                     continue
                 label = ("training: " if training else "") + label
+                keras_out = keras_outs.get(id(case)) or pair.run_keras(case.array, training)
                 try:
-                    keras_out, torch_out = pair.run(case.array, training)
+                    torch_out = pair.run_torch(case.array)
                 except TorchFailed as exc:
                     exc.case = label
                     raise
                 yield label, keras_out, torch_out
+
+
+def keras_by_rows(pair: Pair, cases: list[inputs_mod.Case], training: bool) -> dict[int, list[Any]]:
+    """Keras's outputs for every short batch of one length, from one call on their rows stacked.
+
+    Rows of a stateless model are independent, so the reference computes them all at once (a
+    Keras call costs far more than its rows); the PyTorch module still gets each batch alone,
+    since its fast paths depend on the batch.
+    """
+    import numpy as np
+
+    found: dict[int, list[Any]] = {}
+    groups: dict[tuple[int, ...], list[inputs_mod.Case]] = {}
+    for case in cases:
+        if case.every_mode:
+            groups.setdefault(case.array.shape[1:], []).append(case)
+    for group in groups.values():
+        stacked = pair.run_keras(np.concatenate([case.array for case in group]), training)
+        start = 0
+        for case in group:
+            rows = case.array.shape[0]
+            found[id(case)] = [out[start : start + rows] for out in stacked]
+            start += rows
+    return found
 
 
 def float64_difference(
@@ -428,6 +460,31 @@ def verify(
     """
     options = options or VerifyOptions()
     configure_frameworks()
+    with one_torch_thread():
+        return _verify(model, programs, options, keras_weights, float64_judgement)
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Verify's batches are small: one thread runs them fastest; on a busy machine, torch's
+    threads spinning against TensorFlow's made a run four times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _verify(
+    model: Model,
+    programs: Programs,
+    options: VerifyOptions,
+    keras_weights: dict[str, list[Any]] | None,
+    float64_judgement: bool,
+) -> Result:
     result = Result(model.name, outputs=list(model.outputs))
     modes = [False] if has_dropout(model) else [False, True]
     result.modes = ["eval" if not training else "train" for training in modes]
