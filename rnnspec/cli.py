@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument(
         "--thorough",
         action="store_true",
-        help="more seeds, batch sizes and lengths (about 5 times as long)",
+        help="two more seeds, more rows, longer sequences (2 to 4 times as long)",
     )
     ver.add_argument("--keras-code", help="a Keras program to verify instead of the generated one")
     ver.add_argument("--pytorch-code", help="a PyTorch program to verify instead of the generated one")

@@ -142,6 +142,24 @@ def test_stateful_chunks_differ_in_length():
     assert lengths == [7, 9, 1, 7, 9, 1]
 
 
+def test_thorough_runs_more_seeds_rows_and_lengths():
+    from rnnspec.equivalence.harness import plans
+
+    model = load_model(SMALL)
+    default = plans(model, VerifyOptions(), "")
+    thorough = plans(model, VerifyOptions(seed=4294967295, thorough=True), "")
+    assert [seed for seed, _ in default] == [0]
+    assert [seed for seed, _ in thorough] == [4294967295, 0, 1]  # seeds wrap, stay in range
+    (mixed,) = [case for label, case in thorough[2][1] if label == "seed 1, mixed padding"]
+    assert mixed.array.shape == (13, 23)
+
+
+def test_thorough_passes_on_a_generated_program(tmp_path, capsys):
+    code, out, _ = run(capsys, "verify", spec_file(tmp_path, SMALL), "--thorough")
+    assert code == 0
+    assert out.rstrip().endswith("after .eval() and .train(), 45 runs")
+
+
 # --- what is proved --------------------------------------------------------------------------
 
 
