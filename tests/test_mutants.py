@@ -25,6 +25,7 @@ class Mutant:
     old: str  # a regular expression matched against the generated PyTorch program
     new: str
     why: str
+    batch: str | None = None  # the one batch that exercises the edit, where only one does
 
 
 GRU_RELU = """
@@ -181,24 +182,28 @@ MUTANTS = {
         "if bool(mask[:, 0].all()) and bool(mask[:, -1].all()):",
         "the unmasked kernel whenever every row's first and last steps are valid "
         "(caught by 'interior holes')",
+        batch="interior holes",
     ),
     "fast_path_for_one_timestep": Mutant(
         MASKED_LSTM,
         FAST_PATH,
         "if bool(mask.all()) or mask.shape[1] == 1:",
         "a one-timestep batch runs unmasked (caught by 'one timestep', which has a padded row)",
+        batch="one timestep",
     ),
     "lengths_in_uint8": Mutant(
         MASKED_LSTM,
         r"lengths = mask\.sum\(dim=1\)",
         "lengths = mask.sum(dim=1, dtype=torch.uint8)",
         "a row's length wraps around past 255 steps (caught by '260 timesteps')",
+        batch="260 timesteps",
     ),
     "squeeze_instead_of_index": Mutant(
         CLASSIFIER,
         r"= last\[0\]",
         "= last.squeeze()",
         "`last.squeeze()` also drops the batch axis of a batch of one (caught by 'one row')",
+        batch="one row",
     ),
     # Issue 16's "build_model() left in training mode" is the design now: build_model() returns
     # the module in training mode and users call .eval(). These two edits defeat that instead.
@@ -213,6 +218,7 @@ MUTANTS = {
         FAST_PATH,
         "if bool(mask.all()) or rnn.training:",
         "the mask is ignored in training mode only (caught by comparing `.train()` with training=True)",
+        batch="training: [a-z ]+",
     ),
     "dropout_hard_coded": Mutant(
         DROPPED,
@@ -225,6 +231,7 @@ MUTANTS = {
         r"lengths = mask\.sum\(dim=1\)",
         "lengths = mask.sum(dim=1, dtype=torch.int16)",
         "lengths held in 16 bits wrap past 32,767 steps (the program's int16 adds a 65,600-step batch)",
+        batch="65600 timesteps",
     ),
     # More slips of a hand port.
     "pooling_over_padding": Mutant(
@@ -326,6 +333,8 @@ def test_mutant_is_caught(name, tmp_path, capsys):
     assert status == 1, f"{mutant.why}: verify did not notice\n{out}{err}"
     assert "MISMATCH" in out
     assert "Traceback" not in out + err
+    if mutant.batch is not None:  # without that batch in verify's defaults, the edit goes unseen
+        assert re.search(f"batch '(training: )?{mutant.batch}'", out), out
 
 
 def test_state_mutant_differs_only_after_the_first_chunk(tmp_path, capsys):
