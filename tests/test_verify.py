@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -28,13 +29,6 @@ GROWING = """model growing {
     simple_rnn(32, activation=linear, return_sequences=true)
     simple_rnn(32, activation=linear, return_sequences=true)
     dense(2)
-}
-"""
-
-# An exponential recurrence overflows float32 and float64 alike: no precision decides it.
-OVERFLOWING = """model overflowing {
-    input x: float32[*, 4]
-    simple_rnn(4, activation=exponential, return_sequences=true)
 }
 """
 
@@ -232,11 +226,21 @@ def refuse_constant(name: str):
 
 
 def test_json_has_no_infinity_or_nan(tmp_path, capsys):
-    code, out, _ = run(capsys, "verify", spec_file(tmp_path, OVERFLOWING), "--json")
-    assert code == 1
+    """A program that outputs NaN: the differences are infinite, the values NaN; JSON has
+    neither, so they are null with their text beside them."""
+    code = compile_source(SMALL, "pytorch", "spec.rnn")
+    edited, count = re.subn(r"\n        return (\w+)\n", r"\n        return \1 * torch.nan\n", code)
+    assert count == 1
+    (tmp_path / "edited.py").write_text(edited, encoding="utf-8")
+    argv = ["verify", spec_file(tmp_path, SMALL), "--pytorch-code", str(tmp_path / "edited.py"), "--json"]
+    status, out, _ = run(capsys, *argv)
+    assert status == 1
     (report,) = json.loads(out, parse_constant=refuse_constant)["models"]
     assert report["passed"] is False
-    assert report["float64_diff"] is None and report["float64_diff_text"] == "inf"
+    assert (report["max_abs_diff"], report["max_abs_diff_text"]) == (None, "inf")
+    assert (report["float64_diff"], report["float64_diff_text"]) == (None, "inf")
+    assert (report["worst"]["torch"], report["worst"]["torch_text"]) == (None, "nan")
+    assert isinstance(report["worst"]["keras"], float)
 
 
 def test_json_of_a_round_off_pass(tmp_path, capsys):
