@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", help="write the program here (atomically) instead of stdout")
     comp.set_defaults(func=cmd_compile)
 
+    from rnnspec import options
+
+    defaults = options.VerifyOptions()
     ver = sub.add_parser(
         "verify",
         help="prove the Keras and PyTorch programs compute the same function",
@@ -91,15 +94,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ver.add_argument("files", nargs="+", metavar="FILE", help=".rnn specs")
     ver.add_argument("--model", help="verify only this model")
-    ver.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
-    ver.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
-    ver.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (default 0)")
-    ver.add_argument("--batch", type=int, default=6, help="rows per batch for stateless models (default 6)")
     ver.add_argument(
-        "--time", type=int, default=7, help="timesteps where the spec leaves them free (default 7)"
+        "--seed", type=options.seed, default=defaults.seed, help="seed for weights and inputs (default 0)"
     )
     ver.add_argument(
-        "--chunks", type=int, default=3, help="stateful chunks before and after the reset (default 3)"
+        "--atol", type=options.tolerance, default=defaults.atol, help="absolute tolerance (default 1e-5)"
+    )
+    ver.add_argument(
+        "--rtol", type=options.tolerance, default=defaults.rtol, help="relative tolerance (default 0)"
+    )
+    ver.add_argument(
+        "--batch",
+        type=options.batch,
+        default=defaults.batch,
+        help="rows per batch for stateless models (default 6)",
+    )
+    ver.add_argument(
+        "--time",
+        type=options.timesteps,
+        default=defaults.time,
+        help="timesteps where the spec leaves them free (default 7)",
+    )
+    ver.add_argument(
+        "--chunks",
+        type=options.chunks,
+        default=defaults.chunks,
+        help="stateful chunks before and after the reset (default 3)",
+    )
+    ver.add_argument(
+        "--thorough",
+        action="store_true",
+        help="two more seeds, more rows, longer sequences (2 to 4 times as long)",
     )
     ver.add_argument("--keras-code", help="a Keras program to verify instead of the generated one")
     ver.add_argument("--pytorch-code", help="a PyTorch program to verify instead of the generated one")

@@ -11,6 +11,7 @@ Nothing here imports Keras or PyTorch until an item runs.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.suffix == ".rnn" and parent.config.getoption("rnnspec"):
         return RnnSpecFile.from_parent(parent, path=file_path)
     return None
+
+
+class RnnSpecRoundoff(UserWarning):
+    """float32 outputs differ beyond tolerance, but the programs agree in float64."""
 
 
 class RnnSpecFailure(Exception):
@@ -101,21 +106,22 @@ class ModelItem(RnnSpecItem):
         self.model = model
 
     def runtest(self) -> None:
-        from rnnspec.cli import build_parser
         from rnnspec.equivalence.extern import user_code_path
-        from rnnspec.verify import VerifyError, describe, import_frameworks, verify_one
+        from rnnspec.options import VerifyOptions
+        from rnnspec.verify import VerifyError, describe, import_frameworks, roundoff_warning, verify_one
 
         shown = self.parent.shown_path() if isinstance(self.parent, RnnSpecFile) else str(self.path)
-        # The defaults of `rnnspec verify FILE`, taken from its own parser so the two never drift.
-        args = build_parser().parse_args(["verify", str(self.path)])
         try:
             import_frameworks()
+            # The defaults of `rnnspec verify FILE`: its parser takes them from VerifyOptions too.
             with user_code_path(self.path, self.model):  # a spec's user layers come from its directory
-                result, _ = verify_one(self.model, self.path.name, args)
+                result, _ = verify_one(self.model, self.path.name, VerifyOptions())
         except VerifyError as exc:
             raise RnnSpecFailure(f"{shown}: {self.name}: {exc}") from None
         if not result.passed:
             raise RnnSpecFailure(describe(result, shown))
+        if result.roundoff:
+            warnings.warn(roundoff_warning(result, shown), RnnSpecRoundoff, stacklevel=1)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, self.model.pos.line - 1, f"rnnspec model {self.name}"

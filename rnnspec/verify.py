@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rnnspec.equivalence.extern import ExternContractError, user_code_path
 from rnnspec.ir import Model
+from rnnspec.options import VerifyOptions
 
 
 class VerifyError(Exception):
@@ -60,13 +61,27 @@ def prefix_model(model: Model, length: int) -> Model:
     return cut
 
 
-def first_divergent_layer(model: Model, source_name: str, **options) -> str | None:
+def legacy_options(options: VerifyOptions) -> dict:
+    """The keyword arguments of the proofs that take them one by one (gradients, user layers)."""
+    return dict(
+        seed=options.seed,
+        atol=options.atol,
+        rtol=options.rtol,
+        batch=options.batch,
+        steps=options.time,
+        chunks=options.chunks,
+    )
+
+
+def first_divergent_layer(model: Model, source_name: str, options: VerifyOptions, **extra) -> str | None:
     """Verify growing prefixes of the generated programs; name the first layer whose output differs."""
-    found = first_divergence(model, source_name, **options)
+    found = first_divergence(model, source_name, options, **extra)
     return found[0] if found else None
 
 
-def first_divergence(model: Model, source_name: str, **options) -> tuple[str, str | None] | None:
+def first_divergence(
+    model: Model, source_name: str, options: VerifyOptions, **extra
+) -> tuple[str, str | None] | None:
     """The first layer whose output differs and, at a user's layer, which classes and the first
     position where they differ (its output, or the mask it produces)."""
     from rnnspec.compiler import generate
@@ -78,32 +93,39 @@ def first_divergence(model: Model, source_name: str, **options) -> tuple[str, st
         layer = model.layers[length - 1]
         programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
         if layer.extern is None:
-            if not verify(cut, programs, **options).passed:
+            if not verify(cut, programs, options, **extra).passed:
                 return layer.name, None
             continue
-        differs = first_difference(cut, programs, **options)
+        differs = first_difference(cut, programs, **legacy_options(options), **extra)
         if differs:
             return layer.name, f"{describe_layer(layer)}; {differs}"
     return None
 
 
-def verify_one(model: Model, source_name: str, args: argparse.Namespace):
+def verify_one(
+    model: Model,
+    source_name: str,
+    options: VerifyOptions,
+    *,
+    keras_code: str | None = None,
+    pytorch_code: str | None = None,
+    weights: str | None = None,
+    spec_of_weights: str | None = None,
+    gradients: bool = False,
+):
+    """Verify one model: the generated programs, or the edited ones at `keras_code` / `pytorch_code`."""
     from rnnspec.compiler import generate
     from rnnspec.equivalence.harness import Programs, Result, verify
 
-    keras_code = _read_code(args.keras_code) if args.keras_code else generate(model, "keras", source_name)
-    torch_code = (
-        _read_code(args.pytorch_code) if args.pytorch_code else generate(model, "pytorch", source_name)
-    )
-    options = dict(
-        seed=args.seed, atol=args.atol, rtol=args.rtol, batch=args.batch, steps=args.time, chunks=args.chunks
-    )
-    if getattr(args, "weights", None):
+    keras_text = _read_code(keras_code) if keras_code else generate(model, "keras", source_name)
+    torch_text = _read_code(pytorch_code) if pytorch_code else generate(model, "pytorch", source_name)
+    extra = {}
+    if weights:
         from rnnspec.port import read_weights
 
-        options["keras_weights"] = read_weights(model, Path(args.weights), args.spec_of_weights)
+        extra["keras_weights"] = read_weights(model, Path(weights), spec_of_weights)
     try:
-        result = verify(model, Programs(keras_code, torch_code), **options)
+        result = verify(model, Programs(keras_text, torch_text), options, **extra)
     except ExternContractError as exc:  # a user's class does not do what its spec declares
         return Result(model.name, passed=False, error=f"the programs did not run: {exc}"), True
     except Exception as exc:  # user-edited code may fail in any way; report it, exit 2
@@ -112,15 +134,17 @@ def verify_one(model: Model, source_name: str, args: argparse.Namespace):
         return result, True
     # Layer by layer works by cutting the generated programs after each layer; code a user
     # edited cannot be cut, so its report names the worst position only.
-    if not result.passed and result.error is None and not (args.keras_code or args.pytorch_code):
-        found = first_divergence(model, source_name, **options)
+    if not result.passed and result.error is None and not (keras_code or pytorch_code):
+        found = first_divergence(model, source_name, options, **extra)
         if found:
             result.first_divergent_layer, result.divergence = found
-    if getattr(args, "gradients", False):
+    if gradients:
         from rnnspec.equivalence.gradients import GradientResult, verify_gradients
 
         try:
-            result.gradients = verify_gradients(model, Programs(keras_code, torch_code), **options)
+            result.gradients = verify_gradients(
+                model, Programs(keras_text, torch_text), **legacy_options(options), **extra
+            )
         except Exception as exc:  # as above: edited code may fail only under autograd
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
             result.gradients = GradientResult(passed=False, error=f"the gradients did not run: {detail}")
@@ -138,17 +162,29 @@ def _read_code(path: str) -> str:
 def describe(result, source: str) -> str:
     if result.error:
         return f"{source}: {result.name}: ERROR {result.error}"
+    if result.problem:
+        return f"{source}: {result.name}: MISMATCH {result.problem}; {proved_modes(result)}"
     worst = result.worst
     output = result.outputs[worst.output] if worst.output < len(result.outputs) else str(worst.output)
     where = f"output `{output}`, row {worst.row}" + (
         f", timestep {worst.timestep}" if worst.timestep is not None else ""
     )
     head = "ok" if result.passed else "MISMATCH"
+    if result.roundoff:
+        head = "ok (agree in float64)"
     line = (
         f"{source}: {result.name}: {head}  max |diff| {result.max_abs_diff:.3g} "
         f"({where}, batch '{worst.case}': keras {worst.keras:.7g}, pytorch {worst.torch:.7g}); "
-        f"{len([c for c in result.cases if c != 'reset'])} batches: {', '.join(result.cases)}"
+        f"{len([c for c in result.cases if c != 'reset'])} batches: {', '.join(result.cases)}; "
+        f"{proved_modes(result)}"
     )
+    if result.float64_diff is not None and not result.roundoff:
+        line += (
+            f"\n  in float64 too: relative difference {result.float64_diff:.3g} "
+            f"(batch '{result.float64_case}'), so not float32 round-off"
+        )
+    elif result.float64_error is not None:
+        line += f"\n  the float64 rerun did not run ({result.float64_error}); float32 decides"
     if not result.passed and result.divergence:
         line += f"\n  first layer that diverges: {result.divergence}"
     elif not result.passed and result.first_divergent_layer:
@@ -156,6 +192,30 @@ def describe(result, source: str) -> str:
     if result.gradients is not None:
         line += f"\n  {result.gradients.describe()}"
     return line
+
+
+def roundoff_warning(result, source: str) -> str:
+    return (
+        f"{source}: {result.name}: warning: agree in float64 (float32 round-off grows to "
+        f"{result.max_abs_diff:.3g} here, at {result.max_rel_diff:.3g} relative; in float64 the "
+        f"programs differ by {result.float64_diff:.3g} relative)"
+    ) + (
+        f"; {result.float64_overflow} values overflow float64 too and were not compared"
+        if result.float64_overflow
+        else ""
+    )
+
+
+def proved_modes(result) -> str:
+    """Which object was proved: the module build_model() returns, in which modes."""
+    returned = {True: "train", False: "eval", None: "?"}[result.returned_training]
+    proved = " and ".join(f".{mode}()" for mode in result.modes)
+    text = f"proved build_model() (returned in {returned} mode) after {proved}"
+    if result.modes == ["eval"] and result.train_skipped:
+        text += f" (.train() not compared: {result.train_skipped})"
+    if result.batches_run:
+        text += f", {result.batches_run} runs"
+    return text
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -196,12 +256,23 @@ def run_verify(args: argparse.Namespace) -> int:
         for model in models:
             try:
                 with user_code_path(path, model):  # where the programs import a user's layers from
-                    result, error = verify_one(model, Path(path).name, args)
+                    result, error = verify_one(
+                        model,
+                        Path(path).name,
+                        VerifyOptions.from_args(args),
+                        keras_code=args.keras_code,
+                        pytorch_code=args.pytorch_code,
+                        weights=getattr(args, "weights", None),
+                        spec_of_weights=getattr(args, "spec_of_weights", None),
+                        gradients=getattr(args, "gradients", False),
+                    )
             except VerifyError as exc:
                 print(str(exc), file=sys.stderr)
                 return 2
             errored |= error
             results.append((path, result))
+            if result.roundoff:
+                print(roundoff_warning(result, path), file=sys.stderr, flush=True)
             if not args.json:
                 head, *rest = describe(result, path).split("\n")
                 if getattr(args, "weights", None):
@@ -209,7 +280,13 @@ def run_verify(args: argparse.Namespace) -> int:
                 print("\n".join([head, *rest]), flush=True)
     if args.json:
         extra = {"weights": args.weights} if getattr(args, "weights", None) else {}
-        print(json.dumps({"models": [dict(r.as_json(), file=p, **extra) for p, r in results]}, indent=2))
+        print(
+            json.dumps(
+                {"models": [dict(r.as_json(), file=p, **extra) for p, r in results]},
+                indent=2,
+                allow_nan=False,
+            )
+        )
     if errored:
         return 2
     return 0 if all(r.passed and (r.gradients is None or r.gradients.passed) for _, r in results) else 1

@@ -952,3 +952,32 @@ def test_adam_embedding_repeated_token_steps_sqrt_k():
         optimizer.apply_gradients(zip(grads, embedding.trainable_variables))
         moved = start - embedding.get_weights()[0]
         np.testing.assert_allclose(moved[:3, 0], expected, rtol=1e-4)
+
+
+# Fact 20: Keras's float64 gelu is not torch's to float64 precision
+# ---------------------------------------------------------------------------
+def test_gelu_float64_differs_from_torch_by_5e_9():
+    """Both are the exact erf form, but TensorFlow's float64 gelu parts from torch's by 5e-9
+    (measured: 5.02e-9 on [-6, 6]). `verify`'s float64 judgement allows 1e-7 relative."""
+    from rnnspec.equivalence.harness import FLOAT64_TOLERANCE
+
+    x = np.linspace(-6, 6, 100_001)
+    k = np.asarray(keras.activations.gelu(keras.ops.convert_to_tensor(x, dtype="float64")))
+    t = torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
+    assert 1e-9 < np.abs(k - t).max() < FLOAT64_TOLERANCE
+
+
+# ---------------------------------------------------------------------------
+# Fact 21: a mask value float32 cannot hold breaks Masking on every call
+# ---------------------------------------------------------------------------
+def test_masking_with_a_value_beyond_float32_fails():
+    """1e39 is a finite Python float but no float32; Keras fails converting it, on any input.
+    rnnspec refuses such a literal (`mask_value ... beyond float32's range`)."""
+    layer = keras.layers.Masking(mask_value=1e39)
+    with pytest.raises(ValueError, match="out of range"):
+        layer(np.ones((1, 2, 3), "float32"))
+    # float32's largest finite value still works: every step equal to it is masked and zeroed.
+    largest = float(np.finfo(np.float32).max)
+    out = keras.layers.Masking(mask_value=largest)(np.full((1, 2, 3), largest, "float32"))
+    assert not np.asarray(out).any()
+    assert not np.asarray(get_keras_mask(out)).any()

@@ -25,6 +25,7 @@ class Mutant:
     old: str  # a regular expression matched against the generated PyTorch program
     new: str
     why: str
+    batch: str | None = None  # the one batch that exercises the edit, where only one does
 
 
 GRU_RELU = """
@@ -65,6 +66,77 @@ model both_ways {
 }
 """
 
+CLASSIFIER = """
+model classifier {
+    input tokens: int32[*]
+    embedding(20, 4, mask_zero=true)
+    lstm(3)
+    dense(2, activation=softmax)
+}
+"""
+
+DROPPED = """
+model dropped {
+    input tokens: int32[*]
+    embedding(20, 4, mask_zero=true)
+    lstm(3)
+    dropout(0.5)
+    dense(2)
+}
+"""
+
+POOLED = """
+model pooled {
+    input tokens: int32[*]
+    embedding(20, 4, mask_zero=true)
+    lstm(3, return_sequences=true)
+    global_average_pooling()
+    dense(2)
+}
+"""
+
+ATTENDED = """
+model attended {
+    input tokens: int32[*]
+    embedding(20, 4, mask_zero=true)
+    gru(3, return_sequences=true)
+    attention_pooling()
+}
+"""
+
+BACKWARDS = """
+model backwards {
+    input x: float32[*, 3]
+    masking(mask_value=0.5)
+    lstm(3, go_backwards=true, return_sequences=true)
+}
+"""
+
+STATEFUL_LSTM = """
+model carried(batch_size=3) {
+    input x: float32[*, 3]
+    lstm(4, stateful=true)
+}
+"""
+
+MASKED_BIDIRECTIONAL_STEPPED = """
+model both_masked {
+    input tokens: int32[*]
+    embedding(20, 4, mask_zero=true)
+    bidirectional(lstm(3, activation=relu, return_sequences=true))
+}
+"""
+
+STEPPED_CLASSIFIER = """
+model stepped_classifier {
+    input tokens: int32[*]
+    embedding(20, 4, mask_zero=true)
+    lstm(3, activation=relu)
+}
+"""
+
+FAST_PATH = r"if bool\(mask\.all\(\)\):"
+
 MUTANTS = {
     "swapped_gru_gates": Mutant(
         GRU_RELU,
@@ -102,14 +174,129 @@ MUTANTS = {
         "outputs.append(y)",
         "the backward outputs stay in reversed time order",
     ),
+    # The hand edits of issue 16 that the earlier batches let through, each with the batch
+    # that now catches it.
+    "fast_path_when_ends_valid": Mutant(
+        MASKED_LSTM,
+        FAST_PATH,
+        "if bool(mask[:, 0].all()) and bool(mask[:, -1].all()):",
+        "the unmasked kernel whenever every row's first and last steps are valid "
+        "(caught by 'interior holes')",
+        batch="interior holes",
+    ),
+    "fast_path_for_one_timestep": Mutant(
+        MASKED_LSTM,
+        FAST_PATH,
+        "if bool(mask.all()) or mask.shape[1] == 1:",
+        "a one-timestep batch runs unmasked (caught by 'one timestep', which has a padded row)",
+        batch="one timestep",
+    ),
+    "lengths_in_uint8": Mutant(
+        MASKED_LSTM,
+        r"lengths = mask\.sum\(dim=1\)",
+        "lengths = mask.sum(dim=1, dtype=torch.uint8)",
+        "a row's length wraps around past 255 steps (caught by '260 timesteps')",
+        batch="260 timesteps",
+    ),
+    "squeeze_instead_of_index": Mutant(
+        CLASSIFIER,
+        r"= last\[0\]",
+        "= last.squeeze()",
+        "`last.squeeze()` also drops the batch axis of a batch of one (caught by 'one row')",
+        batch="one row",
+    ),
+    # Issue 16's "build_model() left in training mode" is the design now: build_model() returns
+    # the module in training mode and users call .eval(). These two edits defeat that instead.
+    "eval_overridden": Mutant(
+        DROPPED,
+        r"\n(?=    def forward\()",
+        "\n    def train(self, mode=True):\n        return super().train(True)\n\n",
+        "`.eval()` leaves dropout on: verify proves the module after the `.eval()` users call",
+    ),
+    "fast_path_in_training_mode": Mutant(
+        MASKED_LSTM,
+        FAST_PATH,
+        "if bool(mask.all()) or rnn.training:",
+        "the mask is ignored in training mode only (caught by comparing `.train()` with training=True)",
+        batch="training: [a-z ]+",
+    ),
+    "dropout_hard_coded": Mutant(
+        DROPPED,
+        r"= self\.dropout_1\((\w+)\)",
+        r"= torch.nn.functional.dropout(\1, 0.5, training=True)",
+        "dropout applied whatever the module's mode",
+    ),
+    "sixteen_bit_lengths": Mutant(
+        MASKED_LSTM,
+        r"lengths = mask\.sum\(dim=1\)",
+        "lengths = mask.sum(dim=1, dtype=torch.int16)",
+        "lengths held in 16 bits wrap past 32,767 steps (the program's int16 adds a 65,600-step batch)",
+        batch="65600 timesteps",
+    ),
+    # More slips of a hand port.
+    "pooling_over_padding": Mutant(
+        POOLED,
+        r"\((\w+) \* mask\.unsqueeze\(-1\)\)\.sum\(dim=1\) / mask\.sum\(dim=1, keepdim=True\)",
+        r"\1.mean(dim=1)",
+        "global average pooling counts the padded steps",
+    ),
+    "attention_over_padding": Mutant(
+        ATTENDED,
+        r"scores = scores\.masked_fill\(~mask, -1e9\)",
+        "scores = scores",
+        "attention weights padded steps",
+    ),
+    "mask_needs_every_feature": Mutant(
+        BACKWARDS,
+        r"\.any\(dim=-1\)",
+        ".all(dim=-1)",
+        "a step is masked when any feature equals the mask value (caught by the near-miss row)",
+    ),
+    "backwards_mask_not_flipped": Mutant(
+        BACKWARDS,
+        r"mask\.flip\(1\)\)",
+        "mask)",
+        "go_backwards reverses the inputs but not the mask",
+    ),
+    "padded_row_not_zeroed": Mutant(
+        CLASSIFIER,
+        r"empty = \(lengths == 0\)",
+        "empty = (lengths < 0)",
+        "a fully padded row outputs one step of its padding instead of zeros",
+    ),
+    "reset_keeps_cell_state": Mutant(
+        STATEFUL_LSTM,
+        r"\n +self\._lstm_1_c = torch\.zeros_like\(self\._lstm_1_c\)",
+        "",
+        "reset_states() zeroes h but not c",
+    ),
+    "backward_half_reads_padding": Mutant(
+        MASKED_BIDIRECTIONAL_STEPPED,
+        r"steps = x if direction == 0 else reverse_valid\(x, lengths\)",
+        "steps = x if direction == 0 else x.flip(1)",
+        "the backward direction starts at the padding instead of each row's last valid step",
+    ),
+    "one_step_too_many": Mutant(
+        STEPPED_CLASSIFIER,
+        r"valid = \(t < lengths\)",
+        "valid = (t <= lengths)",
+        "a stepped layer updates its state one step past each row's length",
+    ),
 }
-
 SPECS = {
     "gru_relu": GRU_RELU,
     "lstm_dense": LSTM_DENSE,
     "masked_lstm": MASKED_LSTM,
     "stateful_gru": STATEFUL_GRU,
     "bidirectional_stepped": BIDIRECTIONAL_STEPPED,
+    "classifier": CLASSIFIER,
+    "dropped": DROPPED,
+    "pooled": POOLED,
+    "attended": ATTENDED,
+    "backwards": BACKWARDS,
+    "stateful_lstm": STATEFUL_LSTM,
+    "masked_bidirectional_stepped": MASKED_BIDIRECTIONAL_STEPPED,
+    "stepped_classifier": STEPPED_CLASSIFIER,
 }
 
 
@@ -146,6 +333,8 @@ def test_mutant_is_caught(name, tmp_path, capsys):
     assert status == 1, f"{mutant.why}: verify did not notice\n{out}{err}"
     assert "MISMATCH" in out
     assert "Traceback" not in out + err
+    if mutant.batch is not None:  # without that batch in verify's defaults, the edit goes unseen
+        assert re.search(f"batch '(training: )?{mutant.batch}'", out), out
 
 
 def test_state_mutant_differs_only_after_the_first_chunk(tmp_path, capsys):

@@ -371,8 +371,10 @@ def test_train_mode_perturbation_matches_keras_in_distribution():
     keras_delta = np.abs(keras_train - keras_eval)
     torch_delta = np.abs(torch_train - torch_eval)
     assert keras_delta.mean() > 0.02  # dropout is on
+    # Sampling error at 6,000 rows: over seeds 0-3 of these batches the means differed by at most
+    # 3.2% and the spreads by at most 6.0% per unit.
     np.testing.assert_allclose(torch_delta.mean(axis=0), keras_delta.mean(axis=0), rtol=0.05)
-    np.testing.assert_allclose(torch_delta.std(axis=0), keras_delta.std(axis=0), rtol=0.05)
+    np.testing.assert_allclose(torch_delta.std(axis=0), keras_delta.std(axis=0), rtol=0.1)
 
 
 def test_check_names_the_train_mode_path():

@@ -10,8 +10,15 @@ from rnnspec.ir import Model
 if TYPE_CHECKING:
     import numpy as np
 
-# Which timesteps of a row are padding, as a function of (row length T, rng).
-PATTERNS = ("none", "right", "left", "holes", "all", "near_miss")
+# Which timesteps of a row are padding, as a function of (row length T, rng). "interior" pads
+# only inside the row (its first and last steps stay); "first_only" and "last_only" keep one step.
+PATTERNS = ("none", "right", "left", "holes", "all", "near_miss", "interior", "first_only", "last_only")
+
+# Longer than 255, so that a length or index held in 8 bits wraps around.
+LONG_STEPS = 260
+# Longer than 65,536: run only where the PyTorch program holds lengths or indices in 16 bits.
+VERY_LONG_STEPS = 65_600
+SIXTEEN_BIT_TYPES = ("torch.int16", "torch.short", "torch.uint16")
 
 
 @dataclass
@@ -21,6 +28,7 @@ class Case:
     name: str
     array: np.ndarray
     rows: list[str]
+    every_mode: bool = True  # False: too slow to run twice; training mode skips it
 
 
 def _padding(pattern: str, steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -31,7 +39,15 @@ def _padding(pattern: str, steps: int, rng: np.random.Generator) -> np.ndarray:
         if pattern == "all":
             pad[:] = True
         return pad
-    if pattern == "right":
+    if pattern == "first_only":
+        pad[1:] = True
+    elif pattern == "last_only":
+        pad[:-1] = True
+    elif pattern == "interior":
+        if steps >= 3:
+            inside = rng.choice(np.arange(1, steps - 1), size=max(1, (steps - 2) // 2), replace=False)
+            pad[inside] = True
+    elif pattern == "right":
         pad[rng.integers(1, steps) :] = True
     elif pattern == "left":
         pad[: rng.integers(1, steps)] = True
@@ -74,35 +90,68 @@ def make_batch(model: Model, rows: list[str], steps: int, rng: np.random.Generat
     return x
 
 
-def cases(model: Model, batch: int, steps: int, seed: int) -> list[Case]:
-    """Batches for a stateless model: every padding pattern, and a batch of one timestep."""
+def is_masked(model: Model) -> bool:
+    """Whether a mask enters the model: where padding patterns change what the programs compute."""
+    return any(
+        (layer.kind == "embedding" and layer.attrs["mask_zero"]) or layer.kind == "masking"
+        for layer in model.layers
+    )
+
+
+def cases(model: Model, batch: int, steps: int, seed: int, *, sixteen_bit: bool = False) -> list[Case]:
+    """Batches for a stateless model: one per shape of input a fast path or a narrow type could
+    get wrong. Every padding pattern mixed in one batch; no padding; right padding only; holes
+    only inside the rows (first and last steps valid); rows with only their first or only their
+    last step valid; a batch of one row; one timestep with a padded row; a sequence longer than
+    255 steps (and longer than 65,536 where `sixteen_bit`).
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
     (inp,) = model.inputs
     timed = inp.is_sequence or inp.dtype.startswith("int")
     fixed = inp.shape[0] if timed else None
+    free = timed and fixed is None
     steps = fixed or steps
-    rows = [PATTERNS[i % len(PATTERNS)] for i in range(batch)]
-    found = [Case("mixed padding", make_batch(model, rows, steps, rng), rows)]
-    found.append(Case("no padding", make_batch(model, ["none"] * batch, steps, rng), ["none"] * batch))
-    right = [("right", "none")[i % 2] for i in range(batch)]
-    found.append(Case("right padding", make_batch(model, right, steps, rng), right))
-    if timed and fixed is None:
-        found.append(Case("one timestep", make_batch(model, ["none"] * batch, 1, rng), ["none"] * batch))
+    masked = is_masked(model)
+
+    def add(name: str, rows: list[str], length: int = steps) -> None:
+        found.append(Case(name, make_batch(model, rows, length, rng), rows, length < LONG_STEPS))
+
+    found: list[Case] = []
+    add("mixed padding", [PATTERNS[i % len(PATTERNS)] for i in range(batch)])
+    add("no padding", ["none"] * batch)
+    add("right padding", [("right", "none")[i % 2] for i in range(batch)])
+    if masked and timed and steps >= 3:
+        add("interior holes", ["interior"] * batch)
+    if masked and timed and steps >= 2:
+        add("one step valid", [("first_only", "last_only")[i % 2] for i in range(batch)])
+    add("one row", ["holes" if masked else "none"])
+    if free:
+        add("one timestep", [("none", "all")[i % 2] for i in range(max(batch, 2))], 1)
+        add(f"{LONG_STEPS} timesteps", ["none", "right", "interior"], LONG_STEPS)
+        if sixteen_bit:
+            add(f"{VERY_LONG_STEPS} timesteps", ["none", "right"], VERY_LONG_STEPS)
     return found
 
 
+def chunk_lengths(model: Model, count: int, steps: int) -> list[int]:
+    """Timesteps per stateful chunk: varied (a longer chunk, a single step) where the spec allows."""
+    (inp,) = model.inputs
+    if inp.shape[0] is not None:
+        return [inp.shape[0]] * count
+    return [(steps, steps + 2, 1)[k % 3] for k in range(count)]
+
+
 def chunks(model: Model, count: int, steps: int, seed: int) -> list[Case]:
-    """Consecutive batches for a stateful model: each row cycles through the padding patterns."""
+    """Consecutive batches for a stateful model: each row cycles through the padding patterns,
+    and the chunks differ in length where the spec leaves the length free."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    (inp,) = model.inputs
     batch = model.batch_size or 1
-    steps = inp.shape[0] or steps
     found = []
-    for k in range(count):
+    for k, length in enumerate(chunk_lengths(model, count, steps)):
         rows = [PATTERNS[(row + k) % len(PATTERNS)] for row in range(batch)]
-        found.append(Case(f"chunk {k + 1}", make_batch(model, rows, steps, rng), rows))
+        found.append(Case(f"chunk {k + 1}", make_batch(model, rows, length, rng), rows))
     return found

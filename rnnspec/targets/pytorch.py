@@ -249,7 +249,8 @@ class _Builder:
                 if src != x:
                     self.emit(f"{x} = {src}")
             else:
-                self.emit(f"{x} = {src} * {mask}.unsqueeze(-1)")
+                # `where`, as Keras's Masking does: a product would turn inf inputs into NaN.
+                self.emit(f"{x} = torch.where({mask}.unsqueeze(-1), {src}, 0.0)")
             return True
         if kind == "dense":
             args = [str(self.features), str(layer.attrs["units"])]
