@@ -275,7 +275,10 @@ class Pair:
 
         key = (training, x.shape)
         if key not in self._keras_calls:
-            self._keras_calls[key] = tf.function(lambda x: self.keras_model(x, training=training))
+            # autograph=False: autograph writes converted source (and its __pycache__) to $TMPDIR.
+            self._keras_calls[key] = tf.function(
+                lambda x: self.keras_model(x, training=training), autograph=False
+            )
         try:
             return self._keras_calls[key](x)
         except Exception:  # what graph mode refuses (a model name TF takes for a bad scope name)
