@@ -102,6 +102,26 @@ def first_divergence(
     return None
 
 
+def _raising_layer(model: Model, source_name: str, options: VerifyOptions, detail: str, **extra):
+    """The first layer whose cut programs raise (a user's layer that fails), named with the error."""
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.extern import describe_layer
+    from rnnspec.equivalence.harness import Programs, verify
+
+    for length in range(1, len(model.layers) + 1):
+        cut = prefix_model(model, length)
+        layer = model.layers[length - 1]
+        programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
+        named = describe_layer(layer) if layer.extern is not None else f"`{layer.name}`"
+        try:
+            cut_result = verify(cut, programs, options, **extra)
+        except Exception:
+            return layer.name, f"{named}; it raises {detail}"
+        if not cut_result.passed:
+            return layer.name, f"{named}; {cut_result.problem or detail}"
+    return None
+
+
 def verify_one(
     model: Model,
     source_name: str,
@@ -135,7 +155,11 @@ def verify_one(
     # Layer by layer works by cutting the generated programs after each layer; code a user
     # edited cannot be cut, so its report names the worst position only.
     if not result.passed and result.error is None and not (keras_code or pytorch_code):
-        found = first_divergence(model, source_name, options, **extra)
+        try:
+            found = first_divergence(model, source_name, options, **extra)
+        except Exception as exc:  # a user's layer that raises: the cut programs raise too
+            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            found = _raising_layer(model, source_name, options, detail, **extra)
         if found:
             result.first_divergent_layer, result.divergence = found
     if gradients:
@@ -163,7 +187,12 @@ def describe(result, source: str) -> str:
     if result.error:
         return f"{source}: {result.name}: ERROR {result.error}"
     if result.problem:
-        return f"{source}: {result.name}: MISMATCH {result.problem}; {proved_modes(result)}"
+        line = f"{source}: {result.name}: MISMATCH {result.problem}"
+        if result.divergence:
+            line += f"\n  first layer that diverges: {result.divergence}"
+        elif result.first_divergent_layer:
+            line += f"\n  first layer that diverges: `{result.first_divergent_layer}`"
+        return line
     worst = result.worst
     output = result.outputs[worst.output] if worst.output < len(result.outputs) else str(worst.output)
     where = f"output `{output}`, row {worst.row}" + (

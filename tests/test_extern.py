@@ -450,3 +450,35 @@ def test_trained_weights_of_user_layers_port_and_verify(user_dir, capsys):
         code, out, err = verify(capsys, spec, "--weights", str(user_dir / weights))
         assert (code, err) == (0, ""), out
         assert out.rstrip().endswith(f"trained weights from {user_dir / weights}")
+
+
+def test_gradients_of_user_layers_with_random_weights(capsys):
+    """`verify --gradients` draws a user layer's weights as the forward proof does (from the built
+    layer, mapped by its table or hook), for the examples with weights of both kinds."""
+    code = main(
+        ["verify", "--gradients", str(EXAMPLES / "attention_pool.rnn"), str(EXAMPLES / "silence.rnn")]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert [line.split(":")[0].strip() for line in out.splitlines() if "gradients:" in line] == [
+        "gradients"
+    ] * 2
+    assert "ERROR" not in out
+
+
+def test_a_user_layer_that_raises_is_a_mismatch_naming_it(user_dir, capsys):
+    shutil.copy(EXAMPLES / "silence.rnn", user_dir)
+    edit(
+        user_dir / "my_layers" / "torch_layers.py",
+        "return loud if mask is None else loud & mask",
+        "return loud if mask is None else loud & mask\n\n    def forward(self, x, mask=None):\n"
+        "        raise ValueError('boom')",
+    )
+    code, out, err = verify(capsys, user_dir / "silence.rnn")
+    assert (code, err) == (1, "")
+    assert out.splitlines()[1].startswith(
+        "  first layer that diverges: `silence_mask_1` (your layer `SilenceMask`: "
+    )
+    assert out.splitlines()[1].endswith(
+        "PyTorch raised ValueError: boom on batch 'mixed padding', which Keras computes"
+    )

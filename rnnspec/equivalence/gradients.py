@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rnnspec.equivalence import extern as extern_mod
 from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence import weights as weights_mod
 from rnnspec.equivalence.harness import Programs, configure_frameworks, load_program
@@ -84,7 +85,9 @@ def _cotangents(arrays: list[Any], rng: Any) -> list[Any]:
     return [rng.normal(size=a.shape).astype(np.float32) for a in arrays]
 
 
-def keras_gradients(model: Model, keras_model: Any, x: Any, rng: Any) -> tuple[dict[str, Any], Any, list]:
+def keras_gradients(
+    model: Model, keras_model: Any, x: Any, rng: Any, torch_module: Any = None
+) -> tuple[dict[str, Any], Any, list]:
     """Gradients of sum(output * R) for random R: per torch name, for the input, and the Rs used."""
     import numpy as np
     import tensorflow as tf
@@ -111,7 +114,8 @@ def keras_gradients(model: Model, keras_model: Any, x: Any, rng: Any) -> tuple[d
             for v, g in zip(layer_vars, grads[position : position + len(layer_vars)])
         ]
         position += len(layer_vars)
-    return weights_mod.keras_to_torch(model, per_layer), input_grad, cotangents
+    # The module maps a user's layer (its `weights` table or `keras_to_torch` hook).
+    return weights_mod.keras_to_torch(model, per_layer, torch_module), input_grad, cotangents
 
 
 def torch_gradients(module: Any, x: Any, cotangents: list[Any]) -> tuple[dict[str, Any], Any]:
@@ -183,15 +187,19 @@ def verify_gradients(
     keras_model = keras_program.build_model()
     torch_program = load_program(programs.torch_code, f"{model.name}_pytorch_grad")
     torch_module = torch_program.build_model()
-    weights = keras_weights if keras_weights is not None else weights_mod.random_keras_weights(model, seed)
+    if keras_weights is None:  # as the forward proof draws them, a user's layers included
+        weights = weights_mod.random_keras_weights(model, seed)
+        weights.update(extern_mod.random_weights(model, keras_model, seed))
+    else:
+        weights = keras_weights
     weights_mod.set_keras_weights(model, keras_model, weights)
-    weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, weights))
+    weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, weights, torch_module))
     torch_module.eval()
     rng = np.random.default_rng([seed, 1])
     (inp,) = model.inputs
 
     def one(label: str, array: Any) -> None:
-        expected, keras_input, cotangents = keras_gradients(model, keras_model, array, rng)
+        expected, keras_input, cotangents = keras_gradients(model, keras_model, array, rng, torch_module)
         actual, torch_input = torch_gradients(torch_module, array, cotangents)
         if set(expected) != set(actual):
             missing = sorted(set(expected) ^ set(actual))

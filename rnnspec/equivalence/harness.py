@@ -273,6 +273,7 @@ class Pair:
             return eager()
         import tensorflow as tf
 
+        tf.get_logger().setLevel("ERROR")  # one trace per long shape: its retracing notes are noise
         key = (training, x.shape)
         if key not in self._keras_calls:
             # autograph=False: autograph writes converted source (and its __pycache__) to $TMPDIR.
