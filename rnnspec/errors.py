@@ -62,6 +62,14 @@ class SpecError(Exception):
 MAX_DIAGNOSTICS = 50
 
 
+def first_lines(lines: list[str], indent: str = "  ") -> list[str]:
+    """At most MAX_DIAGNOSTICS problem lines, then how many more there were."""
+    shown = lines[:MAX_DIAGNOSTICS]
+    if len(lines) > MAX_DIAGNOSTICS:
+        shown.append(f"{indent}... and {len(lines) - MAX_DIAGNOSTICS:,} more")
+    return shown
+
+
 class Reporter:
     """Collects diagnostics so that independent mistakes are all reported in one run."""
 

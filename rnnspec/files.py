@@ -58,6 +58,10 @@ def require_regular_file(path: str | os.PathLike[str], what: str = "file") -> No
         info = os.stat(path)
     except OSError as exc:
         raise UserError(f"{shown}: error: cannot read the file: {exc.strerror or exc}") from None
+    _refuse_unless_regular(info, shown, what)
+
+
+def _refuse_unless_regular(info: os.stat_result, shown: str, what: str) -> None:
     if stat.S_ISDIR(info.st_mode):
         raise UserError(f"{shown}: error: is a directory, not a {what}")
     if not stat.S_ISREG(info.st_mode):
@@ -76,9 +80,7 @@ def read_bytes(path: str | os.PathLike[str], what: str = "file", limit: int = MA
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise UserError(f"{shown}: error: is a directory, not a {what}")
-        raise UserError(f"{shown}: error: is not a regular file (a device, FIFO or socket); give a {what}")
+        _refuse_unless_regular(info, shown, what)
     with os.fdopen(fd, "rb") as handle:
         if info.st_size > limit:
             raise UserError(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.errors import SpecError
+from rnnspec.errors import SpecError, first_lines
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import check_output, require_regular_file, write_text
 from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, bad_identifier
@@ -76,7 +76,6 @@ MAX_CONFIG_BYTES = 64 << 20  # config.json, uncompressed
 MAX_CONFIG_DEPTH = 64  # Keras's own configs nest about 12 deep
 MAX_LAYERS = 100_000
 MAX_CONFIG_ITEMS = 2_000_000  # values in the whole config, all levels together
-MAX_PROBLEMS_SHOWN = 50
 
 
 def check_config_shape(config: Any) -> str | None:
@@ -932,10 +931,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         imported = import_model(source)
     except ImportRefused as exc:
         lines = [f"{source}: error: cannot import the model; these have no equivalent in the language:"]
-        shown = exc.problems[:MAX_PROBLEMS_SHOWN]
-        lines += [f"  {escape_unprintable(message)}" for message in shown]  # one line each
-        if len(exc.problems) > len(shown):
-            lines.append(f"  ... and {len(exc.problems) - len(shown):,} more")
+        lines += first_lines(
+            [f"  {escape_unprintable(message)}" for message in exc.problems]
+        )  # one line each
         print(terminal_text("\n".join(lines)), file=sys.stderr)  # names from the archive, escaped
         return 2
     if output is None:

@@ -400,7 +400,7 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
             return float(value.value)
         report.error(where, f"`{name}` of `{owner}` must be a rate in [0, 1), got `{shown}`{note}")
     elif attr.type == "float":
-        if isinstance(value, Number) and abs(float(value.text)) < FLOAT32_OVERFLOW:
+        if isinstance(value, Number) and _finite_float32(float(value.text)):
             return float(value.value)
         if isinstance(value, Number):
             report.error(

@@ -17,7 +17,7 @@ from math import prod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.errors import SpecError
+from rnnspec.errors import SpecError, first_lines
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import check_output, read_spec, replacing, require_regular_file
 from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
@@ -115,15 +115,10 @@ def _not_finite(array: np.ndarray) -> str | None:
     return None
 
 
-MAX_PROBLEMS_SHOWN = 50
-
-
 def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> WeightsMismatch:
     head = f"{path}: error: the weights do not fit the spec's model `{model.name}` ({spec_path}):"
     # One line per problem: a key from the file cannot start a line of its own.
-    shown = [f"  {escape_unprintable(p)}" for p in problems[:MAX_PROBLEMS_SHOWN]]
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        shown.append(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN:,} more")
+    shown = first_lines([f"  {escape_unprintable(p)}" for p in problems])
     return WeightsMismatch("\n".join([head, *shown]))
 
 

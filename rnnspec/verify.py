@@ -73,17 +73,11 @@ def legacy_options(options: VerifyOptions) -> dict:
     )
 
 
-def first_divergent_layer(model: Model, source_name: str, options: VerifyOptions, **extra) -> str | None:
-    """Verify growing prefixes of the generated programs; name the first layer whose output differs."""
-    found = first_divergence(model, source_name, options, **extra)
-    return found[0] if found else None
-
-
 def first_divergence(
     model: Model, source_name: str, options: VerifyOptions, **extra
 ) -> tuple[str, str | None] | None:
     """The first layer whose output differs and, at a user's layer, which classes and the first
-    position where they differ (its output, or the mask it produces)."""
+    position where they differ (its output, or the mask it produces), or what it raised."""
     from rnnspec.compiler import generate
     from rnnspec.equivalence.extern import describe_layer, first_difference
     from rnnspec.equivalence.harness import Programs, verify
@@ -96,29 +90,13 @@ def first_divergence(
             if not verify(cut, programs, options, **extra).passed:
                 return layer.name, None
             continue
-        differs = first_difference(cut, programs, **legacy_options(options), **extra)
+        try:
+            differs = first_difference(cut, programs, **legacy_options(options), **extra)
+        except Exception as exc:  # the user's layer raises: say what verify's own run saw
+            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            differs = verify(cut, programs, options, **extra).problem or f"it raises {detail}"
         if differs:
             return layer.name, f"{describe_layer(layer)}; {differs}"
-    return None
-
-
-def _raising_layer(model: Model, source_name: str, options: VerifyOptions, detail: str, **extra):
-    """The first layer whose cut programs raise (a user's layer that fails), named with the error."""
-    from rnnspec.compiler import generate
-    from rnnspec.equivalence.extern import describe_layer
-    from rnnspec.equivalence.harness import Programs, verify
-
-    for length in range(1, len(model.layers) + 1):
-        cut = prefix_model(model, length)
-        layer = model.layers[length - 1]
-        programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
-        named = describe_layer(layer) if layer.extern is not None else f"`{layer.name}`"
-        try:
-            cut_result = verify(cut, programs, options, **extra)
-        except Exception:
-            return layer.name, f"{named}; it raises {detail}"
-        if not cut_result.passed:
-            return layer.name, f"{named}; {cut_result.problem or detail}"
     return None
 
 
@@ -155,11 +133,7 @@ def verify_one(
     # Layer by layer works by cutting the generated programs after each layer; code a user
     # edited cannot be cut, so its report names the worst position only.
     if not result.passed and result.error is None and not (keras_code or pytorch_code):
-        try:
-            found = first_divergence(model, source_name, options, **extra)
-        except Exception as exc:  # a user's layer that raises: the cut programs raise too
-            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            found = _raising_layer(model, source_name, options, detail, **extra)
+        found = first_divergence(model, source_name, options, **extra)
         if found:
             result.first_divergent_layer, result.divergence = found
     if gradients:

@@ -273,9 +273,9 @@ class Pair:
             return eager()
         import tensorflow as tf
 
-        tf.get_logger().setLevel("ERROR")  # one trace per long shape: its retracing notes are noise
         key = (training, x.shape)
         if key not in self._keras_calls:
+            tf.get_logger().setLevel("ERROR")  # one trace per long shape: its retracing notes are noise
             # autograph=False: autograph writes converted source (and its __pycache__) to $TMPDIR.
             self._keras_calls[key] = tf.function(
                 lambda x: self.keras_model(x, training=training), autograph=False
