@@ -74,11 +74,12 @@ def run(args) -> dict:
             continue
         built = measure.build(workload)
         inputs = workloads.make_inputs(workload)
+        measure.start_jax(workload, built, inputs, args.threads)
         for pattern in workload.patterns:
             x, valid = inputs[pattern]
             hand = measure.handwritten_for(workload, built, pattern)
-            calls = measure.callables(workload, built, hand, x)
-            diffs = measure.check(workload, built, hand, calls, valid)
+            calls = measure.callables(workload, built, hand, x, pattern)
+            diffs = measure.check(workload, built, hand, calls, valid, pattern)
             timing = measure.interleaved(calls, args.reps, args.warmup, args.slow_reps)
             memory = {name: measure.peak_bytes(calls[name]) for name in ("handwritten", "generated", "loop")}
             row = {
@@ -92,6 +93,9 @@ def run(args) -> dict:
                 "ratio_iqr": timing.spread("generated", "handwritten"),
                 "loop_ratio": timing.ratio("loop", "handwritten"),
                 "keras_ratio": timing.ratio("keras", "handwritten"),
+                # above 1: the generated PyTorch is faster than compiled Keras
+                "tf_speedup": timing.ratio("keras_tf", "generated"),
+                "jax_speedup": timing.ratio("keras_jax", "generated"),
                 "target": TIME_TARGET[pattern],
                 "memory": memory,
                 "memory_ratio": memory["generated"] / max(memory["handwritten"], 1),
@@ -101,6 +105,7 @@ def run(args) -> dict:
             row["memory_ok"] = row["memory_ratio"] <= MEMORY_TARGET
             rows.append(row)
             print(format_row(row), flush=True)
+        built.jax.close()
     compile_result = measure.compile_latency(args.compile_runs, workloads.ROOT)
     compile_result["breakdown_ms"] = measure.compile_breakdown(args.compile_runs, workloads.ROOT)
     compile_result["ok"] = compile_result["ratio"] <= COMPILE_TARGET
@@ -128,9 +133,10 @@ def mb(value: int) -> str:
 
 HEADER = (
     "| workload | padding | hand-written ms | generated ms | gen/hand (IQR) | target | met | "
-    "loop ms | keras ms | mem hand MiB | mem gen MiB | mem gen/hand | met |"
+    "loop ms | keras ms | keras TF ms | keras JAX ms | TF/gen | JAX/gen | "
+    "mem hand MiB | mem gen MiB | mem gen/hand | met |"
 )
-RULE = "|" + "---|" * 13
+RULE = "|" + "---|" * 17
 
 
 def format_row(row: dict) -> str:
@@ -139,7 +145,8 @@ def format_row(row: dict) -> str:
     return (
         f"| {row['workload']} | {row['pattern']} | {ms['handwritten']:.2f} | {ms['generated']:.2f} | "
         f"{row['ratio']:.3f} ({lo:.2f}-{hi:.2f}) | <= {row['target']:.2f} | {'yes' if row['time_ok'] else '**no**'} | "
-        f"{ms['loop']:.1f} | {ms['keras']:.1f} | "
+        f"{ms['loop']:.1f} | {ms['keras']:.1f} | {ms['keras_tf']:.2f} | {ms['keras_jax']:.2f} | "
+        f"{row['tf_speedup']:.2f} | {row['jax_speedup']:.2f} | "
         f"{mb(row['memory']['handwritten'])} | {mb(row['memory']['generated'])} | {row['memory_ratio']:.2f} | "
         f"{'yes' if row['memory_ok'] else '**no**'} |"
     )
@@ -197,18 +204,26 @@ def plot(results: dict, path: Path) -> None:
     labels = [f"{r['workload']}\n{r['pattern']}" for r in rows]
     x = np.arange(len(rows))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(12, 0.6 * len(rows)), 10), sharex=True)
-    width = 0.2
+    width = 0.8 / len(measure.VARIANTS)
     colors = {
         "handwritten": "tab:gray",
         "generated": "tab:blue",
         "loop": "tab:orange",
         "keras": "tab:red",
+        "keras_tf": "tab:brown",
+        "keras_jax": "tab:pink",
     }
     for i, name in enumerate(measure.VARIANTS):
-        top.bar(x + (i - 1.5) * width, [r["ms"][name] for r in rows], width, label=name, color=colors[name])
+        top.bar(
+            x + (i - (len(measure.VARIANTS) - 1) / 2) * width,
+            [r["ms"][name] for r in rows],
+            width,
+            label=name,
+            color=colors[name],
+        )
     top.set_yscale("log")
     top.set_ylabel("ms per forward (median)")
-    top.legend(ncol=4)
+    top.legend(ncol=len(measure.VARIANTS))
     top.set_title(
         f"rnnspec forward pass, {results['machine']['cpu']}, {results['machine']['threads']} thread(s), "
         f"torch {results['machine']['torch']}"
