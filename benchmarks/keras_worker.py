@@ -7,7 +7,8 @@ call is measured here, around ``predict_on_batch`` (jit-compiled on JAX, results
 host), so the pipe's latency is not counted and the round-robin pairing of the parent holds.
 
 Requests: ``{"op": "load", "source": ..., "weights": NPZ, "inputs": NPZ, "threads": N}``,
-``{"op": "time", "pattern": P}`` -> ``{"seconds": s}``, ``{"op": "output", "pattern": P, "path":
+``{"op": "time", "pattern": P}`` -> ``{"seconds": s}``, ``{"op": "grad_time", "pattern": P}`` (a
+jitted forward + backward), ``{"op": "grad_loss", "pattern": P}`` -> ``{"loss": l}``, ``{"op": "output", "pattern": P, "path":
 NPY}`` (writes the output), ``{"op": "reset"}``, ``{"op": "quit"}``.
 """
 
@@ -29,10 +30,34 @@ def _threads(threads: int) -> None:
         ).strip()
 
 
+def _gradient_step(model):
+    """A jitted forward + backward: the gradient of sum(outputs) w.r.t. every trainable weight,
+    inference mode (as the parent's torch and TF rows), as a JAX user writes a training step."""
+    import jax
+    import jax.numpy as jnp
+
+    def loss(weights, frozen, x):
+        y, _ = model.stateless_call(weights, frozen, x, training=False)
+        return jnp.sum(y[0] if isinstance(y, list | tuple) else y)
+
+    grad = jax.jit(jax.grad(loss))
+    value = jax.jit(loss)
+
+    def step(x, loss_only=False):
+        # Read each call: predict_on_batch donates the variables' buffers on JAX.
+        trainable = [v.value for v in model.trainable_variables]
+        frozen = [v.value for v in model.non_trainable_variables]
+        if loss_only:
+            return value(trainable, frozen, x)
+        return jax.block_until_ready(grad(trainable, frozen, x))
+
+    return step
+
+
 def main() -> int:
     import numpy as np
 
-    model = program = None
+    model = program = grad = None
     inputs: dict[str, np.ndarray] = {}
     for line in sys.stdin:
         request = json.loads(line)
@@ -67,6 +92,18 @@ def main() -> int:
             start = time.perf_counter()
             model.predict_on_batch(x)
             reply["seconds"] = time.perf_counter() - start
+        elif op == "grad_time":
+            if grad is None:
+                grad = _gradient_step(model)
+            x = inputs[request["pattern"]]
+            grad(x)  # compiled for this shape before the clock starts (the parent warms up too)
+            start = time.perf_counter()
+            grad(x)
+            reply["seconds"] = time.perf_counter() - start
+        elif op == "grad_loss":
+            if grad is None:
+                grad = _gradient_step(model)
+            reply["loss"] = float(grad(inputs[request["pattern"]], loss_only=True))
         elif op == "output":
             out = model.predict_on_batch(inputs[request["pattern"]])
             np.save(request["path"], np.asarray(out[0] if isinstance(out, list | tuple) else out))

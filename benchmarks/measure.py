@@ -134,6 +134,12 @@ class JaxWorker:
     def seconds(self, pattern: str) -> float:
         return self.ask(op="time", pattern=pattern)["seconds"]
 
+    def grad_seconds(self, pattern: str) -> float:
+        return self.ask(op="grad_time", pattern=pattern)["seconds"]
+
+    def grad_loss(self, pattern: str) -> float:
+        return self.ask(op="grad_loss", pattern=pattern)["loss"]
+
     def output(self, pattern: str) -> np.ndarray:
         path = os.path.join(self.tmp.name, "out.npy")
         self.ask(op="output", pattern=pattern, path=path)
@@ -467,3 +473,65 @@ def compile_breakdown(runs: int, root: Path) -> dict[str, float]:
         for name, ms in json.loads(out).items():
             phases.setdefault(name, []).append(ms)
     return {name: statistics.median(values) for name, values in phases.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# training step: forward + backward
+
+TRAIN_VARIANTS = ("handwritten", "generated", "keras_tf", "keras_jax")
+
+
+def train_callables(
+    workload, built: Built, hand, x: np.ndarray, pattern: str
+) -> dict[str, Callable[[], Any]]:
+    """One forward + backward per variant: the gradient of sum(output) w.r.t. every weight.
+
+    Inference mode everywhere (no dropout noise), so that the four compute the same thing; the
+    optimizer step, a few element-wise updates, is left out of all four.
+    """
+    import tensorflow as tf
+    import torch
+
+    xt = torch.from_numpy(x)
+    xk = tf.constant(x.astype(np.int32) if workload.vocab is not None else x)
+
+    def torch_step(module):
+        def call():
+            module.zero_grad(set_to_none=True)
+            out = module(xt)
+            loss = (out[0] if isinstance(out, tuple) else out).sum()
+            loss.backward()
+            return loss.detach()
+
+        return call
+
+    model = built.keras_model
+
+    @tf.function(reduce_retracing=True)
+    def tf_step(x):
+        with tf.GradientTape() as tape:
+            out = model(x, training=False)
+            loss = tf.reduce_sum(out[0] if isinstance(out, list | tuple) else out)
+        grads = tape.gradient(loss, model.trainable_variables)
+        return loss, grads
+
+    return {
+        "handwritten": torch_step(hand),
+        "generated": torch_step(built.generated),
+        "keras_tf": lambda: tf_step(xk)[0],
+        "keras_jax": Timed(lambda: built.jax.grad_seconds(pattern)),
+    }
+
+
+def check_train(workload, built: Built, calls: dict[str, Callable[[], Any]], pattern: str) -> float:
+    """The generated, TF and JAX losses agree (the same function is differentiated); their largest
+    relative difference."""
+    losses = {
+        "generated": float(calls["generated"]()),
+        "keras_tf": float(calls["keras_tf"]()),
+        "keras_jax": built.jax.grad_loss(pattern),
+    }
+    scale = max(abs(losses["generated"]), 1.0)
+    worst = max(abs(v - losses["generated"]) / scale for v in losses.values())
+    assert worst <= 1e-4, f"{workload.name}/{pattern}: training losses differ: {losses}"
+    return worst

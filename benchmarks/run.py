@@ -69,6 +69,7 @@ def run(args) -> dict:
     measure.setup_threads(args.threads)
     load_before = loadavg()
     rows = []
+    train_rows = []
     for workload in workloads.all_workloads():
         if args.only and not any(s in workload.name for s in args.only):
             continue
@@ -105,6 +106,22 @@ def run(args) -> dict:
             row["memory_ok"] = row["memory_ratio"] <= MEMORY_TARGET
             rows.append(row)
             print(format_row(row), flush=True)
+            if args.train and not workload.stateful:
+                train_calls = measure.train_callables(workload, built, hand.train(False), x, pattern)
+                loss_diff = measure.check_train(workload, built, train_calls, pattern)
+                timing = measure.interleaved(train_calls, args.reps, args.warmup, args.slow_reps)
+                train_row = {
+                    "workload": workload.name,
+                    "pattern": pattern,
+                    "ms": {name: timing.median_ms(name) for name in measure.TRAIN_VARIANTS},
+                    "hand_ratio": timing.ratio("generated", "handwritten"),
+                    "tf_speedup": timing.ratio("keras_tf", "generated"),
+                    "jax_speedup": timing.ratio("keras_jax", "generated"),
+                    "loss_rel_diff": loss_diff,
+                }
+                train_rows.append(train_row)
+                print(format_train_row(train_row), flush=True)
+            hand.eval()
         built.jax.close()
     compile_result = measure.compile_latency(args.compile_runs, workloads.ROOT)
     compile_result["breakdown_ms"] = measure.compile_breakdown(args.compile_runs, workloads.ROOT)
@@ -122,6 +139,7 @@ def run(args) -> dict:
             "threads": args.threads,
         },
         "rows": rows,
+        "train_rows": train_rows,
         "compile": compile_result,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -152,6 +170,39 @@ def format_row(row: dict) -> str:
     )
 
 
+TRAIN_HEADER = (
+    "| workload | padding | hand-written ms | generated ms | gen/hand | keras TF ms | keras JAX ms | "
+    "TF/gen | JAX/gen |"
+)
+
+
+def format_train_row(row: dict) -> str:
+    ms = row["ms"]
+    return (
+        f"| {row['workload']} | {row['pattern']} | {ms['handwritten']:.2f} | {ms['generated']:.2f} | "
+        f"{row['hand_ratio']:.3f} | {ms['keras_tf']:.2f} | {ms['keras_jax']:.2f} | "
+        f"{row['tf_speedup']:.2f} | {row['jax_speedup']:.2f} |"
+    )
+
+
+def train_markdown(results: dict) -> list[str]:
+    if not results["train_rows"]:
+        return []
+    return [
+        "## Training step (forward + backward)",
+        "",
+        "The gradient of sum(output) w.r.t. every weight, inference mode (no dropout) in all four, no "
+        "optimizer step: torch `backward()`; TF a `tf.function` with a `GradientTape`; JAX "
+        "`jax.jit(jax.grad(...))` over `model.stateless_call`. Ratios as above (TF/gen, JAX/gen above 1: "
+        "the generated PyTorch is faster).",
+        "",
+        TRAIN_HEADER,
+        "|" + "---|" * 9,
+        *[format_train_row(row) for row in results["train_rows"]],
+        "",
+    ]
+
+
 def markdown(results: dict) -> str:
     m, s, c = results["machine"], results["settings"], results["compile"]
     lines = [
@@ -171,6 +222,7 @@ def markdown(results: dict) -> str:
         RULE,
         *[format_row(row) for row in results["rows"]],
         "",
+        *train_markdown(results),
         "## Compile latency",
         "",
         f'Cold `{c["command"]}` in a fresh process vs `python -c "import lark, jinja2"`, '
@@ -275,6 +327,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--compile-runs", type=int, help="runs of each compile-latency command (default 15)")
     parser.add_argument("--only", nargs="*", help="workloads whose name contains one of these")
+    parser.add_argument(
+        "--no-train",
+        dest="train",
+        action="store_false",
+        help="skip the training-step (forward+backward) rows",
+    )
     parser.add_argument(
         "--out", type=Path, default=HERE, help="directory for the results files (default benchmarks/)"
     )
