@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.errors import SpecError, first_lines
+from rnnspec.errors import Pos, SpecError, first_lines
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import check_output, require_regular_file, write_text
-from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, bad_identifier
+from rnnspec.ir import ACTIVATIONS, MERGE_MODES, RECURRENT_KINDS, Layer, bad_identifier
+from rnnspec.kinds import KERAS_KINDS, KINDS, LAYER_SCHEMAS
+from rnnspec.names import MODULE_ATTRIBUTES, PROGRAM_NAMES, camel_case, reserved_class_names
 from rnnspec.text import comment_text, escape_unprintable, terminal_text
 
 if TYPE_CHECKING:
@@ -32,18 +34,6 @@ if TYPE_CHECKING:
 # rnnspec import
 # ---------------------------------------------------------------------------------------------
 
-KERAS_KINDS = {
-    "Embedding": "embedding",
-    "Masking": "masking",
-    "SimpleRNN": "simple_rnn",
-    "LSTM": "lstm",
-    "GRU": "gru",
-    "Bidirectional": "bidirectional",
-    "Dense": "dense",
-    "Dropout": "dropout",
-    "GlobalAveragePooling1D": "global_average_pooling",
-    "AttentionPooling": "attention_pooling",
-}
 RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
 
 # Options that never change the forward pass: how weights are initialised, penalised, constrained
@@ -237,6 +227,10 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
             allowed, why = _ONLY_AT[key]
             if value != allowed:
                 problems.append(f"`{key}={_show(value)}`: {why}")
+        elif key in KINDS[kind].keras_fixed:
+            values, why = KINDS[kind].keras_fixed[key]
+            if value not in values:
+                problems.append(f"`{key}={_show(value)}`: {why}")
         elif kind == "bidirectional" and key in ("layer", "backward_layer"):
             continue  # handled by the caller
         else:
@@ -256,10 +250,6 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
 
 def _identifier(raw: str, fallback: str, role: str) -> str:
     """A spec identifier as close to `raw` as the language (and the generated programs) allow."""
-    from rnnspec.check import MODULE_ATTRIBUTES, PROGRAM_NAMES
-    from rnnspec.targets import reserved_class_names
-    from rnnspec.targets.pytorch import camel_case
-
     name = re.sub(r"[^A-Za-z0-9_]", "_", raw or "")
     if role == "layer":
         name = name.lstrip("_")
@@ -586,16 +576,13 @@ class _Converter:
         if item is None:
             self._mask_source = "unknown"
             return
-        rec = item.inner if item.inner is not None else item
         if item.kind == "embedding":
             self._mask_source = ("embedding", 0) if item.attrs["mask_zero"] else None
             self._mask_input = here
         elif item.kind == "masking":
             self._mask_source = ("masking", item.attrs["mask_value"])
             self._mask_input = here
-        elif item.kind in ("global_average_pooling", "attention_pooling"):
-            self._mask_source = None
-        elif rec.kind in RECURRENT_KINDS and not rec.attrs["return_sequences"]:
+        elif not KINDS[item.kind].keeps_mask(_as_layer(item)):
             self._mask_source = None
 
     def _op_closure(self, ref: tuple[str, int, int] | None) -> set[str]:
@@ -757,6 +744,12 @@ class _Converter:
         head = [f"# {comment_text(f'Imported by rnnspec from {self.source_name}{version}.')}"]
         head += [f"# {comment_text(note)}" for note in self.notes]
         return "\n".join([*head, f"model {model_name}{options} {{", f"    {header}", *lines, "}"]) + "\n"
+
+
+def _as_layer(item: Item) -> Layer:
+    """An import item as the IR layer it will be, for asking its kind."""
+    inner = _as_layer(item.inner) if item.inner is not None else None
+    return Layer(item.name or item.keras_name, item.kind, item.attrs, Pos(1, 1), inner=inner)
 
 
 def _is_not_equal(node, source_input, value) -> bool:

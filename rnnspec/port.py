@@ -17,11 +17,12 @@ from math import prod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.errors import SpecError, first_lines
+from rnnspec.errors import SpecError, Unsupported, first_lines
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import check_output, read_spec, replacing, require_regular_file
 from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
 from rnnspec.ir import Layer, Model
+from rnnspec.kinds import kind_of
 from rnnspec.text import escape_unprintable, terminal_text
 
 if TYPE_CHECKING:
@@ -33,18 +34,7 @@ if TYPE_CHECKING:
 
 FORMATS = {".keras": "keras", ".weights.h5": "weights.h5", ".pt": "pt", ".pth": "pt"}
 FRAMEWORK = {"keras": "Keras", "weights.h5": "Keras", "pt": "PyTorch"}
-H5_NAMES = {
-    "embedding": "embedding",
-    "masking": "masking",
-    "simple_rnn": "simple_rnn",
-    "lstm": "lstm",
-    "gru": "gru",
-    "bidirectional": "bidirectional",
-    "dense": "dense",
-    "dropout": "dropout",
-    "global_average_pooling": "global_average_pooling1d",
-    "attention_pooling": "attention_pooling",
-}
+TOOL = "rnnspec port"
 
 
 def weights_format(path: Path) -> str | None:
@@ -57,19 +47,9 @@ def weights_format(path: Path) -> str | None:
 
 def keras_array_names(layer: Layer) -> list[str]:
     """Names for the arrays `get_weights()` gives for one spec layer, as messages show them."""
-    if layer.kind == "embedding":
-        return [f"{layer.name}.embeddings"]
-    if layer.kind == "dense":
-        return [f"{layer.name}.kernel"] + ([f"{layer.name}.bias"] if layer.attrs["use_bias"] else [])
-    if layer.kind == "attention_pooling":
-        return [f"{layer.name}.kernel"]
-    rec = layer.recurrent
-    if rec is None:
+    if layer.extern is not None:
         return []
-    names = ["kernel", "recurrent_kernel"] + (["bias"] if rec.attrs["use_bias"] else [])
-    if layer.inner is None:
-        return [f"{layer.name}.{n}" for n in names]
-    return [f"{layer.name}.{half}.{n}" for half in ("forward", "backward") for n in names]
+    return [f"{layer.name}.{name}" for name, _ in kind_of(layer, TOOL).keras_weights(layer, 0)]
 
 
 def h5_paths(model: Model) -> dict[str, list[str]]:
@@ -77,23 +57,18 @@ def h5_paths(model: Model) -> dict[str, list[str]]:
     used: dict[str, int] = {}
     paths: dict[str, list[str]] = {}
     for layer in model.layers:
-        base = H5_NAMES[layer.kind]
+        kind = kind_of(layer, TOOL)
+        base = kind.h5_name
+        if not base:
+            raise Unsupported.of(layer.kind, TOOL, layer.pos)
         if base in used:
             used[base] += 1
             base = f"{base}_{used[base]}"
         else:
             used[base] = 0
-        group = f"layers/{base}"
         count = len(keras_array_names(layer))
-        if layer.kind in ("embedding", "dense", "attention_pooling"):
-            paths[layer.name] = [f"{group}/vars/{i}" for i in range(count)]
-        elif layer.inner is not None:
-            half = count // 2
-            paths[layer.name] = [f"{group}/forward_layer/cell/vars/{i}" for i in range(half)] + [
-                f"{group}/backward_layer/cell/vars/{i}" for i in range(half)
-            ]
-        elif layer.recurrent is not None:
-            paths[layer.name] = [f"{group}/cell/vars/{i}" for i in range(count)]
+        if count:
+            paths[layer.name] = kind.h5_paths(layer, f"layers/{base}", count)
     return paths
 
 

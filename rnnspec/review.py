@@ -10,9 +10,11 @@ import sys
 from dataclasses import dataclass
 from math import prod
 
+from rnnspec.equivalence.weights import keras_weight_shapes
 from rnnspec.errors import Diagnostic, UserError
 from rnnspec.files import load_spec, write_text
 from rnnspec.ir import Layer, Model
+from rnnspec.kinds import kind_of
 from rnnspec.parse import (
     ExternArg,
     ExternAST,
@@ -24,6 +26,7 @@ from rnnspec.parse import (
     parse,
     value_text,
 )
+from rnnspec.targets.pytorch import FUSED, STEPPED, fused_kernel_reason
 from rnnspec.text import BOM, newline_of, normalize, split_lines, terminal_text
 
 # --- check -------------------------------------------------------------------------------
@@ -62,8 +65,6 @@ def keras_gpu_kernel(rec: Layer, masked: bool) -> tuple[bool, str]:
 
 
 def review_layer(model: Model, layer: Layer) -> LayerReport | None:
-    from rnnspec.targets.pytorch import FUSED, STEPPED, fused_kernel_reason
-
     rec = layer.recurrent
     if rec is None:
         return None
@@ -114,20 +115,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def torch_parameter_count(model: Model, layer: Layer, shapes: dict | None = None) -> int:
     """torch's count differs from Keras's only where torch keeps a second bias per direction."""
-    from rnnspec.equivalence.weights import GATE_ORDER, keras_weight_shapes
-
     shapes = keras_weight_shapes(model) if shapes is None else shapes
     count = sum(prod(shape) for shape in shapes.get(layer.name, []))
-    rec = layer.recurrent
-    if rec is not None and rec.attrs["use_bias"] and rec.kind in ("lstm", "simple_rnn"):
-        directions = 2 if layer.inner is not None else 1
-        count += directions * len(GATE_ORDER[rec.kind]) * rec.attrs["units"]
-    return count
+    return count + kind_of(layer, "rnnspec summary").torch_extra_parameters(layer)
 
 
 def summary_rows(model: Model) -> list[tuple[str, str, str, int | None, int | None]]:
-    from rnnspec.equivalence.weights import keras_weight_shapes
-
     shapes = keras_weight_shapes(model)
     batch = str(model.batch_size) if model.batch_size else "None"
     rows = []

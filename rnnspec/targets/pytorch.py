@@ -9,10 +9,14 @@ are run, then the outputs are put back in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rnnspec.errors import Unsupported
 from rnnspec.ir import Layer, Model
+from rnnspec.kinds import kind_of
+from rnnspec.names import PYTORCH_FORWARD_PARAMETERS, PYTORCH_MODULE_NAMES, camel_case
 from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, layout, py_literal, render, statement
 from rnnspec.text import docstring_text
 
@@ -52,6 +56,7 @@ TORCH_CALLABLES = {
 FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
 DROPOUTS = ("dropout", "recurrent_dropout")
 STEPPED = {"simple_rnn": "KerasSimpleRNN", "lstm": "KerasLSTM", "gru": "KerasGRU"}
+TOOL = "the PyTorch target"
 
 
 def fused_kernel_reason(rec: Layer) -> str | None:
@@ -87,24 +92,9 @@ def state_buffer(layer: Layer, state: str) -> str:
     return f"self.{state_buffer_name(layer, state)}"
 
 
-def camel_case(name: str) -> str:
-    parts = [p for p in name.split("_") if p]
-    camel = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
-    return camel if camel[0].isalpha() else f"Model{camel}"
-
-
-# Every name the program binds at module level: imports, helpers, and `build_model`. The model's
-# class is named after the model (`class_name`) and must be none of these; an input (a parameter
-# of forward) must not shadow them. Kept in step with the template by tests/test_hardening.py.
-MODULE_NAMES = frozenset(
-    """math torch F nn PackedSequence pack_padded_sequence pad_packed_sequence keras_rnn reverse_valid
-    KerasRecurrent KerasSimpleRNN KerasLSTM KerasGRU AttentionPooling build_model gate_linear
-    init_keras_recurrent""".split()
-)
-
-
-# forward(self, <input>): the input may not be called `self`.
-FORWARD_PARAMETERS = frozenset({"self"})
+# Every name the program binds at module level (declared in rnnspec/names.py, which the checker asks).
+MODULE_NAMES = PYTORCH_MODULE_NAMES
+FORWARD_PARAMETERS = PYTORCH_FORWARD_PARAMETERS
 
 
 def class_name(model: Model) -> str:
@@ -185,11 +175,10 @@ class _Builder:
         """Whether a later layer reads the mask born here (Keras computes it regardless; a program
         that returns it unread would only hold a dead local)."""
         for layer in self.rest:
-            if layer.extern is not None or layer.recurrent is not None:
-                return True  # a user's layer is given `mask=` whatever its mode
-            if layer.kind in ("global_average_pooling", "attention_pooling"):
+            kind = kind_of(layer, TOOL)
+            if kind.reads_mask:
                 return True
-            if layer.kind not in ("dense", "dropout"):
+            if not kind.keeps_mask(layer):
                 return False
         return False
 
@@ -229,63 +218,12 @@ class _Builder:
 
     def layer(self, layer: Layer, src: str, has_mask: bool) -> bool:
         """Emit one layer; return whether a mask flows out of it."""
-        x, mask = self.names.hidden, self.names.mask
-        attr = f"self.{layer.name}"
-        kind = layer.kind
-        if kind == "embedding":
-            self.module(
-                layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])]
-            )
-            self.initialise(f"nn.init.uniform_({attr}.weight, -0.05, 0.05)")
-            if layer.attrs["mask_zero"] and self.mask_is_read():
-                self.emit(f"{mask} = {src} != 0")
-            self.emit(f"{x} = {attr}({src})")
-            return layer.attrs["mask_zero"]
-        if kind == "masking":
-            value = py_literal(layer.attrs["mask_value"])
-            self.emit(f"{mask} = ({src} != {value}).any(dim=-1)")
-            if self.following is not None and self.following.recurrent is not None:
-                # A recurrent layer skips the masked steps, so zeroing their features is moot.
-                if src != x:
-                    self.emit(f"{x} = {src}")
-            else:
-                # `where`, as Keras's Masking does: a product would turn inf inputs into NaN.
-                self.emit(f"{x} = torch.where({mask}.unsqueeze(-1), {src}, 0.0)")
-            return True
-        if kind == "dense":
-            args = [str(self.features), str(layer.attrs["units"])]
-            if not layer.attrs["use_bias"]:
-                args.append("bias=False")
-            self.module(layer, "nn.Linear", args)
-            self.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
-            if layer.attrs["use_bias"]:
-                self.initialise(f"nn.init.zeros_({attr}.bias)")
-            self.emit(f"{x} = " + TORCH_ACTIVATIONS[layer.attrs["activation"]].format(f"{attr}({src})"))
-            return has_mask
-        if kind == "dropout":
-            self.module(layer, "nn.Dropout", [py_literal(layer.attrs["rate"])])
-            self.emit(f"{x} = {attr}({src})")
-            return has_mask
-        if kind == "global_average_pooling":
-            if has_mask:
-                self.emit(
-                    f"{x} = ({src} * {mask}.unsqueeze(-1)).sum(dim=1) / {mask}.sum(dim=1, keepdim=True)"
-                )
-            else:
-                self.emit(f"{x} = {src}.mean(dim=1)")
-            return False
-        if kind == "attention_pooling":
-            self.helpers.add("attention_pooling")
-            self.module(layer, "AttentionPooling", [str(self.features)])
-            self.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
-            self.emit(f"{x} = {attr}({src}, {mask})" if has_mask else f"{x} = {attr}({src})")
-            return False
         if layer.extern is not None:
             return self.extern(layer, src, has_mask)
-        self.recurrent(layer, src, has_mask)
-        rec = layer.recurrent
-        assert rec is not None
-        return has_mask and rec.attrs["return_sequences"]
+        emitter = EMITTERS.get(layer.kind)
+        if emitter is None:
+            raise Unsupported.of(layer.kind, TOOL, layer.pos)
+        return emitter(self, layer, src, has_mask)
 
     def extern(self, layer: Layer, src: str, has_mask: bool) -> bool:
         """A user's module, wired as Keras wires its layer: `mask=` into forward when a mask flows
@@ -473,6 +411,112 @@ class _Builder:
             for direction in range(2 if bidirectional else 1):
                 outs += [f"{fin}[{direction}]" for fin in finals]
         self.returns = outs[0] if len(outs) == 1 else ", ".join(outs)
+
+
+# --- one emitter per layer kind: (builder, layer, source expression, has_mask) -> mask flows out --
+
+Emitter = Callable[[_Builder, Layer, str, bool], bool]
+EMITTERS: dict[str, Emitter] = {}
+
+
+def emits(*kinds: str) -> Callable[[Emitter], Emitter]:
+    def register(emitter: Emitter) -> Emitter:
+        for kind in kinds:
+            EMITTERS[kind] = emitter
+        return emitter
+
+    return register
+
+
+@emits("embedding")
+def _embedding(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
+    b.module(layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])])
+    b.initialise(f"nn.init.uniform_({attr}.weight, -0.05, 0.05)")
+    if layer.attrs["mask_zero"] and b.mask_is_read():
+        b.emit(f"{mask} = {src} != 0")
+    b.emit(f"{x} = {attr}({src})")
+    return layer.attrs["mask_zero"]
+
+
+@emits("masking")
+def _masking(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    x, mask = b.names.hidden, b.names.mask
+    value = py_literal(layer.attrs["mask_value"])
+    b.emit(f"{mask} = ({src} != {value}).any(dim=-1)")
+    if b.following is not None and b.following.recurrent is not None:
+        # A recurrent layer skips the masked steps, so zeroing their features is moot.
+        if src != x:
+            b.emit(f"{x} = {src}")
+    else:
+        # `where`, as Keras's Masking does: a product would turn inf inputs into NaN.
+        b.emit(f"{x} = torch.where({mask}.unsqueeze(-1), {src}, 0.0)")
+    return True
+
+
+@emits("dense")
+def _dense(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    attr = f"self.{layer.name}"
+    args = [str(b.features), str(layer.attrs["units"])]
+    if not layer.attrs["use_bias"]:
+        args.append("bias=False")
+    b.module(layer, "nn.Linear", args)
+    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    if layer.attrs["use_bias"]:
+        b.initialise(f"nn.init.zeros_({attr}.bias)")
+    b.emit(f"{b.names.hidden} = " + TORCH_ACTIVATIONS[layer.attrs["activation"]].format(f"{attr}({src})"))
+    return has_mask
+
+
+@emits("dropout")
+def _dropout(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.module(layer, "nn.Dropout", [py_literal(layer.attrs["rate"])])
+    b.emit(f"{b.names.hidden} = self.{layer.name}({src})")
+    return has_mask
+
+
+@emits("global_average_pooling")
+def _global_average_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    x, mask = b.names.hidden, b.names.mask
+    if has_mask:
+        b.emit(f"{x} = ({src} * {mask}.unsqueeze(-1)).sum(dim=1) / {mask}.sum(dim=1, keepdim=True)")
+    else:
+        b.emit(f"{x} = {src}.mean(dim=1)")
+    return False
+
+
+@emits("attention_pooling")
+def _attention_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
+    b.helpers.add("attention_pooling")
+    b.module(layer, "AttentionPooling", [str(b.features)])
+    b.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
+    b.emit(f"{x} = {attr}({src}, {mask})" if has_mask else f"{x} = {attr}({src})")
+    return False
+
+
+@emits("simple_rnn", "lstm", "gru", "bidirectional")
+def _recurrent(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.recurrent(layer, src, has_mask)
+    rec = layer.recurrent
+    assert rec is not None
+    return has_mask and rec.attrs["return_sequences"]
+
+
+@emits("layer_normalization")
+def _layer_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """nn.LayerNorm: the same arithmetic (epsilon inside the root, biased variance); the mask passes."""
+    center, scale = layer.attrs["center"], layer.attrs["scale"]
+    if center and not scale:
+        raise Unsupported.of(layer.kind, TOOL, layer.where("scale"), " with center=true and scale=false")
+    args = [str(b.features), f"eps={py_literal(layer.attrs['epsilon'])}"]
+    if not scale:
+        args.append("elementwise_affine=False")
+    elif not center:
+        args.append("bias=False")
+    b.module(layer, "nn.LayerNorm", args)
+    b.emit(f"{b.names.hidden} = self.{layer.name}({src})")
+    return has_mask
 
 
 def context(model: Model, source_name: str) -> dict[str, Any]:
