@@ -6,25 +6,24 @@ computes the same function, or refuses with every layer and option that has no e
 
 from __future__ import annotations
 
-import argparse
 import json
 import keyword
 import math
 import os
 import re
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.errors import Pos, SpecError, first_lines
+from rnnspec.check import load_model
+from rnnspec.errors import Pos, SpecError
 from rnnspec.errors import UserError as UsageError
-from rnnspec.files import check_output, require_regular_file, write_text
+from rnnspec.files import require_regular_file
 from rnnspec.ir import ACTIVATIONS, MERGE_MODES, RECURRENT_KINDS, Layer, bad_identifier
 from rnnspec.kinds import KERAS_KINDS, KINDS, LAYER_SCHEMAS
 from rnnspec.names import MODULE_ATTRIBUTES, PROGRAM_NAMES, camel_case, reserved_class_names
-from rnnspec.text import comment_text, escape_unprintable, terminal_text
+from rnnspec.text import comment_text
 
 if TYPE_CHECKING:
     pass
@@ -893,7 +892,6 @@ def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
 
 def import_model(path: Path) -> Imported:
     """The spec for a `.keras` file; ImportRefused lists every part without an equivalent."""
-    from rnnspec.check import load_model
 
     config, version = read_keras_archive(path)
     try:
@@ -913,24 +911,3 @@ def import_model(path: Path) -> Imported:
             [f"rnnspec refuses the spec it would need: {d.message}" for d in exc.diagnostics]
         ) from None
     return imported
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    source = Path(args.model)
-    output = Path(args.output) if args.output else None
-    if output is not None:
-        check_output(output, [source], force=args.force)
-    try:
-        imported = import_model(source)
-    except ImportRefused as exc:
-        lines = [f"{source}: error: cannot import the model; these have no equivalent in the language:"]
-        lines += first_lines(
-            [f"  {escape_unprintable(message)}" for message in exc.problems]
-        )  # one line each
-        print(terminal_text("\n".join(lines)), file=sys.stderr)  # names from the archive, escaped
-        return 2
-    if output is None:
-        sys.stdout.write(imported.text)
-    else:
-        write_text(output, imported.text, [source], force=args.force)
-    return 0
