@@ -189,7 +189,20 @@ class Expr:
         return layout(self.value, indent)
 
 
-Statement = Assign | Expr
+@dataclass(frozen=True)
+class Return:
+    """`return value`."""
+
+    value: str | PyCall
+
+    def lines(self, indent: int) -> list[str]:
+        value = self.value
+        if isinstance(value, str):
+            return [f"{' ' * indent}return {value}"]
+        return layout(PyCall(f"return {value.head}", value.args, value.tail), indent)
+
+
+Statement = Assign | Expr | Return
 
 
 def render_statements(statements: list[Statement], indent: int) -> list[str]:

@@ -7,7 +7,17 @@ from typing import Any
 from rnnspec.ir import Layer, Model
 from rnnspec.kinds import kind_of
 from rnnspec.names import KERAS_MODULE_NAMES
-from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, py_literal, render, statement
+from rnnspec.targets.common import (
+    LINE_LENGTH,
+    Assign,
+    PyCall,
+    Return,
+    Statement,
+    import_lines,
+    py_literal,
+    render,
+    render_statements,
+)
 from rnnspec.text import docstring_text
 
 TOOL = "the Keras target"
@@ -82,35 +92,39 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
     if model.batch_size is not None:
         input_args.append(f"batch_size={model.batch_size}")
     input_args.append(f"name={py_literal(inp.name)}")
-    body = statement(4, f"{inp.name} = keras.Input", input_args)
+    body: list[Statement] = [Assign((inp.name,), PyCall("keras.Input", tuple(input_args)))]
     names = _Locals(MODULE_NAMES | {inp.name})
     hidden = names.fresh("h" if inp.name == "x" else "x")
-    current = inp.name
+    # Walk the values by name: each IR value -> the expression that holds it.
+    values: dict[str, str] = {inp.name: inp.name}
+    lists: dict[tuple[str, ...], str] = {}  # values held together in one list, by their names
     last = model.layers[-1]
     for layer in model.layers:
+        targets = [hidden]
         if layer is last and len(layer.outputs) > 1:
             bases = [_var(name) for name in layer.outputs]
             if layer.kind == "bidirectional" and layer.attrs["merge_mode"] == "none":
                 bases[:2] = ["forward", "backward"]
             targets = [names.fresh(base) for base in bases]
-            lhs = ", ".join(targets)
-            if len(f"    {lhs} = {keras_class(layer)}(") > LINE_LENGTH:
+            if len(f"    {', '.join(targets)} = {keras_class(layer)}(") > LINE_LENGTH:
                 # Too many names for one line: keep the list whole, as a formatter would not split it.
                 targets = [names.fresh("outputs")]
-                lhs = targets[0]
-        else:
-            targets = [hidden]
-            lhs = hidden
-        head = f"{lhs} = {keras_class(layer)}"
-        body += statement(4, head, layer_args(layer, name=layer.name), f"({current})")
-        current = hidden
+        call = PyCall(
+            keras_class(layer), tuple(layer_args(layer, name=layer.name)), f"({values[layer.inputs[0]]})"
+        )
+        body.append(Assign(tuple(targets), call))
+        if len(targets) == len(layer.outputs):
+            values.update(zip(layer.outputs, targets))
+        else:  # one list holds them all
+            values.update((name, f"{targets[0]}[{i}]") for i, name in enumerate(layer.outputs))
+            lists[tuple(layer.outputs)] = targets[0]
     # One name holds the one output, or (`outputs`) the list of them all.
-    outputs = targets[0] if len(targets) == 1 else "[" + ", ".join(targets) + "]"
-    body += statement(
-        4,
-        "return keras.Model",
-        [f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}"],
-    )
+    if len(model.outputs) == 1:
+        outputs = values[model.outputs[0]]
+    else:
+        outputs = lists.get(tuple(model.outputs)) or "[" + ", ".join(values[o] for o in model.outputs) + "]"
+    args = (f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}")
+    body.append(Return(PyCall("keras.Model", args)))
     return {
         "model_name": model.name,
         "source_name": docstring_text(source_name),
@@ -121,7 +135,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
             [(layer.extern.keras.module, layer.extern.keras.name) for layer in model.layers if layer.extern]
             + ([("keras", "ops")] if uses_attention else [])
         ),
-        "body": body,
+        "body": render_statements(body, 4),
     }
 
 
