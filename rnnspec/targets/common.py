@@ -1,4 +1,5 @@
-"""What both targets share: the Jinja environment and black-compatible call layout."""
+"""What both targets share: the Jinja environment, expressions and statements, and their
+black-compatible layout (a target builds statements, decides on them, and renders them last)."""
 
 from __future__ import annotations
 
@@ -112,10 +113,6 @@ def layout(item: str | PyCall, indent: int, suffix: str = "") -> list[str]:
     for arg in item.args:
         lines += layout(arg, indent + 4, ",")
     return lines + [f"{pad}){item.tail}{suffix}"]
-
-
-def statement(indent: int, head: str, args: list[str | PyCall], tail: str = "") -> list[str]:
-    return layout(PyCall(head, tuple(args), tail), indent)
 
 
 # --- statements: what a target builds, decides on, and only then renders --------------------
