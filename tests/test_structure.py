@@ -260,3 +260,38 @@ def test_targets_are_independent_and_the_front_end_imports_none():
     for front in ("rnnspec.check", "rnnspec.ir", "rnnspec.parse", "rnnspec.build", "rnnspec.kinds"):
         reached = _reachable(graph, front)
         assert sorted(m for m in reached if m.startswith("rnnspec.targets")) == [], front
+
+
+# --- a kind the tools have no handler for ------------------------------------------------------
+
+
+def test_a_kind_without_an_emitter_is_refused_by_name_not_by_an_assert(monkeypatch):
+    """A kind declared in rnnspec/kinds/ but given no PyTorch emitter: the checker and the Keras
+    target take it from its declaration; the PyTorch target refuses it in words, at its position."""
+    from rnnspec import kinds
+    from rnnspec.errors import Unsupported
+    from rnnspec.ir import Attr, LayerSchema
+    from rnnspec.kinds.base import LayerKind
+    from rnnspec.targets import pytorch
+
+    class Identity(LayerKind):
+        name = "identity_test"
+        schema = LayerSchema((), {"scale": Attr("float", 1.0)})
+        keras_class = "keras.layers.Identity"
+        h5_name = "identity"
+
+    monkeypatch.setitem(kinds.KINDS, "identity_test", Identity())
+    monkeypatch.setitem(kinds.LAYER_SCHEMAS, "identity_test", Identity.schema)
+    model = load_model("model m {\n    input x: float32[*, 3]\n    identity_test()\n}\n")
+    assert model.values["identity_test_1"].shape == (None, 3)
+    assert '    x = keras.layers.Identity(name="identity_test_1")(x)\n' in generate(model, "keras", "m.rnn")
+    assert "identity_test" not in pytorch.EMITTERS
+    with pytest.raises(Unsupported) as caught:
+        generate(model, "pytorch", "m.rnn")
+    assert caught.value.render("m.rnn", None) == (
+        "m.rnn:3:5: error: layer kind `identity_test` is not supported by the PyTorch target"
+    )
+    monkeypatch.delitem(kinds.KINDS, "identity_test")
+    with pytest.raises(Unsupported) as caught:
+        kinds.kind_of(model.layers[0], "rnnspec summary")
+    assert str(caught.value) == "3:5: layer kind `identity_test` is not supported by rnnspec summary"
