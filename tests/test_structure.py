@@ -284,7 +284,7 @@ def test_a_kind_without_an_emitter_is_refused_by_name_not_by_an_assert(monkeypat
     monkeypatch.setitem(kinds.LAYER_SCHEMAS, "identity_test", Identity.schema)
     model = load_model("model m {\n    input x: float32[*, 3]\n    identity_test()\n}\n")
     assert model.values["identity_test_1"].shape == (None, 3)
-    assert '    x = keras.layers.Identity(name="identity_test_1")(x)\n' in generate(model, "keras", "m.rnn")
+    assert '    h = keras.layers.Identity(name="identity_test_1")(x)\n' in generate(model, "keras", "m.rnn")
     assert "identity_test" not in pytorch.EMITTERS
     with pytest.raises(Unsupported) as caught:
         generate(model, "pytorch", "m.rnn")
