@@ -32,6 +32,16 @@ TORCH_ACTIVATIONS = {
     "exponential": "torch.exp({})",
 }
 
+
+def activation_call(activation: str, inner: PyCall) -> PyCall:
+    """The activation applied to `inner`, as a call that `layout` can wrap."""
+    template = TORCH_ACTIVATIONS[activation]
+    if template == "{}":
+        return inner
+    function, rest = template.split("(", 1)  # "torch.softmax", "{}, dim=-1)"
+    return PyCall(function, (inner, *rest[: -len(")")].split(", ")[1:]))
+
+
 # The same activations as callables, for the stepped modules.
 TORCH_CALLABLES = {
     "linear": "nn.Identity()",
@@ -236,10 +246,10 @@ class _Builder:
             self.module(
                 layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])]
             )
-            self.initialise(f"nn.init.uniform_({attr}.weight, -0.05, 0.05)")
+            self.initialise("nn.init.uniform_", [f"{attr}.weight", "-0.05", "0.05"])
             if layer.attrs["mask_zero"] and self.mask_is_read():
                 self.emit(f"{mask} = {src} != 0")
-            self.emit(f"{x} = {attr}({src})")
+            self.call(PyCall(attr, (src,)))
             return layer.attrs["mask_zero"]
         if kind == "masking":
             value = py_literal(layer.attrs["mask_value"])
@@ -257,14 +267,14 @@ class _Builder:
             if not layer.attrs["use_bias"]:
                 args.append("bias=False")
             self.module(layer, "nn.Linear", args)
-            self.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+            self.initialise("nn.init.xavier_uniform_", [f"{attr}.weight"])
             if layer.attrs["use_bias"]:
-                self.initialise(f"nn.init.zeros_({attr}.bias)")
-            self.emit(f"{x} = " + TORCH_ACTIVATIONS[layer.attrs["activation"]].format(f"{attr}({src})"))
+                self.initialise("nn.init.zeros_", [f"{attr}.bias"])
+            self.call(activation_call(layer.attrs["activation"], PyCall(attr, (src,))))
             return has_mask
         if kind == "dropout":
             self.module(layer, "nn.Dropout", [py_literal(layer.attrs["rate"])])
-            self.emit(f"{x} = {attr}({src})")
+            self.call(PyCall(attr, (src,)))
             return has_mask
         if kind == "global_average_pooling":
             if has_mask:
@@ -277,8 +287,8 @@ class _Builder:
         if kind == "attention_pooling":
             self.helpers.add("attention_pooling")
             self.module(layer, "AttentionPooling", [str(self.features)])
-            self.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
-            self.emit(f"{x} = {attr}({src}, {mask})" if has_mask else f"{x} = {attr}({src})")
+            self.initialise("nn.init.xavier_uniform_", [f"{attr}.kernel.weight"])
+            self.call(PyCall(attr, (src, mask) if has_mask else (src,)))
             return False
         if layer.extern is not None:
             return self.extern(layer, src, has_mask)
@@ -321,11 +331,18 @@ class _Builder:
         for line in statement(8, head, list(args)):
             self.emit(line[8:])
 
+    def call(self, expr: PyCall) -> None:
+        """`x = expr`, laid out; the next layer may take `expr` itself as its input."""
+        start = len(self.forward)
+        for line in layout(PyCall(f"{self.names.hidden} = {expr.head}", expr.args, expr.tail), 8):
+            self.emit(line[8:])
+        self.inlinable = (start, len(self.forward) - start, expr)
+
     def module(self, layer: Layer, cls: str, args: list[str]) -> None:
         self.init += statement(8, f"self.{layer.name} = {cls}", list(args))
 
-    def initialise(self, line: str) -> None:
-        self.reset.append(f"        {line}")
+    def initialise(self, head: str, args: list[str]) -> None:
+        self.reset += statement(8, head, args)
 
     def recurrent(self, layer: Layer, src: str, has_mask: bool) -> None:
         rec = layer.recurrent
@@ -396,7 +413,9 @@ class _Builder:
                 zeros = f"torch.zeros({directions}, {self.model.batch_size}, {units})"
                 name = py_literal(state_buffer_name(layer, state))
                 self.buffers += statement(8, "self.register_buffer", [name, zeros, "persistent=False"])
-        initial = (f"({', '.join(buffers)})" if len(buffers) > 1 else buffers[0]) if stateful else None
+        initial: str | PyCall | None = None
+        if stateful:
+            initial = PyCall("", tuple(buffers)) if len(buffers) > 1 else buffers[0]  # a tuple
 
         seq = rec.attrs["return_sequences"]
         backwards = rec.attrs["go_backwards"]
@@ -435,7 +454,8 @@ class _Builder:
             start = len(self.forward)
             self.forward += statement(8, f"{lhs} = keras_rnn", call_args)
             chained = any(arg == "packed=True" for arg in call_args)
-            inlinable = not stateful and not chained and not stepping and not isinstance(inp, PyCall)
+            nested = isinstance(inp, PyCall) and inp.head == "keras_rnn"  # one level only
+            inlinable = not stateful and not chained and not stepping and not nested
             if lhs == f"{x}, _, _" and inlinable:
                 self.inlinable = (
                     start,
@@ -505,15 +525,27 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "reset": builder.reset,
         "recurrent_init": any(layer.recurrent is not None for layer in model.layers),
         "forward": builder.forward,
-        "input_name": builder.input.name,
+        "forward_signature": forward_signature(
+            builder.input.name, "tuple[torch.Tensor, ...]" if returns_tuple else "torch.Tensor"
+        ),
         "returns": builder.returns,
-        "return_annotation": "tuple[torch.Tensor, ...]" if returns_tuple else "torch.Tensor",
         "stateful_buffers": stateful_buffers,
         "keras_rnn": "keras_rnn" in builder.helpers,
         "attention_pooling": "attention_pooling" in builder.helpers,
         "stepped": sorted(builder.stepped),
         "uses_functional": any("F." in line for line in builder.forward + builder.init),
     }
+
+
+def forward_signature(input_name: str, annotation: str) -> str:
+    """`def forward(...)`, wrapped as ruff format wraps it when the input's name is long."""
+    one_line = f"    def forward(self, {input_name}: torch.Tensor) -> {annotation}:"
+    if len(one_line) <= LINE_LENGTH:
+        return one_line
+    hugged = f"        self, {input_name}: torch.Tensor"
+    if len(hugged) <= LINE_LENGTH:
+        return f"    def forward(\n{hugged}\n    ) -> {annotation}:"
+    return f"    def forward(\n        self,\n        {input_name}: torch.Tensor,\n    ) -> {annotation}:"
 
 
 def generate(model: Model, source_name: str) -> str:
