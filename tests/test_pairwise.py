@@ -40,6 +40,14 @@ def test_one_dimension_lists_every_value():
     assert all_pairs([("x", "y", "z")]) == [("x",), ("y",), ("z",)]
 
 
+def test_strength_one_shows_every_value_once_in_as_few_rows_as_the_widest_dimension():
+    dimensions = [("a", "b", "c"), range(5), (False, True)]
+    rows = all_pairs(dimensions, strength=1)
+    assert len(rows) == 5
+    for i, values in enumerate(dimensions):
+        assert {row[i] for row in rows} == set(values)
+
+
 @given(st.lists(st.integers(1, 4), min_size=2, max_size=5))
 def test_drawn_shapes_are_covered(sizes):
     dimensions = [range(size) for size in sizes]
