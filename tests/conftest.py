@@ -36,7 +36,13 @@ def pytest_configure(config: pytest.Config) -> None:
     original = tempfile.gettempdir()
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", original)  # tmp_path's base stays out of it
     fresh = Path(tempfile.mkdtemp(prefix="rnnspec-tests-tmp-", dir=original))
-    _TEMP.update(fresh=fresh)
+    # torch.optim's first step creates torch inductor's cache, $TMPDIR/torchinductor_$USER, and
+    # keeps it: a cache of torch's own, by design, which the tests put beside the fresh directory
+    # and remove (unless one is set).
+    inductor = Path(tempfile.mkdtemp(prefix="rnnspec-tests-torchinductor-", dir=original))
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(inductor)
+    _TEMP.update(fresh=fresh, inductor=inductor)
     _PREVIOUS_TMPDIR.append(os.environ.get("TMPDIR"))
     os.environ["TMPDIR"] = str(fresh)
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
@@ -62,6 +68,7 @@ def _nothing_left_in_the_temp_directory(request: pytest.FixtureRequest):
 def pytest_sessionfinish(session: pytest.Session) -> None:
     left = _left_in_temp()  # from collection, or a session-wide fixture
     shutil.rmtree(_TEMP["fresh"], ignore_errors=True)
+    shutil.rmtree(_TEMP["inductor"], ignore_errors=True)
     previous = _PREVIOUS_TMPDIR.pop()
     if previous is None:
         os.environ.pop("TMPDIR", None)
