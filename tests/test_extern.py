@@ -452,9 +452,10 @@ def test_trained_weights_of_user_layers_port_and_verify(user_dir, capsys):
         assert out.rstrip().endswith(f"trained weights from {user_dir / weights}")
 
 
-@pytest.mark.parametrize(
-    "example", ["silence.rnn", pytest.param("attention_pool.rnn", marks=pytest.mark.slow)]
-)
+# `slow`: 13-45 s each; the default tier proves gradients in tests/test_gradients.py and user
+# layers' forward proofs here.
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["silence.rnn", "attention_pool.rnn"])
 def test_gradients_of_user_layers_with_random_weights(capsys, example):
     """`verify --gradients` draws a user layer's weights as the forward proof does (from the built
     layer, mapped by its table or hook), for the examples with weights of both kinds."""
