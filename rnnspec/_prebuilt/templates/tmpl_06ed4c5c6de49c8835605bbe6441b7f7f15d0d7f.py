@@ -19,8 +19,7 @@ def root(context, missing=missing):
     l_0_class_name = resolve('class_name')
     l_0_init = resolve('init')
     l_0_reset = resolve('reset')
-    l_0_input_name = resolve('input_name')
-    l_0_return_annotation = resolve('return_annotation')
+    l_0_forward_signature = resolve('forward_signature')
     l_0_forward = resolve('forward')
     l_0_returns = resolve('returns')
     l_0_stateful_buffers = resolve('stateful_buffers')
@@ -91,11 +90,9 @@ def root(context, missing=missing):
         yield str(l_1_line)
         yield '\n'
     l_1_line = missing
-    yield '\n    def forward(self, '
-    yield str((undefined(name='input_name') if l_0_input_name is missing else l_0_input_name))
-    yield ': torch.Tensor) -> '
-    yield str((undefined(name='return_annotation') if l_0_return_annotation is missing else l_0_return_annotation))
-    yield ':\n'
+    yield '\n'
+    yield str((undefined(name='forward_signature') if l_0_forward_signature is missing else l_0_forward_signature))
+    yield '\n'
     for l_1_line in (undefined(name='forward') if l_0_forward is missing else l_0_forward):
         _loop_vars = {}
         pass
@@ -121,4 +118,4 @@ def root(context, missing=missing):
     yield '()\n'
 
 blocks = {}
-debug_info = '1=30&3=34&8=38&11=41&12=44&15=48&22=51&23=54&25=57&94=60&245=63&255=66&273=69&302=72&322=75&349=79&352=81&353=84&359=88&360=91&363=95&364=99&365=102&367=106&368=108&372=111&373=114&378=118&380=120'
+debug_info = '1=29&3=33&8=37&11=40&12=43&15=47&22=50&23=53&25=56&94=59&245=62&255=65&273=68&302=71&322=74&349=78&352=80&353=83&359=87&360=90&363=94&364=96&365=99&367=103&368=105&372=108&373=111&378=115&380=117'
