@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rnnspec import runtime
 from rnnspec.ir import Layer, Model
 from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, layout, py_literal, render, statement
 from rnnspec.text import docstring_text
@@ -93,14 +94,11 @@ def camel_case(name: str) -> str:
     return camel if camel[0].isalpha() else f"Model{camel}"
 
 
-# Every name the program binds at module level: imports, helpers, and `build_model`. The model's
-# class is named after the model (`class_name`) and must be none of these; an input (a parameter
-# of forward) must not shadow them. Kept in step with the template by tests/test_hardening.py.
-MODULE_NAMES = frozenset(
-    """math torch F nn PackedSequence pack_padded_sequence pad_packed_sequence keras_rnn reverse_valid
-    KerasRecurrent KerasSimpleRNN KerasLSTM KerasGRU AttentionPooling build_model gate_linear
-    init_keras_recurrent""".split()
-)
+# Every name the program binds at module level: imports, runtime helpers (rnnspec/runtime), and
+# `build_model`. The model's class is named after the model (`class_name`) and must be none of
+# these; an input (a parameter of forward) must not shadow them. Kept in step with the template
+# by tests/test_hardening.py.
+MODULE_NAMES = runtime.module_names() | {"build_model"}
 
 
 # forward(self, <input>): the input may not be called `self`.
@@ -275,7 +273,7 @@ class _Builder:
                 self.emit(f"{x} = {src}.mean(dim=1)")
             return False
         if kind == "attention_pooling":
-            self.helpers.add("attention_pooling")
+            self.helpers.add("AttentionPooling")
             self.module(layer, "AttentionPooling", [str(self.features)])
             self.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
             self.emit(f"{x} = {attr}({src}, {mask})" if has_mask else f"{x} = {attr}({src})")
@@ -430,6 +428,8 @@ class _Builder:
                 call_args.append("zero_masked=True")
             if chain:
                 call_args.append("packed=True")
+            if keep_states:
+                call_args.append("states=True")
             self.packed_input = chain
             lhs = f"{seq_out}, {'_' if seq else last}, {unpack(False)}"
             start = len(self.forward)
@@ -447,7 +447,12 @@ class _Builder:
             call_args = [inp] + ([initial] if initial else [])
             lhs = f"{seq_out}, {unpack(not seq)}"
             self.forward += stepping
-            self.forward += statement(8, f"{lhs} = {rnn}", call_args)
+            if reason is None:
+                # Through run_rnn, which torch.export can trace with a free number of timesteps.
+                self.helpers.add("run_rnn")
+                self.forward += statement(8, f"{lhs} = run_rnn", [rnn, *call_args])
+            else:
+                self.forward += statement(8, f"{lhs} = {rnn}", call_args)
             lasts = [f"{finals[0]}[0]", f"{finals[0]}[1]"]
         if stateful:
             for buf, fin in zip(buffers, finals):
@@ -478,6 +483,11 @@ class _Builder:
 def context(model: Model, source_name: str) -> dict[str, Any]:
     builder = _Builder(model)
     builder.build()
+    # The runtime definitions the program uses, by name (rnnspec/runtime/torch_rnn.py).
+    helpers = builder.helpers | {STEPPED[kind] for kind in builder.stepped}
+    if any(layer.recurrent is not None for layer in model.layers):
+        helpers.add("init_keras_recurrent")
+    runtime_text, runtime_imports = runtime.source(helpers)
     returns_tuple = "," in builder.returns
     stateful_buffers = [
         state_buffer(layer, state)
@@ -503,15 +513,13 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
             for line in statement(8, f"{buffer} = torch.zeros_like", [buffer])
         ],
         "reset": builder.reset,
-        "recurrent_init": any(layer.recurrent is not None for layer in model.layers),
         "forward": builder.forward,
         "input_name": builder.input.name,
         "returns": builder.returns,
         "return_annotation": "tuple[torch.Tensor, ...]" if returns_tuple else "torch.Tensor",
         "stateful_buffers": stateful_buffers,
-        "keras_rnn": "keras_rnn" in builder.helpers,
-        "attention_pooling": "attention_pooling" in builder.helpers,
-        "stepped": sorted(builder.stepped),
+        "runtime": runtime_text,
+        "runtime_imports": runtime_imports,
         "uses_functional": any("F." in line for line in builder.forward + builder.init),
     }
 
