@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rnnspec import migrate
 
     migrate.add_parsers(sub)
+    from rnnspec import export
+
+    export.add_parsers(sub)
     return parser
 
 

@@ -51,7 +51,7 @@ def keras_rnn(
     lengths = mask.sum(dim=1)
     if isinstance(x, PackedRows):
         x = x.data  # each row's unmasked steps already, from the layer before
-    elif not torch.jit.is_tracing() and bool(mask.all()):
+    elif not (torch.jit.is_tracing() or exporting()) and bool(mask.all()):
         # Nothing to skip: the plain kernel.
         outputs, final = rnn(x, state) if fused else rnn(x, state, None)
         last = final[0] if isinstance(final, tuple) else final
