@@ -7,8 +7,12 @@ from torch import nn
 
 
 def exporting():
-    """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program."""
-    return torch.compiler.is_exporting()
+    """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
+
+    (torch.compiler.is_exporting is missing before torch 2.5: never, there.)
+    """
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return is_exporting is not None and is_exporting()
 
 
 class PackedRows:
@@ -59,6 +63,9 @@ def keras_rnn(
         return outputs if sequences else None, last, final if states else None
     else:
         x = pack_rows(x, mask, lengths)
+    if not torch.jit.is_tracing():
+        # Steps after every row's last one need no run (a trace keeps them: its shapes hold).
+        x = x[:, : max(int(lengths.max()), 1)]
     if fused:
         outputs, last, final = fused_rows(rnn, x, lengths, state, states)
     else:

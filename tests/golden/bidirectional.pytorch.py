@@ -6,8 +6,12 @@ from torch import nn
 
 
 def exporting():
-    """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program."""
-    return torch.compiler.is_exporting()
+    """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
+
+    (torch.compiler.is_exporting is missing before torch 2.5: never, there.)
+    """
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return is_exporting is not None and is_exporting()
 
 
 def scan_rnn(rnn, x, mask, state=None, zero_masked=False):
