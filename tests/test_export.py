@@ -199,6 +199,19 @@ def test_onnx_artefact_equals_keras(tmp_path, capsys, stem):
         assert "inputs tokens, lstm_1_h, lstm_1_c; outputs bidirectional_1.forward," in text
 
 
+def test_the_artefact_holds_the_trained_weights_given(tmp_path, capsys):
+    torch.manual_seed(3)
+    trained = _load("masking")
+    torch.save(trained.state_dict(), tmp_path / "trained.pt")
+    out = tmp_path / "masking.pt2"
+    args = ["export", str(EXAMPLES / "masking.rnn"), "--format", "torch-export", "-o", str(out)]
+    assert main([*args, "--weights", str(tmp_path / "trained.pt")]) == 0, capsys.readouterr()
+    x = torch.randn(5, 9, 8)
+    x[~padded_mask(5, 9, seed=2)] = -1.0
+    with torch.no_grad():
+        torch.testing.assert_close(torch.export.load(str(out)).module()(x), trained(x), atol=1e-6, rtol=0)
+
+
 def test_export_refuses_bad_options_and_outputs(tmp_path, capsys):
     spec = str(EXAMPLES / "masking.rnn")
     assert main(["export", spec, "--format", "onnx", "-o", str(tmp_path / "missing" / "m.onnx")]) == 2

@@ -8,6 +8,7 @@ still imports only torch. Reading the text imports no framework.
 from __future__ import annotations
 
 import ast
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,8 +26,28 @@ IMPORTS = {
 @lru_cache(maxsize=1)
 def definitions() -> dict[str, tuple[str, frozenset[str]]]:
     """Every top-level definition of the torch runtime, in file order: name -> (its text, the
-    module-level names it refers to)."""
+    module-level names it refers to).
+
+    Parsing the runtime costs ~10 ms, so `python -m rnnspec.prebuild` stores the result in
+    rnnspec/_prebuilt/runtime.py, used only while the runtime's SHA-256 matches (as the
+    compiled templates are).
+    """
     text = TORCH_RUNTIME.read_text(encoding="utf-8")
+    try:
+        from rnnspec._prebuilt.runtime import DEFINITIONS, RUNTIME_SHA256
+    except (
+        ImportError
+    ):  # pragma: no cover - a checkout whose prebuilt files were deleted
+        DEFINITIONS, RUNTIME_SHA256 = {}, None
+    if RUNTIME_SHA256 == hashlib.sha256(text.encode("utf-8")).hexdigest():
+        return {
+            name: (body, frozenset(used)) for name, (body, used) in DEFINITIONS.items()
+        }
+    return parse_definitions(text)
+
+
+def parse_definitions(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """`definitions()` of the runtime's text, read with ast."""
     lines = text.splitlines(keepends=True)
     tree = ast.parse(text)
     found: dict[str, tuple[str, frozenset[str]]] = {}

@@ -8,7 +8,7 @@ from torch import nn
 def exporting():
     """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
 
-    (torch.compiler.is_exporting is missing before torch 2.5: never, there.)
+    (Never where torch.compiler.is_exporting is missing, in older torch.)
     """
     is_exporting = getattr(torch.compiler, "is_exporting", None)
     return is_exporting is not None and is_exporting()
@@ -62,8 +62,8 @@ def keras_rnn(
         return outputs if sequences else None, last, final if states else None
     else:
         x = pack_rows(x, mask, lengths)
-    if not torch.jit.is_tracing():
-        # Steps after every row's last one need no run (a trace keeps them: its shapes hold).
+    if not (torch.jit.is_tracing() or exporting()):
+        # Steps after every row's last one need no run (a trace or an export keeps them).
         x = x[:, : max(int(lengths.max()), 1)]
     if fused:
         outputs, last, final = fused_rows(rnn, x, lengths, state, states)
@@ -103,7 +103,9 @@ def pack_rows(x, mask, lengths):
         mask, valid.cumsum(1), lengths.unsqueeze(1) + (1 - valid).cumsum(1)
     )
     slot = (slot - 1).unsqueeze(-1).expand_as(x)
-    return torch.zeros_like(x).scatter(1, slot, torch.where(mask.unsqueeze(-1), x, 0.0))
+    return torch.zeros_like(x).scatter_(
+        1, slot, torch.where(mask.unsqueeze(-1), x, 0.0)
+    )
 
 
 def reverse_valid(x, lengths):

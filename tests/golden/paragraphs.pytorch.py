@@ -8,7 +8,7 @@ from torch import nn
 def exporting():
     """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
 
-    (torch.compiler.is_exporting is missing before torch 2.5: never, there.)
+    (Never where torch.compiler.is_exporting is missing, in older torch.)
     """
     is_exporting = getattr(torch.compiler, "is_exporting", None)
     return is_exporting is not None and is_exporting()
