@@ -212,6 +212,15 @@ def test_the_artefact_holds_the_trained_weights_given(tmp_path, capsys):
         torch.testing.assert_close(torch.export.load(str(out)).module()(x), trained(x), atol=1e-6, rtol=0)
 
 
+def test_onnx_without_its_packages_is_a_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(EXAMPLES / "masking.rnn"), "--format", "onnx", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "rnnspec export: error: --format onnx needs onnx, onnxscript and onnxruntime" in err
+    assert "pip install onnx onnxscript onnxruntime" in err and not out.exists()
+
+
 def test_export_refuses_bad_options_and_outputs(tmp_path, capsys):
     spec = str(EXAMPLES / "masking.rnn")
     assert main(["export", spec, "--format", "onnx", "-o", str(tmp_path / "missing" / "m.onnx")]) == 2
