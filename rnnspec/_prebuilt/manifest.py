@@ -2,5 +2,5 @@
 
 TEMPLATE_SHA256 = {
     'keras.py.j2': '3031bdd884366bef6b8952638acc407525ff89d217e8090ba723b0e96e5f22c7',
-    'pytorch.py.j2': '17a43421246312dae94cc9fd66b90776b755c005c922a9376a08c5ce7ca1aed5',
+    'pytorch.py.j2': '897222a0bd2698244859999650026f2271be4ad35cdd73b6adc7986e3eec4de9',
 }
