@@ -26,6 +26,7 @@ from rnnspec.parse import (
     InputDecl,
     ModelAST,
     Number,
+    OutputStmt,
     Star,
     Wrapped,
     field_text,
@@ -225,6 +226,12 @@ def build_model(
             if value is not None:
                 inputs.append(value)
             continue
+        graph_syntax = _graph_syntax(stmt)
+        if graph_syntax is not None:
+            report.error(
+                graph_syntax, "graph statements (values, calls with inputs, `output`) are not supported yet"
+            )
+            continue
         layer = _layer(stmt.call, report, externs or {})
         if layer is None:
             continue
@@ -239,6 +246,17 @@ def build_model(
     if options is None:
         return None
     return Model(ast.name, ast.name_pos, options["batch_size"], inputs, layers)
+
+
+def _graph_syntax(stmt: Any) -> Pos | None:
+    """Where a statement uses the v1 graph syntax, if it does."""
+    if isinstance(stmt, OutputStmt):
+        return stmt.pos
+    if stmt.targets:
+        return stmt.targets[0].pos
+    if stmt.inputs is not None:
+        return stmt.inputs[0].pos if stmt.inputs else stmt.call.pos
+    return None
 
 
 def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:

@@ -18,8 +18,10 @@ from rnnspec.parse import (
     ExternAST,
     ExternField,
     InputDecl,
-    LayerStmt,
+    OutputStmt,
     Star,
+    Statement,
+    arg_text,
     field_text,
     parse,
     value_text,
@@ -197,11 +199,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
 # --- fmt ---------------------------------------------------------------------------------
 
 
-def _statement(stmt: InputDecl | LayerStmt) -> str:
+def _statement(stmt: Statement) -> str:
     if isinstance(stmt, InputDecl):
         dims = ", ".join("*" if isinstance(d, Star) else d.text for d in stmt.dims)
         return f"input {stmt.name}: {stmt.dtype.name}[{dims}]"
+    if isinstance(stmt, OutputStmt):
+        return "output " + ", ".join(name.name for name in stmt.names)
     text = value_text(stmt.call)
+    if stmt.targets:
+        text = ", ".join(target.name for target in stmt.targets) + " = " + text
+    if stmt.inputs is not None:
+        text += "(" + ", ".join(arg_text(arg) for arg in stmt.inputs) + ")"
     return f"{text} as {stmt.alias.name}" if stmt.alias else text
 
 
