@@ -9,6 +9,7 @@ from __future__ import annotations
 import keyword
 
 from rnnspec.errors import Pos, Reporter, SpecError
+from rnnspec.graph import check_graph
 from rnnspec.ir import (
     RECURRENT_KINDS,
     ExternLayer,
@@ -42,6 +43,7 @@ def load_models(source: str) -> list[Model]:
         why = bad_identifier(ast.name)
         if why:
             report.error(ast.name_pos, f"model name `{ast.name}` {why}; choose another name")
+        before = len(report.diagnostics)
         model = build_model(ast, report, externs)
         if model is None:
             continue
@@ -52,7 +54,11 @@ def load_models(source: str) -> list[Model]:
             )
         if not any(isinstance(stmt, LayerStmt) for stmt in ast.statements):
             report.error(ast.end_pos, f"model `{ast.name}` has no layers")
-        if model.inputs and model.layers and len(model.layers) == _count_layers(ast):
+        if model.is_graph:
+            if model.inputs and model.nodes and len(report.diagnostics) == before:
+                _check_names(model, report)
+                check_graph(model, report, _infer)
+        elif model.inputs and model.layers and len(model.layers) == _count_layers(ast):
             check_model(model, report)
         models.append(model)
     report.raise_if_any()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rnnspec.check import load_model, load_models
+from rnnspec.errors import SpecError
 from rnnspec.ir import Model
 from rnnspec.targets import keras as keras_target
 from rnnspec.targets import pytorch as pytorch_target
@@ -11,6 +12,10 @@ GENERATORS = {"keras": keras_target.generate, "pytorch": pytorch_target.generate
 
 
 def generate(model: Model, target: str, source_name: str) -> str:
+    if model.is_graph:  # until the targets walk graphs
+        raise SpecError.single(
+            f"model `{model.name}` is a graph (v1); the {target} target does not compile graphs yet"
+        )
     return GENERATORS[target](model, source_name)
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnspec.errors import Pos, Reporter, did_you_mean
+from rnnspec.errors import Diagnostic, Pos, Reporter, did_you_mean
 from rnnspec.parse import (
     Arg,
     Bool,
@@ -26,7 +26,6 @@ from rnnspec.parse import (
     InputDecl,
     ModelAST,
     Number,
-    OutputStmt,
     Star,
     Wrapped,
     field_text,
@@ -131,7 +130,13 @@ LAYER_SCHEMAS: dict[str, LayerSchema] = {
     "dropout": LayerSchema(("rate",), {"rate": Attr("rate")}),
     "global_average_pooling": LayerSchema((), {}),
     "attention_pooling": LayerSchema((), {}),
+    # Merges (v1): applied to two or more values, `concatenate(axis=-1)(a, b)`.
+    "concatenate": LayerSchema((), {"axis": Attr("int", -1)}),
+    **{
+        kind: LayerSchema((), {}) for kind in ("add", "subtract", "multiply", "average", "maximum", "minimum")
+    },
 }
+MERGE_KINDS = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum")
 
 MODEL_OPTIONS = {"batch_size": Attr("pos_int", None)}
 
@@ -160,8 +165,9 @@ class Layer:
     attr_pos: dict[str, Pos] = field(default_factory=dict)
     inner: Layer | None = None  # the recurrent layer a `bidirectional` wraps
     extern: ExternLayer | None = None  # the user's layer this one instantiates
-    inputs: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)  # of its first application
     outputs: list[str] = field(default_factory=list)
+    calls: int = 0  # how many statements apply it (v1: `embed(y)` applies `embed` again)
 
     @property
     def recurrent(self) -> Layer | None:
@@ -175,6 +181,29 @@ class Layer:
 
 
 @dataclass
+class Node:
+    """One application of a layer (v1): the values it takes and the values it returns, by key.
+
+    `outputs` follow Keras's order (output, *states); `written` are the names the statement
+    gives them (`_` drops one; empty when it names none). A layer applied again is the same
+    `Layer` object with `call_index` 1, 2, ...
+    """
+
+    layer: Layer
+    inputs: list[str]
+    pos: Pos
+    input_pos: list[Pos] = field(default_factory=list)
+    mask: str | None = None  # an explicit mask input, `mask=m`
+    mask_pos: Pos | None = None
+    initial_state: list[str] = field(default_factory=list)
+    initial_state_pos: list[Pos] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    call_index: int = 0
+    written: list[str] = field(default_factory=list)
+    target_pos: list[Pos] = field(default_factory=list)
+
+
+@dataclass
 class Model:
     name: str
     pos: Pos
@@ -183,6 +212,12 @@ class Model:
     layers: list[Layer]
     values: dict[str, TensorValue] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    # v1 graphs: the layer applications in statement order (a v0 stack has none), and what
+    # `check` reports without refusing the spec (an unused value, a mask Keras ignores).
+    is_graph: bool = False
+    nodes: list[Node] = field(default_factory=list)
+    output_pos: Pos | None = None
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     @property
     def stateful(self) -> bool:
@@ -212,6 +247,12 @@ def build_model(
 ) -> Model | None:
     """Turn one parsed model into IR layers with typed, defaulted attributes (no graph rules yet)."""
     options = _bind_args(ast.options, (), MODEL_OPTIONS, "model", ast.name_pos, report)
+    from rnnspec.graph import build_graph, is_graph
+
+    if is_graph(ast):
+        model = Model(ast.name, ast.name_pos, options["batch_size"] if options else None, [], [])
+        build_graph(ast, report, externs or {}, model)
+        return model if options is not None else None
     inputs: list[TensorValue] = []
     layers: list[Layer] = []
     counts: dict[str, int] = {}
@@ -225,12 +266,6 @@ def build_model(
             value = _input_value(stmt, report)
             if value is not None:
                 inputs.append(value)
-            continue
-        graph_syntax = _graph_syntax(stmt)
-        if graph_syntax is not None:
-            report.error(
-                graph_syntax, "graph statements (values, calls with inputs, `output`) are not supported yet"
-            )
             continue
         layer = _layer(stmt.call, report, externs or {})
         if layer is None:
@@ -246,17 +281,6 @@ def build_model(
     if options is None:
         return None
     return Model(ast.name, ast.name_pos, options["batch_size"], inputs, layers)
-
-
-def _graph_syntax(stmt: Any) -> Pos | None:
-    """Where a statement uses the v1 graph syntax, if it does."""
-    if isinstance(stmt, OutputStmt):
-        return stmt.pos
-    if stmt.targets:
-        return stmt.targets[0].pos
-    if stmt.inputs is not None:
-        return stmt.inputs[0].pos if stmt.inputs else stmt.call.pos
-    return None
 
 
 def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
