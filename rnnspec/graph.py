@@ -64,17 +64,17 @@ def is_graph(ast: ModelAST) -> bool:
         return True
     if any(stmt.dtype.name == "bool" or len(stmt.dims) > 2 for stmt in inputs):
         return True
-    names: set[str] = set()  # the layer names so far: calling one applies that layer again
+    names: list[str] = []  # the layer names so far: calling one applies that layer again
     counts: dict[str, int] = {}
     for stmt in ast.statements:
         if isinstance(stmt, OutputStmt):
             return True
         if isinstance(stmt, LayerStmt):
-            if stmt.targets or stmt.inputs is not None or stmt.call.kind in names:
+            if stmt.targets or stmt.inputs is not None or stmt.call.kind in (*names, *MERGE_KINDS):
                 return True
             counts[stmt.call.kind] = counts.get(stmt.call.kind, 0) + 1
             auto = snake_case(stmt.call.kind) if stmt.call.kind[:1].isupper() else stmt.call.kind
-            names.add(stmt.alias.name if stmt.alias is not None else f"{auto}_{counts[stmt.call.kind]}")
+            names.append(stmt.alias.name if stmt.alias is not None else f"{auto}_{counts[stmt.call.kind]}")
     return False
 
 
@@ -169,7 +169,7 @@ def build_graph(
         model.nodes.append(node)
         if node.call_index == 0:
             model.layers.append(node.layer)
-        previous = [key for key, ident in zip(node.outputs, node.written) if ident != "_"][:1]
+        previous = [key for key in node.outputs if not key.startswith("_#")][:1]
 
 
 def input_value(stmt: InputDecl, report: Reporter) -> TensorValue | None:
@@ -199,15 +199,12 @@ def input_value(stmt: InputDecl, report: Reporter) -> TensorValue | None:
         what = "holds token ids" if dtype != "bool" else "is a mask over time"
         report.error(
             stmt.dtype.pos,
-            f"an {dtype} input {what} and takes one dimension, the time axis "
+            f"{'a' if dtype == 'bool' else 'an'} {dtype} input {what} and takes one dimension, the time axis "
             f"(`{dtype}[*]` or `{dtype}[20]`), got {dims}",
         )
         return None
     if dtype == "float32" and shape[-1] is None:
         report.error(stmt.dims[-1].pos, "the feature dimension must be a fixed size, not `*`")
-        return None
-    if dtype == "float32" and None in shape[1:]:
-        report.error(stmt.dims[shape.index(None, 1)].pos, "only the first dimension (time) may be `*`")
         return None
     return TensorValue(stmt.name, dtype, tuple(shape), pos=stmt.name_pos)
 
