@@ -4,7 +4,6 @@ import pytest
 
 from rnnspec.check import load_models
 from rnnspec.errors import SpecError
-from tests.golden import ROOT
 
 
 def model(*lines: str, header: str = "model m") -> str:
