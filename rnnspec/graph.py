@@ -401,6 +401,14 @@ def output_names(layer: Layer) -> list[str]:
     return names + (state_names(layer) if rec.attrs["return_state"] else [])
 
 
+def runs_masked(model: Model, node: Node) -> bool:
+    """Whether the layer's computation at this node uses a mask: an explicit `mask=`, or its input's
+    mask unless the call has `initial_state` (Keras then ignores the input's mask)."""
+    if node.mask is not None:
+        return True
+    return not node.initial_state and any(model.values[key].masked for key in node.inputs)
+
+
 def state_names(layer: Layer) -> list[str]:
     """The states a recurrent layer carries, in Keras's order (`initial_state`, `return_state`)."""
     rec = layer.recurrent
