@@ -12,7 +12,7 @@ GENERATORS = {"keras": keras_target.generate, "pytorch": pytorch_target.generate
 
 
 def generate(model: Model, target: str, source_name: str) -> str:
-    if model.is_graph:  # until the targets walk graphs
+    if model.is_graph and target == "pytorch":  # until the PyTorch target walks graphs
         raise SpecError.single(
             f"model `{model.name}` is a graph (v1); the {target} target does not compile graphs yet"
         )

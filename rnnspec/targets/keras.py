@@ -6,6 +6,7 @@ from typing import Any
 
 from rnnspec.ir import LAYER_SCHEMAS, Layer, Model
 from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, py_literal, render, statement
+from rnnspec.targets.keras_graph import graph_body
 from rnnspec.text import docstring_text
 
 KERAS_CLASSES = {
@@ -19,6 +20,13 @@ KERAS_CLASSES = {
     "dropout": "keras.layers.Dropout",
     "global_average_pooling": "keras.layers.GlobalAveragePooling1D",
     "attention_pooling": "AttentionPooling",
+    "concatenate": "keras.layers.Concatenate",
+    "add": "keras.layers.Add",
+    "subtract": "keras.layers.Subtract",
+    "multiply": "keras.layers.Multiply",
+    "average": "keras.layers.Average",
+    "maximum": "keras.layers.Maximum",
+    "minimum": "keras.layers.Minimum",
 }
 
 
@@ -84,8 +92,13 @@ class _Locals:
 
 
 def context(model: Model, source_name: str) -> dict[str, Any]:
+    if model.is_graph:
+        return _context(model, source_name, graph_body(model, MODULE_NAMES, layer_args, keras_class))
+    return _context(model, source_name, _stack_body(model))
+
+
+def _stack_body(model: Model) -> list[str]:
     (inp,) = model.inputs
-    uses_attention = any(layer.kind == "attention_pooling" for layer in model.layers)
     dims = ["None" if d is None else str(d) for d in inp.shape]
     shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
     input_args = [f"shape={shape}", f"dtype={py_literal(inp.dtype)}"]
@@ -121,6 +134,11 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "return keras.Model",
         [f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}"],
     )
+    return body
+
+
+def _context(model: Model, source_name: str, body: list[str]) -> dict[str, Any]:
+    uses_attention = any(layer.kind == "attention_pooling" for layer in model.layers)
     return {
         "model_name": model.name,
         "source_name": docstring_text(source_name),

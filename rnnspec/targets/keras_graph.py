@@ -1,0 +1,101 @@
+"""A v1 graph -> the body of build_model(): the functional model a person would write.
+
+Each statement is one call, `y = keras.layers.LSTM(...)(x, initial_state=[h, c])`; a layer
+applied more than once is bound to a variable first (`embed = keras.layers.Embedding(...)`)
+and called by it; the inputs are a list in declaration order, the outputs a list in `output`
+order (one of each is the tensor itself).
+"""
+
+from __future__ import annotations
+
+from rnnspec.graph import shown
+from rnnspec.ir import MERGE_KINDS, Model
+from rnnspec.targets.common import PyCall, py_literal, statement
+
+
+class Variables:
+    """Python names for a graph's values: the spec's own where they are free.
+
+    A name bound again in the spec (`y = ...(y)`) is bound again in Python, unless the earlier
+    value is still needed by then (an input, or a model output), which gets a fresh name.
+    """
+
+    def __init__(self, model: Model, taken: set[str]) -> None:
+        self.taken = set(taken)
+        self.names: dict[str, str] = {}
+        self.keep = {value.name for value in model.inputs} | set(model.outputs)
+        self.holder: dict[str, str] = {}  # Python name -> the key it holds now
+
+    def fresh(self, base: str) -> str:
+        name, n = base, 1
+        while name in self.taken:
+            n += 1
+            name = f"{base}_{n}"
+        self.taken.add(name)
+        return name
+
+    def bind(self, key: str) -> str:
+        """The Python name for a new value `key`."""
+        if key.startswith("_#"):
+            return "_"
+        base = shown(key).replace(".", "_")
+        held = self.holder.get(base)
+        if held is not None and shown(held) == shown(key) and held not in self.keep:
+            name = base  # the spec rebinds it; nothing needs the old value any more
+        else:
+            name = self.fresh(base)
+        self.holder[name] = key
+        self.names[key] = name
+        return name
+
+    def __getitem__(self, key: str) -> str:
+        return self.names[key]
+
+
+def graph_body(model: Model, module_names: frozenset[str], call_args, keras_class) -> list[str]:
+    """build_model()'s lines (indented 4) for a graph: inputs, one line per statement, the Model."""
+    shared = {node.layer.name for node in model.nodes if node.call_index > 0}
+    variables = Variables(model, set(module_names) | {value.name for value in model.inputs})
+    body: list[str] = []
+    for value in model.inputs:
+        variables.names[value.name] = value.name
+        variables.holder[value.name] = value.name
+        dims = ["None" if d is None else str(d) for d in value.shape]
+        shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+        args = [f"shape={shape}", f"dtype={py_literal(value.dtype)}"]
+        if model.batch_size is not None:
+            args.append(f"batch_size={model.batch_size}")
+        args.append(f"name={py_literal(value.name)}")
+        body += statement(4, f"{value.name} = keras.Input", args)
+    layer_vars: dict[str, str] = {}
+    for node in model.nodes:
+        layer = node.layer
+        constructor = PyCall(keras_class(layer), tuple(call_args(layer, name=layer.name)))
+        if layer.name in shared and node.call_index == 0:
+            layer_vars[layer.name] = variables.fresh(layer.name)
+            body += statement(4, f"{layer_vars[layer.name]} = {constructor.head}", list(constructor.args))
+        inputs = [variables[key] for key in node.inputs]
+        if layer.kind in MERGE_KINDS:
+            args = ["[" + ", ".join(inputs) + "]"]
+        else:
+            args = list(inputs)
+        if node.initial_state:
+            args.append("initial_state=[" + ", ".join(variables[key] for key in node.initial_state) + "]")
+        if node.mask is not None:
+            args.append(f"mask={variables[node.mask]}")
+        targets = [variables.bind(key) for key in node.outputs]
+        lhs = ", ".join(targets)
+        if layer.name in shared:
+            body += statement(4, f"{lhs} = {layer_vars[layer.name]}", args)
+        else:
+            body += statement(
+                4, f"{lhs} = {constructor.head}", list(constructor.args), f"({', '.join(args)})"
+            )
+    ins = [value.name for value in model.inputs]
+    outs = [variables[key] for key in model.outputs]
+    inputs = ins[0] if len(ins) == 1 else "[" + ", ".join(ins) + "]"
+    outputs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
+    body += statement(
+        4, "return keras.Model", [f"inputs={inputs}", f"outputs={outputs}", f"name={py_literal(model.name)}"]
+    )
+    return body
