@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rnnspec.check import load_model, load_models
-from rnnspec.errors import SpecError
 from rnnspec.ir import Model
 from rnnspec.targets import keras as keras_target
 from rnnspec.targets import pytorch as pytorch_target
@@ -12,10 +11,6 @@ GENERATORS = {"keras": keras_target.generate, "pytorch": pytorch_target.generate
 
 
 def generate(model: Model, target: str, source_name: str) -> str:
-    if model.is_graph and target == "pytorch":  # until the PyTorch target walks graphs
-        raise SpecError.single(
-            f"model `{model.name}` is a graph (v1); the {target} target does not compile graphs yet"
-        )
     return GENERATORS[target](model, source_name)
 
 

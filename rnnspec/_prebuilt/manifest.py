@@ -2,5 +2,5 @@
 
 TEMPLATE_SHA256 = {
     'keras.py.j2': '3031bdd884366bef6b8952638acc407525ff89d217e8090ba723b0e96e5f22c7',
-    'pytorch.py.j2': '3971bb86925d2a10b360eb9d40669b2e16c787dc5e19ff357cfe30bfbe16fb07',
+    'pytorch.py.j2': '94a01886750f1d994284ad3c4bf5543044108f7de29076ec182b556cd2a3b439',
 }

@@ -14,6 +14,7 @@ from typing import Any
 
 from rnnspec.ir import Layer, Model
 from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, layout, py_literal, render, statement
+from rnnspec.targets.pytorch_graph import GraphForward, return_lines, signature
 from rnnspec.text import docstring_text
 
 TORCH_ACTIVATIONS = {
@@ -167,6 +168,7 @@ class _Builder:
         self.following: Layer | None = None  # the layer after the one being emitted
         self.rest: list[Layer] = []  # every layer after the one being emitted
         self.packed_input = False  # the current tensor is the previous layer's packed output
+        self.initial_state: str | None = None  # a graph's `initial_state=[...]` for the next layer
 
     def build(self) -> None:
         current = self.input.name
@@ -397,6 +399,7 @@ class _Builder:
                 name = py_literal(state_buffer_name(layer, state))
                 self.buffers += statement(8, "self.register_buffer", [name, zeros, "persistent=False"])
         initial = (f"({', '.join(buffers)})" if len(buffers) > 1 else buffers[0]) if stateful else None
+        initial = initial or self.initial_state
 
         seq = rec.attrs["return_sequences"]
         backwards = rec.attrs["go_backwards"]
@@ -475,10 +478,49 @@ class _Builder:
         self.returns = outs[0] if len(outs) == 1 else ", ".join(outs)
 
 
+class _GraphBuilder(_Builder):
+    """The stack builder's emitters, driven per statement over a graph's values (pytorch_graph)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.init: list[str] = []
+        self.reset: list[str] = []
+        self.buffers: list[str] = []
+        self.forward: list[str] = []
+        self.stepped: set[str] = set()
+        self.helpers: set[str] = set()
+        self.features = 0
+        self.inlinable = None
+        self.following = None
+        self.rest = []
+        self.packed_input = False
+        self.initial_state = None
+        self.current_reads = False  # whether a later layer reads the mask the current one makes
+        self.graph = GraphForward(self, model, MODULE_NAMES, Names)
+        self.returns = ""
+
+    def build(self) -> None:
+        self.graph.build()
+
+    def mask_is_read(self) -> bool:
+        return self.current_reads
+
+    def take_last_assignment(self) -> str | PyCall | None:
+        return None  # a value may feed several layers: keep every assignment
+
+
 def context(model: Model, source_name: str) -> dict[str, Any]:
-    builder = _Builder(model)
-    builder.build()
-    returns_tuple = "," in builder.returns
+    if model.is_graph:
+        builder: _Builder = _GraphBuilder(model)
+        builder.build()
+        outputs = builder.graph.returns()
+        parameters = [value.name for value in model.inputs]
+    else:
+        builder = _Builder(model)
+        builder.build()
+        outputs = [builder.returns]
+        parameters = [builder.input.name]
+    returns_tuple = len(outputs) > 1 or "," in outputs[0]
     stateful_buffers = [
         state_buffer(layer, state)
         for layer in model.layers
@@ -505,9 +547,8 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "reset": builder.reset,
         "recurrent_init": any(layer.recurrent is not None for layer in model.layers),
         "forward": builder.forward,
-        "input_name": builder.input.name,
-        "returns": builder.returns,
-        "return_annotation": "tuple[torch.Tensor, ...]" if returns_tuple else "torch.Tensor",
+        "signature": signature(parameters, "tuple[torch.Tensor, ...]" if returns_tuple else "torch.Tensor"),
+        "return_lines": return_lines(outputs),
         "stateful_buffers": stateful_buffers,
         "keras_rnn": "keras_rnn" in builder.helpers,
         "attention_pooling": "attention_pooling" in builder.helpers,

@@ -19,10 +19,9 @@ def root(context, missing=missing):
     l_0_class_name = resolve('class_name')
     l_0_init = resolve('init')
     l_0_reset = resolve('reset')
-    l_0_input_name = resolve('input_name')
-    l_0_return_annotation = resolve('return_annotation')
+    l_0_signature = resolve('signature')
     l_0_forward = resolve('forward')
-    l_0_returns = resolve('returns')
+    l_0_return_lines = resolve('return_lines')
     l_0_stateful_buffers = resolve('stateful_buffers')
     l_0_reset_lines = resolve('reset_lines')
     pass
@@ -91,20 +90,25 @@ def root(context, missing=missing):
         yield str(l_1_line)
         yield '\n'
     l_1_line = missing
-    yield '\n    def forward(self, '
-    yield str((undefined(name='input_name') if l_0_input_name is missing else l_0_input_name))
-    yield ': torch.Tensor) -> '
-    yield str((undefined(name='return_annotation') if l_0_return_annotation is missing else l_0_return_annotation))
-    yield ':\n'
+    yield '\n'
+    for l_1_line in (undefined(name='signature') if l_0_signature is missing else l_0_signature):
+        _loop_vars = {}
+        pass
+        yield str(l_1_line)
+        yield '\n'
+    l_1_line = missing
     for l_1_line in (undefined(name='forward') if l_0_forward is missing else l_0_forward):
         _loop_vars = {}
         pass
         yield str(l_1_line)
         yield '\n'
     l_1_line = missing
-    yield '        return '
-    yield str((undefined(name='returns') if l_0_returns is missing else l_0_returns))
-    yield '\n'
+    for l_1_line in (undefined(name='return_lines') if l_0_return_lines is missing else l_0_return_lines):
+        _loop_vars = {}
+        pass
+        yield str(l_1_line)
+        yield '\n'
+    l_1_line = missing
     if (undefined(name='stateful_buffers') if l_0_stateful_buffers is missing else l_0_stateful_buffers):
         pass
         yield '\n    def reset_states(self) -> None:\n        """Forget the states carried from one call to the next."""\n'
@@ -121,4 +125,4 @@ def root(context, missing=missing):
     yield '()\n'
 
 blocks = {}
-debug_info = '1=30&3=34&8=38&11=41&12=44&15=48&22=51&23=54&25=57&94=60&245=63&255=66&273=69&302=72&322=75&349=79&352=81&353=84&359=88&360=91&363=95&364=99&365=102&367=106&368=108&372=111&373=114&378=118&380=120'
+debug_info = '1=29&3=33&8=37&11=40&12=43&15=47&22=50&23=53&25=56&94=59&245=62&255=65&273=68&302=71&322=74&349=78&352=80&353=83&359=87&360=90&363=94&364=97&366=100&367=103&369=106&370=109&372=112&376=115&377=118&382=122&384=124'
