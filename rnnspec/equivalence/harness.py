@@ -15,6 +15,7 @@ from typing import Any
 from rnnspec.equivalence import extern as extern_mod
 from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence import weights as weights_mod
+from rnnspec.graph import shown
 from rnnspec.ir import Model
 from rnnspec.options import VerifyOptions
 
@@ -516,7 +517,7 @@ def _verify(
     keras_weights: dict[str, list[Any]] | None,
     float64_judgement: bool,
 ) -> Result:
-    result = Result(model.name, outputs=list(model.outputs))
+    result = Result(model.name, outputs=[shown(key) for key in model.outputs])
     # A user's layer may do anything in training (noise, batch statistics): eval mode only.
     result.train_skipped = (
         "dropout is random"

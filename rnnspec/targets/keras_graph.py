@@ -25,6 +25,9 @@ class Variables:
         self.names: dict[str, str] = {}
         self.keep = {value.name for value in model.inputs} | set(model.outputs)
         self.holder: dict[str, str] = {}  # Python name -> the key it holds now
+        self.used = set(model.outputs)
+        for node in model.nodes:
+            self.used.update(node.inputs + node.initial_state + ([node.mask] if node.mask else []))
 
     def fresh(self, base: str) -> str:
         name, n = base, 1
@@ -36,8 +39,8 @@ class Variables:
 
     def bind(self, key: str) -> str:
         """The Python name for a new value `key`."""
-        if key.startswith("_#"):
-            return "_"
+        if key.startswith("_#") or key not in self.used:
+            return "_"  # dropped, or (a warning) never used
         base = shown(key).replace(".", "_")
         held = self.holder.get(base)
         if held is not None and shown(held) == shown(key) and held not in self.keep:
@@ -70,7 +73,12 @@ def graph_body(model: Model, module_names: frozenset[str], call_args, keras_clas
     layer_vars: dict[str, str] = {}
     for node in model.nodes:
         layer = node.layer
-        constructor = PyCall(keras_class(layer), tuple(call_args(layer, name=layer.name)))
+        # A merge the spec leaves unnamed is left to Keras to name: Keras names the operations a
+        # masked Concatenate computes its mask with `concatenate_N` too, from the same counter, and
+        # an explicit `concatenate_2` could clash with one ("used 2 times in the model"). A merge
+        # has no weights: no tool looks it up by name.
+        named = layer.kind not in MERGE_KINDS or "name" in layer.attr_pos
+        constructor = PyCall(keras_class(layer), tuple(call_args(layer, name=layer.name if named else None)))
         if layer.name in shared and node.call_index == 0:
             layer_vars[layer.name] = variables.fresh(layer.name)
             body += statement(4, f"{layer_vars[layer.name]} = {constructor.head}", list(constructor.args))

@@ -100,6 +100,8 @@ def assignment(indent: int, lhs: str, rhs: str) -> list[str]:
     pad = " " * indent
     if len(f"{pad}{lhs} = {rhs}") <= LINE_LENGTH:
         return [f"{pad}{lhs} = {rhs}"]
+    if "," not in lhs:  # one value: split at the brackets that close it
+        return relayout(f"{pad}{lhs} = {rhs}")
     if len(f"{pad}    {rhs}") <= LINE_LENGTH:
         return [f"{pad}{lhs} = (", f"{pad}    {rhs}", f"{pad})"]
     return [f"{pad}{lhs} = ("] + [f"{pad}    {part}," for part in _split_top(rhs)] + [f"{pad})"]
@@ -205,6 +207,11 @@ class GraphForward:
         last = self.scratch["last"]
         if not any(f"{last}[" in line for line in lines):  # its last output was dropped (`_`)
             lines = [line.replace(f", {last}, ", ", _, ") for line in lines]
+        h_n, c_n = self.scratch["h_n"], self.scratch["c_n"]
+        stateful = layer.recurrent is not None and layer.recurrent.attrs["stateful"]
+        if not stateful and not any(f"{h_n}[" in line or f"{c_n}[" in line for line in lines):  # unused
+            for unpacked in (f"({h_n}, {c_n})", h_n):
+                lines = [line.replace(f", {unpacked} = ", ", _ = ") for line in lines]
         b.forward[start:] = [part for line in lines for part in relayout(line)]
         # Its mask: born here, passed on from its input (or the explicit mask), or none.
         for key in node.outputs:
@@ -251,7 +258,11 @@ class GraphForward:
             factors = [
                 x if m is None else f"torch.where({m}.unsqueeze(-1), {x}, 1.0)" for x, m in zip(xs, masks)
             ]
-            rhs = " * ".join(factors)
+            running = factors[0]
+            for factor in factors[1:-1]:
+                lines.append((out_var, f"{running} * {factor}"))
+                running = out_var
+            rhs = f"{running} * {factors[-1]}"
             if all(m is not None for m in masks):
                 lines.append((out_var, rhs))
                 rhs = f"torch.where(({' | '.join(masks)}).unsqueeze(-1), {out_var}, 0.0)"  # type: ignore[arg-type]
@@ -274,6 +285,8 @@ class GraphForward:
                     running = out_var
                 else:
                     rhs = step
+                if i == len(xs) - 2:
+                    break
                 if m is not None and running_mask is not None:
                     merged = self.vars.fresh(f"{out_var}_or")
                     lines.append((merged, f"{running_mask} | {m}"))
