@@ -17,21 +17,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rnnspec.build import _bind_args, _layer
 from rnnspec.errors import Diagnostic, Pos, Reporter, did_you_mean
 from rnnspec.ir import (
     DTYPES,
-    LAYER_SCHEMAS,
     MAX_SIZE,
     MERGE_KINDS,
+    MODEL_OPTIONS,
     ExternLayer,
     Layer,
     Model,
     Node,
     TensorValue,
-    _layer,
     bad_identifier,
     snake_case,
 )
+from rnnspec.kinds import LAYER_SCHEMAS
 from rnnspec.parse import (
     Arg,
     Ident,
@@ -100,6 +101,16 @@ class _Call:
     mask: tuple[str | None, Pos] | None = None
     initial_state: list[tuple[str | None, Pos]] | None = None
     initial_state_pos: Pos | None = None
+
+
+def build_graph_model(
+    ast: ModelAST, report: Reporter, externs: dict[str, ExternLayer | None]
+) -> Model | None:
+    """A v1 model's IR (rnnspec/build.py builds a stack's): its graph, unchecked."""
+    options = _bind_args(ast.options, (), MODEL_OPTIONS, "model", ast.name_pos, report)
+    model = Model(ast.name, ast.name_pos, options["batch_size"] if options else None, [], [])
+    build_graph(ast, report, externs, model)
+    return model if options is not None else None
 
 
 def build_graph(

@@ -338,7 +338,7 @@ def test_control_characters_and_long_lines_are_escaped_and_trimmed(tmp_path):
     code, _, err = run("check", str(path))
     assert code == 2 and "\x1b" not in err and "\x07" not in err
     assert err == (
-        f"{path}:3:13: error: expected `)`, a name or a number, found `\\x1b`\n"
+        f"{path}:3:13: error: expected `)`, `[`, a name or a number, found `\\x1b`\n"
         "        lstm(2, \\x1b)\n                ^\n"
     )
     long_line = tmp_path / "long.rnn"

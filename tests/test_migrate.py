@@ -298,7 +298,6 @@ def test_import_refuses_every_part_without_an_equivalent(tmp_path, capsys):
         "  layer `bi` (Bidirectional): a custom `backward_layer` has no equivalent (`units` is 7, the forward "
         "layer's 5)\n"
         '  layer `dense` (Dense): `activation="leaky_relu"`: the activation has no equivalent\n'
-        "  layer `add` (Add): the layer has no equivalent in the language\n"
     )
 
 

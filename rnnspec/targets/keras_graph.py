@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rnnspec.graph import shown
 from rnnspec.ir import MERGE_KINDS, Model
-from rnnspec.targets.common import PyCall, py_literal, statement
+from rnnspec.targets.common import Assign, PyCall, Return, Statement, py_literal
 
 
 class Variables:
@@ -55,11 +55,11 @@ class Variables:
         return self.names[key]
 
 
-def graph_body(model: Model, module_names: frozenset[str], call_args, keras_class) -> list[str]:
-    """build_model()'s lines (indented 4) for a graph: inputs, one line per statement, the Model."""
+def graph_body(model: Model, module_names: frozenset[str], call_args, keras_class) -> list[Statement]:
+    """build_model()'s statements for a graph: the inputs, one call per spec statement, the Model."""
     shared = {node.layer.name for node in model.nodes if node.call_index > 0}
     variables = Variables(model, set(module_names) | {value.name for value in model.inputs})
-    body: list[str] = []
+    body: list[Statement] = []
     for value in model.inputs:
         variables.names[value.name] = value.name
         variables.holder[value.name] = value.name
@@ -69,7 +69,7 @@ def graph_body(model: Model, module_names: frozenset[str], call_args, keras_clas
         if model.batch_size is not None:
             args.append(f"batch_size={model.batch_size}")
         args.append(f"name={py_literal(value.name)}")
-        body += statement(4, f"{value.name} = keras.Input", args)
+        body.append(Assign((value.name,), PyCall("keras.Input", tuple(args))))
     layer_vars: dict[str, str] = {}
     for node in model.nodes:
         layer = node.layer
@@ -81,7 +81,7 @@ def graph_body(model: Model, module_names: frozenset[str], call_args, keras_clas
         constructor = PyCall(keras_class(layer), tuple(call_args(layer, name=layer.name if named else None)))
         if layer.name in shared and node.call_index == 0:
             layer_vars[layer.name] = variables.fresh(layer.name)
-            body += statement(4, f"{layer_vars[layer.name]} = {constructor.head}", list(constructor.args))
+            body.append(Assign((layer_vars[layer.name],), constructor))
         inputs = [variables[key] for key in node.inputs]
         if layer.kind in MERGE_KINDS:
             args = ["[" + ", ".join(inputs) + "]"]
@@ -91,19 +91,15 @@ def graph_body(model: Model, module_names: frozenset[str], call_args, keras_clas
             args.append("initial_state=[" + ", ".join(variables[key] for key in node.initial_state) + "]")
         if node.mask is not None:
             args.append(f"mask={variables[node.mask]}")
-        targets = [variables.bind(key) for key in node.outputs]
-        lhs = ", ".join(targets)
+        targets = tuple(variables.bind(key) for key in node.outputs)
         if layer.name in shared:
-            body += statement(4, f"{lhs} = {layer_vars[layer.name]}", args)
+            body.append(Assign(targets, PyCall(layer_vars[layer.name], tuple(args))))
         else:
-            body += statement(
-                4, f"{lhs} = {constructor.head}", list(constructor.args), f"({', '.join(args)})"
-            )
+            body.append(Assign(targets, PyCall(constructor.head, constructor.args, f"({', '.join(args)})")))
     ins = [value.name for value in model.inputs]
     outs = [variables[key] for key in model.outputs]
     inputs = ins[0] if len(ins) == 1 else "[" + ", ".join(ins) + "]"
     outputs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
-    body += statement(
-        4, "return keras.Model", [f"inputs={inputs}", f"outputs={outputs}", f"name={py_literal(model.name)}"]
-    )
+    args = (f"inputs={inputs}", f"outputs={outputs}", f"name={py_literal(model.name)}")
+    body.append(Return(PyCall("keras.Model", args)))
     return body

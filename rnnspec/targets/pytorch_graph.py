@@ -11,30 +11,31 @@ layer reads it. A layer applied again is the same module, constructed once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rnnspec.graph import shown
 from rnnspec.ir import MERGE_KINDS, Layer, Model, Node
-from rnnspec.targets.common import LINE_LENGTH
+from rnnspec.kinds import kind_of
+from rnnspec.targets.common import LINE_LENGTH, Assign, PyTuple, Statement
 from rnnspec.targets.keras_graph import Variables
 
-# Layers whose value keeps its input's mask, and those whose computation reads it.
-KEEPS_MASK = ("dense", "dropout", "layer_normalization")
-READS_MASK = ("global_average_pooling", "attention_pooling", "simple_rnn", "lstm", "gru", "bidirectional")
+TOOL = "the PyTorch target"
 MASK_READING_MERGES = ("multiply", "maximum", "minimum")
 
 
 def _creates_mask(layer: Layer) -> bool:
-    if layer.extern is not None:
-        return layer.extern.mask == "produce"
-    return layer.kind == "masking" or (layer.kind == "embedding" and layer.attrs["mask_zero"])
+    """Whether a new mask is born at `layer` (embedding with mask_zero, masking, a user's producer)."""
+    return kind_of(layer, TOOL).mask_out(layer, False)
 
 
 def _keeps_mask(layer: Layer) -> bool:
     """Whether the value out of `layer` carries the mask of the value into it."""
-    if layer.extern is not None:
-        return layer.extern.mask == "keep"
-    if layer.recurrent is not None:
-        return layer.recurrent.attrs["return_sequences"]
-    return layer.kind in KEEPS_MASK
+    kind = kind_of(layer, TOOL)
+    return kind.mask_out(layer, True) and not kind.mask_out(layer, False)
+
+
+def _reads_mask(layer: Layer) -> bool:
+    return kind_of(layer, TOOL).reads_mask
 
 
 def masks_read(model: Model) -> set[str]:
@@ -50,7 +51,7 @@ def masks_read(model: Model) -> set[str]:
         if node.mask is not None:
             read.add(node.mask)
             continue
-        reads = (layer.extern is not None or layer.kind in READS_MASK) and not node.initial_state
+        reads = _reads_mask(layer) and not node.initial_state
         if reads or (out_read and _keeps_mask(layer) and not _creates_mask(layer)):
             read.update(node.inputs)
     return read
@@ -95,18 +96,6 @@ def relayout(line: str) -> list[str]:
     return [line]
 
 
-def assignment(indent: int, lhs: str, rhs: str) -> list[str]:
-    """`lhs = rhs`, laid out as ruff format lays it out."""
-    pad = " " * indent
-    if len(f"{pad}{lhs} = {rhs}") <= LINE_LENGTH:
-        return [f"{pad}{lhs} = {rhs}"]
-    if "," not in lhs:  # one value: split at the brackets that close it
-        return relayout(f"{pad}{lhs} = {rhs}")
-    if len(f"{pad}    {rhs}") <= LINE_LENGTH:
-        return [f"{pad}{lhs} = (", f"{pad}    {rhs}", f"{pad})"]
-    return [f"{pad}{lhs} = ("] + [f"{pad}    {part}," for part in _split_top(rhs)] + [f"{pad})"]
-
-
 def signature(parameters: list[str], returns: str) -> list[str]:
     """`def forward(self, a: torch.Tensor, ...) -> ...:` as ruff format lays it out."""
     params = ", ".join(["self", *(f"{p}: torch.Tensor" for p in parameters)])
@@ -125,6 +114,31 @@ def return_lines(values: list[str]) -> list[str]:
     if len(f"            {text}") <= LINE_LENGTH:
         return ["        return (", f"            {text}", "        )"]
     return ["        return ("] + [f"            {v}," for v in values] + ["        )"]
+
+
+def _stateful(layer: Layer) -> bool:
+    return layer.recurrent is not None and bool(layer.recurrent.attrs["stateful"])
+
+
+def _text(statement: Statement) -> str:
+    return "\n".join(statement.lines(0))
+
+
+def _tidy(statements: list[Statement], scratch: dict[str, str], *, stateful: bool) -> list[Statement]:
+    """One statement's forward code, without what a graph leaves unused: `_ = last[0]` for a
+    dropped output, then `last` itself, and the final states no one takes (lint-clean code)."""
+    kept = [s for s in statements if not (isinstance(s, Assign) and s.targets == ("_",))]
+    text = "\n".join(_text(s) for s in kept)
+    drop = set()
+    if f"{scratch['last']}[" not in text:
+        drop.add(scratch["last"])
+    h_n, c_n = scratch["h_n"], scratch["c_n"]
+    if not stateful and f"{h_n}[" not in text and f"{c_n}[" not in text:
+        drop.update({h_n, f"({h_n}, {c_n})"})
+    return [
+        replace(s, targets=tuple("_" if t in drop else t for t in s.targets)) if isinstance(s, Assign) else s
+        for s in kept
+    ]
 
 
 class GraphForward:
@@ -154,9 +168,6 @@ class GraphForward:
             else:
                 self.node(node)
 
-    def emit(self, line: str) -> None:
-        self.b.emit(line)
-
     def node(self, node: Node) -> None:
         b, layer = self.b, node.layer
         src_key = node.inputs[0]
@@ -185,34 +196,27 @@ class GraphForward:
         b.current_reads = first in self.read
         b.initial_state = self._initial_state(node) if node.initial_state else None
         init, reset, start = len(b.init), len(b.reset), len(b.forward)
-        b.returns = out_var
+        b.outs = [out_var]
         b.layer(layer, src, mask_in is not None)
         if node.call_index > 0:  # the module and its initialisation are the first call's
             del b.init[init:]
             del b.reset[reset:]
         b.initial_state = None
         # The values out: the first is `out_var`; the others are expressions on the scratch locals.
-        exprs = _split_top(b.returns)
-        later = []
-        for key, expr in list(zip(node.outputs, exprs))[1:]:
-            if key.startswith("_#") or key not in self._used():
-                continue
-            later.append((self.vars.bind(key), expr))
-        if len(exprs) > 1 and exprs[0] != out_var and not first.startswith("_#"):
+        exprs = list(b.outs)
+        used = self._used()
+        later = [
+            (self.vars.bind(key), expr)
+            for key, expr in list(zip(node.outputs, exprs))[1:]
+            if not key.startswith("_#") and key in used
+        ]
+        if exprs[0] != out_var and not first.startswith("_#"):
             later.append((out_var, exprs[0]))  # merge_mode=none: the forward half, assigned last
-        if later:
-            for line in assignment(8, ", ".join(v for v, _ in later), ", ".join(e for _, e in later)):
-                b.forward.append(line)
-        lines = [line for line in b.forward[start:] if not line.startswith("        _ = ")]
-        last = self.scratch["last"]
-        if not any(f"{last}[" in line for line in lines):  # its last output was dropped (`_`)
-            lines = [line.replace(f", {last}, ", ", _, ") for line in lines]
-        h_n, c_n = self.scratch["h_n"], self.scratch["c_n"]
-        stateful = layer.recurrent is not None and layer.recurrent.attrs["stateful"]
-        if not stateful and not any(f"{h_n}[" in line or f"{c_n}[" in line for line in lines):  # unused
-            for unpacked in (f"({h_n}, {c_n})", h_n):
-                lines = [line.replace(f", {unpacked} = ", ", _ = ") for line in lines]
-        b.forward[start:] = [part for line in lines for part in relayout(line)]
+        if len(later) == 1:
+            b.forward.append(Assign((later[0][0],), later[0][1]))
+        elif later:
+            b.forward.append(Assign(tuple(v for v, _ in later), PyTuple(tuple(e for _, e in later))))
+        b.forward[start:] = _tidy(b.forward[start:], self.scratch, stateful=_stateful(layer))
         # Its mask: born here, passed on from its input (or the explicit mask), or none.
         for key in node.outputs:
             self.masks[key] = None
@@ -295,7 +299,7 @@ class GraphForward:
                     running_mask = None
         lines.append((out_var, rhs))
         for lhs, expr in lines:
-            self.b.forward.extend(assignment(8, lhs, expr))
+            self.b.forward.append(Assign((lhs,), expr))
         self.masks[node.outputs[0]] = self._merged_mask(node, masks, out_var) if out.masked else None
 
     def _merged_mask(self, node: Node, masks: list[str | None], out_var: str) -> str | None:
@@ -306,20 +310,20 @@ class GraphForward:
         if node.layer.kind != "concatenate":
             if any(m is None for m in masks):
                 return None
-            self.b.forward.extend(assignment(8, name, " | ".join(masks)))  # type: ignore[arg-type]
+            self.b.forward.append(Assign((name,), " | ".join(masks)))  # type: ignore[arg-type]
             return name
         axis = node.layer.attrs["axis"]
         rank = len(self.model.values[node.inputs[0]].shape)
         if axis in (-1, rank):  # along the features: a step is valid where any input's is
             if any(m is None for m in masks):
                 return None  # an unmasked input makes every step valid: the same as no mask
-            self.b.forward.extend(assignment(8, name, " | ".join(masks)))  # type: ignore[arg-type]
+            self.b.forward.append(Assign((name,), " | ".join(masks)))  # type: ignore[arg-type]
             return name
         parts = [
             m if m is not None else f"torch.ones_like({x}[..., 0], dtype=torch.bool)"
             for m, x in zip(masks, [self.vars[k] for k in node.inputs])
         ]
-        self.b.forward.extend(assignment(8, name, f"torch.cat([{', '.join(parts)}], dim=1)"))
+        self.b.forward.append(Assign((name,), f"torch.cat([{', '.join(parts)}], dim=1)"))
         return name
 
     def returns(self) -> list[str]:
