@@ -57,7 +57,10 @@ class Variables:
 
 def graph_body(model: Model, module_names: frozenset[str], call_args, keras_class) -> list[Statement]:
     """build_model()'s statements for a graph: the inputs, one call per spec statement, the Model."""
-    shared = {node.layer.name for node in model.nodes if node.call_index > 0}
+    calls: dict[str, int] = {}
+    for node in model.nodes:  # live applications only: a call that feeds no output is left out
+        calls[node.layer.name] = calls.get(node.layer.name, 0) + 1
+    shared = {name for name, count in calls.items() if count > 1}
     variables = Variables(model, set(module_names) | {value.name for value in model.inputs})
     body: list[Statement] = []
     for value in model.inputs:
@@ -79,7 +82,7 @@ def graph_body(model: Model, module_names: frozenset[str], call_args, keras_clas
         # has no weights: no tool looks it up by name.
         named = layer.kind not in MERGE_KINDS or "name" in layer.attr_pos
         constructor = PyCall(keras_class(layer), tuple(call_args(layer, name=layer.name if named else None)))
-        if layer.name in shared and node.call_index == 0:
+        if layer.name in shared and layer.name not in layer_vars:
             layer_vars[layer.name] = variables.fresh(layer.name)
             body.append(Assign((layer_vars[layer.name],), constructor))
         inputs = [variables[key] for key in node.inputs]

@@ -198,9 +198,10 @@ class GraphForward:
         init, reset, start = len(b.init), len(b.reset), len(b.forward)
         b.outs = [out_var]
         b.layer(layer, src, mask_in is not None)
-        if node.call_index > 0:  # the module and its initialisation are the first call's
+        if layer.name in self.built:  # the module and its initialisation are the first call's
             del b.init[init:]
             del b.reset[reset:]
+        self.built.add(layer.name)
         b.initial_state = None
         # The values out: the first is `out_var`; the others are expressions on the scratch locals.
         exprs = list(b.outs)
