@@ -134,3 +134,40 @@ def test_greedy_decoding_in_keras_takes_the_training_weights_by_layer_name():
         fed.append(token)
     forced = np.asarray(trained([source, np.concatenate(fed[:-1], axis=1)]))
     np.testing.assert_allclose(forced, np.stack(steps, axis=1), atol=1e-6)
+
+
+def test_port_by_layer_name_gives_each_model_of_a_file_the_trained_graphs_weights(tmp_path, capsys):
+    """`rnnspec port --model encoder|decoder_step` take their layers' arrays from the training
+    graph's .keras archive by layer name; verify proves each with them."""
+    import torch
+
+    from rnnspec.cli import main
+
+    configure_frameworks()
+    _, models = _seq2seq()
+    trained = load_program(generate(models["seq2seq"], "keras", "seq2seq.rnn"), "trained").build_model()
+    rng = np.random.default_rng(2)
+    for layer in trained.layers:
+        if layer.weights:
+            layer.set_weights(
+                [rng.normal(scale=0.3, size=w.shape).astype("float32") for w in layer.get_weights()]
+            )
+    archive = tmp_path / "trained.keras"
+    trained.save(archive)
+    spec = str(EXAMPLES / "seq2seq.rnn")
+    for name, count in (("encoder", 5), ("decoder_step", 7)):
+        out = tmp_path / f"{name}.pt"
+        assert main(["port", spec, "--model", name, "--from", str(archive), "--to", str(out)]) == 0
+        assert f"trained.keras -> {out}: {count} arrays" in capsys.readouterr().out
+        state = torch.load(out)
+        kernel = trained.get_layer("encoder" if name == "encoder" else "decoder").get_weights()[0]
+        key = "encoder.weight_ih_l0" if name == "encoder" else "decoder.weight_ih_l0"
+        np.testing.assert_array_equal(state[key].numpy(), kernel.T)
+        result, _ = verify_one(
+            models[name],
+            "seq2seq.rnn",
+            VerifyOptions(batch=3, time=4),
+            weights=str(out),
+            spec_of_weights=spec,
+        )
+        assert result.passed, describe(result, "seq2seq.rnn")
