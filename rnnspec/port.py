@@ -31,7 +31,7 @@ from rnnspec.errors import UserError as UsageError
 from rnnspec.files import replacing, require_regular_file
 from rnnspec.frameworks import import_frameworks, quiet_stderr
 from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
-from rnnspec.ir import Layer, Model
+from rnnspec.ir import MERGE_KINDS, Layer, Model
 from rnnspec.kinds import kind_of
 from rnnspec.text import escape_unprintable
 
@@ -433,6 +433,8 @@ def _read_keras_by_keras(
         found: dict[str, list[np.ndarray]] = {}
         problems: list[str] = []
         for layer in model.layers:
+            if layer.kind in MERGE_KINDS:
+                continue  # no weights (and an unnamed merge is named by Keras)
             try:
                 klayer = loaded.get_layer(layer.name)
             except ValueError:

@@ -14,6 +14,17 @@ GOLDEN = ROOT / "tests" / "golden"
 SUFFIX = {"keras": "keras.py", "pytorch": "pytorch.py"}
 
 
+def example_models() -> list[tuple[Path, str]]:
+    """Every (example file, model name): examples/seq2seq.rnn holds three models."""
+    from rnnspec.check import load_models
+
+    return [
+        (spec, model.name)
+        for spec in sorted(EXAMPLES.glob("*.rnn"))
+        for model in load_models(spec.read_text(encoding="utf-8"))
+    ]
+
+
 def expected_files() -> dict[Path, str]:
     """One golden file per target per model: `STEM.SUFFIX`, or `STEM.MODEL.SUFFIX` for a file of
     several models (examples/seq2seq.rnn: the training graph and its two inference models)."""
