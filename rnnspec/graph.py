@@ -243,13 +243,8 @@ def _node(
 ) -> Node | None:
     call = stmt.call
     shared = layers.get(call.kind)
-    if shared is not None and (call.kind in LAYER_SCHEMAS or call.kind in externs):
-        report.error(
-            call.pos,
-            f"`{call.kind}` names both a layer kind and the layer `{call.kind}` of this model; "
-            f"rename that layer with `as NAME`",
-        )
-        return None
+    if shared is not None and (call.kind in LAYER_SCHEMAS or call.kind in externs) and not _applies(stmt):
+        shared = None  # `dense(4)` is a new dense layer; `dense(x)`, the layer named `dense` again
     if shared is not None:
         if stmt.alias is not None:
             report.error(
@@ -317,6 +312,18 @@ def _node(
             report.error(target.pos, f"`{target.name}` is named twice in one statement")
             return None
     return node
+
+
+def _applies(stmt: LayerStmt) -> bool:
+    """Whether `NAME(args)` reads as applying a layer again: only values (and `mask=`,
+    `initial_state=`) in its one pair of parentheses. Keras names its layers after their kind
+    (`dense`, `embedding`), so an imported graph calls a layer `dense` again as `dense(x)`."""
+    if stmt.inputs is not None or not stmt.call.args:
+        return False
+    return all(
+        (arg.name is None and isinstance(arg.value, Ident)) or arg.name in ("mask", "initial_state")
+        for arg in stmt.call.args
+    )
 
 
 def _inputs(

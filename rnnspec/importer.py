@@ -20,6 +20,7 @@ from rnnspec.check import load_model
 from rnnspec.errors import Pos, SpecError
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import require_regular_file
+from rnnspec.import_graph import convert_graph, is_graph_config
 from rnnspec.ir import ACTIVATIONS, MERGE_MODES, RECURRENT_KINDS, Layer, bad_identifier
 from rnnspec.kinds import KERAS_KINDS, KINDS, LAYER_SCHEMAS
 from rnnspec.names import MODULE_ATTRIBUTES, PROGRAM_NAMES, camel_case, reserved_class_names
@@ -183,6 +184,10 @@ def _convert_value(key: str, value: Any, attr_type: str) -> tuple[Any, str | Non
         if isinstance(name, str) and name in ACTIVATIONS:
             return name, None
         return None, f"`{key}={_show(value)}`: the activation has no equivalent"
+    if attr_type == "int":
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**31:
+            return value, None
+        return None, f"`{key}={_show(value)}` is not an integer"
     if attr_type == "merge_mode":
         mode = "none" if value is None else value
         if isinstance(mode, str) and mode in MERGE_MODES:
@@ -318,6 +323,8 @@ class _Converter:
         layers = inner.get("layers")
         if not isinstance(layers, list):
             raise ImportRefused(["the config lists no layers"])
+        if class_name != "Sequential" and is_graph_config(inner, layers):
+            return self._graph(inner, layers)
         if class_name == "Sequential":
             input_cfg, chain, mask_kwargs = self._sequential(inner, layers)
         else:
@@ -358,6 +365,22 @@ class _Converter:
             self.notes.append(f"The Keras model `{inner.get('name')}` is `{model_name}` here.")
         text = self._render(model_name, header, [item for item in items if item is not None])
         return Imported(text, model_name, [entry["name"] for entry in chain], self.notes)
+
+    def _graph(self, inner, layers) -> Imported:
+        """A functional model that is not a chain: its v1 spec (rnnspec/import_graph.py)."""
+        body = convert_graph(self, inner, layers)
+        if self.problems or body is None:
+            raise ImportRefused(self.problems or ["the model has no equivalent graph"])
+        model_name = _identifier(str(inner.get("name") or "model"), "model", "model")
+        if model_name != inner.get("name"):
+            self.notes.append(f"The Keras model `{inner.get('name')}` is `{model_name}` here.")
+        options = f"(batch_size={self._batch})" if self._batch is not None else ""
+        version = f" (Keras {self.keras_version})" if self.keras_version else ""
+        head = [f"# {comment_text(f'Imported by rnnspec from {self.source_name}{version}.')}"]
+        head += [f"# {comment_text(note)}" for note in self.notes]
+        text = "\n".join([*head, f"model {model_name}{options} {{", body, "}"]) + "\n"
+        keras_names = [str(layer.get("name")) for layer in layers if isinstance(layer, dict)]
+        return Imported(text, model_name, keras_names, self.notes)
 
     def _sequential(self, inner, layers):
         entries = [self._entry(layer, index) for index, layer in enumerate(layers)]

@@ -294,11 +294,6 @@ def test_several_models_in_one_file_may_name_the_same_layers():
             "shape, but `b` is float32[*, 5]",
         ),
         (
-            [A, "y = dense(3)(a) as dense", "z = dense(a)"],
-            "m.rnn:4:9: error: `dense` names both a layer kind and the "
-            "layer `dense` of this model; rename that layer with `as NAME`",
-        ),
-        (
             [A, "y = dense(3)(a) as d", "z = dense(3)(a) as d"],
             "m.rnn:4:24: error: name `d` is used twice (first at "
             "line 3); to apply that layer again write `d(x)`, or give this one another name with `as NAME`",
@@ -349,6 +344,16 @@ def test_several_models_in_one_file_may_name_the_same_layers():
 )
 def test_graph_rule_messages(lines, message):
     assert first_error(model(*lines)) == message
+
+
+def test_a_layer_named_after_its_kind_is_applied_again_by_that_name():
+    """As Keras names layers (`dense`, `embedding`): `dense(x)` applies the layer `dense` again,
+    `dense(4)` is a new dense layer."""
+    (m,) = load_models(
+        model(A, B, "y = dense(3)(a) as dense", "z = dense(b)", "w = dense(4)(b)", "output y, z, w")
+    )
+    assert [layer.name for layer in m.layers] == ["dense", "dense_2"]
+    assert m.nodes[1].layer is m.nodes[0].layer and m.values["w"].shape == (None, 4)
 
 
 def test_stateful_layer_applied_twice_is_refused():
