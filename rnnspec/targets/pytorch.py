@@ -210,11 +210,15 @@ class _Builder:
                 return False
         return False
 
-    def activation(self, name: str, argument: str) -> str:
+    def activation(self, name: str, argument: str | PyCall) -> str | PyCall:
+        """The activation applied to `argument`, as a call that `layout` can wrap."""
         text = TORCH_ACTIVATIONS[name]
         if text.startswith("F."):
             self.imports.add("F")
-        return text.format(argument)
+        if text == "{}":
+            return argument
+        function, rest = text.split("(", 1)  # "torch.softmax", "{}, dim=-1)"
+        return PyCall(function, (argument, *rest[: -len(")")].split(", ")[1:]))
 
     def activation_args(self, rec: Layer) -> list[str]:
         args = activation_args(rec)
@@ -445,10 +449,10 @@ def emits(*kinds: str) -> Callable[[Emitter], Emitter]:
 def _embedding(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
     b.module(layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])])
-    b.initialise(f"nn.init.uniform_({attr}.weight, -0.05, 0.05)")
+    b.initialise(PyCall("nn.init.uniform_", (f"{attr}.weight", "-0.05", "0.05")))
     if layer.attrs["mask_zero"] and b.mask_is_read():
         b.assign(mask, f"{src} != 0")
-    b.assign(x, f"{attr}({src})")
+    b.assign(x, PyCall(attr, (src,)))
     return layer.attrs["mask_zero"]
 
 
@@ -474,17 +478,17 @@ def _dense(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     if not layer.attrs["use_bias"]:
         args.append("bias=False")
     b.module(layer, "nn.Linear", args)
-    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
     if layer.attrs["use_bias"]:
-        b.initialise(f"nn.init.zeros_({attr}.bias)")
-    b.assign(b.names.hidden, b.activation(layer.attrs["activation"], f"{attr}({src})"))
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+    b.assign(b.names.hidden, b.activation(layer.attrs["activation"], PyCall(attr, (src,))))
     return has_mask
 
 
 @emits("dropout")
 def _dropout(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     b.module(layer, "nn.Dropout", [py_literal(layer.attrs["rate"])])
-    b.assign(b.names.hidden, f"self.{layer.name}({src})")
+    b.assign(b.names.hidden, PyCall(f"self.{layer.name}", (src,)))
     return has_mask
 
 
@@ -503,8 +507,8 @@ def _attention_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> b
     x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
     b.helpers.add("attention_pooling")
     b.module(layer, "AttentionPooling", [str(b.features)])
-    b.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
-    b.assign(x, f"{attr}({src}, {mask})" if has_mask else f"{attr}({src})")
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.kernel.weight",)))
+    b.assign(x, PyCall(attr, (src, mask) if has_mask else (src,)))
     return False
 
 
@@ -528,7 +532,7 @@ def _layer_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) ->
     elif not center:
         args.append("bias=False")
     b.module(layer, "nn.LayerNorm", args)
-    b.assign(b.names.hidden, f"self.{layer.name}({src})")
+    b.assign(b.names.hidden, PyCall(f"self.{layer.name}", (src,)))
     return has_mask
 
 
