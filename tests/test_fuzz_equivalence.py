@@ -76,8 +76,16 @@ def test_every_drawn_graph_is_valid_and_compiles(source):
         compile(generate(model, target, "fuzz.rnn"), f"fuzz_{target}.py", "exec")
 
 
+@settings(max_examples=max(1, settings().max_examples // 5))
 @given(source=graph_specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_keras_and_pytorch_agree_on_graphs(source, steps, seed):
+    """As for stacks: a fifth of the profile's examples here, the rest in the `slow` tier."""
+    check_equivalent(source, float64_fallback=True, time=steps, seed=seed)
+
+
+@pytest.mark.slow
+@given(source=graph_specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_keras_and_pytorch_agree_on_more_graphs(source, steps, seed):
     check_equivalent(source, float64_fallback=True, time=steps, seed=seed)
 
 

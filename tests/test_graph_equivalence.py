@@ -102,6 +102,7 @@ def test_greedy_decoding_with_the_step_model_equals_the_teacher_forced_run():
     assert (forced.argmax(dim=-1) == torch.cat(fed[1:], dim=1)).all()
 
 
+@pytest.mark.slow  # the PyTorch test above makes the same check; this one runs Keras step by step
 def test_greedy_decoding_in_keras_takes_the_training_weights_by_layer_name():
     configure_frameworks()
     _, models = _seq2seq()
