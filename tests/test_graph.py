@@ -371,3 +371,29 @@ def test_inputs_with_more_dimensions():
         model("input img: float32[20, *, 3]", "input v: float32[20, 7, 3]", "s = add()(img, v)")
     )
     assert m.values["s"].shape == (20, None, 3)
+
+
+SIAMESE_SUMMARY = """\
+model `siamese`
+layer          kind                output shape      connected to                                    params (Keras)  params (PyTorch)
+-------------  ------------------  ----------------  ----------------------------------------------  --------------  ----------------
+left           input               (None, None)                                                                   0                 0
+right          input               (None, None)                                                                   0                 0
+embed          embedding           (None, None, 48)  left[0][0], right[0][0]                                384,000           384,000
+encoder        bidirectional(gru)  (None, 64)        embed[0][0], embed[1][0]                                15,744            15,744
+subtract_1     subtract            (None, 64)        encoder[0][0], encoder[1][0]                                 0                 0
+concatenate_1  concatenate         (None, 192)       encoder[0][0], encoder[1][0], subtract_1[0][0]               0                 0
+dense_1        dense               (None, 1)         concatenate_1[0][0]                                        193               193
+-------------  ------------------  ----------------  ----------------------------------------------  --------------  ----------------
+total                                                                                                       399,937           399,937
+outputs: dense_1[0][0]
+"""
+
+
+def test_summary_of_a_graph_has_a_connected_to_column(capsys):
+    """As Keras's summary: `layer[call][value]` per input of every call of a layer."""
+    from rnnspec.cli import main
+    from tests.golden import EXAMPLES
+
+    assert main(["summary", str(EXAMPLES / "siamese.rnn")]) == 0
+    assert capsys.readouterr().out == SIAMESE_SUMMARY
