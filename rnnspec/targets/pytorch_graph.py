@@ -16,8 +16,7 @@ from dataclasses import replace
 from rnnspec.graph import shown
 from rnnspec.ir import MERGE_KINDS, Layer, Model, Node
 from rnnspec.kinds import kind_of
-from rnnspec.targets.common import LINE_LENGTH, Assign, PyTuple, Statement
-from rnnspec.targets.keras_graph import Variables
+from rnnspec.targets.common import LINE_LENGTH, Assign, PyTuple, Statement, Variables
 
 TOOL = "the PyTorch target"
 MASK_READING_MERGES = ("multiply", "maximum", "minimum")
