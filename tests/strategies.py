@@ -1,4 +1,5 @@
-"""Hypothesis strategies for random *valid* `.rnn` specs over the whole v0 language, as text.
+"""Hypothesis strategies for random *valid* `.rnn` specs, as text: `specs()` over the whole v0
+language (stacks), `graph_specs()` over the v1 graph forms.
 
 `specs()` draws one model: an input (`int32[*]`, `int64[N]`, `float32[*, F]`, `float32[T, F]` or
 `float32[F]`), then layers that respect every rule the checker enforces: embedding right after an
@@ -348,7 +349,9 @@ def graph_specs(draw) -> str:
             kind = draw(st.sampled_from(RECURRENT))
             units = draw(st.sampled_from([width, width, draw(st.integers(1, 4))]))
             sequences, states = draw(st.booleans()), draw(st.booleans())
-            call = f"{kind}({units}{', return_sequences=true' if sequences else ''}"
+            # not tanh: the stepped kernels (a `Keras*` module), with the same initial-state and mask paths
+            activation = draw(st.sampled_from(["", "", ", activation=sigmoid", ", activation=relu"]))
+            call = f"{kind}({units}{activation}{', return_sequences=true' if sequences else ''}"
             call += f"{', return_state=true' if states else ''})"
             bidi = draw(st.booleans())
             count = (2 if kind == "lstm" else 1) * (2 if bidi else 1)

@@ -432,7 +432,7 @@ def test_import_of_a_functional_graph(tmp_path, capsys):
     b = keras.Input((None,), dtype="int32", name="b")
     embed = keras.layers.Embedding(10, 4, mask_zero=True, name="embed")
     ea, eb = embed(a), embed(b)
-    both = keras.layers.Add()([ea, eb])
+    both = keras.layers.Add(name="both")([ea, eb])
     _, h, c = keras.layers.LSTM(3, return_state=True, name="enc")(both)
     y = keras.layers.LSTM(3, return_sequences=True, name="dec")(eb, initial_state=[h, c])
     path = tmp_path / "g.keras"
@@ -447,8 +447,8 @@ def test_import_of_a_functional_graph(tmp_path, capsys):
         "    input b: int32[*]\n"
         "    embed = embedding(10, 4, mask_zero=true)(a) as embed\n"
         "    embed_1 = embed(b)\n"
-        "    add = add()(embed, embed_1)\n"
-        "    _, enc_h, enc_c = lstm(3, return_state=true)(add) as enc\n"
+        "    both = add()(embed, embed_1)\n"
+        "    _, enc_h, enc_c = lstm(3, return_state=true)(both) as enc\n"
         "    dec = lstm(3, return_sequences=true)(embed_1, initial_state=[enc_h, enc_c]) as dec\n"
         "    output dec, enc_h\n"
         "}\n"
