@@ -460,6 +460,11 @@ def check_graph(model: Model, report: Reporter, infer: Infer) -> None:
         last = model.nodes[-1]
         model.outputs = [key for key in last.outputs if not key.startswith("_#")]
     _check_usage(model)
+    if not model.nodes:
+        report.error(
+            model.output_pos or model.pos,
+            f"model `{model.name}` computes nothing: its outputs are inputs; list a layer's value in `output`",
+        )
 
 
 def _warn(model: Model, pos: Pos | None, message: str) -> None:

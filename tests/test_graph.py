@@ -303,6 +303,11 @@ def test_several_models_in_one_file_may_name_the_same_layers():
             "m.rnn:2:5: error: `lstm_1` takes the previous statement's value, but there is none here: "
             "name its input, as in `lstm(64)(x)`",
         ),
+        (
+            [A, "y = dense(3)(a)", "output a"],
+            "m.rnn:4:5: error: model `m` computes nothing: its outputs are inputs; "
+            "list a layer's value in `output`",
+        ),
         ([A, "y = lstm(3)(a)", "output y, y"], "m.rnn:4:15: error: `y` is listed twice in `output`"),
         (
             [A, "y = lstm(3)(a)", "output y", "output y"],
