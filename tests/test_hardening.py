@@ -24,7 +24,7 @@ from rnnspec import files, prebuild
 from rnnspec.cli import main
 from rnnspec.compiler import compile_source
 from rnnspec.text import docstring_text, excerpt, normalize, split_lines
-from tests.golden import EXAMPLES, ROOT
+from tests.golden import EXAMPLES, ROOT, example_models
 
 SPEC = "model m {\n    input x: float32[*, 3]\n    lstm(2)\n}\n"
 
@@ -338,7 +338,7 @@ def test_control_characters_and_long_lines_are_escaped_and_trimmed(tmp_path):
     code, _, err = run("check", str(path))
     assert code == 2 and "\x1b" not in err and "\x07" not in err
     assert err == (
-        f"{path}:3:13: error: expected `)`, a name or a number, found `\\x1b`\n"
+        f"{path}:3:13: error: expected `)`, `[`, a name or a number, found `\\x1b`\n"
         "        lstm(2, \\x1b)\n                ^\n"
     )
     long_line = tmp_path / "long.rnn"
@@ -449,8 +449,8 @@ def _identifiers(code: str) -> set[str]:
 
 
 PROGRAMS = [
-    (target, compile_source(spec, target, "spec.rnn"))
-    for spec in CORPUS + [p.read_text() for p in sorted(EXAMPLES.glob("*.rnn"))]
+    (target, compile_source(spec, target, "spec.rnn", name))
+    for spec, name in [(spec, None) for spec in CORPUS] + [(p.read_text(), m) for p, m in example_models()]
     for target in ("keras", "pytorch")
 ]
 

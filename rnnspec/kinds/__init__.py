@@ -12,6 +12,7 @@ from rnnspec.ir import Layer, LayerSchema
 from rnnspec.kinds.base import Context, KerasArray, LayerKind, describe, needs_sequence_message
 from rnnspec.kinds.dense import AttentionPooling, Dense, Embedding
 from rnnspec.kinds.extern import EXTERN
+from rnnspec.kinds.merge import MERGES
 from rnnspec.kinds.normalization import LayerNormalization
 from rnnspec.kinds.recurrent import BIDIRECTIONAL, GATE_ORDER, GRU, LSTM, SIMPLE_RNN
 from rnnspec.kinds.simple import Dropout, GlobalAveragePooling, Masking
@@ -30,6 +31,7 @@ KINDS: dict[str, LayerKind] = {
         GlobalAveragePooling(),
         AttentionPooling(),
         LayerNormalization(),
+        *MERGES,
     )
 }
 

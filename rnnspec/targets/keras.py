@@ -18,6 +18,7 @@ from rnnspec.targets.common import (
     render,
     render_statements,
 )
+from rnnspec.targets.keras_graph import graph_body
 from rnnspec.text import docstring_text
 
 TOOL = "the Keras target"
@@ -84,8 +85,27 @@ class _Locals:
 
 
 def context(model: Model, source_name: str) -> dict[str, Any]:
-    (inp,) = model.inputs
+    if model.is_graph:
+        body = graph_body(model, MODULE_NAMES, layer_args, keras_class)
+    else:
+        body = _stack_body(model)
     uses_attention = any(layer.kind == "attention_pooling" for layer in model.layers)
+    return {
+        "model_name": model.name,
+        "source_name": docstring_text(source_name),
+        "attention_pooling": uses_attention,
+        "stateful": model.stateful,
+        # `from keras import ops` sorts among the user's modules, as ruff's isort wants it.
+        "from_imports": import_lines(
+            [(layer.extern.keras.module, layer.extern.keras.name) for layer in model.layers if layer.extern]
+            + ([("keras", "ops")] if uses_attention else [])
+        ),
+        "body": render_statements(body, 4),
+    }
+
+
+def _stack_body(model: Model) -> list[Statement]:
+    (inp,) = model.inputs
     dims = ["None" if d is None else str(d) for d in inp.shape]
     shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
     input_args = [f"shape={shape}", f"dtype={py_literal(inp.dtype)}"]
@@ -125,18 +145,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         outputs = lists.get(tuple(model.outputs)) or "[" + ", ".join(values[o] for o in model.outputs) + "]"
     args = (f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}")
     body.append(Return(PyCall("keras.Model", args)))
-    return {
-        "model_name": model.name,
-        "source_name": docstring_text(source_name),
-        "attention_pooling": uses_attention,
-        "stateful": model.stateful,
-        # `from keras import ops` sorts among the user's modules, as ruff's isort wants it.
-        "from_imports": import_lines(
-            [(layer.extern.keras.module, layer.extern.keras.name) for layer in model.layers if layer.extern]
-            + ([("keras", "ops")] if uses_attention else [])
-        ),
-        "body": render_statements(body, 4),
-    }
+    return body
 
 
 def generate(model: Model, source_name: str) -> str:
