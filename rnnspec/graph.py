@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rnnspec.build import _bind_args, _layer
+from rnnspec.build import _bind_args, _layer, name_layer
 from rnnspec.errors import Diagnostic, Pos, Reporter, did_you_mean
 from rnnspec.ir import (
     DTYPES,
@@ -267,13 +267,7 @@ def _node(
         if built is None:
             return None
         layer = built
-        counts[layer.kind] = counts.get(layer.kind, 0) + 1
-        if stmt.alias is not None:
-            layer.name = stmt.alias.name
-            layer.attr_pos["name"] = stmt.alias.pos
-        else:
-            base = snake_case(layer.kind) if layer.extern is not None else layer.kind
-            layer.name = f"{base}_{counts[layer.kind]}"
+        name_layer(layer, stmt.alias, counts)
         if layer.name in layers:
             report.error(
                 layer.where("name"),
