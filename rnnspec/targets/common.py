@@ -212,21 +212,11 @@ def render_statements(statements: list[Statement], indent: int) -> list[str]:
 # --- a graph's values as local variables (both targets) ----------------------------------
 
 
-class Variables:
-    """Python names for a graph's values: the spec's own where they are free.
+class Locals:
+    """Fresh local names: none taken twice, none of the names given as taken."""
 
-    A name bound again in the spec (`y = ...(y)`) is bound again in Python, unless the earlier
-    value is still needed by then (an input, or a model output), which gets a fresh name.
-    """
-
-    def __init__(self, model: Model, taken: set[str]) -> None:
+    def __init__(self, taken: set[str]) -> None:
         self.taken = set(taken)
-        self.names: dict[str, str] = {}
-        self.keep = {value.name for value in model.inputs} | set(model.outputs)
-        self.holder: dict[str, str] = {}  # Python name -> the key it holds now
-        self.used = set(model.outputs)
-        for node in model.nodes:
-            self.used.update(node.inputs + node.initial_state + ([node.mask] if node.mask else []))
 
     def fresh(self, base: str) -> str:
         name, n = base, 1
@@ -235,6 +225,23 @@ class Variables:
             name = f"{base}_{n}"
         self.taken.add(name)
         return name
+
+
+class Variables(Locals):
+    """Python names for a graph's values: the spec's own where they are free.
+
+    A name bound again in the spec (`y = ...(y)`) is bound again in Python, unless the earlier
+    value is still needed by then (an input, or a model output), which gets a fresh name.
+    """
+
+    def __init__(self, model: Model, taken: set[str]) -> None:
+        super().__init__(taken)
+        self.names: dict[str, str] = {}
+        self.keep = {value.name for value in model.inputs} | set(model.outputs)
+        self.holder: dict[str, str] = {}  # Python name -> the key it holds now
+        self.used = set(model.outputs)
+        for node in model.nodes:
+            self.used.update(node.inputs + node.initial_state + ([node.mask] if node.mask else []))
 
     def bind(self, key: str) -> str:
         """The Python name for a new value `key`."""

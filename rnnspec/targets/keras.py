@@ -10,6 +10,7 @@ from rnnspec.names import KERAS_MODULE_NAMES
 from rnnspec.targets.common import (
     LINE_LENGTH,
     Assign,
+    Locals,
     PyCall,
     Return,
     Statement,
@@ -69,21 +70,6 @@ def _var(value_name: str) -> str:
     return value_name.replace(".", "_")
 
 
-class _Locals:
-    """Local names of build_model(): each fresh, none the input's and none a module-level name."""
-
-    def __init__(self, taken: set[str]) -> None:
-        self.taken = set(taken)
-
-    def fresh(self, base: str) -> str:
-        name, n = base, 1
-        while name in self.taken:
-            n += 1
-            name = f"{base}_{n}"
-        self.taken.add(name)
-        return name
-
-
 def context(model: Model, source_name: str) -> dict[str, Any]:
     if model.is_graph:
         body = graph_body(model, MODULE_NAMES, layer_args, keras_class)
@@ -113,7 +99,7 @@ def _stack_body(model: Model) -> list[Statement]:
         input_args.append(f"batch_size={model.batch_size}")
     input_args.append(f"name={py_literal(inp.name)}")
     body: list[Statement] = [Assign((inp.name,), PyCall("keras.Input", tuple(input_args)))]
-    names = _Locals(MODULE_NAMES | {inp.name})
+    names = Locals(MODULE_NAMES | {inp.name})
     hidden = names.fresh("h" if inp.name == "x" else "x")
     # Walk the values by name: each IR value -> the expression that holds it.
     values: dict[str, str] = {inp.name: inp.name}
