@@ -1,6 +1,8 @@
 """Tier one: the generated Keras model is the hand-written one (parameters, shapes), and the weight
 mapping is exact in both directions."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -50,6 +52,7 @@ def hand_written(name):
     return keras.Model(inp, out)
 
 
+@functools.cache  # built once per example: the tests only read the models (parameters, shapes, weights)
 def generated(name, model_name=None):
     model = load_model((EXAMPLES / f"{name}.rnn").read_text(), model_name)
     keras_program = load_program(generate(model, "keras", f"{name}.rnn"), f"{name}_k")
