@@ -78,3 +78,40 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if left:
         print(f"\nleft in the temp directory ($TMPDIR) outside any test: {', '.join(left)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- the default tier ---------------------------------------------------------------------------
+# `python -m pytest` runs the default tier (addopts: -m 'not slow'); `-m slow` runs the rest, and CI
+# runs both. A test written once per example runs, in the default tier, on these: a stack with a
+# mask, a masked float input, the stateful example, and the seq2seq graph (three models); every other
+# example runs in the slow tier. Tests marked `slow` in their files are the other half of the rule.
+DEFAULT_TIER_EXAMPLES = frozenset({"sentiment", "masking", "paragraphs", "seq2seq"})
+EXAMPLE_STEMS = frozenset(p.stem for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.rnn"))
+
+# Single tests too slow for the default tier, each with what keeps its subject covered there.
+SLOW_TESTS = {
+    # a fresh pytest process loading the plugin through its entry point; the plugin's items and
+    # reports are tested in process (test_a_compiler_bug_fails_the_item_with_the_report)
+    "tests/test_pytest_plugin.py::test_one_passing_item_per_model_and_a_failing_item_for_spec_errors",
+    # a `rnnspec verify` subprocess; the same file name is compiled and checked in process
+    "tests/test_hardening.py::test_verify_on_a_spec_named_to_inject_code_runs_nothing",
+}
+
+
+def _example(item: pytest.Item) -> str | None:
+    """The example a parametrized test runs on, if any."""
+    callspec = getattr(item, "callspec", None)
+    for value in callspec.params.values() if callspec else ():
+        if isinstance(value, str | os.PathLike):
+            stem = Path(value).name.split(".")[0]
+            if stem in EXAMPLE_STEMS:
+                return stem
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        example = _example(item)
+        if item.nodeid in SLOW_TESTS or (example is not None and example not in DEFAULT_TIER_EXAMPLES):
+            item.add_marker(pytest.mark.slow)

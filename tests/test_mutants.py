@@ -318,14 +318,30 @@ def write(tmp_path, spec: str, code: str | None = None) -> list[str]:
     return args
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+# The default tier runs a masked, a stateful and a stepped program, and one mutant of each family
+# (gates, masks, carried state, direction, lengths); `slow` runs every spec and every mutant.
+DEFAULT_TIER_SPECS = {"masked_lstm", "stateful_gru", "stepped_classifier"}
+DEFAULT_TIER_MUTANTS = {
+    "swapped_gru_gates",
+    "zeros_at_masked_steps",
+    "state_not_carried",
+    "backward_half_not_flipped",
+    "one_step_too_many",
+}
+
+
+def tiered(names, fast: set[str]) -> list:
+    return [name if name in fast else pytest.param(name, marks=pytest.mark.slow) for name in names]
+
+
+@pytest.mark.parametrize("name", tiered(SPECS, DEFAULT_TIER_SPECS))
 def test_generated_program_passes(name, tmp_path, capsys):
     code = compile_source(SPECS[name], "pytorch", "spec.rnn")
     assert main(write(tmp_path, SPECS[name], code)) == 0, capsys.readouterr()
     assert ": ok " in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", list(MUTANTS))
+@pytest.mark.parametrize("name", tiered(MUTANTS, DEFAULT_TIER_MUTANTS))
 def test_mutant_is_caught(name, tmp_path, capsys):
     mutant = MUTANTS[name]
     status = main(write(tmp_path, mutant.spec, mutate(mutant)))

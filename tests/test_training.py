@@ -112,11 +112,11 @@ def keras_adam_epsilon(epsilon: float, beta_2: float, step: int) -> float:
     return epsilon / math.sqrt(1 - beta_2**step)
 
 
-# The default tier trains every kind at once and the token input; `slow` each example too.
+# The default tier trains the token input; `slow` trains every kind at once and each example too.
 @pytest.mark.parametrize(
     "name",
     [
-        name if name in ("every_kind", "tokens") else pytest.param(name, marks=pytest.mark.slow)
+        name if name == "tokens" else pytest.param(name, marks=pytest.mark.slow)
         for name in sorted(SPECS)
     ],
 )
