@@ -1,0 +1,209 @@
+"""The PyTorch arithmetic of Keras's one-input layers, as the generated programs write it.
+
+Values stay channels-last between layers, as in Keras (`[batch, time, features]`); a layer that
+torch computes channels-first (convolution, pooling) transposes in and out itself, so reshape
+and flatten see Keras's element order. Expressions are templates with `{x}` for the input;
+helpers are written into the generated module once, when a layer needs them. Each is checked
+against Keras on corner values in tests/test_layers_arith.py, and the Keras behaviour they follow
+is pinned in tests/test_keras_facts.py (facts 50-79).
+
+Nothing here imports a framework: the compiler uses it to write code.
+"""
+
+from __future__ import annotations
+
+from rnnspec.targets.common import py_literal
+
+# The activations v1 adds, each Keras 3's function. Keras's `leaky_relu` activation has slope 0.2
+# (the LeakyReLU layer's default is 0.3); `mish` is x * tanh(softplus(x)), as F.mish.
+NEW_ACTIVATIONS = {
+    "leaky_relu": "F.leaky_relu({}, 0.2)",
+    "relu6": "F.relu6({})",
+    "silu": "F.silu({})",
+    "mish": "F.mish({})",
+    "log_softmax": "torch.log_softmax({}, dim=-1)",
+}
+
+
+def same_padding(length: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's `same` padding of one axis: (before, after), the odd cell after.
+
+    The output has ceil(length / stride) cells; with stride 1 the padding does not depend on the
+    length ((kernel - 1) * dilation cells in all).
+    """
+    effective = (kernel - 1) * dilation + 1
+    total = max((-(-length // stride) - 1) * stride + effective - length, 0)
+    return total // 2, total - total // 2
+
+
+def padding(mode: str, kernel: int, stride: int, dilation: int, length: int | None) -> tuple[int, int] | None:
+    """The (before, after) padding of a convolution or pooling axis, or None when it depends on a
+    length that varies (`same` with a stride above 1 on a `*` axis: the helper computes it)."""
+    if mode == "valid":
+        return 0, 0
+    if mode == "causal":
+        return (kernel - 1) * dilation, 0
+    if stride == 1 or length is not None:
+        return same_padding(length or 1, kernel, stride, dilation)
+    return None
+
+
+# Written into the generated module when a `same` axis has a stride and a varying length.
+SAME_PADDING = '''
+def same_padding(length, kernel, stride=1, dilation=1):
+    """TensorFlow's `same` padding of one axis: (before, after), the odd cell after."""
+    effective = (kernel - 1) * dilation + 1
+    total = max((-(-length // stride) - 1) * stride + effective - length, 0)
+    return total // 2, total - total // 2
+'''
+
+
+def pad_text(pad: tuple[int, int] | None, axis_length: str, kernel: int, stride: int, dilation: int) -> str:
+    """The padding argument of F.pad: a literal pair, or the helper's call on the runtime length."""
+    if pad is not None:
+        return f"({pad[0]}, {pad[1]})"
+    return f"same_padding({axis_length}, {kernel}, {stride}, {dilation})"
+
+
+def conv1d(attr: str, pad: str | None, activation: str) -> str:
+    """A Conv1D as an expression: torch's Conv1d (unpadded) on the padded channels-first input."""
+    inner = "{x}.transpose(1, 2)"
+    if pad is not None:
+        inner = f"F.pad({inner}, {pad})"
+    return activation.format(f"{attr}({inner}).transpose(1, 2)")
+
+
+def max_pool1d(pool: int, stride: int, pad: str | None) -> str:
+    """MaxPooling1D: `same` pads with -inf, so a window's padding never wins."""
+    inner = "{x}.transpose(1, 2)"
+    if pad is not None:
+        inner = f"F.pad({inner}, {pad}, value=-math.inf)"
+    return f"F.max_pool1d({inner}, {pool}, {stride}).transpose(1, 2)"
+
+
+def average_pool1d(pool: int, stride: int, pad: str | None) -> str:
+    """AveragePooling1D: under `same`, each window's mean over its cells inside the sequence."""
+    if pad is None:
+        return f"F.avg_pool1d({{x}}.transpose(1, 2), {pool}, {stride}).transpose(1, 2)"
+    return f"average_pool_same({{x}}.transpose(1, 2), {pool}, {stride}, {pad}).transpose(1, 2)"
+
+
+# TensorFlow's SAME average pooling divides each window's sum by its count of cells inside the
+# input, not by the window's size: the ratio of two zero-padded poolings is exactly that.
+AVERAGE_POOL_SAME = '''
+def average_pool_same(x, pool, stride, pad):
+    """Average pooling with TensorFlow's `same` padding: padded cells are not counted."""
+    total = F.avg_pool1d(F.pad(x, pad), pool, stride)
+    count = F.avg_pool1d(F.pad(torch.ones_like(x[:, :1]), pad), pool, stride)
+    return total / count
+'''
+
+
+def repeat_vector(n: int) -> str:
+    return f"{{x}}.unsqueeze(1).expand(-1, {n}, -1)"
+
+
+def reshape(dims: tuple[int, ...]) -> str:
+    """Keras's Reshape: per-sample dims (one may be -1), channels-last element order as torch's."""
+    return f"{{x}}.reshape({{x}}.shape[0], {', '.join(str(d) for d in dims)})"
+
+
+FLATTEN = "{x}.flatten(1)"
+GLOBAL_MAX_POOLING = "{x}.amax(dim=1)"  # Keras ignores a mask here: masked steps are in the max
+
+
+def relu(max_value: float | None, negative_slope: float, threshold: float) -> str:
+    """Keras's ReLU layer: the plain expression at the defaults, else the helper."""
+    if max_value is None and threshold == 0.0:
+        if negative_slope == 0.0:
+            return "torch.relu({x})"
+        return f"F.leaky_relu({{x}}, {py_literal(negative_slope)})"
+    if max_value == 6.0 and threshold == 0.0 and negative_slope == 0.0:
+        return "F.relu6({x})"
+    args = [f"negative_slope={py_literal(negative_slope)}"] if negative_slope != 0.0 else []
+    if max_value is not None:
+        args.append(f"max_value={py_literal(max_value)}")
+    if threshold != 0.0:
+        args.append(f"threshold={py_literal(threshold)}")
+    return f"keras_relu({{x}}, {', '.join(args)})"
+
+
+# Keras's `relu` with options, in Keras's order of operations (keras/src/activations/activations.py
+# ReLU.static_call): keep x above the threshold, clip at max_value, then subtract the slope times
+# the part below the threshold.
+KERAS_RELU = '''
+def keras_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's relu with its options: x above `threshold` (clipped to [0, max_value]), and
+    `negative_slope * (x - threshold)` added below it."""
+    if negative_slope != 0.0 and max_value is None and threshold == 0.0:
+        return F.leaky_relu(x, negative_slope)
+    y = torch.where(x > threshold, x, 0.0) if threshold != 0.0 else torch.relu(x)
+    if max_value is not None:
+        y = y.clamp(0.0, max_value)
+    if negative_slope != 0.0:
+        y = y - negative_slope * torch.relu(threshold - x)
+    return y
+'''
+
+
+def leaky_relu(negative_slope: float) -> str:
+    return f"F.leaky_relu({{x}}, {py_literal(negative_slope)})"
+
+
+def gaussian_noise(attr: str, stddev: float) -> str:
+    """Noise in training only, as Keras's GaussianNoise; at inference the identity."""
+    return f"{{x}} + {py_literal(stddev)} * torch.randn_like({{x}}) if {attr}.training else {{x}}"
+
+
+def spatial_dropout1d(attr: str) -> str:
+    """SpatialDropout1D drops whole feature channels per sample: torch's Dropout1d, channels-first."""
+    return f"{attr}({{x}}.transpose(1, 2)).transpose(1, 2)"
+
+
+# BatchNormalization over the last axis. Inference: the moving statistics, in TensorFlow's order
+# (tf.nn.batch_normalization: inv = rsqrt(variance + epsilon) * gamma; x * inv + (beta - mean * inv)).
+# Training: the batch's mean and biased variance over every axis but the last (under a mask, over
+# the unmasked steps, with Keras's 1e-7 in the denominators), and the moving statistics updated
+# with Keras's momentum (torch's BatchNorm would use the unbiased variance and 1 - momentum).
+KERAS_BATCH_NORMALIZATION = '''
+class KerasBatchNormalization(nn.Module):
+    """Keras's BatchNormalization over the last axis; the moving statistics are buffers."""
+
+    def __init__(self, features, epsilon=0.001, momentum=0.99, center=True, scale=True):
+        super().__init__()
+        self.epsilon = epsilon
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(features)) if scale else None
+        self.bias = nn.Parameter(torch.zeros(features)) if center else None
+        self.register_buffer("running_mean", torch.zeros(features))
+        self.register_buffer("running_var", torch.ones(features))
+
+    def forward(self, x, mask=None):
+        if self.training:
+            axes = tuple(range(x.dim() - 1))
+            if mask is None:
+                mean = x.mean(dim=axes)
+                variance = (x - mean).square().mean(dim=axes)
+            else:
+                keep = mask.unsqueeze(-1).expand_as(x)
+                count = keep.sum(dim=axes).to(x.dtype) + 1e-7
+                mean = torch.where(keep, x, 0.0).sum(dim=axes) / count
+                variance = torch.where(keep, x - mean, 0.0).square().sum(dim=axes) / count
+            with torch.no_grad():
+                self.running_mean.mul_(self.momentum).add_(mean.detach() * (1.0 - self.momentum))
+                self.running_var.mul_(self.momentum).add_(variance.detach() * (1.0 - self.momentum))
+        else:
+            mean, variance = self.running_mean, self.running_var
+        inv = torch.rsqrt(variance + self.epsilon)
+        if self.weight is not None:
+            inv = inv * self.weight
+        shift = -mean * inv if self.bias is None else self.bias - mean * inv
+        return x * inv + shift
+'''
+
+HELPERS = {
+    "same_padding": SAME_PADDING,
+    "average_pool_same": AVERAGE_POOL_SAME,
+    "keras_relu": KERAS_RELU,
+    "KerasBatchNormalization": KERAS_BATCH_NORMALIZATION,
+}
