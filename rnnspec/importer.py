@@ -45,6 +45,13 @@ KERAS_KINDS = {
     "AttentionPooling": "attention_pooling",
 }
 RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
+# `RNN(cell)` is the layer of that cell when the cell is one of Keras's own: LSTM is RNN(LSTMCell).
+CELL_LAYERS = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
+# What RNN itself takes; everything else of the layer it becomes is the cell's.
+_RNN_OPTIONS = {
+    "name", "trainable", "dtype", "return_sequences", "return_state", "go_backwards", "stateful",
+    "unroll", "zero_output_for_mask",
+}  # fmt: skip
 
 # Options that never change the forward pass: how weights are initialised, penalised, constrained
 # or sampled during training, and which kernel implementation runs (the cuDNN one computes the same).
@@ -122,6 +129,9 @@ class Imported:
     text: str
     model_name: str
     keras_names: list[str]  # the Keras layer behind each spec layer, in order
+    # The Keras class each of them is saved as (`RNN` for an RNN(LSTMCell) that is `lstm` here),
+    # which names its group in the archive's weights.
+    keras_classes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -254,6 +264,46 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
     return attrs, problems, zero_output
 
 
+def plain_rnn(layer: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """An `RNN(LSTMCell(...))` entry as the `LSTM(...)` entry it equals (the RNN's own options and
+    the cell's, merged), and the Keras class it was written as; other layers unchanged, None."""
+    config = layer.get("config")
+    if layer.get("class_name") != "RNN" or not isinstance(config, dict):
+        return layer, None
+    cell = config.get("cell")
+    cell_class = cell.get("class_name") if isinstance(cell, dict) else None
+    if cell_class not in CELL_LAYERS or not str(cell.get("module") or "keras").startswith("keras"):
+        return layer, None
+    cell_config = cell.get("config") if isinstance(cell.get("config"), dict) else {}
+    merged = {key: value for key, value in cell_config.items() if key not in ("name", "trainable", "dtype")}
+    for key, value in config.items():
+        if key == "cell":
+            continue
+        if key in merged and key not in _RNN_OPTIONS:
+            merged[f"RNN.{key}"] = value  # a clash no Keras writes: refused as an unknown option
+        else:
+            merged[key] = value
+    return {**layer, "class_name": CELL_LAYERS[cell_class], "config": merged}, f"RNN({cell_class})"
+
+
+def cell_problem(layer: dict[str, Any]) -> str | None:
+    """Why an `RNN` layer is not one of Keras's recurrent layers (its cell), or None."""
+    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    cell = config.get("cell")
+    if isinstance(cell, list) or (isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells"):
+        return "a stack of cells in one RNN has no equivalent; write one recurrent layer per cell"
+    if not isinstance(cell, dict):
+        return "its cell is missing"
+    cell_class = cell.get("class_name")
+    module = str(cell.get("module") or "")
+    if module and not module.startswith("keras"):
+        return (
+            f"its cell is a user's class `{cell_class}` (from `{module}`); only Keras's "
+            "LSTMCell, GRUCell and SimpleRNNCell have an equivalent"
+        )
+    return f"its cell is a `{cell_class}`; only LSTMCell, GRUCell and SimpleRNNCell have an equivalent"
+
+
 def _identifier(raw: str, fallback: str, role: str) -> str:
     """A spec identifier as close to `raw` as the language (and the generated programs) allow."""
     from rnnspec.check import MODULE_ATTRIBUTES, PROGRAM_NAMES
@@ -368,7 +418,10 @@ class _Converter:
         if model_name != inner.get("name"):
             self.notes.append(f"The Keras model `{inner.get('name')}` is `{model_name}` here.")
         text = self._render(model_name, header, [item for item in items if item is not None])
-        return Imported(text, model_name, [entry["name"] for entry in chain], self.notes)
+        classes = ["RNN" if entry.get("written_as") else entry["class_name"] for entry in chain]
+        return Imported(
+            text, model_name, [entry["name"] for entry in chain], keras_classes=classes, notes=self.notes
+        )
 
     def _sequential(self, inner, layers):
         entries = [self._entry(layer, index) for index, layer in enumerate(layers)]
@@ -392,6 +445,7 @@ class _Converter:
     def _entry(self, layer: Any, index: int) -> dict[str, Any]:
         if not isinstance(layer, dict):
             return {"class_name": "?", "name": f"#{index}", "config": {}, "raw": {}}
+        layer, written_as = plain_rnn(layer)
         config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         name = layer.get("name") or config.get("name")
         name = name if isinstance(name, str) and name else f"#{index}"
@@ -403,26 +457,42 @@ class _Converter:
             "AttentionPooling",
         ):
             class_name = "AttentionPooling"
-        return {"class_name": class_name, "name": str(name), "config": config, "raw": layer}
+        entry = {"class_name": class_name, "name": str(name), "config": config, "raw": layer}
+        if written_as is not None:
+            entry["written_as"] = written_as
+            kind = KERAS_KINDS[class_name]
+            self.notes.append(
+                f"The Keras layer `{name}` is {written_as}, which is Keras's {class_name}: `{kind}` here."
+            )
+        return entry
 
     def _functional(self, inner, layers):
         entries = [self._entry(layer, index) for index, layer in enumerate(layers)]
-        inputs = _refs(inner.get("input_layers"))
-        outputs = _refs(inner.get("output_layers"))
-        if inputs is None or outputs is None:
-            raise ImportRefused(
-                ["the model's inputs or outputs are not a list of tensors (a dict?); a spec has one input"]
-            )
-        if len(inputs) != 1:
-            raise ImportRefused([f"the model has {len(inputs)} inputs; a spec has one"])
         by_name = {entry["name"]: entry for entry in entries}
-        input_entry = by_name.get(inputs[0][0])
+        # Every obstacle is listed, not only the first: inputs and outputs are checked here, and
+        # each layer below whatever they hold.
+        inputs = self._ends(inner.get("input_layers"), "inputs", "takes")
+        outputs = self._ends(inner.get("output_layers"), "outputs", "returns")
+        if inputs is None or outputs is None:
+            raise ImportRefused(self.problems or ["the config names no model inputs or outputs"])
+        input_names = {ref[0] for ref in inputs}
+        if len(inputs) != 1:
+            shown = ", ".join(f"`{ref[0]}`" for ref in inputs)
+            self.problem(f"the model has {len(inputs)} inputs ({shown}); a spec has one")
+            self._structural = True
+        for ref in inputs:
+            if ref[0] not in by_name or by_name[ref[0]]["class_name"] != "InputLayer":
+                self.problem(f"the model's input `{ref[0]}` is not an InputLayer")
+                self._structural = True
+        input_entry = by_name.get(inputs[0][0]) if inputs else None
         if input_entry is None or input_entry["class_name"] != "InputLayer":
-            raise ImportRefused(["the model's input is not an InputLayer"])
+            input_entry = next((e for e in entries if e["class_name"] == "InputLayer"), None)
+        if input_entry is None:
+            raise ImportRefused(self.problems or ["the model has no InputLayer"])
         ops: dict[str, dict[str, Any]] = {}
         nodes: dict[str, tuple[list[Any], dict[str, Any]]] = {}
         for entry in entries:
-            if entry is input_entry:
+            if entry is input_entry or (entry["class_name"] == "InputLayer" and entry["name"] in input_names):
                 continue
             raw_nodes = entry["raw"].get("inbound_nodes")
             if not isinstance(raw_nodes, list) or not raw_nodes:
@@ -496,6 +566,24 @@ class _Converter:
         mask_kwargs = {entry["name"]: nodes[entry["name"]][1].get("mask") for entry in chain}
         return input_entry["config"], chain, mask_kwargs
 
+    def _ends(self, value: Any, what: str, verb: str) -> list[tuple[str, int, int]] | None:
+        """The model's inputs or outputs as tensor references; a dict of them is a problem (a spec
+        passes them in order, not by name), its tensors still read so that the rest is checked."""
+        if isinstance(value, dict):
+            names = ", ".join(f"`{key}`" for key in value)
+            self.problem(
+                f"the model {verb} its {what} as a dict ({names}); a spec {verb} them in order, not by name"
+            )
+            self._structural = True
+            refs = _refs(list(value.values()))
+            return refs if refs is not None else []
+        refs = _refs(value)
+        if refs is None:
+            self.problem(f"the model's {what} are not a list of tensors: {_show(value)}")
+        elif not refs:
+            self.problem(f"the model lists no {what}")
+        return refs
+
     # -- one layer --------------------------------------------------------------------------
 
     def _item(self, entry: dict[str, Any]) -> Item | None:
@@ -508,6 +596,9 @@ class _Converter:
                     f"{where}: a user's layer class (from `{module}`): declare it in the spec with "
                     "`extern layer` and write the spec by hand (docs/custom-layers.md)"
                 )
+                return None
+            if class_name == "RNN":
+                self.problem(f"{where}: {cell_problem(entry['raw'])}")
                 return None
             what = "a nested model" if class_name in ("Sequential", "Functional") else "the layer"
             self.problem(f"{where}: {what} has no equivalent in the language")
@@ -530,6 +621,12 @@ class _Converter:
         forward, backward = config.get("layer"), config.get("backward_layer")
         if not isinstance(forward, dict):
             return None, ["the wrapped layer is missing"]
+        if forward.get("class_name") == "RNN":
+            forward, written_as = plain_rnn(forward)
+            if written_as is None:
+                return None, [f"the wrapped RNN: {cell_problem(forward)}"]
+        if isinstance(backward, dict) and backward.get("class_name") == "RNN":
+            backward, _ = plain_rnn(backward)
         f_class = forward.get("class_name")
         if f_class not in RNN_CLASSES:
             return None, [f"it wraps a `{f_class}`; only SimpleRNN, LSTM and GRU have an equivalent"]

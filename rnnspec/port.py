@@ -72,12 +72,24 @@ def keras_array_names(layer: Layer) -> list[str]:
     return [f"{layer.name}.{half}.{n}" for half in ("forward", "backward") for n in names]
 
 
-def h5_paths(model: Model) -> dict[str, list[str]]:
-    """Where Keras 3 keeps each spec layer's arrays in a `.weights.h5` file (layers named by class)."""
+def keras_snake_case(name: str) -> str:
+    """A class name as Keras names its group in a weights file (keras.src.utils.naming.to_snake_case)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def h5_paths(model: Model, classes: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Where Keras 3 keeps each spec layer's arrays in a `.weights.h5` file (layers named by class:
+    the kind's, or `classes[layer name]` for a layer saved as another class, as RNN(LSTMCell))."""
     used: dict[str, int] = {}
     paths: dict[str, list[str]] = {}
     for layer in model.layers:
-        base = H5_NAMES[layer.kind]
+        base = (
+            keras_snake_case(classes[layer.name])
+            if classes and layer.name in classes
+            else H5_NAMES[layer.kind]
+        )
         if base in used:
             used[base] += 1
             base = f"{base}_{used[base]}"
@@ -122,11 +134,13 @@ def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> 
     return WeightsMismatch("\n".join([head, *shown]))
 
 
-def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
+def _read_h5(
+    model: Model, handle: Any, path: Path, spec_path: str, classes: dict[str, str] | None = None
+) -> dict[str, list[np.ndarray]]:
     """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked."""
     try:
         _refuse_outside_references(handle, path)
-        return _read_h5_arrays(model, handle, path, spec_path)
+        return _read_h5_arrays(model, handle, path, spec_path, classes)
     except WeightsMismatch:
         raise
     except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, OverflowError) as exc:
@@ -177,13 +191,15 @@ def expected_weight_bytes(model: Model) -> int:
     return 4 * sum(prod(shape) for shape in arrays) + 4096 * (len(arrays) + len(model.layers)) + (1 << 20)
 
 
-def _read_h5_arrays(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
+def _read_h5_arrays(
+    model: Model, handle: Any, path: Path, spec_path: str, classes: dict[str, str] | None = None
+) -> dict[str, list[np.ndarray]]:
     import numpy as np
 
     from rnnspec.equivalence.weights import keras_weight_shapes
 
     shapes = keras_weight_shapes(model)
-    paths = h5_paths(model)
+    paths = h5_paths(model, classes)
     problems: list[str] = []
     weights: dict[str, list[np.ndarray]] = {}
     expected: set[str] = set()
@@ -402,8 +418,9 @@ def _read_keras(
             raise UsageError(
                 f"{path}: error: the archive's model.weights.h5 is not readable HDF5 ({exc})"
             ) from None
+        classes = {layer.name: cls for layer, cls in zip(model.layers, imported.keras_classes)}
         with handle:
-            weights = _read_h5(model, handle, path, spec_path)
+            weights = _read_h5(model, handle, path, spec_path, classes)
         if option_differences:
             raise UsageError(
                 "\n".join(

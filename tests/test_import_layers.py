@@ -1,0 +1,129 @@
+"""`rnnspec import` of what real recurrent models save: RNN(cell) layers, several inputs or dict
+outputs (every obstacle listed), user-written classes (named)."""
+
+import pytest
+
+from rnnspec.cli import main
+from rnnspec.equivalence.harness import configure_frameworks
+
+configure_frameworks()
+np = pytest.importorskip("numpy")
+keras = pytest.importorskip("keras")
+L = keras.layers
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refusal(capsys, path):
+    code, out, err = run(capsys, "import", path)
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert lines[0] == f"{path}: error: cannot import the model; these have no equivalent in the language:"
+    return lines[1:]
+
+
+def test_several_inputs_are_refused_with_every_other_obstacle(tmp_path, capsys):
+    a = keras.Input((None,), dtype="int32", name="a")
+    b = keras.Input((None, 3), name="b")
+    x = L.Concatenate(name="join")([L.Embedding(10, 3, name="emb")(a), b])
+    x = L.LSTM(4, dtype="mixed_float16", name="lstm")(x)
+    keras.Model([a, b], L.Dense(2, name="out")(x)).save(tmp_path / "multi.keras")
+    assert refusal(capsys, tmp_path / "multi.keras") == [
+        "  the model has 2 inputs (`a`, `b`); a spec has one",
+        "  layer `join` takes 2 inputs (`emb`, `b`); a spec is a linear chain",
+        "  layer `join` (Concatenate): the layer has no equivalent in the language",
+        "  layer `lstm` (LSTM): dtype policy `mixed_float16` has no equivalent (rnnspec computes in float32)",
+    ]
+
+
+def test_dict_outputs_and_inputs_are_named_as_such(tmp_path, capsys):
+    a = keras.Input((None,), dtype="int32", name="a")
+    x = L.LSTM(4, name="lstm")(L.Embedding(10, 3, name="emb")(a))
+    keras.Model(a, {"p": L.Dense(2, name="p")(x), "q": L.Dense(3, name="q")(x)}).save(tmp_path / "out.keras")
+    assert refusal(capsys, tmp_path / "out.keras") == [
+        "  the model returns its outputs as a dict (`p`, `q`); a spec returns them in order, not by name",
+        "  the output of `lstm` feeds 2 layers (`p`, `q`); a spec is a linear chain",
+    ]
+    keras.Model({"a": a}, L.Dense(2, name="d")(x)).save(tmp_path / "in.keras")
+    assert refusal(capsys, tmp_path / "in.keras") == [
+        "  the model takes its inputs as a dict (`a`); a spec takes them in order, not by name"
+    ]
+
+
+@pytest.fixture(scope="module")
+def cell_model(tmp_path_factory):
+    """Embedding(mask_zero) -> Bidirectional(RNN(GRUCell)) -> RNN(LSTMCell) -> RNN(SimpleRNNCell), trained."""
+    keras.utils.set_random_seed(3)
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    x = L.Embedding(30, 6, mask_zero=True, name="embedding")(tokens)
+    x = L.Bidirectional(L.RNN(L.GRUCell(5, reset_after=False), return_sequences=True), name="encoder")(x)
+    x = L.RNN(L.LSTMCell(4, dropout=0.1, unit_forget_bias=False), return_sequences=True, name="rnn")(x)
+    x = L.RNN(L.SimpleRNNCell(3, activation="relu"), go_backwards=True, name="last")(x)
+    model = keras.Model(tokens, L.Dense(2, name="dense")(x), name="cells")
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    ids = np.random.default_rng(0).integers(0, 30, size=(32, 7))
+    model.fit(ids, np.zeros((32, 2)), epochs=1, verbose=0)
+    directory = tmp_path_factory.mktemp("cells")
+    model.save(directory / "cells.keras")
+    return directory
+
+
+def test_rnn_of_a_keras_cell_is_imported_as_its_layer(cell_model, capsys):
+    code, out, err = run(capsys, "import", cell_model / "cells.keras")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        "# The Keras layer `rnn` is RNN(LSTMCell), which is Keras's LSTM: `lstm` here.",
+        "# The Keras layer `last` is RNN(SimpleRNNCell), which is Keras's SimpleRNN: `simple_rnn` here.",
+        "model cells {",
+        "    input tokens: int32[*]",
+        "    embedding(30, 6, mask_zero=true) as embedding",
+        "    bidirectional(gru(5, return_sequences=true, reset_after=false)) as encoder",
+        "    lstm(4, dropout=0.1, return_sequences=true, unit_forget_bias=false) as rnn",
+        "    simple_rnn(3, activation=relu, go_backwards=true) as last",
+        "    dense(2) as dense",
+        "}",
+    ]
+
+
+def test_rnn_of_a_keras_cell_verifies_and_ports_with_its_trained_weights(cell_model, capsys):
+    spec = cell_model / "cells.rnn"
+    assert main(["import", str(cell_model / "cells.keras"), "-o", str(spec), "--force"]) == 0
+    code, out, err = run(capsys, "verify", spec, "--weights", cell_model / "cells.keras")
+    assert code == 0, err
+    assert f"trained weights from {cell_model / 'cells.keras'}" in out
+    code, out, err = run(
+        capsys, "port", spec, "--from", cell_model / "cells.keras", "--to", cell_model / "c.pt"
+    )
+    assert code == 0, err
+    assert "(Keras -> PyTorch)" in out
+
+
+def test_rnn_of_other_cells_is_refused_naming_the_cell(tmp_path, capsys):
+    class PeepholeCell(L.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size = units, units
+
+        def call(self, x, states):
+            return x[..., : self.units], states
+
+    x = keras.Input((None, 4), name="x")
+    y = L.RNN(PeepholeCell(2), name="custom")(x)
+    y = L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(3)]), return_sequences=True, name="stacked")(
+        L.RepeatVector(3)(y)
+    )
+    keras.Model(x, y).save(tmp_path / "cells.keras")
+    lines = refusal(capsys, tmp_path / "cells.keras")
+    assert lines[0] == (
+        "  layer `custom` (RNN): its cell is a user's class `PeepholeCell` (from `tests.test_import_layers`); "
+        "only Keras's LSTMCell, GRUCell and SimpleRNNCell have an equivalent"
+    )
+    assert lines[-1] == (
+        "  layer `stacked` (RNN): a stack of cells in one RNN has no equivalent; write one recurrent layer per cell"
+    )
