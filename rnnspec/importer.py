@@ -129,9 +129,9 @@ class Imported:
     text: str
     model_name: str
     keras_names: list[str]  # the Keras layer behind each spec layer, in order
-    # The Keras class each of them is saved as (`RNN` for an RNN(LSTMCell) that is `lstm` here),
-    # which names its group in the archive's weights.
-    keras_classes: list[str] = field(default_factory=list)
+    # Where each of them keeps its arrays in the archive's model.weights.h5 (`layers/rnn` for an
+    # RNN(LSTMCell) that is `lstm` here, `layers/functional/layers/dense` inside a nested model).
+    h5_groups: list[str | None] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -264,6 +264,210 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
     return attrs, problems, zero_output
 
 
+def keras_snake_case(name: str) -> str:
+    """A class name as Keras names its group in a weights file (keras.src.utils.naming.to_snake_case)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# Where a layer's arrays sit in the archive's model.weights.h5, set on its config entry here: Keras
+# names each layer of a model's list by its class, counting repeats (`layers/lstm_1`), and a nested
+# model's layers under the nested model's group.
+H5_GROUP = "__rnnspec_h5_group"
+NESTED_MODELS = ("Functional", "Sequential")
+
+
+def _is_operation(raw: Any) -> bool:
+    return isinstance(raw, dict) and str(raw.get("module") or "").startswith("keras.src.ops")
+
+
+def with_h5_groups(layers: list[Any], prefix: str = "") -> list[Any]:
+    """Copies of a model's layer entries, each with its weights group (operations hold none)."""
+    used: dict[str, int] = {}
+    out = []
+    for raw in layers:
+        if not isinstance(raw, dict) or _is_operation(raw):
+            out.append(raw)
+            continue
+        base = keras_snake_case(str(raw.get("class_name")))
+        used[base] = used.get(base, -1) + 1
+        out.append({**raw, H5_GROUP: f"{prefix}layers/{base}" + (f"_{used[base]}" if used[base] else "")})
+    return out
+
+
+def _substitute(value: Any, mapping: dict[tuple[str, int, int], Any]) -> Any:
+    """`value` with every tensor reference in `mapping` replaced (nested lists and dicts)."""
+    if _is_tensor_ref(value):
+        ref = _ref(value)
+        return mapping.get(ref, value) if ref is not None else value
+    if isinstance(value, list):
+        return [_substitute(one, mapping) for one in value]
+    if isinstance(value, dict):
+        return {key: _substitute(one, mapping) for key, one in value.items()}
+    return value
+
+
+def _tensor(ref: tuple[str, int, int]) -> dict[str, Any]:
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": list(ref)}}
+
+
+def _layer_name(raw: dict[str, Any]) -> str:
+    config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+    return str(raw.get("name") or config.get("name"))
+
+
+def _one_call(raw: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The one tensor a layer is called on once, and the call's keyword arguments; (None, {}) else."""
+    nodes = raw.get("inbound_nodes")
+    if not (isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], dict)):
+        return None, {}
+    args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs")
+    if isinstance(args, list) and len(args) == 1 and _ref(args[0]):
+        return args[0], kwargs if isinstance(kwargs, dict) else {}
+    return None, {}
+
+
+def flatten_nested(
+    layers: list[Any], outputs: Any, sequential: bool
+) -> tuple[list[Any], Any, list[str], list[str]]:
+    """A model's layer entries with every nested Functional or Sequential model (called once, on
+    one tensor) replaced by its own layers, wired as the nested model wires them, and the model's
+    outputs re-pointed; returns (layers, outputs, notes, problems). Keras runs a nested model's
+    layers as if they stood in the outer model, masks included (tests/test_keras_facts.py)."""
+    notes: list[str] = []
+    problems: list[str] = []
+    names = {_layer_name(raw) for raw in layers if isinstance(raw, dict)}
+    mapping: dict[tuple[str, int, int], Any] = {}
+    out: list[Any] = []
+    previous: Any = None  # in a Sequential model, the tensor the next layer reads
+    for raw in layers:
+        config = raw.get("config") if isinstance(raw, dict) else None
+        nested = isinstance(raw, dict) and raw.get("class_name") in NESTED_MODELS and isinstance(config, dict)
+        inner_layers = config.get("layers") if nested else None
+        if not isinstance(inner_layers, list):
+            out.append(raw)
+            if isinstance(raw, dict) and raw.get("class_name") != "InputLayer":
+                previous = _tensor((_layer_name(raw), 0, 0))
+            continue
+        class_name = raw["class_name"]
+        name = _layer_name(raw)
+        where = f"layer `{name}` ({class_name})"
+        source, call_kwargs = (previous, {}) if sequential else _one_call(raw)
+        # The mask the nested model is given is the one its first layers are given.
+        mask_kwargs = {"mask": call_kwargs["mask"]} if call_kwargs.get("mask") is not None else {}
+        if source is None and not sequential:
+            problems.append(
+                f"{where}: a nested model called more than once or on several tensors has no equivalent"
+            )
+            out.append(raw)
+            continue
+        group = raw.get(H5_GROUP)
+        inner_layers = with_h5_groups(inner_layers, f"{group}/" if group else "")
+        inner_names = [
+            _layer_name(one)
+            for one in inner_layers
+            if isinstance(one, dict) and one.get("class_name") != "InputLayer" and not _is_operation(one)
+        ]
+        clashes = sorted(set(inner_names) & (names - {name}))
+        if clashes:
+            shown = ", ".join(f"`{c}`" for c in clashes)
+            problems.append(f"{where}: the nested model's layers {shown} share names with the model's own")
+            out.append(raw)
+            continue
+        if class_name == "Sequential":
+            body: list[Any] = []
+            last = source
+            for one in inner_layers:
+                if not isinstance(one, dict) or one.get("class_name") == "InputLayer":
+                    continue
+                body.append(
+                    {
+                        **one,
+                        "name": _layer_name(one),
+                        "inbound_nodes": [{"args": [last], "kwargs": mask_kwargs}],
+                    }
+                )
+                last = _tensor((_layer_name(one), 0, 0))
+                mask_kwargs = {}
+            body, ends, inner_notes, inner_problems = flatten_nested(body, [last], sequential=False)
+        else:
+            inputs = _refs(config.get("input_layers"))
+            inner_outputs = _refs(config.get("output_layers"))
+            if not inputs or len(inputs) != 1 or not inner_outputs:
+                problems.append(f"{where}: a nested model with {len(inputs or [])} inputs has no equivalent")
+                out.append(raw)
+                continue
+            body = [
+                {**one, "inbound_nodes": _given(one.get("inbound_nodes"), inputs[0], source, mask_kwargs)}
+                for one in inner_layers
+                if isinstance(one, dict) and one.get("class_name") != "InputLayer"
+            ]
+            body, ends, inner_notes, inner_problems = flatten_nested(
+                body, [_tensor(ref) for ref in inner_outputs], sequential=False
+            )
+        if sequential and len(ends) != 1:
+            problems.append(
+                f"{where}: a nested model with several outputs has no equivalent in a Sequential model"
+            )
+        ends = [_as_tensors(end) for end in ends]
+        for index, end in enumerate(ends):
+            mapping[(name, 0, index)] = end
+        notes += inner_notes
+        problems += inner_problems
+        shown = ", ".join(f"`{n}`" for n in inner_names)
+        notes.append(f"The nested Keras model `{name}` is flattened: its layers {shown} stand in the spec.")
+        out += body
+        previous = ends[-1] if ends else previous
+    if mapping:
+        out = [
+            {**raw, "inbound_nodes": _substitute(raw.get("inbound_nodes"), mapping)}
+            if isinstance(raw, dict) and "inbound_nodes" in raw
+            else raw
+            for raw in out
+        ]
+        outputs = _substitute(_as_tensors(outputs), mapping)
+        outputs = _as_history(outputs)
+    return out, outputs, notes, problems
+
+
+def _given(nodes: Any, inner_input: tuple[str, int, int], source: Any, mask_kwargs: dict[str, Any]) -> Any:
+    """A nested layer's calls with the nested model's input replaced by the tensor the model is
+    called on, and the model's mask given to the layers that read its input."""
+    if not isinstance(nodes, list):
+        return nodes
+    out = []
+    for node in nodes:
+        reads_input = inner_input in _all_refs(node.get("args") if isinstance(node, dict) else None)
+        node = _substitute(node, {inner_input: source})
+        if reads_input and mask_kwargs and isinstance(node, dict) and isinstance(node.get("kwargs"), dict):
+            node = {**node, "kwargs": {**node["kwargs"], **mask_kwargs}}
+        out.append(node)
+    return out
+
+
+def _as_tensors(outputs: Any) -> Any:
+    """output_layers ([name, node, index] triples) as tensor references, to substitute in."""
+    if isinstance(outputs, list) and len(outputs) == 3 and isinstance(outputs[0], str):
+        return _tensor(tuple(outputs))
+    if isinstance(outputs, list):
+        return [_as_tensors(one) for one in outputs]
+    if isinstance(outputs, dict) and not _is_tensor_ref(outputs):
+        return {key: _as_tensors(one) for key, one in outputs.items()}
+    return outputs
+
+
+def _as_history(outputs: Any) -> Any:
+    if _is_tensor_ref(outputs):
+        ref = _ref(outputs)
+        return list(ref) if ref is not None else outputs
+    if isinstance(outputs, list):
+        return [_as_history(one) for one in outputs]
+    if isinstance(outputs, dict):
+        return {key: _as_history(one) for key, one in outputs.items()}
+    return outputs
+
+
 def plain_rnn(layer: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """An `RNN(LSTMCell(...))` entry as the `LSTM(...)` entry it equals (the RNN's own options and
     the cell's, merged), and the Keras class it was written as; other layers unchanged, None."""
@@ -379,6 +583,13 @@ class _Converter:
         layers = inner.get("layers")
         if not isinstance(layers, list):
             raise ImportRefused(["the config lists no layers"])
+        layers, outputs, notes, problems = flatten_nested(
+            with_h5_groups(layers), inner.get("output_layers"), class_name == "Sequential"
+        )
+        inner = {**inner, "layers": layers, "output_layers": outputs}
+        self.notes += notes
+        for message in problems:
+            self.problem(message)
         if class_name == "Sequential":
             input_cfg, chain, mask_kwargs = self._sequential(inner, layers)
         else:
@@ -418,9 +629,9 @@ class _Converter:
         if model_name != inner.get("name"):
             self.notes.append(f"The Keras model `{inner.get('name')}` is `{model_name}` here.")
         text = self._render(model_name, header, [item for item in items if item is not None])
-        classes = ["RNN" if entry.get("written_as") else entry["class_name"] for entry in chain]
+        groups = [entry["raw"].get(H5_GROUP) for entry in chain]
         return Imported(
-            text, model_name, [entry["name"] for entry in chain], keras_classes=classes, notes=self.notes
+            text, model_name, [entry["name"] for entry in chain], h5_groups=groups, notes=self.notes
         )
 
     def _sequential(self, inner, layers):
@@ -445,7 +656,9 @@ class _Converter:
     def _entry(self, layer: Any, index: int) -> dict[str, Any]:
         if not isinstance(layer, dict):
             return {"class_name": "?", "name": f"#{index}", "config": {}, "raw": {}}
+        group = layer.get(H5_GROUP)
         layer, written_as = plain_rnn(layer)
+        layer = {**layer, H5_GROUP: group} if group else layer
         config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         name = layer.get("name") or config.get("name")
         name = name if isinstance(name, str) and name else f"#{index}"

@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass
 from math import prod
@@ -72,30 +73,20 @@ def keras_array_names(layer: Layer) -> list[str]:
     return [f"{layer.name}.{half}.{n}" for half in ("forward", "backward") for n in names]
 
 
-def keras_snake_case(name: str) -> str:
-    """A class name as Keras names its group in a weights file (keras.src.utils.naming.to_snake_case)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def h5_paths(model: Model, classes: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """Where Keras 3 keeps each spec layer's arrays in a `.weights.h5` file (layers named by class:
-    the kind's, or `classes[layer name]` for a layer saved as another class, as RNN(LSTMCell))."""
+def h5_paths(model: Model, groups: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Where Keras 3 keeps each spec layer's arrays in a `.weights.h5` file (layers named by class),
+    or under `groups[layer name]`, where an imported archive keeps them (an RNN(LSTMCell) that is
+    `lstm` here, a layer of a nested model)."""
     used: dict[str, int] = {}
     paths: dict[str, list[str]] = {}
     for layer in model.layers:
-        base = (
-            keras_snake_case(classes[layer.name])
-            if classes and layer.name in classes
-            else H5_NAMES[layer.kind]
-        )
+        base = H5_NAMES[layer.kind]
         if base in used:
             used[base] += 1
             base = f"{base}_{used[base]}"
         else:
             used[base] = 0
-        group = f"layers/{base}"
+        group = groups[layer.name] if groups and groups.get(layer.name) else f"layers/{base}"
         count = len(keras_array_names(layer))
         if layer.kind in ("embedding", "dense", "attention_pooling"):
             paths[layer.name] = [f"{group}/vars/{i}" for i in range(count)]
@@ -135,12 +126,12 @@ def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> 
 
 
 def _read_h5(
-    model: Model, handle: Any, path: Path, spec_path: str, classes: dict[str, str] | None = None
+    model: Model, handle: Any, path: Path, spec_path: str, groups: dict[str, str] | None = None
 ) -> dict[str, list[np.ndarray]]:
     """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked."""
     try:
         _refuse_outside_references(handle, path)
-        return _read_h5_arrays(model, handle, path, spec_path, classes)
+        return _read_h5_arrays(model, handle, path, spec_path, groups)
     except WeightsMismatch:
         raise
     except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, OverflowError) as exc:
@@ -192,14 +183,14 @@ def expected_weight_bytes(model: Model) -> int:
 
 
 def _read_h5_arrays(
-    model: Model, handle: Any, path: Path, spec_path: str, classes: dict[str, str] | None = None
+    model: Model, handle: Any, path: Path, spec_path: str, groups: dict[str, str] | None = None
 ) -> dict[str, list[np.ndarray]]:
     import numpy as np
 
     from rnnspec.equivalence.weights import keras_weight_shapes
 
     shapes = keras_weight_shapes(model)
-    paths = h5_paths(model, classes)
+    paths = h5_paths(model, groups)
     problems: list[str] = []
     weights: dict[str, list[np.ndarray]] = {}
     expected: set[str] = set()
@@ -418,9 +409,9 @@ def _read_keras(
             raise UsageError(
                 f"{path}: error: the archive's model.weights.h5 is not readable HDF5 ({exc})"
             ) from None
-        classes = {layer.name: cls for layer, cls in zip(model.layers, imported.keras_classes)}
+        groups = {layer.name: group for layer, group in zip(model.layers, imported.h5_groups) if group}
         with handle:
-            weights = _read_h5(model, handle, path, spec_path, classes)
+            weights = _read_h5(model, handle, path, spec_path, groups)
         if option_differences:
             raise UsageError(
                 "\n".join(
@@ -434,7 +425,7 @@ def _read_keras(
         # The same arrays through Keras itself, layer by layer along the chain: a check on the paths.
         found: dict[str, list[np.ndarray]] = {}
         for layer, keras_name in zip(model.layers, imported.keras_names):
-            klayer = loaded.get_layer(keras_name)
+            klayer = _find_layer(loaded, keras_name)
             if layer.inner is not None:
                 found[layer.name] = klayer.forward_layer.get_weights() + klayer.backward_layer.get_weights()
             elif klayer.weights:
@@ -460,6 +451,19 @@ def _read_keras(
             f"{path}: error: Keras reads other arrays from this file than rnnspec does; not porting"
         )
     return weights
+
+
+def _find_layer(model: Any, name: str) -> Any:
+    """A layer of a loaded Keras model by name, looking inside nested models as import flattens them."""
+    todo = [model]
+    while todo:
+        current = todo.pop(0)
+        for layer in current.layers:
+            if layer.name == name and not hasattr(layer, "layers"):
+                return layer
+            if hasattr(layer, "layers"):
+                todo.append(layer)
+    return model.get_layer(name)  # Keras's own error
 
 
 def _read_keras_by_keras(
@@ -521,7 +525,11 @@ def _load_keras_model(programs: _Programs, path: Path) -> Any:
         if layer.extern is not None:
             custom[layer.extern.keras.name] = getattr(programs.keras, layer.extern.keras.name)
     try:
-        return keras.saving.load_model(path, custom_objects=custom, compile=False)
+        with warnings.catch_warnings():
+            # A nested model "destroys the mask", Keras warns while it rebuilds the graph; running,
+            # it passes the mask on (tests/test_keras_facts.py), as the flattened spec does.
+            warnings.filterwarnings("ignore", message=".*does not support masking", category=UserWarning)
+            return keras.saving.load_model(path, custom_objects=custom, compile=False)
     except Exception as exc:
         raise UsageError(f"{path}: error: Keras cannot load the model: {exc}") from None
 

@@ -11,7 +11,10 @@ np = pytest.importorskip("numpy")
 keras = pytest.importorskip("keras")
 L = keras.layers
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning"),
+]
 
 
 def run(capsys, *argv):
@@ -127,3 +130,78 @@ def test_rnn_of_other_cells_is_refused_naming_the_cell(tmp_path, capsys):
     assert lines[-1] == (
         "  layer `stacked` (RNN): a stack of cells in one RNN has no equivalent; write one recurrent layer per cell"
     )
+
+
+@pytest.fixture(scope="module")
+def nested_models(tmp_path_factory):
+    """A Functional model holding a nested Functional model that holds a Sequential one, and a
+    Sequential model holding a Sequential one; masks flow through both, weights trained."""
+    keras.utils.set_random_seed(4)
+    directory = tmp_path_factory.mktemp("nested")
+    ids = np.random.default_rng(1).integers(0, 20, size=(16, 6))
+    inner_seq = keras.Sequential([L.Dense(5, activation="tanh", name="deep")], name="deepest")
+    block_in = keras.Input((None, 6), name="block_in")
+    block = keras.Model(block_in, inner_seq(L.Dense(6, name="proj")(block_in)), name="block")
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    x = block(L.Embedding(20, 6, mask_zero=True, name="embedding")(tokens))
+    functional = keras.Model(tokens, L.GRU(3, name="gru")(x), name="outer")
+    stack = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32", name="ids"),
+            L.Embedding(20, 4, mask_zero=True, name="emb"),
+            keras.Sequential([L.Dense(4, name="d1"), L.Dense(4, name="d2")], name="pair"),
+            L.LSTM(2, name="lstm"),
+        ],
+        name="stack",
+    )
+    for model, name, width in [(functional, "functional", 3), (stack, "sequential", 2)]:
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        model.fit(ids, np.ones((16, width)), epochs=1, verbose=0)
+        model.save(directory / f"{name}.keras")
+    return directory
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "functional",
+            [
+                "# The nested Keras model `deepest` is flattened: its layers `deep` stand in the spec.",
+                "# The nested Keras model `block` is flattened: its layers `proj`, `deepest` stand in the spec.",
+                "model outer {",
+                "    input tokens: int32[*]",
+                "    embedding(20, 6, mask_zero=true) as embedding",
+                "    dense(6) as proj",
+                "    dense(5, activation=tanh) as deep",
+                "    gru(3) as gru",
+                "}",
+            ],
+        ),
+        (
+            "sequential",
+            [
+                "# The nested Keras model `pair` is flattened: its layers `d1`, `d2` stand in the spec.",
+                "model stack {",
+                "    input ids: int32[*]",
+                "    embedding(20, 4, mask_zero=true) as emb",
+                "    dense(4) as d1",
+                "    dense(4) as d2",
+                "    lstm(2) as lstm",
+                "}",
+            ],
+        ),
+    ],
+)
+def test_nested_models_are_flattened_and_verify_with_their_weights(nested_models, capsys, name, expected):
+    archive = nested_models / f"{name}.keras"
+    code, out, err = run(capsys, "import", archive)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == expected
+    spec = nested_models / f"{name}.rnn"
+    spec.write_text(out)
+    code, out, err = run(capsys, "verify", spec, "--weights", archive)
+    assert code == 0, err
+    assert f"trained weights from {archive}" in out
+    code, out, err = run(capsys, "port", spec, "--from", archive, "--to", nested_models / f"{name}.pt")
+    assert (code, err) == (0, "")

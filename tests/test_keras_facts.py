@@ -1222,3 +1222,29 @@ def test_new_activations():
         np.asarray(A.log_softmax(m)), torch.log_softmax(torch.from_numpy(m), -1).numpy(), rtol=1e-6
     )
     assert np.isfinite(np.asarray(A.log_softmax(m))).all()
+
+
+# Fact 60: a nested model: Keras warns that it "destroys" the mask and the symbolic output has
+# none, yet when the model runs the mask reaches the nested layers and the layers after it, as if
+# the nested model's layers stood in the outer model (which is how `import` flattens it).
+@pytest.mark.parametrize("nested", ["functional", "sequential"])
+def test_a_nested_model_passes_the_mask_on_when_it_runs(nested):
+    keras.utils.set_random_seed(0)
+    if nested == "functional":
+        inner_input = keras.Input((None, 6))
+        block = keras.Model(inner_input, L.Dense(4)(inner_input))
+    else:
+        block = keras.Sequential([L.Dense(4)])
+    ids = np.array([[1, 2, 0, 0], [0, 3, 0, 4]])
+    tokens = keras.Input((None,), dtype="int32")
+    embedding, lstm = L.Embedding(20, 6, mask_zero=True), L.LSTM(3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hidden = block(embedding(tokens))
+    assert get_keras_mask(hidden) is None
+    assert any("will therefore destroy the mask information" in str(w.message) for w in caught)
+    model = keras.Model(tokens, lstm(hidden))
+    features = block.layers[-1](np.asarray(embedding(ids)))  # no mask attached
+    masked = np.asarray(lstm(features, mask=ids != 0))
+    np.testing.assert_allclose(np.asarray(model(ids)), masked, atol=1e-6)
+    assert not np.allclose(np.asarray(lstm(features)), masked, atol=1e-4)
