@@ -53,6 +53,10 @@ _RNN_OPTIONS = {
     "unroll", "zero_output_for_mask",
 }  # fmt: skip
 
+# Preprocessing layers `--after-preprocessing` cuts from the front of a model: what each emits, as
+# the spec's input (dtype; the shape from its config and its input's), given the options it needs.
+PREPROCESSING = ("TextVectorization", "StringLookup", "IntegerLookup", "Normalization")
+
 # Options that never change the forward pass: how weights are initialised, penalised, constrained
 # or sampled during training, and which kernel implementation runs (the cuDNN one computes the same).
 _NO_FORWARD_EFFECT = re.compile(
@@ -132,6 +136,7 @@ class Imported:
     # Where each of them keeps its arrays in the archive's model.weights.h5 (`layers/rnn` for an
     # RNN(LSTMCell) that is `lstm` here, `layers/functional/layers/dense` inside a nested model).
     h5_groups: list[str | None] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)  # the preprocessing layers cut from the front
     notes: list[str] = field(default_factory=list)
 
 
@@ -537,8 +542,17 @@ def _identifier(raw: str, fallback: str, role: str) -> str:
 class _Converter:
     """One Keras model config -> spec text, collecting every problem before refusing."""
 
-    def __init__(self, config: dict[str, Any], source_name: str, keras_version: str | None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        source_name: str,
+        keras_version: str | None,
+        after_preprocessing: bool = False,
+    ) -> None:
         self.config = config
+        self.after_preprocessing = after_preprocessing
+        self.cut: list[str] = []  # the preprocessing layers cut from the front, in order
+        self._preprocessing_input = False
         self.source_name = source_name
         self.keras_version = keras_version
         self.problems: list[str] = []
@@ -594,6 +608,8 @@ class _Converter:
             input_cfg, chain, mask_kwargs = self._sequential(inner, layers)
         else:
             input_cfg, chain, mask_kwargs = self._functional(inner, layers)
+        if not self._structural:
+            input_cfg, chain = self._preprocessing_front(input_cfg, chain)
         self._previous_ref = self._input_ref
         items = []
         for entry in chain:
@@ -631,7 +647,12 @@ class _Converter:
         text = self._render(model_name, header, [item for item in items if item is not None])
         groups = [entry["raw"].get(H5_GROUP) for entry in chain]
         return Imported(
-            text, model_name, [entry["name"] for entry in chain], h5_groups=groups, notes=self.notes
+            text,
+            model_name,
+            [entry["name"] for entry in chain],
+            h5_groups=groups,
+            notes=self.notes,
+            cut=self.cut,
         )
 
     def _sequential(self, inner, layers):
@@ -797,16 +818,78 @@ class _Converter:
             self.problem(f"the model lists no {what}")
         return refs
 
+    def _preprocessing_front(self, input_cfg, chain):
+        """The chain and input after cutting the preprocessing layers at the front (with
+        `--after-preprocessing`; without it each is a problem that names the option)."""
+        front = []
+        for entry in chain:
+            if entry["class_name"] not in PREPROCESSING:
+                break
+            front.append(entry)
+        if not front:
+            return input_cfg, chain
+        if not self.after_preprocessing:
+            for entry in front:
+                entry["refused"] = True
+                self.problem(
+                    f"layer `{entry['name']}` ({entry['class_name']}): preprocessing has no equivalent; "
+                    "`rnnspec import --after-preprocessing` imports the model from the first layer after it"
+                )
+            self._preprocessing_input = True  # its string input is part of what is refused
+            return input_cfg, chain
+        shape = input_cfg.get("batch_shape", input_cfg.get("batch_input_shape")) if input_cfg else None
+        dims = list(shape[1:]) if isinstance(shape, list) else None
+        dtype = None
+        for entry in front:
+            config, where = entry["config"], f"layer `{entry['name']}` ({entry['class_name']})"
+            if entry["class_name"] == "Normalization":
+                dtype = "float32"
+                continue
+            mode = config.get("output_mode", "int")
+            if mode != "int" or config.get("invert") or config.get("ragged") or config.get("sparse"):
+                self.problem(
+                    f"{where}: with output_mode={_show(mode)}"
+                    + (", invert" if config.get("invert") else "")
+                    + (", ragged or sparse" if config.get("ragged") or config.get("sparse") else "")
+                    + " it emits no token ids; only a front that emits ids (output_mode='int') can be cut"
+                )
+            if config.get("mask_token") is not None:
+                self.problem(
+                    f"{where}: its mask_token makes a mask the spec cannot take from its input; "
+                    "use mask_zero=True on the Embedding instead"
+                )
+            dtype = "int64"
+            if entry["class_name"] == "TextVectorization":
+                length = config.get("output_sequence_length")
+                dims = [length if isinstance(length, int) and length > 0 else None]
+        cut = front[-1]
+        self.cut = [f"`{entry['name']}` ({entry['class_name']})" for entry in front]
+        self.notes.append(
+            f"Imported after the preprocessing front {', '.join(self.cut)}: the spec's input `{cut['name']}` "
+            f"is its output; run those layers in Keras and give the spec what `{cut['name']}` returns."
+        )
+        self._input_ref = (cut["name"], 0, 0)
+        batch = [shape[0] if isinstance(shape, list) and shape else None]
+        return {"batch_shape": batch + (dims or [None]), "dtype": dtype, "name": cut["name"]}, chain[
+            len(front) :
+        ]
+
     # -- one layer --------------------------------------------------------------------------
 
     def _item(self, entry: dict[str, Any]) -> Item | None:
         class_name, name, config = entry["class_name"], entry["name"], entry["config"]
         where = f"layer `{name}` ({class_name})"
+        if entry.get("refused"):
+            return None
         if class_name not in KERAS_KINDS:
             module = str(entry["raw"].get("module") or "")
-            if module and not module.startswith("keras"):
+            registered = entry["raw"].get("registered_name")
+            # Keras writes the module of a class defined outside Keras, and for one defined in a
+            # script (`__main__`) no module but its registered name.
+            if (module and not module.startswith("keras")) or (not module and isinstance(registered, str)):
+                origin = f"from `{module}`" if module else f"registered as `{registered}`"
                 self.problem(
-                    f"{where}: a user's layer class (from `{module}`): declare it in the spec with "
+                    f"{where}: a user's layer class ({origin}): declare it in the spec with "
                     "`extern layer` and write the spec by hand (docs/custom-layers.md)"
                 )
                 return None
@@ -1005,7 +1088,10 @@ class _Converter:
                 self.notes.append(f"The Keras input is {dtype}; the spec takes int32 token ids.")
                 dtype = "int32"
             else:
-                self.problem(f"input `{name}`: dtype `{dtype}` has no equivalent (int32, int64 or float32)")
+                if not self._preprocessing_input:  # else part of the preprocessing front refused
+                    self.problem(
+                        f"input `{name}`: dtype `{dtype}` has no equivalent (int32, int64 or float32)"
+                    )
                 return None
         if dtype == "float32" and first is not None and first.kind == "embedding":
             # Keras's Embedding casts its input to int32; token ids are the same function.
@@ -1208,13 +1294,16 @@ def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
     return config, version if isinstance(version, str) else None
 
 
-def import_model(path: Path) -> Imported:
-    """The spec for a `.keras` file; ImportRefused lists every part without an equivalent."""
+def import_model(path: Path, after_preprocessing: bool = False) -> Imported:
+    """The spec for a `.keras` file; ImportRefused lists every part without an equivalent.
+
+    With `after_preprocessing`, the model's preprocessing front (TextVectorization and the like)
+    is cut and the spec starts at the first layer after it."""
     from rnnspec.check import load_model
 
     config, version = read_keras_archive(path)
     try:
-        imported = _Converter(config, path.name, version).run()
+        imported = _Converter(config, path.name, version, after_preprocessing).run()
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
         # A config no Keras wrote: wrong types in places the checks above do not look.
         raise ImportRefused(
@@ -1238,7 +1327,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if output is not None:
         check_output(output, [source], force=args.force)
     try:
-        imported = import_model(source)
+        imported = import_model(source, after_preprocessing=args.after_preprocessing)
     except ImportRefused as exc:
         lines = [f"{source}: error: cannot import the model; these have no equivalent in the language:"]
         lines += first_lines(
@@ -1250,4 +1339,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         sys.stdout.write(imported.text)
     else:
         write_text(output, imported.text, [source], force=args.force)
+    if imported.cut:
+        last = imported.cut[-1].split("`")[1]
+        print(
+            terminal_text(
+                f"{source}: note: cut the preprocessing front {', '.join(imported.cut)}; the spec takes "
+                f"what `{last}` emits. Run it in Keras, e.g. "
+                f"keras.Model(model.inputs, model.get_layer({last!r}).output)(texts), and give the spec its output."
+            ),
+            file=sys.stderr,
+        )
     return 0

@@ -31,6 +31,12 @@ def add_parsers(sub: Any) -> None:
     imp.add_argument("model", metavar="MODEL", help="a Keras 3 .keras file")
     imp.add_argument("-o", "--output", help="write the spec here (atomically) instead of stdout")
     imp.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    imp.add_argument(
+        "--after-preprocessing",
+        action="store_true",
+        help="import from the first layer after the model's preprocessing front "
+        "(TextVectorization, StringLookup, IntegerLookup, Normalization): the spec takes what it emits",
+    )
     imp.set_defaults(func=cmd_import)
 
     port = sub.add_parser(

@@ -379,7 +379,7 @@ def _read_keras(
         return _read_keras_by_keras(model, programs, path, fmt, spec_path)
     if fmt == "keras":
         try:
-            imported = import_model(path)
+            imported = import_model(path, after_preprocessing=True)  # the spec may start after it
         except ImportRefused as exc:
             raise UsageError(
                 "\n".join(

@@ -205,3 +205,116 @@ def test_nested_models_are_flattened_and_verify_with_their_weights(nested_models
     assert f"trained weights from {archive}" in out
     code, out, err = run(capsys, "port", spec, "--from", archive, "--to", nested_models / f"{name}.pt")
     assert (code, err) == (0, "")
+
+
+TEXTS = [["the cat sat"], ["a dog ran far away today"], [""], ["the the dog"]]
+
+
+def texts():
+    import tensorflow as tf
+
+    return tf.constant(TEXTS)
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory):
+    """Strings -> TextVectorization -> Embedding(mask_zero) -> LSTM -> Dense, trained."""
+    keras.utils.set_random_seed(5)
+    vectorize = L.TextVectorization(max_tokens=50, output_sequence_length=8, name="vectorize")
+    vectorize.adapt(["the cat sat", "a dog ran far away", "the dog sat"])
+    text = keras.Input((1,), dtype="string", name="text")
+    x = L.Embedding(50, 4, mask_zero=True, name="embedding")(vectorize(text))
+    model = keras.Model(text, L.Dense(2, name="dense")(L.LSTM(3, name="lstm")(x)), name="reviews")
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    model.fit(texts(), np.ones((4, 2)), epochs=2, verbose=0)
+    directory = tmp_path_factory.mktemp("text")
+    model.save(directory / "reviews.keras")
+    return model, directory
+
+
+def test_a_preprocessing_front_is_refused_naming_the_option(text_model, capsys):
+    _, directory = text_model
+    assert refusal(capsys, directory / "reviews.keras") == [
+        "  layer `vectorize` (TextVectorization): preprocessing has no equivalent; "
+        "`rnnspec import --after-preprocessing` imports the model from the first layer after it"
+    ]
+
+
+def test_after_preprocessing_imports_from_the_first_layer_after_it(text_model, capsys):
+    import torch
+
+    from rnnspec.check import load_model
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import load_program
+
+    model, directory = text_model
+    archive, spec = directory / "reviews.keras", directory / "reviews.rnn"
+    code, out, err = run(capsys, "import", archive, "--after-preprocessing", "-o", spec)
+    assert (code, out) == (0, "")
+    assert err == (
+        f"{archive}: note: cut the preprocessing front `vectorize` (TextVectorization); the spec takes what "
+        "`vectorize` emits. Run it in Keras, e.g. keras.Model(model.inputs, model.get_layer('vectorize')"
+        ".output)(texts), and give the spec its output.\n"
+    )
+    assert spec.read_text().splitlines()[1:] == [
+        "# Imported after the preprocessing front `vectorize` (TextVectorization): the spec's input "
+        "`vectorize` is its output; run those layers in Keras and give the spec what `vectorize` returns.",
+        "model reviews {",
+        "    input vectorize: int64[8]",
+        "    embedding(50, 4, mask_zero=true) as embedding",
+        "    lstm(3) as lstm",
+        "    dense(2) as dense",
+        "}",
+    ]
+    code, out, err = run(capsys, "verify", spec, "--weights", archive)
+    assert code == 0, err
+    pt = directory / "reviews.pt"
+    assert main(["port", str(spec), "--from", str(archive), "--to", str(pt)]) == 0
+    # As the note says: the Keras front's ids through the PyTorch program give the Keras model's outputs.
+    ids = np.asarray(keras.Model(model.inputs, model.get_layer("vectorize").output)(texts()))
+    assert ids.dtype == np.int64 and (ids == 0).any() and (ids != 0).any()
+    module = load_program(generate(load_model(spec.read_text()), "pytorch", "reviews.rnn"), "reviews")
+    torch_model = module.build_model()
+    torch_model.load_state_dict(torch.load(pt, weights_only=True), strict=True)
+    with torch.no_grad():
+        got = torch_model.eval()(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(got, np.asarray(model(texts())), rtol=0, atol=1e-6)
+
+
+def test_a_front_that_emits_no_ids_cannot_be_cut(tmp_path, capsys):
+    chars = keras.Input((None,), dtype="string", name="chars")
+    lookup = L.StringLookup(vocabulary=["a", "b"], mask_token="", name="lookup")
+    keras.Model(chars, L.GRU(2, name="gru")(L.Embedding(5, 3, name="emb")(lookup(chars)))).save(
+        tmp_path / "masked.keras"
+    )
+    code, out, err = run(capsys, "import", tmp_path / "masked.keras", "--after-preprocessing")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[1:] == [
+        "  layer `lookup` (StringLookup): its mask_token makes a mask the spec cannot take from its input; "
+        "use mask_zero=True on the Embedding instead"
+    ]
+
+
+def test_a_layer_class_written_in_a_script_is_named(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    script = """
+import keras
+class Doubler(keras.layers.Layer):
+    def call(self, x):
+        return x * 2
+@keras.saving.register_keras_serializable(package="Mine")
+class Halver(keras.layers.Layer):
+    def call(self, x):
+        return x / 2
+x = keras.Input((None, 3), name="x")
+keras.Model(x, keras.layers.LSTM(2, name="lstm")(Halver(name="half")(Doubler(name="double")(x)))).save("user.keras")
+"""
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, capture_output=True)
+    assert refusal(capsys, tmp_path / "user.keras") == [
+        "  layer `double` (Doubler): a user's layer class (registered as `Doubler`): declare it in the spec "
+        "with `extern layer` and write the spec by hand (docs/custom-layers.md)",
+        "  layer `half` (Halver): a user's layer class (registered as `Mine>Halver`): declare it in the spec "
+        "with `extern layer` and write the spec by hand (docs/custom-layers.md)",
+    ]
