@@ -7,7 +7,11 @@ Variants of a workload:
 - ``loop``: the generated module with each fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` swapped for the
   generated per-timestep ``KerasLSTM``/``KerasGRU``/``KerasSimpleRNN`` (tanh/sigmoid, same weights):
   what the target would cost if it stepped in Python instead of calling torch's fused kernels.
-- ``keras``: the generated Keras program, ``model(x, training=False)``, same weights.
+- ``keras``: the generated Keras program, ``model(x, training=False)``, same weights (eager).
+- ``keras_tf``: the same Keras model compiled as a user serves it: ``predict_on_batch`` (a
+  ``tf.function``), TensorFlow backend.
+- ``keras_jax``: the same program and weights on Keras's JAX backend, ``predict_on_batch``
+  (jit-compiled), in a worker process (keras_worker.py): Keras fixes its backend per process.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ model stepped_classes {
 }
 """
 
-VARIANTS = ("handwritten", "generated", "loop", "keras")
+VARIANTS = ("handwritten", "generated", "loop", "keras", "keras_tf", "keras_jax")
 SLOW = ("loop", "keras")  # timed in the first `slow_reps` repetitions only
 
 
@@ -98,6 +102,73 @@ def to_loop(module) -> int:
     return swapped
 
 
+class JaxWorker:
+    """The generated Keras program on the JAX backend, in its own process (see keras_worker.py)."""
+
+    def __init__(self, source: str, keras_weights: dict[str, list[np.ndarray]], inputs, threads: int):
+        self.tmp = tempfile.TemporaryDirectory(prefix="rnnspec-bench-")
+        weights_path = os.path.join(self.tmp.name, "weights.npz")
+        np.savez(weights_path, **{f"{k}/{i}": w for k, ws in keras_weights.items() for i, w in enumerate(ws)})
+        inputs_path = os.path.join(self.tmp.name, "inputs.npz")
+        np.savez(inputs_path, **{pattern: x for pattern, (x, _valid) in inputs.items()})
+        env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("keras_worker.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        reply = self.ask(op="load", source=source, weights=weights_path, inputs=inputs_path, threads=threads)
+        if reply.get("backend") != "jax":
+            raise AssertionError(f"the JAX worker runs Keras on {reply.get('backend')}")
+
+    def ask(self, **request) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the JAX worker stopped (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def seconds(self, pattern: str) -> float:
+        return self.ask(op="time", pattern=pattern)["seconds"]
+
+    def grad_seconds(self, pattern: str) -> float:
+        return self.ask(op="grad_time", pattern=pattern)["seconds"]
+
+    def grad_loss(self, pattern: str) -> float:
+        return self.ask(op="grad_loss", pattern=pattern)["loss"]
+
+    def output(self, pattern: str) -> np.ndarray:
+        path = os.path.join(self.tmp.name, "out.npy")
+        self.ask(op="output", pattern=pattern, path=path)
+        return np.load(path)
+
+    def reset(self) -> None:
+        self.ask(op="reset")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.ask_quit()
+        self.tmp.cleanup()
+
+    def ask_quit(self) -> None:
+        self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+        self.proc.stdin.flush()
+        self.proc.wait(timeout=30)
+
+
+class Timed:
+    """A call whose duration is measured elsewhere (in the JAX worker): it returns its seconds."""
+
+    def __init__(self, call: Callable[[], float]):
+        self.call = call
+
+    def __call__(self) -> float:
+        return self.call()
+
+
 @dataclass
 class Built:
     """The four programs of one workload (the hand-written one is made per pattern)."""
@@ -109,6 +180,8 @@ class Built:
     keras_model: Any
     state: dict[str, Any]
     generated_code: str
+    keras_weights: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    jax: JaxWorker | None = None
 
 
 def build(workload, seed: int = 0) -> Built:
@@ -137,7 +210,12 @@ def build(workload, seed: int = 0) -> Built:
         keras_model,
         {k: torch.from_numpy(v.copy()) for k, v in state.items()},
         torch_code,
+        keras_weights,
     )
+
+
+def start_jax(workload, built: Built, inputs, threads: int) -> None:
+    built.jax = JaxWorker(workload.source, built.keras_weights, inputs, threads)
 
 
 def handwritten_for(workload, built: Built, pattern: str):
@@ -152,9 +230,11 @@ def reset(workload, built: Built, modules: dict[str, Any]) -> None:
     for module in modules.values():
         module.reset_states()
     built.keras_program.reset_states(built.keras_model)
+    if built.jax is not None:
+        built.jax.reset()
 
 
-def callables(workload, built: Built, hand, x: np.ndarray) -> dict[str, Callable[[], Any]]:
+def callables(workload, built: Built, hand, x: np.ndarray, pattern: str) -> dict[str, Callable[[], Any]]:
     """One zero-argument call per variant, on inputs converted once, outside the timed region."""
     import tensorflow as tf
     import torch
@@ -174,6 +254,8 @@ def callables(workload, built: Built, hand, x: np.ndarray) -> dict[str, Callable
         "generated": torch_call(built.generated),
         "loop": torch_call(built.loop),
         "keras": lambda: built.keras_model(xk, training=False),
+        "keras_tf": lambda: built.keras_model.predict_on_batch(xk),
+        "keras_jax": Timed(lambda: built.jax.seconds(pattern)),
     }
 
 
@@ -182,6 +264,8 @@ class Check:
     hand: float  # max |generated - handwritten| at valid positions
     loop: float  # max |generated - loop|, everywhere
     keras: float  # max |generated - keras|, everywhere
+    keras_tf: float  # max |generated - keras predict_on_batch|, everywhere
+    keras_jax: float  # max |generated - keras on JAX|, everywhere
 
 
 def check(
@@ -190,6 +274,7 @@ def check(
     hand,
     calls: dict[str, Callable[[], Any]],
     valid: np.ndarray,
+    pattern: str,
     atol: float = 1e-5,
     keras_atol: float = 1e-4,
 ) -> Check:
@@ -197,6 +282,8 @@ def check(
     outs = {}
     for name, call in calls.items():
         reset(workload, built, torch_modules(built, hand))
+        if isinstance(call, Timed):
+            call = lambda: built.jax.output(pattern)  # noqa: E731
         value = call()
         if workload.stateful:  # a second chunk, so that carried state is compared too
             value = call()
@@ -209,11 +296,15 @@ def check(
         d_hand = np.abs(gen - outs["handwritten"]).max()
     d_loop = np.abs(gen - outs["loop"]).max()
     d_keras = np.abs(gen - outs["keras"]).max()
+    d_tf = np.abs(gen - outs["keras_tf"]).max()
+    d_jax = np.abs(gen - outs["keras_jax"]).max()
     label = f"{workload.name}: generated vs"
     assert d_hand <= atol, f"{label} hand-written: max |diff| {d_hand:.3g} at valid positions"
     assert d_loop <= atol, f"{label} loop: max |diff| {d_loop:.3g}"
     assert d_keras <= keras_atol, f"{label} keras: max |diff| {d_keras:.3g}"
-    return Check(float(d_hand), float(d_loop), float(d_keras))
+    assert d_tf <= keras_atol, f"{label} keras predict_on_batch: max |diff| {d_tf:.3g}"
+    assert d_jax <= keras_atol, f"{label} keras on JAX: max |diff| {d_jax:.3g}"
+    return Check(float(d_hand), float(d_loop), float(d_keras), float(d_tf), float(d_jax))
 
 
 def torch_modules(built: Built, hand) -> dict[str, Any]:
@@ -260,8 +351,12 @@ def interleaved(calls: dict[str, Callable[[], Any]], reps: int, warmup: int, slo
             active = [n for n in names if rep < slow_reps or n not in SLOW]
             shift = rep % len(active)
             for name in active[shift:] + active[:shift]:
+                call = calls[name]
+                if isinstance(call, Timed):
+                    timing.samples[name].append(call())
+                    continue
                 start = time.perf_counter()
-                calls[name]()
+                call()
                 timing.samples[name].append(time.perf_counter() - start)
     finally:
         gc.enable()
@@ -378,3 +473,65 @@ def compile_breakdown(runs: int, root: Path) -> dict[str, float]:
         for name, ms in json.loads(out).items():
             phases.setdefault(name, []).append(ms)
     return {name: statistics.median(values) for name, values in phases.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# training step: forward + backward
+
+TRAIN_VARIANTS = ("handwritten", "generated", "keras_tf", "keras_jax")
+
+
+def train_callables(
+    workload, built: Built, hand, x: np.ndarray, pattern: str
+) -> dict[str, Callable[[], Any]]:
+    """One forward + backward per variant: the gradient of sum(output) w.r.t. every weight.
+
+    Inference mode everywhere (no dropout noise), so that the four compute the same thing; the
+    optimizer step, a few element-wise updates, is left out of all four.
+    """
+    import tensorflow as tf
+    import torch
+
+    xt = torch.from_numpy(x)
+    xk = tf.constant(x.astype(np.int32) if workload.vocab is not None else x)
+
+    def torch_step(module):
+        def call():
+            module.zero_grad(set_to_none=True)
+            out = module(xt)
+            loss = (out[0] if isinstance(out, tuple) else out).sum()
+            loss.backward()
+            return loss.detach()
+
+        return call
+
+    model = built.keras_model
+
+    @tf.function(reduce_retracing=True)
+    def tf_step(x):
+        with tf.GradientTape() as tape:
+            out = model(x, training=False)
+            loss = tf.reduce_sum(out[0] if isinstance(out, list | tuple) else out)
+        grads = tape.gradient(loss, model.trainable_variables)
+        return loss, grads
+
+    return {
+        "handwritten": torch_step(hand),
+        "generated": torch_step(built.generated),
+        "keras_tf": lambda: tf_step(xk)[0],
+        "keras_jax": Timed(lambda: built.jax.grad_seconds(pattern)),
+    }
+
+
+def check_train(workload, built: Built, calls: dict[str, Callable[[], Any]], pattern: str) -> float:
+    """The generated, TF and JAX losses agree (the same function is differentiated); their largest
+    relative difference."""
+    losses = {
+        "generated": float(calls["generated"]()),
+        "keras_tf": float(calls["keras_tf"]()),
+        "keras_jax": built.jax.grad_loss(pattern),
+    }
+    scale = max(abs(losses["generated"]), 1.0)
+    worst = max(abs(v - losses["generated"]) / scale for v in losses.values())
+    assert worst <= 1e-4, f"{workload.name}/{pattern}: training losses differ: {losses}"
+    return worst

@@ -69,16 +69,18 @@ def run(args) -> dict:
     measure.setup_threads(args.threads)
     load_before = loadavg()
     rows = []
+    train_rows = []
     for workload in workloads.all_workloads():
         if args.only and not any(s in workload.name for s in args.only):
             continue
         built = measure.build(workload)
         inputs = workloads.make_inputs(workload)
+        measure.start_jax(workload, built, inputs, args.threads)
         for pattern in workload.patterns:
             x, valid = inputs[pattern]
             hand = measure.handwritten_for(workload, built, pattern)
-            calls = measure.callables(workload, built, hand, x)
-            diffs = measure.check(workload, built, hand, calls, valid)
+            calls = measure.callables(workload, built, hand, x, pattern)
+            diffs = measure.check(workload, built, hand, calls, valid, pattern)
             timing = measure.interleaved(calls, args.reps, args.warmup, args.slow_reps)
             memory = {name: measure.peak_bytes(calls[name]) for name in ("handwritten", "generated", "loop")}
             row = {
@@ -92,6 +94,9 @@ def run(args) -> dict:
                 "ratio_iqr": timing.spread("generated", "handwritten"),
                 "loop_ratio": timing.ratio("loop", "handwritten"),
                 "keras_ratio": timing.ratio("keras", "handwritten"),
+                # above 1: the generated PyTorch is faster than compiled Keras
+                "tf_speedup": timing.ratio("keras_tf", "generated"),
+                "jax_speedup": timing.ratio("keras_jax", "generated"),
                 "target": TIME_TARGET[pattern],
                 "memory": memory,
                 "memory_ratio": memory["generated"] / max(memory["handwritten"], 1),
@@ -101,6 +106,23 @@ def run(args) -> dict:
             row["memory_ok"] = row["memory_ratio"] <= MEMORY_TARGET
             rows.append(row)
             print(format_row(row), flush=True)
+            if args.train and not workload.stateful:
+                train_calls = measure.train_callables(workload, built, hand.train(False), x, pattern)
+                loss_diff = measure.check_train(workload, built, train_calls, pattern)
+                timing = measure.interleaved(train_calls, args.reps, args.warmup, args.slow_reps)
+                train_row = {
+                    "workload": workload.name,
+                    "pattern": pattern,
+                    "ms": {name: timing.median_ms(name) for name in measure.TRAIN_VARIANTS},
+                    "hand_ratio": timing.ratio("generated", "handwritten"),
+                    "tf_speedup": timing.ratio("keras_tf", "generated"),
+                    "jax_speedup": timing.ratio("keras_jax", "generated"),
+                    "loss_rel_diff": loss_diff,
+                }
+                train_rows.append(train_row)
+                print(format_train_row(train_row), flush=True)
+            hand.eval()
+        built.jax.close()
     compile_result = measure.compile_latency(args.compile_runs, workloads.ROOT)
     compile_result["breakdown_ms"] = measure.compile_breakdown(args.compile_runs, workloads.ROOT)
     compile_result["ok"] = compile_result["ratio"] <= COMPILE_TARGET
@@ -117,6 +139,7 @@ def run(args) -> dict:
             "threads": args.threads,
         },
         "rows": rows,
+        "train_rows": train_rows,
         "compile": compile_result,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -128,9 +151,10 @@ def mb(value: int) -> str:
 
 HEADER = (
     "| workload | padding | hand-written ms | generated ms | gen/hand (IQR) | target | met | "
-    "loop ms | keras ms | mem hand MiB | mem gen MiB | mem gen/hand | met |"
+    "loop ms | keras ms | keras TF ms | keras JAX ms | TF/gen | JAX/gen | "
+    "mem hand MiB | mem gen MiB | mem gen/hand | met |"
 )
-RULE = "|" + "---|" * 13
+RULE = "|" + "---|" * 17
 
 
 def format_row(row: dict) -> str:
@@ -139,10 +163,44 @@ def format_row(row: dict) -> str:
     return (
         f"| {row['workload']} | {row['pattern']} | {ms['handwritten']:.2f} | {ms['generated']:.2f} | "
         f"{row['ratio']:.3f} ({lo:.2f}-{hi:.2f}) | <= {row['target']:.2f} | {'yes' if row['time_ok'] else '**no**'} | "
-        f"{ms['loop']:.1f} | {ms['keras']:.1f} | "
+        f"{ms['loop']:.1f} | {ms['keras']:.1f} | {ms['keras_tf']:.2f} | {ms['keras_jax']:.2f} | "
+        f"{row['tf_speedup']:.2f} | {row['jax_speedup']:.2f} | "
         f"{mb(row['memory']['handwritten'])} | {mb(row['memory']['generated'])} | {row['memory_ratio']:.2f} | "
         f"{'yes' if row['memory_ok'] else '**no**'} |"
     )
+
+
+TRAIN_HEADER = (
+    "| workload | padding | hand-written ms | generated ms | gen/hand | keras TF ms | keras JAX ms | "
+    "TF/gen | JAX/gen |"
+)
+
+
+def format_train_row(row: dict) -> str:
+    ms = row["ms"]
+    return (
+        f"| {row['workload']} | {row['pattern']} | {ms['handwritten']:.2f} | {ms['generated']:.2f} | "
+        f"{row['hand_ratio']:.3f} | {ms['keras_tf']:.2f} | {ms['keras_jax']:.2f} | "
+        f"{row['tf_speedup']:.2f} | {row['jax_speedup']:.2f} |"
+    )
+
+
+def train_markdown(results: dict) -> list[str]:
+    if not results["train_rows"]:
+        return []
+    return [
+        "## Training step (forward + backward)",
+        "",
+        "The gradient of sum(output) w.r.t. every weight, inference mode (no dropout) in all four, no "
+        "optimizer step: torch `backward()`; TF a `tf.function` with a `GradientTape`; JAX "
+        "`jax.jit(jax.grad(...))` over `model.stateless_call`. Ratios as above (TF/gen, JAX/gen above 1: "
+        "the generated PyTorch is faster).",
+        "",
+        TRAIN_HEADER,
+        "|" + "---|" * 9,
+        *[format_train_row(row) for row in results["train_rows"]],
+        "",
+    ]
 
 
 def markdown(results: dict) -> str:
@@ -164,6 +222,7 @@ def markdown(results: dict) -> str:
         RULE,
         *[format_row(row) for row in results["rows"]],
         "",
+        *train_markdown(results),
         "## Compile latency",
         "",
         f'Cold `{c["command"]}` in a fresh process vs `python -c "import lark, jinja2"`, '
@@ -197,18 +256,26 @@ def plot(results: dict, path: Path) -> None:
     labels = [f"{r['workload']}\n{r['pattern']}" for r in rows]
     x = np.arange(len(rows))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(12, 0.6 * len(rows)), 10), sharex=True)
-    width = 0.2
+    width = 0.8 / len(measure.VARIANTS)
     colors = {
         "handwritten": "tab:gray",
         "generated": "tab:blue",
         "loop": "tab:orange",
         "keras": "tab:red",
+        "keras_tf": "tab:brown",
+        "keras_jax": "tab:pink",
     }
     for i, name in enumerate(measure.VARIANTS):
-        top.bar(x + (i - 1.5) * width, [r["ms"][name] for r in rows], width, label=name, color=colors[name])
+        top.bar(
+            x + (i - (len(measure.VARIANTS) - 1) / 2) * width,
+            [r["ms"][name] for r in rows],
+            width,
+            label=name,
+            color=colors[name],
+        )
     top.set_yscale("log")
     top.set_ylabel("ms per forward (median)")
-    top.legend(ncol=4)
+    top.legend(ncol=len(measure.VARIANTS))
     top.set_title(
         f"rnnspec forward pass, {results['machine']['cpu']}, {results['machine']['threads']} thread(s), "
         f"torch {results['machine']['torch']}"
@@ -260,6 +327,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--compile-runs", type=int, help="runs of each compile-latency command (default 15)")
     parser.add_argument("--only", nargs="*", help="workloads whose name contains one of these")
+    parser.add_argument(
+        "--no-train",
+        dest="train",
+        action="store_false",
+        help="skip the training-step (forward+backward) rows",
+    )
     parser.add_argument(
         "--out", type=Path, default=HERE, help="directory for the results files (default benchmarks/)"
     )

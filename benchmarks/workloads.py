@@ -37,7 +37,7 @@ class Workload:
     notes: list[str] = field(default_factory=list)
 
 
-def synthetic(kind: str, bidirectional: bool = False) -> Workload:
+def synthetic(kind: str, bidirectional: bool = False, batch: int = BATCH) -> Workload:
     layer = f"{kind}(128, return_sequences=true)"
     name = f"{'bi' if bidirectional else ''}{kind}"
     if bidirectional:
@@ -48,8 +48,9 @@ def synthetic(kind: str, bidirectional: bool = False) -> Workload:
     )
     attr = "bidirectional_1" if bidirectional else f"{kind}_1"
     return Workload(
-        name=f"{name} 128 (seq)",
-        group="synthetic",
+        name=f"{name} 128 (seq)" + (f" batch {batch}" if batch != BATCH else ""),
+        group="synthetic" if batch == BATCH else "latency",
+        batch=batch,
         source=source,
         handwritten=lambda pattern: handwritten.Encoder(kind, attr, 1000, 64, 128, bidirectional, pattern),
         patterns=PATTERNS,
@@ -77,6 +78,9 @@ def all_workloads() -> list[Workload]:
         synthetic("gru"),
         synthetic("simple_rnn"),
         synthetic("lstm", bidirectional=True),
+        # serving latency: one request, and a small batch
+        synthetic("lstm", batch=1),
+        synthetic("lstm", batch=8),
         example("sentiment.rnn", handwritten.Sentiment, vocab=1000),
         example("attention.rnn", handwritten.Attention, vocab=5000),
         example("masking.rnn", handwritten.MaskedFeatures, features=8, mask_value=-1.0),
@@ -118,7 +122,10 @@ def make_inputs(workload: Workload, seed: int = 0) -> dict[str, tuple[np.ndarray
     rng = np.random.default_rng(seed)
     b, t = workload.batch, workload.steps
     lengths = rng.integers(max(1, t // 4), t + 1, size=b)
-    lengths[0] = t
+    if b > 1:
+        lengths[0] = t
+    else:  # one request: padded to the batch's length by whoever batched it, 70% tokens
+        lengths[0] = int(0.7 * t)
     out = {}
     for pattern in workload.patterns:
         valid = valid_positions(pattern, b, t, rng, lengths)

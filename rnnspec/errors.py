@@ -58,6 +58,14 @@ class SpecError(Exception):
         return "\n".join(d.render(path, source) for d in self.diagnostics)
 
 
+class Unsupported(SpecError):
+    """A layer kind (or one form of it) that a target or tool has no handler for: exit 2."""
+
+    @classmethod
+    def of(cls, kind: str, tool: str, pos: Pos | None = None, detail: str = "") -> Unsupported:
+        return cls([Diagnostic(pos, f"layer kind `{kind}`{detail} is not supported by {tool}")])
+
+
 # A file with thousands of mistakes gets the first ones, not thousands of lines.
 MAX_DIAGNOSTICS = 50
 

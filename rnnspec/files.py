@@ -26,14 +26,14 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rnnspec.errors import UserError
+from rnnspec.check import load_models
+from rnnspec.errors import SpecError, UserError
+from rnnspec.text import escape_unprintable
 
 MAX_SPEC_BYTES = 1 << 20  # 1 MiB: a hand-written spec is a few kB; an imported one a few more
 
 
 def _show(path: str | os.PathLike[str]) -> str:
-    from rnnspec.text import escape_unprintable
-
     return escape_unprintable(os.fspath(path))
 
 
@@ -113,9 +113,6 @@ def read_spec(path: str | os.PathLike[str]) -> str:
 
 def load_spec(path: str | os.PathLike[str]) -> tuple[str, list]:
     """Read and check a spec file: its text and models, or a UserError holding every diagnostic."""
-    from rnnspec.check import load_models
-    from rnnspec.errors import SpecError
-
     source = read_spec(path)
     try:
         return source, load_models(source)

@@ -6,23 +6,24 @@ computes the same function, or refuses with every layer and option that has no e
 
 from __future__ import annotations
 
-import argparse
 import json
 import keyword
 import math
 import os
 import re
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.errors import SpecError, first_lines
+from rnnspec.check import load_model
+from rnnspec.errors import Pos, SpecError
 from rnnspec.errors import UserError as UsageError
-from rnnspec.files import check_output, require_regular_file, write_text
-from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES, RECURRENT_KINDS, bad_identifier
-from rnnspec.text import comment_text, escape_unprintable, terminal_text
+from rnnspec.files import require_regular_file
+from rnnspec.ir import ACTIVATIONS, MERGE_MODES, RECURRENT_KINDS, Layer, bad_identifier
+from rnnspec.kinds import KERAS_KINDS, KINDS, LAYER_SCHEMAS
+from rnnspec.names import MODULE_ATTRIBUTES, PROGRAM_NAMES, camel_case, reserved_class_names
+from rnnspec.text import comment_text
 
 if TYPE_CHECKING:
     pass
@@ -32,18 +33,6 @@ if TYPE_CHECKING:
 # rnnspec import
 # ---------------------------------------------------------------------------------------------
 
-KERAS_KINDS = {
-    "Embedding": "embedding",
-    "Masking": "masking",
-    "SimpleRNN": "simple_rnn",
-    "LSTM": "lstm",
-    "GRU": "gru",
-    "Bidirectional": "bidirectional",
-    "Dense": "dense",
-    "Dropout": "dropout",
-    "GlobalAveragePooling1D": "global_average_pooling",
-    "AttentionPooling": "attention_pooling",
-}
 RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
 # `RNN(cell)` is the layer of that cell when the cell is one of Keras's own: LSTM is RNN(LSTMCell).
 CELL_LAYERS = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
@@ -251,6 +240,10 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
         elif key in _ONLY_AT:
             allowed, why = _ONLY_AT[key]
             if value != allowed:
+                problems.append(f"`{key}={_show(value)}`: {why}")
+        elif key in KINDS[kind].keras_fixed:
+            values, why = KINDS[kind].keras_fixed[key]
+            if value not in values:
                 problems.append(f"`{key}={_show(value)}`: {why}")
         elif kind == "bidirectional" and key in ("layer", "backward_layer"):
             continue  # handled by the caller
@@ -515,10 +508,6 @@ def cell_problem(layer: dict[str, Any]) -> str | None:
 
 def _identifier(raw: str, fallback: str, role: str) -> str:
     """A spec identifier as close to `raw` as the language (and the generated programs) allow."""
-    from rnnspec.check import MODULE_ATTRIBUTES, PROGRAM_NAMES
-    from rnnspec.targets import reserved_class_names
-    from rnnspec.targets.pytorch import camel_case
-
     name = re.sub(r"[^A-Za-z0-9_]", "_", raw or "")
     if role == "layer":
         name = name.lstrip("_")
@@ -979,16 +968,13 @@ class _Converter:
         if item is None:
             self._mask_source = "unknown"
             return
-        rec = item.inner if item.inner is not None else item
         if item.kind == "embedding":
             self._mask_source = ("embedding", 0) if item.attrs["mask_zero"] else None
             self._mask_input = here
         elif item.kind == "masking":
             self._mask_source = ("masking", item.attrs["mask_value"])
             self._mask_input = here
-        elif item.kind in ("global_average_pooling", "attention_pooling"):
-            self._mask_source = None
-        elif rec.kind in RECURRENT_KINDS and not rec.attrs["return_sequences"]:
+        elif not KINDS[item.kind].keeps_mask(_as_layer(item)):
             self._mask_source = None
 
     def _op_closure(self, ref: tuple[str, int, int] | None) -> set[str]:
@@ -1155,6 +1141,12 @@ class _Converter:
         return "\n".join([*head, f"model {model_name}{options} {{", f"    {header}", *lines, "}"]) + "\n"
 
 
+def _as_layer(item: Item) -> Layer:
+    """An import item as the IR layer it will be, for asking its kind."""
+    inner = _as_layer(item.inner) if item.inner is not None else None
+    return Layer(item.name or item.keras_name, item.kind, item.attrs, Pos(1, 1), inner=inner)
+
+
 def _is_not_equal(node, source_input, value) -> bool:
     args, kwargs = node
     if kwargs or len(args) != 2 or _ref(args[0]) != source_input:
@@ -1299,7 +1291,6 @@ def import_model(path: Path, after_preprocessing: bool = False) -> Imported:
 
     With `after_preprocessing`, the model's preprocessing front (TextVectorization and the like)
     is cut and the spec starts at the first layer after it."""
-    from rnnspec.check import load_model
 
     config, version = read_keras_archive(path)
     try:
@@ -1319,34 +1310,3 @@ def import_model(path: Path, after_preprocessing: bool = False) -> Imported:
             [f"rnnspec refuses the spec it would need: {d.message}" for d in exc.diagnostics]
         ) from None
     return imported
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    source = Path(args.model)
-    output = Path(args.output) if args.output else None
-    if output is not None:
-        check_output(output, [source], force=args.force)
-    try:
-        imported = import_model(source, after_preprocessing=args.after_preprocessing)
-    except ImportRefused as exc:
-        lines = [f"{source}: error: cannot import the model; these have no equivalent in the language:"]
-        lines += first_lines(
-            [f"  {escape_unprintable(message)}" for message in exc.problems]
-        )  # one line each
-        print(terminal_text("\n".join(lines)), file=sys.stderr)  # names from the archive, escaped
-        return 2
-    if output is None:
-        sys.stdout.write(imported.text)
-    else:
-        write_text(output, imported.text, [source], force=args.force)
-    if imported.cut:
-        last = imported.cut[-1].split("`")[1]
-        print(
-            terminal_text(
-                f"{source}: note: cut the preprocessing front {', '.join(imported.cut)}; the spec takes "
-                f"what `{last}` emits. Run it in Keras, e.g. "
-                f"keras.Model(model.inputs, model.get_layer({last!r}).output)(texts), and give the spec its output."
-            ),
-            file=sys.stderr,
-        )
-    return 0

@@ -7,10 +7,8 @@ functions that need them only.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -18,12 +16,25 @@ from math import prod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnspec.errors import SpecError, first_lines
+from rnnspec.check import load_model
+from rnnspec.compiler import generate
+from rnnspec.equivalence.harness import load_program
+from rnnspec.equivalence.weights import (
+    get_keras_weights,
+    keras_to_torch,
+    keras_weight_shapes,
+    load_torch_state,
+    set_keras_weights,
+    torch_to_keras,
+)
+from rnnspec.errors import Unsupported, first_lines
 from rnnspec.errors import UserError as UsageError
-from rnnspec.files import check_output, read_spec, replacing, require_regular_file
+from rnnspec.files import replacing, require_regular_file
+from rnnspec.frameworks import import_frameworks, quiet_stderr
 from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
 from rnnspec.ir import Layer, Model
-from rnnspec.text import escape_unprintable, terminal_text
+from rnnspec.kinds import kind_of
+from rnnspec.text import escape_unprintable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,18 +45,7 @@ if TYPE_CHECKING:
 
 FORMATS = {".keras": "keras", ".weights.h5": "weights.h5", ".pt": "pt", ".pth": "pt"}
 FRAMEWORK = {"keras": "Keras", "weights.h5": "Keras", "pt": "PyTorch"}
-H5_NAMES = {
-    "embedding": "embedding",
-    "masking": "masking",
-    "simple_rnn": "simple_rnn",
-    "lstm": "lstm",
-    "gru": "gru",
-    "bidirectional": "bidirectional",
-    "dense": "dense",
-    "dropout": "dropout",
-    "global_average_pooling": "global_average_pooling1d",
-    "attention_pooling": "attention_pooling",
-}
+TOOL = "rnnspec port"
 
 
 def weights_format(path: Path) -> str | None:
@@ -58,19 +58,9 @@ def weights_format(path: Path) -> str | None:
 
 def keras_array_names(layer: Layer) -> list[str]:
     """Names for the arrays `get_weights()` gives for one spec layer, as messages show them."""
-    if layer.kind == "embedding":
-        return [f"{layer.name}.embeddings"]
-    if layer.kind == "dense":
-        return [f"{layer.name}.kernel"] + ([f"{layer.name}.bias"] if layer.attrs["use_bias"] else [])
-    if layer.kind == "attention_pooling":
-        return [f"{layer.name}.kernel"]
-    rec = layer.recurrent
-    if rec is None:
+    if layer.extern is not None:
         return []
-    names = ["kernel", "recurrent_kernel"] + (["bias"] if rec.attrs["use_bias"] else [])
-    if layer.inner is None:
-        return [f"{layer.name}.{n}" for n in names]
-    return [f"{layer.name}.{half}.{n}" for half in ("forward", "backward") for n in names]
+    return [f"{layer.name}.{name}" for name, _ in kind_of(layer, TOOL).keras_weights(layer, 0)]
 
 
 def h5_paths(model: Model, groups: dict[str, str] | None = None) -> dict[str, list[str]]:
@@ -80,7 +70,10 @@ def h5_paths(model: Model, groups: dict[str, str] | None = None) -> dict[str, li
     used: dict[str, int] = {}
     paths: dict[str, list[str]] = {}
     for layer in model.layers:
-        base = H5_NAMES[layer.kind]
+        kind = kind_of(layer, TOOL)
+        base = kind.h5_name
+        if not base:
+            raise Unsupported.of(layer.kind, TOOL, layer.pos)
         if base in used:
             used[base] += 1
             base = f"{base}_{used[base]}"
@@ -88,15 +81,8 @@ def h5_paths(model: Model, groups: dict[str, str] | None = None) -> dict[str, li
             used[base] = 0
         group = groups[layer.name] if groups and groups.get(layer.name) else f"layers/{base}"
         count = len(keras_array_names(layer))
-        if layer.kind in ("embedding", "dense", "attention_pooling"):
-            paths[layer.name] = [f"{group}/vars/{i}" for i in range(count)]
-        elif layer.inner is not None:
-            half = count // 2
-            paths[layer.name] = [f"{group}/forward_layer/cell/vars/{i}" for i in range(half)] + [
-                f"{group}/backward_layer/cell/vars/{i}" for i in range(half)
-            ]
-        elif layer.recurrent is not None:
-            paths[layer.name] = [f"{group}/cell/vars/{i}" for i in range(count)]
+        if count:
+            paths[layer.name] = kind.h5_paths(layer, group, count)
     return paths
 
 
@@ -176,8 +162,6 @@ def _refuse_outside_references(handle: Any, path: Path) -> None:
 
 def expected_weight_bytes(model: Model) -> int:
     """About what a Keras weights file of this spec holds: its float32 arrays, plus HDF5's overhead."""
-    from rnnspec.equivalence.weights import keras_weight_shapes
-
     arrays = [shape for shapes in keras_weight_shapes(model).values() for shape in shapes]
     return 4 * sum(prod(shape) for shape in arrays) + 4096 * (len(arrays) + len(model.layers)) + (1 << 20)
 
@@ -186,8 +170,6 @@ def _read_h5_arrays(
     model: Model, handle: Any, path: Path, spec_path: str, groups: dict[str, str] | None = None
 ) -> dict[str, list[np.ndarray]]:
     import numpy as np
-
-    from rnnspec.equivalence.weights import keras_weight_shapes
 
     shapes = keras_weight_shapes(model)
     paths = h5_paths(model, groups)
@@ -254,10 +236,7 @@ class _Programs:
     torch: Any
 
 
-def _programs(model: Model, source_name: str) -> _Programs:
-    from rnnspec.compiler import generate
-    from rnnspec.equivalence.harness import load_program
-    from rnnspec.verify import import_frameworks, quiet_stderr
+def programs_for(model: Model, source_name: str) -> _Programs:
 
     import_frameworks()
     with quiet_stderr():
@@ -277,8 +256,6 @@ def _same(a: dict[str, list[np.ndarray]], b: dict[str, list[np.ndarray]]) -> boo
 def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
     import numpy as np
     import torch
-
-    from rnnspec.equivalence.weights import torch_to_keras
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -332,8 +309,6 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
 def _compare_architecture(model: Model, imported: Imported) -> tuple[list[str], list[str]]:
     """How the model saved in a .keras file differs from the spec, beyond names and training-only
     options: (differences in the layers themselves, differences in their options)."""
-    from rnnspec.check import load_model
-
     other = load_model(imported.text)
     ignore = {"dropout", "recurrent_dropout", "unit_forget_bias", "rate"}
     layers: list[str] = []
@@ -372,8 +347,6 @@ def _read_keras(
     import io
 
     import h5py
-
-    from rnnspec.equivalence.weights import get_keras_weights
 
     if any(layer.extern is not None for layer in model.layers):
         return _read_keras_by_keras(model, programs, path, fmt, spec_path)
@@ -472,8 +445,6 @@ def _read_keras_by_keras(
     """Trained arrays for a model with user layers: only the user's Keras classes know their
     weights, so Keras reads the file (into the spec's model, or as the saved model), and every
     layer's arrays are checked, by name and shape, against the spec's model built from the spec."""
-    from rnnspec.equivalence.weights import get_keras_weights
-
     built = programs.keras.build_model()
     expected = get_keras_weights(model, built)
     if fmt == "keras":
@@ -541,7 +512,7 @@ def read_weights(model: Model, path: Path, spec_path: str, programs: _Programs |
         raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
     require_regular_file(path, "weights file")
     if programs is None:
-        programs = _programs(model, Path(spec_path).name)
+        programs = programs_for(model, Path(spec_path).name)
     if fmt == "pt":
         return _read_pt(model, programs, path, spec_path)
     return _read_keras(model, programs, path, fmt, spec_path)
@@ -558,8 +529,6 @@ def write_weights(
 ) -> int:
     """Write `weights` (Keras arrays per layer) to `target` under the output rules (rnnspec/files.py);
     return the number of arrays."""
-    from rnnspec.equivalence.weights import keras_to_torch, load_torch_state, set_keras_weights
-
     fmt = weights_format(target)
     suffix = {"keras": ".keras", "weights.h5": ".weights.h5", "pt": target.suffix}[fmt]
     with replacing(target, inputs, force=force, suffix=suffix) as tmp:
@@ -640,45 +609,3 @@ def _without_dates(path: Path) -> None:
             fixed.compress_type = info.compress_type
             fixed.external_attr = info.external_attr
             archive.writestr(fixed, data)
-
-
-def cmd_port(args: argparse.Namespace) -> int:
-    spec_path = Path(args.file)
-    source_path = Path(args.source)
-    target_path = Path(args.target)
-    text = read_spec(args.file)
-    from rnnspec.check import load_model
-
-    try:
-        model = load_model(text, args.model)
-    except SpecError as exc:
-        print(exc.render(args.file, text), file=sys.stderr)
-        return 2
-    check_output(target_path, [spec_path, source_path], force=args.force)
-    src_fmt, dst_fmt = weights_format(source_path), weights_format(target_path)
-    for path, fmt in ((source_path, src_fmt), (target_path, dst_fmt)):
-        if fmt is None:
-            raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
-    require_regular_file(source_path, "weights file")
-    from rnnspec.equivalence.extern import ExternContractError, user_code_path
-
-    with user_code_path(spec_path, model):  # the programs import a user's layers from the spec's directory
-        try:
-            programs = _programs(model, spec_path.name)
-        except Exception as exc:
-            raise UsageError(f"rnnspec port: error: {exc}") from None
-        try:
-            weights = read_weights(model, source_path, args.file, programs)
-            count = write_weights(
-                model, programs, weights, target_path, [spec_path, source_path], force=args.force
-            )
-        except ExternContractError as exc:
-            raise UsageError(f"rnnspec port: error: {exc}") from None
-    parameters = sum(int(a.size) for arrays in weights.values() for a in arrays)
-    print(
-        terminal_text(
-            f"{source_path} -> {target_path}: {count} arrays, {parameters:,} parameters of `{model.name}` "
-            f"({FRAMEWORK[src_fmt]} -> {FRAMEWORK[dst_fmt]})"
-        )
-    )
-    return 0

@@ -50,8 +50,9 @@ class RnnSpecFailure(Exception):
 class RnnSpecFile(pytest.File):
     def collect(self):
         from rnnspec.check import load_models
-        from rnnspec.cli import UsageError, read_spec
         from rnnspec.errors import SpecError
+        from rnnspec.errors import UserError as UsageError
+        from rnnspec.files import read_spec
 
         shown = self.shown_path()
         try:

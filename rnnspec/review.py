@@ -5,14 +5,12 @@ All three work from the IR alone; none imports a framework.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from math import prod
 
-from rnnspec.errors import Diagnostic, UserError
-from rnnspec.files import load_spec, write_text
+from rnnspec.equivalence.weights import keras_weight_shapes
 from rnnspec.ir import Layer, Model
+from rnnspec.kinds import kind_of
 from rnnspec.parse import (
     ExternArg,
     ExternAST,
@@ -24,7 +22,8 @@ from rnnspec.parse import (
     parse,
     value_text,
 )
-from rnnspec.text import BOM, newline_of, normalize, split_lines, terminal_text
+from rnnspec.targets.pytorch import FUSED, STEPPED, fused_kernel_reason
+from rnnspec.text import normalize, split_lines
 
 # --- check -------------------------------------------------------------------------------
 
@@ -62,8 +61,6 @@ def keras_gpu_kernel(rec: Layer, masked: bool) -> tuple[bool, str]:
 
 
 def review_layer(model: Model, layer: Layer) -> LayerReport | None:
-    from rnnspec.targets.pytorch import FUSED, STEPPED, fused_kernel_reason
-
     rec = layer.recurrent
     if rec is None:
         return None
@@ -91,43 +88,17 @@ def review_layer(model: Model, layer: Layer) -> LayerReport | None:
     return LayerReport(layer, "Keras on a GPU: " + keras_text, "PyTorch: " + pytorch, warnings)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    _, models = load_spec(args.file)
-    warned = False
-    for model in models:
-        print(f"{args.file}: model `{model.name}`: ok")
-        for layer in model.layers:
-            report = review_layer(model, layer)
-            if report is None:
-                continue
-            print(f"  {layer.name} ({layer.kind}{'(' + layer.inner.kind + ')' if layer.inner else ''})")
-            print(f"    {report.keras}")
-            print(f"    {report.pytorch}")
-            for text in report.warnings:
-                warned = True
-                print(Diagnostic(layer.pos, text, "warning").render(args.file, None))
-    return 1 if warned and args.strict else 0
-
-
 # --- summary -----------------------------------------------------------------------------
 
 
 def torch_parameter_count(model: Model, layer: Layer, shapes: dict | None = None) -> int:
     """torch's count differs from Keras's only where torch keeps a second bias per direction."""
-    from rnnspec.equivalence.weights import GATE_ORDER, keras_weight_shapes
-
     shapes = keras_weight_shapes(model) if shapes is None else shapes
     count = sum(prod(shape) for shape in shapes.get(layer.name, []))
-    rec = layer.recurrent
-    if rec is not None and rec.attrs["use_bias"] and rec.kind in ("lstm", "simple_rnn"):
-        directions = 2 if layer.inner is not None else 1
-        count += directions * len(GATE_ORDER[rec.kind]) * rec.attrs["units"]
-    return count
+    return count + kind_of(layer, "rnnspec summary").torch_extra_parameters(layer)
 
 
 def summary_rows(model: Model) -> list[tuple[str, str, str, int | None, int | None]]:
-    from rnnspec.equivalence.weights import keras_weight_shapes
-
     shapes = keras_weight_shapes(model)
     batch = str(model.batch_size) if model.batch_size else "None"
     rows = []
@@ -179,19 +150,6 @@ def render_summary(model: Model) -> str:
     return (
         "\n".join([f"model `{model.name}`", line(header), rule, *body, rule, line(table[-1]), *note]) + "\n"
     )
-
-
-def cmd_summary(args: argparse.Namespace) -> int:
-    _, models = load_spec(args.file)
-    if args.model:
-        known = [m.name for m in models]
-        models = [m for m in models if m.name == args.model]
-        if not models:
-            raise UserError(
-                f"{args.file}: error: no model `{args.model}` in this file; it defines: {', '.join(known)}"
-            )
-    sys.stdout.write("\n".join(render_summary(m) for m in models))
-    return 0
 
 
 # --- fmt ---------------------------------------------------------------------------------
@@ -293,53 +251,3 @@ def format_source(source: str) -> str:
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"
-
-
-def cmd_fmt(args: argparse.Namespace) -> int:
-    source, _ = load_spec(args.file)  # never reformat a spec that does not check
-    formatted = format_source(source)
-    # Written back as it came: a BOM and Windows (or old Mac) line endings are kept.
-    bom = BOM if source.startswith(BOM) else ""
-    formatted = bom + formatted.replace("\n", newline_of(source))
-    if args.check:
-        if formatted != source:
-            print(f"{args.file}: would reformat", file=sys.stderr)
-            _show_diff(source, formatted, args.file)
-            return 1
-        return 0
-    if formatted != source:
-        write_text(args.file, formatted)
-        print(f"{args.file}: reformatted", file=sys.stderr)
-    return 0
-
-
-def _show_diff(old: str, new: str, path: str) -> None:
-    """The change `fmt` would make, as a unified diff on stderr."""
-    import difflib
-
-    diff = difflib.unified_diff(
-        split_lines(normalize(old)),
-        split_lines(normalize(new)),
-        f"{path}",
-        f"{path} (formatted)",
-        lineterm="",
-    )
-    for line in diff:
-        print(terminal_text(line), file=sys.stderr)
-
-
-def add_parsers(sub) -> None:
-    check = sub.add_parser("check", help="validate a spec and report how each recurrent layer will run")
-    check.add_argument("file")
-    check.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
-    check.set_defaults(func=cmd_check)
-    summary = sub.add_parser(
-        "summary", help="layers, output shapes and parameter counts, from the spec alone"
-    )
-    summary.add_argument("file")
-    summary.add_argument("--model", help="only this model")
-    summary.set_defaults(func=cmd_summary)
-    fmt = sub.add_parser("fmt", help="rewrite a spec in canonical layout (comments kept)")
-    fmt.add_argument("file")
-    fmt.add_argument("--check", action="store_true", help="exit 1 if the file would change; write nothing")
-    fmt.set_defaults(func=cmd_fmt)

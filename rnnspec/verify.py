@@ -2,55 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import copy
-import json
-import os
-import sys
 import traceback
-import warnings
 from pathlib import Path
 
-from rnnspec.equivalence.extern import ExternContractError, user_code_path
+from rnnspec.compiler import generate
+from rnnspec.equivalence.divergence import first_difference
+from rnnspec.equivalence.extern import ExternContractError, describe_layer
+from rnnspec.equivalence.gradients import GradientResult, verify_gradients
+from rnnspec.equivalence.harness import Programs, Result, verify
+from rnnspec.frameworks import VerifyError, import_frameworks, quiet_stderr
 from rnnspec.ir import Model
 from rnnspec.options import VerifyOptions
+from rnnspec.port import read_weights
 
-
-class VerifyError(Exception):
-    """Code that does not load or run, or frameworks that are missing (exit 2)."""
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """TensorFlow's C++ start-up chatter goes straight to fd 2; hide it while importing."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def import_frameworks() -> None:
-    from rnnspec.equivalence.harness import configure_frameworks
-
-    configure_frameworks()
-    # The one-timestep batch makes attention pooling's softmax run over a single value, on purpose.
-    warnings.filterwarnings("ignore", message="You are using a softmax over axis")
-    try:
-        with quiet_stderr():
-            import keras  # noqa: F401
-            import torch  # noqa: F401
-    except ImportError as exc:
-        raise VerifyError(
-            f"verify needs Keras (TensorFlow backend) and PyTorch: {exc}; "
-            "install them with `pip install 'rnnspec[keras,torch]'`"
-        ) from None
+__all__ = ["VerifyError", "describe", "import_frameworks", "quiet_stderr", "roundoff_warning", "verify_one"]
 
 
 def prefix_model(model: Model, length: int) -> Model:
@@ -78,9 +44,6 @@ def first_divergence(
 ) -> tuple[str, str | None] | None:
     """The first layer whose output differs and, at a user's layer, which classes and the first
     position where they differ (its output, or the mask it produces), or what it raised."""
-    from rnnspec.compiler import generate
-    from rnnspec.equivalence.extern import describe_layer, first_difference
-    from rnnspec.equivalence.harness import Programs, verify
 
     for length in range(1, len(model.layers) + 1):
         cut = prefix_model(model, length)
@@ -112,15 +75,11 @@ def verify_one(
     gradients: bool = False,
 ):
     """Verify one model: the generated programs, or the edited ones at `keras_code` / `pytorch_code`."""
-    from rnnspec.compiler import generate
-    from rnnspec.equivalence.harness import Programs, Result, verify
 
     keras_text = _read_code(keras_code) if keras_code else generate(model, "keras", source_name)
     torch_text = _read_code(pytorch_code) if pytorch_code else generate(model, "pytorch", source_name)
     extra = {}
     if weights:
-        from rnnspec.port import read_weights
-
         extra["keras_weights"] = read_weights(model, Path(weights), spec_of_weights)
     try:
         result = verify(model, Programs(keras_text, torch_text), options, **extra)
@@ -137,8 +96,6 @@ def verify_one(
         if found:
             result.first_divergent_layer, result.divergence = found
     if gradients:
-        from rnnspec.equivalence.gradients import GradientResult, verify_gradients
-
         try:
             result.gradients = verify_gradients(
                 model, Programs(keras_text, torch_text), **legacy_options(options), **extra
@@ -219,77 +176,3 @@ def proved_modes(result) -> str:
     if result.batches_run:
         text += f", {result.batches_run} runs"
     return text
-
-
-def run_verify(args: argparse.Namespace) -> int:
-    from rnnspec.cli import UsageError, load_spec
-
-    loaded: list[tuple[str, list[Model]]] = []
-    failed_spec = False
-    for path in args.files:
-        try:
-            _, models = load_spec(path)
-        except UsageError as exc:  # report every file's mistakes before stopping
-            print(exc, file=sys.stderr)
-            failed_spec = True
-            continue
-        if args.model:
-            models = [m for m in models if m.name == args.model]
-            if not models:
-                raise UsageError(f"{path}: error: no model `{args.model}` in this file")
-        loaded.append((path, models))
-    if failed_spec:
-        return 2
-    if getattr(args, "weights", None):
-        found = [m.name for _, models in loaded for m in models]
-        if len(found) != 1:
-            raise UsageError(
-                f"rnnspec verify: error: --weights needs exactly one model; this run has {len(found)}"
-                + (f" ({', '.join(found)}); choose one with --model" if found else "")
-            )
-        args.spec_of_weights = next(path for path, models in loaded if models)
-    try:
-        import_frameworks()
-    except VerifyError as exc:
-        print(f"rnnspec verify: error: {exc}", file=sys.stderr)
-        return 2
-    results = []
-    errored = False
-    for path, models in loaded:
-        for model in models:
-            try:
-                with user_code_path(path, model):  # where the programs import a user's layers from
-                    result, error = verify_one(
-                        model,
-                        Path(path).name,
-                        VerifyOptions.from_args(args),
-                        keras_code=args.keras_code,
-                        pytorch_code=args.pytorch_code,
-                        weights=getattr(args, "weights", None),
-                        spec_of_weights=getattr(args, "spec_of_weights", None),
-                        gradients=getattr(args, "gradients", False),
-                    )
-            except VerifyError as exc:
-                print(str(exc), file=sys.stderr)
-                return 2
-            errored |= error
-            results.append((path, result))
-            if result.roundoff:
-                print(roundoff_warning(result, path), file=sys.stderr, flush=True)
-            if not args.json:
-                head, *rest = describe(result, path).split("\n")
-                if getattr(args, "weights", None):
-                    head += f"; trained weights from {args.weights}"
-                print("\n".join([head, *rest]), flush=True)
-    if args.json:
-        extra = {"weights": args.weights} if getattr(args, "weights", None) else {}
-        print(
-            json.dumps(
-                {"models": [dict(r.as_json(), file=p, **extra) for p, r in results]},
-                indent=2,
-                allow_nan=False,
-            )
-        )
-    if errored:
-        return 2
-    return 0 if all(r.passed and (r.gradients is None or r.gradients.passed) for _, r in results) else 1

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from rnnspec.ir import ACTIVATIONS, MERGE_MODES
 
 RECURRENT = ("simple_rnn", "lstm", "gru")
-SEQUENCE_EXTRAS = ("masking", "dense", "dropout")
+SEQUENCE_EXTRAS = ("masking", "dense", "dropout", "layer_normalization")
 RATES = ("0.0", "0", "0.1", "0.25", "0.5", "0.9")
 MASK_VALUES = ("0.0", "0", "-1.0", "1", "0.5", "-2.5", "1e-3", "3")
 
@@ -142,6 +142,13 @@ def _simple_layer(draw, kind: str) -> str:
         return draw(_call("dense", [("units", str(draw(st.integers(1, 6))))], kw))
     if kind == "dropout":
         return draw(_call("dropout", [("rate", draw(st.sampled_from(RATES)))], []))
+    if kind == "layer_normalization":
+        # center=true with scale=false has no PyTorch form (the target refuses it by name).
+        scale = draw(st.booleans())
+        kw = draw(_keyword("epsilon", st.sampled_from(["0.001", "1e-5", "0.5", "2"]), "0.001"))
+        kw += draw(_keyword("center", _bools(), "true")) if scale else ["center=false"]
+        kw += ["scale=false"] if not scale else draw(_keyword("scale", st.just("true"), "true"))
+        return draw(_call("layer_normalization", [], kw))
     return f"{kind}()"
 
 
@@ -163,7 +170,10 @@ def _structure(draw, sequence: bool) -> list[tuple[str, bool]]:
                 kinds.append((end, False))
     if draw(st.booleans()):
         kinds += [
-            (k, False) for k in draw(st.lists(st.sampled_from(("dense", "dropout")), min_size=1, max_size=2))
+            (k, False)
+            for k in draw(
+                st.lists(st.sampled_from(("dense", "dropout", "layer_normalization")), min_size=1, max_size=2)
+            )
         ]
     return kinds
 

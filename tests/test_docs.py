@@ -2,7 +2,8 @@
 
 import re
 
-from rnnspec.ir import ACTIVATIONS, LAYER_SCHEMAS, MERGE_MODES
+from rnnspec.ir import ACTIVATIONS, MERGE_MODES
+from rnnspec.kinds import LAYER_SCHEMAS
 from tests.golden import ROOT
 
 DOC = (ROOT / "docs" / "language.md").read_text()

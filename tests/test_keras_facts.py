@@ -1248,3 +1248,57 @@ def test_a_nested_model_passes_the_mask_on_when_it_runs(nested):
     masked = np.asarray(lstm(features, mask=ids != 0))
     np.testing.assert_allclose(np.asarray(model(ids)), masked, atol=1e-6)
     assert not np.allclose(np.asarray(lstm(features)), masked, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# LayerNormalization (keras/src/layers/normalization/layer_normalization.py)
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("epsilon", [1e-3, 0.5, 4.0])
+def test_layer_normalization_epsilon_inside_the_root_biased_variance_gamma_then_beta(epsilon):
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta over the last axis, the biased variance;
+    get_weights() is [gamma, beta]; torch's layer_norm computes the same."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 3.0, size=(2, 5, 6)).astype("float32")
+    layer = keras.layers.LayerNormalization(epsilon=epsilon)
+    layer.build(x.shape)
+    gamma, beta = randomize(layer, seed=4)
+    assert [w.name for w in layer.weights] == ["gamma", "beta"]
+    out = np.asarray(layer(x))
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)  # ddof=0
+    expected = (x - mean) / np.sqrt(var + epsilon) * gamma + beta
+    np.testing.assert_allclose(out, expected, atol=ATOL, rtol=0)
+    torch_out = torch.nn.functional.layer_norm(
+        torch.from_numpy(x), (6,), torch.from_numpy(gamma), torch.from_numpy(beta), epsilon
+    )
+    np.testing.assert_allclose(out, torch_out.numpy(), atol=ATOL, rtol=0)
+    if epsilon >= 0.5:  # epsilon outside the root would differ by far more than the tolerance
+        outside = (x - mean) / (np.sqrt(var) + epsilon) * gamma + beta
+        assert np.abs(out - outside).max() > 100 * ATOL
+
+
+def test_layer_normalization_passes_the_mask_and_normalises_masked_steps():
+    """supports_masking: the mask goes on unchanged; a masked step is normalised like the others."""
+    inp = keras.Input(shape=(None, 4))
+    masked = keras.layers.Masking(mask_value=0.0)(inp)
+    norm = keras.layers.LayerNormalization()
+    normed = norm(masked)
+    assert get_keras_mask(normed) is not None
+    pooled = keras.layers.GlobalAveragePooling1D()(normed)
+    model = keras.Model(inp, [normed, pooled])
+    x = (np.arange(24, dtype="float32").reshape(1, 6, 4) % 5) / 7.0
+    x[0, 2] = 0.0  # a masked timestep: every feature equals the mask value
+    out, mean = (np.asarray(t) for t in model(x))
+    np.testing.assert_allclose(out, np.asarray(norm(x)), atol=0)  # not zeroed, not skipped
+    keep = np.array([True, True, False, True, True, True])
+    np.testing.assert_allclose(mean[0], out[0][keep].mean(axis=0), atol=ATOL)  # the mask reached the pooling
+
+
+@pytest.mark.parametrize(
+    ("center", "scale", "names"), [(True, False, ["beta"]), (False, True, ["gamma"]), (False, False, [])]
+)
+def test_layer_normalization_weights_follow_center_and_scale(center, scale, names):
+    layer = keras.layers.LayerNormalization(center=center, scale=scale)
+    layer.build((None, 3, 5))
+    assert [w.name for w in layer.weights] == names
+    assert layer.supports_masking

@@ -173,3 +173,125 @@ def test_a_stepped_module_swapped_into_a_packed_chain_gets_padded_steps():
     ids = torch.tensor([[1, 2, 0, 0], [0, 3, 4, 5], [6, 0, 7, 0], [0, 0, 0, 0]])
     with torch.no_grad():
         torch.testing.assert_close(swapped(ids), module(ids), atol=1e-6, rtol=0)
+
+
+# --- the module import graph ------------------------------------------------------------------
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """rnnspec module -> the rnnspec modules it imports, at any level (function-level included).
+
+    `from rnnspec.x import y` counts as importing `rnnspec.x.y` when that is a module, else
+    `rnnspec.x`. A package's own `__init__` runs first when a submodule is imported; that implicit
+    edge is not counted (it is how packages work, not a dependency of the code).
+    """
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "rnnspec"
+    modules: dict[str, Path] = {}
+    for path in root.rglob("*.py"):
+        if "_prebuilt" in path.parts:
+            continue
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            found: list[str] = []
+            if isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1]
+                        + ([base] if base else [])
+                    )
+                found = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                ]
+            for target in found:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target.startswith("rnnspec") and target != name and target != "rnnspec":
+                    graph[name].add(target)
+    return graph
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        one = todo.pop()
+        if one not in seen:
+            seen.add(one)
+            todo += graph[one]
+    return seen
+
+
+def test_the_module_import_graph_has_no_cycle():
+    graph = _import_graph()
+    assert {"rnnspec.cli", "rnnspec.kinds", "rnnspec.targets.pytorch", "rnnspec.check"} <= set(graph)
+    cycles = sorted(name for name in graph if name in _reachable(graph, name))
+    assert cycles == []
+
+
+def test_only_the_command_line_imports_the_command_line():
+    graph = _import_graph()
+    importers = sorted(
+        name
+        for name, targets in graph.items()
+        if not (name == "rnnspec.cli" or name.startswith("rnnspec.cli."))
+        and name != "rnnspec.__main__"
+        and any(t == "rnnspec.cli" or t.startswith("rnnspec.cli.") for t in targets)
+    )
+    assert importers == []
+    assert graph["rnnspec.__main__"] == {"rnnspec.cli"}
+
+
+def test_targets_are_independent_and_the_front_end_imports_none():
+    graph = _import_graph()
+    assert "rnnspec.targets.pytorch" not in _reachable(graph, "rnnspec.targets.keras")
+    assert "rnnspec.targets.keras" not in _reachable(graph, "rnnspec.targets.pytorch")
+    for front in ("rnnspec.check", "rnnspec.ir", "rnnspec.parse", "rnnspec.build", "rnnspec.kinds"):
+        reached = _reachable(graph, front)
+        assert sorted(m for m in reached if m.startswith("rnnspec.targets")) == [], front
+
+
+# --- a kind the tools have no handler for ------------------------------------------------------
+
+
+def test_a_kind_without_an_emitter_is_refused_by_name_not_by_an_assert(monkeypatch):
+    """A kind declared in rnnspec/kinds/ but given no PyTorch emitter: the checker and the Keras
+    target take it from its declaration; the PyTorch target refuses it in words, at its position."""
+    from rnnspec import kinds
+    from rnnspec.errors import Unsupported
+    from rnnspec.ir import Attr, LayerSchema
+    from rnnspec.kinds.base import LayerKind
+    from rnnspec.targets import pytorch
+
+    class Identity(LayerKind):
+        name = "identity_test"
+        schema = LayerSchema((), {"scale": Attr("float", 1.0)})
+        keras_class = "keras.layers.Identity"
+        h5_name = "identity"
+
+    monkeypatch.setitem(kinds.KINDS, "identity_test", Identity())
+    monkeypatch.setitem(kinds.LAYER_SCHEMAS, "identity_test", Identity.schema)
+    model = load_model("model m {\n    input x: float32[*, 3]\n    identity_test()\n}\n")
+    assert model.values["identity_test_1"].shape == (None, 3)
+    assert '    h = keras.layers.Identity(name="identity_test_1")(x)\n' in generate(model, "keras", "m.rnn")
+    assert "identity_test" not in pytorch.EMITTERS
+    with pytest.raises(Unsupported) as caught:
+        generate(model, "pytorch", "m.rnn")
+    assert caught.value.render("m.rnn", None) == (
+        "m.rnn:3:5: error: layer kind `identity_test` is not supported by the PyTorch target"
+    )
+    monkeypatch.delitem(kinds.KINDS, "identity_test")
+    with pytest.raises(Unsupported) as caught:
+        kinds.kind_of(model.layers[0], "rnnspec summary")
+    assert str(caught.value) == "3:5: layer kind `identity_test` is not supported by rnnspec summary"

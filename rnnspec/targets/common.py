@@ -1,4 +1,5 @@
-"""What both targets share: the Jinja environment and black-compatible call layout."""
+"""What both targets share: the Jinja environment, expressions and statements, and their
+black-compatible layout (a target builds statements, decides on them, and renders them last)."""
 
 from __future__ import annotations
 
@@ -114,5 +115,92 @@ def layout(item: str | PyCall, indent: int, suffix: str = "") -> list[str]:
     return lines + [f"{pad}){item.tail}{suffix}"]
 
 
-def statement(indent: int, head: str, args: list[str | PyCall], tail: str = "") -> list[str]:
-    return layout(PyCall(head, tuple(args), tail), indent)
+# --- statements: what a target builds, decides on, and only then renders --------------------
+
+
+@dataclass(frozen=True)
+class PyTuple:
+    """`a, b` as the value of an assignment; parenthesised one item a line when too long."""
+
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PyChoice:
+    """`then if condition else otherwise`, laid out as ruff formats it."""
+
+    then: PyCall
+    condition: str
+    otherwise: str
+
+
+Value = str | PyCall | PyTuple | PyChoice
+
+
+@dataclass(frozen=True)
+class Assign:
+    """`targets = value`. `inline` is the expression a following statement may take in place of
+    the one target, when the value feeds nothing else (None: it may not be inlined)."""
+
+    targets: tuple[str, ...]
+    value: Value
+    inline: str | PyCall | None = None
+
+    def lines(self, indent: int) -> list[str]:
+        pad = " " * indent
+        lhs = ", ".join(self.targets)
+        value = self.value
+        if isinstance(value, str):
+            return [f"{pad}{lhs} = {value}"]
+        if isinstance(value, PyCall):
+            return layout(PyCall(f"{lhs} = {value.head}", value.args, value.tail), indent)
+        if isinstance(value, PyTuple):
+            line = f"{pad}{lhs} = {', '.join(value.items)}"
+            if len(line) <= LINE_LENGTH:
+                return [line]
+            return [f"{pad}{lhs} = (", *[f"{pad}    {item}," for item in value.items], f"{pad})"]
+        choice = f"{value.then.flat()} if {value.condition} else {value.otherwise}"
+        if len(f"{pad}{lhs} = {choice}") <= LINE_LENGTH:
+            return [f"{pad}{lhs} = {choice}"]
+        if len(f"{pad}    {choice}") <= LINE_LENGTH:
+            return [f"{pad}{lhs} = (", f"{pad}    {choice}", f"{pad})"]
+        return [
+            f"{pad}{lhs} = (",
+            *layout(value.then, indent + 4),
+            f"{pad}    if {value.condition}",
+            f"{pad}    else {value.otherwise}",
+            f"{pad})",
+        ]
+
+    def one_line(self, indent: int) -> bool:
+        return len(self.lines(indent)) == 1
+
+
+@dataclass(frozen=True)
+class Expr:
+    """An expression statement: a call made for its effect."""
+
+    value: str | PyCall
+
+    def lines(self, indent: int) -> list[str]:
+        return layout(self.value, indent)
+
+
+@dataclass(frozen=True)
+class Return:
+    """`return value`."""
+
+    value: str | PyCall
+
+    def lines(self, indent: int) -> list[str]:
+        value = self.value
+        if isinstance(value, str):
+            return [f"{' ' * indent}return {value}"]
+        return layout(PyCall(f"return {value.head}", value.args, value.tail), indent)
+
+
+Statement = Assign | Expr | Return
+
+
+def render_statements(statements: list[Statement], indent: int) -> list[str]:
+    return [line for statement in statements for line in statement.lines(indent)]

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnspec.ir import LAYER_SCHEMAS, Layer, Model
-from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, py_literal, render, statement
+from rnnspec.ir import Layer, Model
+from rnnspec.kinds import kind_of
+from rnnspec.names import KERAS_MODULE_NAMES
+from rnnspec.targets.common import (
+    LINE_LENGTH,
+    Assign,
+    PyCall,
+    Return,
+    Statement,
+    import_lines,
+    py_literal,
+    render,
+    render_statements,
+)
 from rnnspec.text import docstring_text
 
-KERAS_CLASSES = {
-    "embedding": "keras.layers.Embedding",
-    "masking": "keras.layers.Masking",
-    "simple_rnn": "keras.layers.SimpleRNN",
-    "lstm": "keras.layers.LSTM",
-    "gru": "keras.layers.GRU",
-    "bidirectional": "keras.layers.Bidirectional",
-    "dense": "keras.layers.Dense",
-    "dropout": "keras.layers.Dropout",
-    "global_average_pooling": "keras.layers.GlobalAveragePooling1D",
-    "attention_pooling": "AttentionPooling",
-}
+TOOL = "the Keras target"
 
 
 def keras_class(layer: Layer) -> str:
-    return layer.extern.keras.name if layer.extern is not None else KERAS_CLASSES[layer.kind]
+    """The class the Keras program instantiates: the kind's, or the user's (imported by name)."""
+    return layer.extern.keras.name if layer.extern is not None else kind_of(layer, TOOL).keras_class
 
 
 def layer_args(layer: Layer, *, name: str | None) -> list[str | PyCall]:
@@ -35,7 +37,8 @@ def layer_args(layer: Layer, *, name: str | None) -> list[str | PyCall]:
     if layer.extern is not None:
         args: list[str | PyCall] = [f"{key}={py_literal(value)}" for key, value in layer.attrs.items()]
         return args + ([f"name={py_literal(name)}"] if name is not None else [])
-    schema = LAYER_SCHEMAS[layer.kind]
+    kind = kind_of(layer, TOOL)
+    schema = kind.schema
     args: list[str | PyCall] = []
     for key in schema.positional:
         if key == "layer":
@@ -46,9 +49,7 @@ def layer_args(layer: Layer, *, name: str | None) -> list[str | PyCall]:
     for key, attr in schema.attrs.items():
         if key in schema.positional or layer.attrs[key] == attr.default:
             continue
-        value = layer.attrs[key]
-        if key == "merge_mode" and value == "none":
-            value = None
+        value = kind.keras_value(key, layer.attrs[key])
         args.append(f"{key}={py_literal(value)}")
     if name is not None:
         args.append(f"name={py_literal(name)}")
@@ -56,12 +57,11 @@ def layer_args(layer: Layer, *, name: str | None) -> list[str | PyCall]:
 
 
 def constructor(layer: Layer, *, name: str) -> PyCall:
-    return PyCall(KERAS_CLASSES[layer.kind], tuple(layer_args(layer, name=name)))
+    return PyCall(keras_class(layer), tuple(layer_args(layer, name=name)))
 
 
-# Every name the program binds at module level; an input (a local of build_model) must not shadow
-# them. Kept in step with the template by tests/test_hardening.py.
-MODULE_NAMES = frozenset({"keras", "ops", "AttentionPooling", "build_model", "reset_states"})
+# Every name the program binds at module level (declared in rnnspec/names.py, which the checker asks).
+MODULE_NAMES = KERAS_MODULE_NAMES
 
 
 def _var(value_name: str) -> str:
@@ -92,35 +92,39 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
     if model.batch_size is not None:
         input_args.append(f"batch_size={model.batch_size}")
     input_args.append(f"name={py_literal(inp.name)}")
-    body = statement(4, f"{inp.name} = keras.Input", input_args)
+    body: list[Statement] = [Assign((inp.name,), PyCall("keras.Input", tuple(input_args)))]
     names = _Locals(MODULE_NAMES | {inp.name})
     hidden = names.fresh("h" if inp.name == "x" else "x")
-    current = inp.name
+    # Walk the values by name: each IR value -> the expression that holds it.
+    values: dict[str, str] = {inp.name: inp.name}
+    lists: dict[tuple[str, ...], str] = {}  # values held together in one list, by their names
     last = model.layers[-1]
     for layer in model.layers:
+        targets = [hidden]
         if layer is last and len(layer.outputs) > 1:
             bases = [_var(name) for name in layer.outputs]
             if layer.kind == "bidirectional" and layer.attrs["merge_mode"] == "none":
                 bases[:2] = ["forward", "backward"]
             targets = [names.fresh(base) for base in bases]
-            lhs = ", ".join(targets)
-            if len(f"    {lhs} = {KERAS_CLASSES[layer.kind]}(") > LINE_LENGTH:
+            if len(f"    {', '.join(targets)} = {keras_class(layer)}(") > LINE_LENGTH:
                 # Too many names for one line: keep the list whole, as a formatter would not split it.
                 targets = [names.fresh("outputs")]
-                lhs = targets[0]
-        else:
-            targets = [hidden]
-            lhs = hidden
-        head = f"{lhs} = {keras_class(layer)}"
-        body += statement(4, head, layer_args(layer, name=layer.name), f"({current})")
-        current = hidden
+        call = PyCall(
+            keras_class(layer), tuple(layer_args(layer, name=layer.name)), f"({values[layer.inputs[0]]})"
+        )
+        body.append(Assign(tuple(targets), call))
+        if len(targets) == len(layer.outputs):
+            values.update(zip(layer.outputs, targets))
+        else:  # one list holds them all
+            values.update((name, f"{targets[0]}[{i}]") for i, name in enumerate(layer.outputs))
+            lists[tuple(layer.outputs)] = targets[0]
     # One name holds the one output, or (`outputs`) the list of them all.
-    outputs = targets[0] if len(targets) == 1 else "[" + ", ".join(targets) + "]"
-    body += statement(
-        4,
-        "return keras.Model",
-        [f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}"],
-    )
+    if len(model.outputs) == 1:
+        outputs = values[model.outputs[0]]
+    else:
+        outputs = lists.get(tuple(model.outputs)) or "[" + ", ".join(values[o] for o in model.outputs) + "]"
+    args = (f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}")
+    body.append(Return(PyCall("keras.Model", args)))
     return {
         "model_name": model.name,
         "source_name": docstring_text(source_name),
@@ -131,7 +135,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
             [(layer.extern.keras.module, layer.extern.keras.name) for layer in model.layers if layer.extern]
             + ([("keras", "ops")] if uses_attention else [])
         ),
-        "body": body,
+        "body": render_statements(body, 4),
     }
 
 

@@ -9,11 +9,27 @@ are run, then the outputs are put back in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rnnspec.errors import Unsupported
 from rnnspec.ir import Layer, Model
-from rnnspec.targets.common import LINE_LENGTH, PyCall, import_lines, layout, py_literal, render, statement
+from rnnspec.kinds import kind_of
+from rnnspec.names import PYTORCH_FORWARD_PARAMETERS, PYTORCH_MODULE_NAMES, camel_case
+from rnnspec.targets.common import (
+    Assign,
+    Expr,
+    PyCall,
+    PyChoice,
+    PyTuple,
+    Statement,
+    Value,
+    import_lines,
+    py_literal,
+    render,
+    render_statements,
+)
 from rnnspec.text import docstring_text
 
 TORCH_ACTIVATIONS = {
@@ -52,6 +68,7 @@ TORCH_CALLABLES = {
 FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
 DROPOUTS = ("dropout", "recurrent_dropout")
 STEPPED = {"simple_rnn": "KerasSimpleRNN", "lstm": "KerasLSTM", "gru": "KerasGRU"}
+TOOL = "the PyTorch target"
 
 
 def fused_kernel_reason(rec: Layer) -> str | None:
@@ -87,24 +104,9 @@ def state_buffer(layer: Layer, state: str) -> str:
     return f"self.{state_buffer_name(layer, state)}"
 
 
-def camel_case(name: str) -> str:
-    parts = [p for p in name.split("_") if p]
-    camel = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
-    return camel if camel[0].isalpha() else f"Model{camel}"
-
-
-# Every name the program binds at module level: imports, helpers, and `build_model`. The model's
-# class is named after the model (`class_name`) and must be none of these; an input (a parameter
-# of forward) must not shadow them. Kept in step with the template by tests/test_hardening.py.
-MODULE_NAMES = frozenset(
-    """math torch F nn PackedSequence pack_padded_sequence pad_packed_sequence keras_rnn reverse_valid
-    KerasRecurrent KerasSimpleRNN KerasLSTM KerasGRU AttentionPooling build_model gate_linear
-    init_keras_recurrent""".split()
-)
-
-
-# forward(self, <input>): the input may not be called `self`.
-FORWARD_PARAMETERS = frozenset({"self"})
+# Every name the program binds at module level (declared in rnnspec/names.py, which the checker asks).
+MODULE_NAMES = PYTORCH_MODULE_NAMES
+FORWARD_PARAMETERS = PYTORCH_FORWARD_PARAMETERS
 
 
 def class_name(model: Model) -> str:
@@ -150,52 +152,83 @@ def _merge(mode: str, a: str, b: str) -> str:
 
 
 class _Builder:
+    """Builds the module's statements: `__init__`, `reset_parameters`, and `forward`.
+
+    `forward` walks the model's values by name: `values` maps each IR value to the expression that
+    holds it, `masks` to the expression of its mask (None: unmasked). Statements stay objects
+    (targets/common.py) until `context` renders them, so that inlining, packing and imports are
+    decided on structure, not on text.
+    """
+
     def __init__(self, model: Model) -> None:
         self.model = model
         (self.input,) = model.inputs
         self.names = Names.avoiding(self.input.name)
-        self.init: list[str] = []
-        self.reset: list[str] = []  # reset_parameters(): Keras's initialisers
-        self.buffers: list[str] = []
-        self.forward: list[str] = []
-        self.returns = self.names.hidden
+        self.init: list[Statement] = []
+        self.reset: list[Statement] = []  # reset_parameters(): Keras's initialisers
+        self.buffers: list[Statement] = []
+        self.forward: list[Statement] = []
+        self.values: dict[str, str] = {self.input.name: self.input.name}
+        self.masks: dict[str, str | None] = {self.input.name: None}
         self.stepped: set[str] = set()
         self.helpers: set[str] = set()
+        self.imports: set[str] = set()  # module-level names beyond torch and nn: "F"
         self.features = 0  # width of the current tensor's last axis
-        # The last keras_rnn statement, if its sequence output only feeds the next layer.
-        self.inlinable: tuple[int, int, PyCall] | None = None
         self.following: Layer | None = None  # the layer after the one being emitted
         self.rest: list[Layer] = []  # every layer after the one being emitted
         self.packed_input = False  # the current tensor is the previous layer's packed output
+        self.outs: list[str] = []  # the expressions of the layer just emitted, one per output
 
     def build(self) -> None:
-        current = self.input.name
-        self.features = self.input.shape[-1] if self.input.dtype == "float32" else 0
-        has_mask = False
         layers = self.model.layers
         for index, layer in enumerate(layers):
-            out = self.model.values[layer.outputs[0]]
+            source = self.model.values[layer.inputs[0]]
+            self.features = source.shape[-1] if source.dtype == "float32" else 0
             self.following = layers[index + 1] if index + 1 < len(layers) else None
             self.rest = layers[index + 1 :]
-            has_mask = self.layer(layer, current, has_mask)
-            current = self.names.hidden
-            self.features = out.shape[-1]
+            self.outs = [self.names.hidden]
+            masked = self.layer(layer, self.values[source.name], self.masks[source.name] is not None)
+            for name, expression in zip(layer.outputs, self.outs):
+                self.values[name] = expression
+                self.masks[name] = None
+            self.masks[layer.outputs[0]] = self.names.mask if masked else None
+
+    @property
+    def returns(self) -> list[str]:
+        return [self.values[name] for name in self.model.outputs]
 
     def mask_is_read(self) -> bool:
         """Whether a later layer reads the mask born here (Keras computes it regardless; a program
         that returns it unread would only hold a dead local)."""
         for layer in self.rest:
-            if layer.extern is not None or layer.recurrent is not None:
-                return True  # a user's layer is given `mask=` whatever its mode
-            if layer.kind in ("global_average_pooling", "attention_pooling"):
+            kind = kind_of(layer, TOOL)
+            if kind.reads_mask:
                 return True
-            if layer.kind not in ("dense", "dropout"):
+            if not kind.keeps_mask(layer):
                 return False
         return False
 
-    def emit(self, line: str) -> None:
-        self.forward.append(f"        {line}")
-        self.inlinable = None
+    def activation(self, name: str, argument: str) -> str:
+        text = TORCH_ACTIVATIONS[name]
+        if text.startswith("F."):
+            self.imports.add("F")
+        return text.format(argument)
+
+    def activation_args(self, rec: Layer) -> list[str]:
+        args = activation_args(rec)
+        if any(arg.split("=", 1)[1].startswith("F.") for arg in args):
+            self.imports.add("F")
+        return args
+
+    def assign(self, targets: str | tuple[str, ...], value: Value) -> None:
+        """`targets = value` in forward. The one-line `hidden = EXPR` may be inlined by the next layer."""
+        targets = (targets,) if isinstance(targets, str) else targets
+        statement = Assign(targets, value)
+        if targets == (self.names.hidden,) and statement.one_line(8) and not isinstance(value, PyChoice):
+            flat = value if isinstance(value, str) else value.flat() if isinstance(value, PyCall) else None
+            if flat is not None:
+                statement = Assign(targets, value, inline=flat)
+        self.forward.append(statement)
 
     def chains_packed(self, layer: Layer) -> bool:
         """Whether this masked layer's outputs can go to the next layer still packed.
@@ -215,77 +248,20 @@ class _Builder:
         return layer.inner is None or layer.attrs["merge_mode"] == "concat"
 
     def take_last_assignment(self) -> str | PyCall | None:
-        """Remove the trailing statement `x = EXPR` that only feeds the next layer; return EXPR."""
-        if self.inlinable is not None:
-            start, count, call = self.inlinable
-            self.inlinable = None
-            if len(self.forward) == start + count:
-                del self.forward[start:]
-                return call
-        prefix = f"        {self.names.hidden} = "
-        if not self.forward or not self.forward[-1].startswith(prefix):
-            return None
-        return self.forward.pop()[len(prefix) :]
+        """Remove the last statement if it may be inlined (`x = EXPR` that only feeds the next
+        layer); return EXPR."""
+        if self.forward and isinstance(self.forward[-1], Assign) and self.forward[-1].inline is not None:
+            return self.forward.pop().inline
+        return None
 
     def layer(self, layer: Layer, src: str, has_mask: bool) -> bool:
         """Emit one layer; return whether a mask flows out of it."""
-        x, mask = self.names.hidden, self.names.mask
-        attr = f"self.{layer.name}"
-        kind = layer.kind
-        if kind == "embedding":
-            self.module(
-                layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])]
-            )
-            self.initialise(f"nn.init.uniform_({attr}.weight, -0.05, 0.05)")
-            if layer.attrs["mask_zero"] and self.mask_is_read():
-                self.emit(f"{mask} = {src} != 0")
-            self.emit(f"{x} = {attr}({src})")
-            return layer.attrs["mask_zero"]
-        if kind == "masking":
-            value = py_literal(layer.attrs["mask_value"])
-            self.emit(f"{mask} = ({src} != {value}).any(dim=-1)")
-            if self.following is not None and self.following.recurrent is not None:
-                # A recurrent layer skips the masked steps, so zeroing their features is moot.
-                if src != x:
-                    self.emit(f"{x} = {src}")
-            else:
-                # `where`, as Keras's Masking does: a product would turn inf inputs into NaN.
-                self.emit(f"{x} = torch.where({mask}.unsqueeze(-1), {src}, 0.0)")
-            return True
-        if kind == "dense":
-            args = [str(self.features), str(layer.attrs["units"])]
-            if not layer.attrs["use_bias"]:
-                args.append("bias=False")
-            self.module(layer, "nn.Linear", args)
-            self.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
-            if layer.attrs["use_bias"]:
-                self.initialise(f"nn.init.zeros_({attr}.bias)")
-            self.emit(f"{x} = " + TORCH_ACTIVATIONS[layer.attrs["activation"]].format(f"{attr}({src})"))
-            return has_mask
-        if kind == "dropout":
-            self.module(layer, "nn.Dropout", [py_literal(layer.attrs["rate"])])
-            self.emit(f"{x} = {attr}({src})")
-            return has_mask
-        if kind == "global_average_pooling":
-            if has_mask:
-                self.emit(
-                    f"{x} = ({src} * {mask}.unsqueeze(-1)).sum(dim=1) / {mask}.sum(dim=1, keepdim=True)"
-                )
-            else:
-                self.emit(f"{x} = {src}.mean(dim=1)")
-            return False
-        if kind == "attention_pooling":
-            self.helpers.add("attention_pooling")
-            self.module(layer, "AttentionPooling", [str(self.features)])
-            self.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
-            self.emit(f"{x} = {attr}({src}, {mask})" if has_mask else f"{x} = {attr}({src})")
-            return False
         if layer.extern is not None:
             return self.extern(layer, src, has_mask)
-        self.recurrent(layer, src, has_mask)
-        rec = layer.recurrent
-        assert rec is not None
-        return has_mask and rec.attrs["return_sequences"]
+        emitter = EMITTERS.get(layer.kind)
+        if emitter is None:
+            raise Unsupported.of(layer.kind, TOOL, layer.pos)
+        return emitter(self, layer, src, has_mask)
 
     def extern(self, layer: Layer, src: str, has_mask: bool) -> bool:
         """A user's module, wired as Keras wires its layer: `mask=` into forward when a mask flows
@@ -297,35 +273,24 @@ class _Builder:
         args = [f"input_size={self.features}"] if ext.pytorch_input_size else []
         args += [f"{key}={py_literal(value)}" for key, value in layer.attrs.items()]
         self.module(layer, ext.pytorch.name, args)
-        call = f"{attr}({src}, mask={mask})" if has_mask else f"{attr}({src})"
         if ext.mask != "produce" or not self.mask_is_read():
             # (A produced mask no later layer reads is not computed: it would be a dead local.)
-            self.assign(f"{x} = {attr}", [src, f"mask={mask}"] if has_mask else [src])
+            self.assign(x, PyCall(attr, (src, f"mask={mask}") if has_mask else (src,)))
             return has_mask and ext.mask == "keep"
         if not has_mask:
-            self.assign(f"{mask} = {attr}.compute_mask", [src, "None"])
-            self.assign(f"{x} = {attr}", [src])
+            self.assign(mask, PyCall(f"{attr}.compute_mask", (src, "None")))
+            self.assign(x, PyCall(attr, (src,)))
             return True
         # Both from the incoming mask, as Keras computes them.
-        produced = f"{attr}.compute_mask({src}, {mask})"
-        line = f"{x}, {mask} = {call}, {produced}"
-        if len(line) + 8 <= LINE_LENGTH:
-            self.emit(line)
-        else:
-            for part in (f"{x}, {mask} = (", f"    {call},", f"    {produced},", ")"):
-                self.emit(part)
+        call = f"{attr}({src}, mask={mask})"
+        self.assign((x, mask), PyTuple((call, f"{attr}.compute_mask({src}, {mask})")))
         return True
 
-    def assign(self, head: str, args: list[str]) -> None:
-        """`head(args)`, laid out as ruff format would when it is too long for one line."""
-        for line in statement(8, head, list(args)):
-            self.emit(line[8:])
-
     def module(self, layer: Layer, cls: str, args: list[str]) -> None:
-        self.init += statement(8, f"self.{layer.name} = {cls}", list(args))
+        self.init.append(Assign((f"self.{layer.name}",), PyCall(cls, tuple(args))))
 
-    def initialise(self, line: str) -> None:
-        self.reset.append(f"        {line}")
+    def initialise(self, call: str | PyCall) -> None:
+        self.reset.append(Expr(call))
 
     def recurrent(self, layer: Layer, src: str, has_mask: bool) -> None:
         rec = layer.recurrent
@@ -342,7 +307,7 @@ class _Builder:
         else:
             cls = STEPPED[rec.kind]
             self.stepped.add(rec.kind)
-            args += activation_args(rec)
+            args += self.activation_args(rec)
             if rec.kind == "gru" and not rec.attrs["reset_after"]:
                 args.append("reset_after=False")
         drops = [f"{key}={py_literal(rec.attrs[key])}" for key in DROPOUTS if rec.attrs[key] > 0]
@@ -360,30 +325,17 @@ class _Builder:
             init.append("unit_forget_bias=True")
         if rec.kind == "gru" and rec.attrs["reset_after"] and rec.attrs["use_bias"]:
             init.append("recurrent_bias=True")
-        self.reset += statement(8, "init_keras_recurrent", init)
+        self.initialise(PyCall("init_keras_recurrent", tuple(init)))
         # Keras's dropout masks need the per-timestep loop; in eval mode the fused kernel runs.
         rnn = f"self.{layer.name}"
-        stepping: list[str] = []
+        stepping: list[Statement] = []
         if reason is None and drops:
             self.stepped.add(rec.kind)
             rnn = self.names.rnn
             call = PyCall(
-                f"{STEPPED[rec.kind]}.stepping", (f"self.{layer.name}", *activation_args(rec), *drops)
+                f"{STEPPED[rec.kind]}.stepping", (f"self.{layer.name}", *self.activation_args(rec), *drops)
             )
-            choice = f"{call.flat()} if self.training else self.{layer.name}"
-            # Laid out as ruff formats it: one line, else the choice in parentheses, else split.
-            if len(f"        {rnn} = {choice}") <= LINE_LENGTH:
-                stepping = [f"        {rnn} = {choice}"]
-            elif len(f"            {choice}") <= LINE_LENGTH:
-                stepping = [f"        {rnn} = (", f"            {choice}", "        )"]
-            else:
-                stepping = [
-                    f"        {rnn} = (",
-                    *layout(call, 12),
-                    "            if self.training",
-                    f"            else self.{layer.name}",
-                    "        )",
-                ]
+            stepping = [Assign((rnn,), PyChoice(call, "self.training", f"self.{layer.name}"))]
 
         state_names = ["h", "c"] if rec.kind == "lstm" else ["h"]
         finals = [self.names.h_n, self.names.c_n][: len(state_names)]
@@ -395,12 +347,12 @@ class _Builder:
             for state in state_names:
                 zeros = f"torch.zeros({directions}, {self.model.batch_size}, {units})"
                 name = py_literal(state_buffer_name(layer, state))
-                self.buffers += statement(8, "self.register_buffer", [name, zeros, "persistent=False"])
+                self.buffers.append(Expr(PyCall("self.register_buffer", (name, zeros, "persistent=False"))))
         initial = (f"({', '.join(buffers)})" if len(buffers) > 1 else buffers[0]) if stateful else None
 
         seq = rec.attrs["return_sequences"]
         backwards = rec.attrs["go_backwards"]
-        inp = f"{src}.flip(1)" if backwards else src
+        inp: str | PyCall = f"{src}.flip(1)" if backwards else src
         seq_out = x if seq else "_"
 
         def unpack(h_used: bool) -> str:
@@ -431,31 +383,27 @@ class _Builder:
             if chain:
                 call_args.append("packed=True")
             self.packed_input = chain
-            lhs = f"{seq_out}, {'_' if seq else last}, {unpack(False)}"
-            start = len(self.forward)
-            self.forward += statement(8, f"{lhs} = keras_rnn", call_args)
-            chained = any(arg == "packed=True" for arg in call_args)
-            inlinable = not stateful and not chained and not stepping and not isinstance(inp, PyCall)
-            if lhs == f"{x}, _, _" and inlinable:
-                self.inlinable = (
-                    start,
-                    len(self.forward) - start,
-                    PyCall("keras_rnn", tuple(call_args), "[0]"),
-                )
+            targets = (seq_out, "_" if seq else last, unpack(False))
+            inlinable = not stateful and not chain and not stepping and not isinstance(inp, PyCall)
+            inline = (
+                PyCall("keras_rnn", tuple(call_args), "[0]")
+                if targets == (x, "_", "_") and inlinable
+                else None
+            )
+            self.forward.append(Assign(targets, PyCall("keras_rnn", tuple(call_args)), inline))
             lasts = [f"{last}[0]", f"{last}[1]"]
         else:
             call_args = [inp] + ([initial] if initial else [])
-            lhs = f"{seq_out}, {unpack(not seq)}"
             self.forward += stepping
-            self.forward += statement(8, f"{lhs} = {rnn}", call_args)
+            self.forward.append(Assign((seq_out, unpack(not seq)), PyCall(rnn, tuple(call_args))))
             lasts = [f"{finals[0]}[0]", f"{finals[0]}[1]"]
         if stateful:
             for buf, fin in zip(buffers, finals):
-                self.emit(f"{buf} = {fin}.detach()")
+                self.assign(buf, f"{fin}.detach()")
         mode = layer.attrs.get("merge_mode") if bidirectional else None
         if not bidirectional:
             if not seq:
-                self.emit(f"{x} = {lasts[0]}")
+                self.assign(x, lasts[0])
             outs = [x]
         elif mode == "none":
             if seq:
@@ -464,21 +412,127 @@ class _Builder:
                 outs = lasts
         elif seq:
             if mode != "concat":
-                self.emit(f"{x} = " + _merge(mode, f"{x}[..., :{units}]", f"{x}[..., {units}:]"))
+                self.assign(x, _merge(mode, f"{x}[..., :{units}]", f"{x}[..., {units}:]"))
             outs = [x]
         else:
-            self.emit(f"{x} = " + _merge(mode, lasts[0], lasts[1]))
+            self.assign(x, _merge(mode, lasts[0], lasts[1]))
             outs = [x]
         if rec.attrs["return_state"]:
             for direction in range(2 if bidirectional else 1):
                 outs += [f"{fin}[{direction}]" for fin in finals]
-        self.returns = outs[0] if len(outs) == 1 else ", ".join(outs)
+        self.outs = outs
+
+
+# --- one emitter per layer kind: (builder, layer, source expression, has_mask) -> mask flows out --
+
+Emitter = Callable[[_Builder, Layer, str, bool], bool]
+EMITTERS: dict[str, Emitter] = {}
+
+
+def emits(*kinds: str) -> Callable[[Emitter], Emitter]:
+    def register(emitter: Emitter) -> Emitter:
+        for kind in kinds:
+            EMITTERS[kind] = emitter
+        return emitter
+
+    return register
+
+
+@emits("embedding")
+def _embedding(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
+    b.module(layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])])
+    b.initialise(f"nn.init.uniform_({attr}.weight, -0.05, 0.05)")
+    if layer.attrs["mask_zero"] and b.mask_is_read():
+        b.assign(mask, f"{src} != 0")
+    b.assign(x, f"{attr}({src})")
+    return layer.attrs["mask_zero"]
+
+
+@emits("masking")
+def _masking(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    x, mask = b.names.hidden, b.names.mask
+    value = py_literal(layer.attrs["mask_value"])
+    b.assign(mask, f"({src} != {value}).any(dim=-1)")
+    if b.following is not None and b.following.recurrent is not None:
+        # A recurrent layer skips the masked steps, so zeroing their features is moot.
+        if src != x:
+            b.assign(x, src)
+    else:
+        # `where`, as Keras's Masking does: a product would turn inf inputs into NaN.
+        b.assign(x, f"torch.where({mask}.unsqueeze(-1), {src}, 0.0)")
+    return True
+
+
+@emits("dense")
+def _dense(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    attr = f"self.{layer.name}"
+    args = [str(b.features), str(layer.attrs["units"])]
+    if not layer.attrs["use_bias"]:
+        args.append("bias=False")
+    b.module(layer, "nn.Linear", args)
+    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    if layer.attrs["use_bias"]:
+        b.initialise(f"nn.init.zeros_({attr}.bias)")
+    b.assign(b.names.hidden, b.activation(layer.attrs["activation"], f"{attr}({src})"))
+    return has_mask
+
+
+@emits("dropout")
+def _dropout(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.module(layer, "nn.Dropout", [py_literal(layer.attrs["rate"])])
+    b.assign(b.names.hidden, f"self.{layer.name}({src})")
+    return has_mask
+
+
+@emits("global_average_pooling")
+def _global_average_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    x, mask = b.names.hidden, b.names.mask
+    if has_mask:
+        b.assign(x, f"({src} * {mask}.unsqueeze(-1)).sum(dim=1) / {mask}.sum(dim=1, keepdim=True)")
+    else:
+        b.assign(x, f"{src}.mean(dim=1)")
+    return False
+
+
+@emits("attention_pooling")
+def _attention_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
+    b.helpers.add("attention_pooling")
+    b.module(layer, "AttentionPooling", [str(b.features)])
+    b.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
+    b.assign(x, f"{attr}({src}, {mask})" if has_mask else f"{attr}({src})")
+    return False
+
+
+@emits("simple_rnn", "lstm", "gru", "bidirectional")
+def _recurrent(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.recurrent(layer, src, has_mask)
+    rec = layer.recurrent
+    assert rec is not None
+    return has_mask and rec.attrs["return_sequences"]
+
+
+@emits("layer_normalization")
+def _layer_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """nn.LayerNorm: the same arithmetic (epsilon inside the root, biased variance); the mask passes."""
+    center, scale = layer.attrs["center"], layer.attrs["scale"]
+    if center and not scale:
+        raise Unsupported.of(layer.kind, TOOL, layer.where("scale"), " with center=true and scale=false")
+    args = [str(b.features), f"eps={py_literal(layer.attrs['epsilon'])}"]
+    if not scale:
+        args.append("elementwise_affine=False")
+    elif not center:
+        args.append("bias=False")
+    b.module(layer, "nn.LayerNorm", args)
+    b.assign(b.names.hidden, f"self.{layer.name}({src})")
+    return has_mask
 
 
 def context(model: Model, source_name: str) -> dict[str, Any]:
     builder = _Builder(model)
     builder.build()
-    returns_tuple = "," in builder.returns
+    returns = builder.returns
     stateful_buffers = [
         state_buffer(layer, state)
         for layer in model.layers
@@ -496,23 +550,23 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "user_imports_before": before_torch,
         "user_imports_after": user[len(before_torch) :],
         "source_name": docstring_text(source_name),
-        "init": builder.init + builder.buffers,
+        "init": render_statements(builder.init + builder.buffers, 8),
         "reset_lines": [
             line
             for buffer in stateful_buffers
-            for line in statement(8, f"{buffer} = torch.zeros_like", [buffer])
+            for line in Assign((buffer,), PyCall("torch.zeros_like", (buffer,))).lines(8)
         ],
-        "reset": builder.reset,
+        "reset": render_statements(builder.reset, 8),
         "recurrent_init": any(layer.recurrent is not None for layer in model.layers),
-        "forward": builder.forward,
+        "forward": render_statements(builder.forward, 8),
         "input_name": builder.input.name,
-        "returns": builder.returns,
-        "return_annotation": "tuple[torch.Tensor, ...]" if returns_tuple else "torch.Tensor",
+        "returns": ", ".join(returns),
+        "return_annotation": "tuple[torch.Tensor, ...]" if len(returns) > 1 else "torch.Tensor",
         "stateful_buffers": stateful_buffers,
         "keras_rnn": "keras_rnn" in builder.helpers,
         "attention_pooling": "attention_pooling" in builder.helpers,
         "stepped": sorted(builder.stepped),
-        "uses_functional": any("F." in line for line in builder.forward + builder.init),
+        "uses_functional": "F" in builder.imports,
     }
 
 

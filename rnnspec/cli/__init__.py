@@ -1,6 +1,7 @@
-"""The command line: argument parsing, exit codes, messages. No compiler logic of its own.
+"""The command line: argument parsing, exit codes (cli/exit.py), the one error printer, file
+output (through rnnspec/files.py). No compiler logic of its own, and no library module imports it.
 
-Exit codes: 0 ok, 1 a verification mismatch, 2 an error in what the user gave us.
+Each command's module here (review, migrate, verify) adds its parsers and runs the library.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rnnspec import __version__
+from rnnspec import __version__, options
+from rnnspec.check import select_model
+from rnnspec.cli import migrate, review
+from rnnspec.cli.exit import Exit
+from rnnspec.cli.verify import run_verify
+from rnnspec.compiler import generate
 from rnnspec.errors import SpecError, UserError
-from rnnspec.files import check_output, load_spec, read_spec, write_text  # noqa: F401 (read_spec: re-exported)
+from rnnspec.files import check_output, load_spec, write_text
 from rnnspec.targets import TARGETS
 from rnnspec.text import terminal_safe, terminal_text
 
@@ -33,13 +39,8 @@ examples:
 # Library modules raise UserError; the command line prints it and exits 2.
 UsageError = UserError
 
-EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
-
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from rnnspec.check import select_model
-    from rnnspec.compiler import generate
-
     if args.output:
         check_output(args.output, [Path(args.file)])
     source, models = load_spec(args.file)
@@ -47,18 +48,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
         model = select_model(models, args.model)
     except SpecError as exc:
         raise UsageError(exc.render(args.file, source)) from None
-    code = generate(model, args.target, Path(args.file).name)
+    try:
+        code = generate(model, args.target, Path(args.file).name)
+    except SpecError as exc:  # a kind or form the target does not support
+        raise UsageError(exc.render(args.file, source)) from None
     if args.output:
         write_text(args.output, code, [Path(args.file)])
     else:
         sys.stdout.write(code)
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from rnnspec.verify import run_verify
-
-    return run_verify(args)
+    return Exit.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,8 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--model", help="which model, when the file defines several")
     comp.add_argument("-o", "--output", help="write the program here (atomically) instead of stdout")
     comp.set_defaults(func=cmd_compile)
-
-    from rnnspec import options
 
     defaults = options.VerifyOptions()
     ver = sub.add_parser(
@@ -137,13 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument(
         "--weights", metavar="FILE", help="trained weights (.keras, .weights.h5, .pt) to prove it on"
     )
-    ver.set_defaults(func=cmd_verify)
-
-    from rnnspec import review
+    ver.set_defaults(func=run_verify)
 
     review.add_parsers(sub)
-    from rnnspec import migrate
-
     migrate.add_parsers(sub)
     return parser
 
@@ -204,7 +196,7 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)  # its own messages go through the escaping stream too
     if not getattr(args, "func", None):
         parser.print_help()
-        return EXIT_ERROR
+        return Exit.ERROR
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -213,10 +205,10 @@ def _main(argv: list[str] | None) -> int:
         return code
     except UserError as exc:
         _report(str(exc))
-        return EXIT_ERROR
+        return Exit.ERROR
     except SpecError as exc:  # pragma: no cover - commands render these themselves
         _report(exc.render("<spec>", None))
-        return EXIT_ERROR
+        return Exit.ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -224,7 +216,7 @@ def _main(argv: list[str] | None) -> int:
         # from complaining again when it flushes stdout at exit.
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_ERROR
+        return Exit.ERROR
     except OSError as exc:
         # Every file the user named is checked and read with a worded message; what is left is
         # the standard streams: closed, or on a full disk.
@@ -232,7 +224,7 @@ def _main(argv: list[str] | None) -> int:
             _report("rnnspec: error: cannot write to standard output (it is closed)")
         else:
             _report(f"rnnspec: error: cannot write the output: {exc.strerror or exc}")
-        return EXIT_ERROR
+        return Exit.ERROR
     except Exception as exc:
         return _internal_error(exc)
 
@@ -243,7 +235,7 @@ def _internal_error(exc: BaseException) -> int:
         f"rnnspec: internal error ({type(exc).__name__}: {detail}); this is a bug in rnnspec: please report it "
         "with the command and its input files attached"
     )
-    return EXIT_ERROR
+    return Exit.ERROR
 
 
 if __name__ == "__main__":
