@@ -63,6 +63,18 @@ def keras_gpu_kernel(rec: Layer, masked: bool) -> tuple[bool, str]:
 def review_layer(model: Model, layer: Layer) -> LayerReport | None:
     rec = layer.recurrent
     if rec is None:
+        kind = kind_of(layer, "rnnspec check") if layer.extern is None else None
+        if kind is not None and kind.drops_mask and model.values[layer.inputs[0]].masked:
+            return LayerReport(
+                layer,
+                f"Keras: {kind.keras_class_name} does not support masking: the mask ends here",
+                "PyTorch: the same; later layers see no mask",
+                [
+                    f"`{layer.name}` drops the mask it receives (Keras warns that {kind.keras_class_name} "
+                    '"will therefore destroy the mask information"): the layers after it see every '
+                    "timestep, padding included"
+                ],
+            )
         return None
     masked = model.values[layer.inputs[0]].masked
     cudnn, keras_text = keras_gpu_kernel(rec, masked)

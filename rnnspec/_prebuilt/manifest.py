@@ -2,5 +2,5 @@
 
 TEMPLATE_SHA256 = {
     'keras.py.j2': '3031bdd884366bef6b8952638acc407525ff89d217e8090ba723b0e96e5f22c7',
-    'pytorch.py.j2': '3971bb86925d2a10b360eb9d40669b2e16c787dc5e19ff357cfe30bfbe16fb07',
+    'pytorch.py.j2': '1a223acea438ae1d483437f17f2259190ccf0fb962811701217caba15a0d3624',
 }

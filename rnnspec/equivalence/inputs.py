@@ -90,6 +90,27 @@ def make_batch(model: Model, rows: list[str], steps: int, rng: np.random.Generat
     return x
 
 
+def min_steps(model: Model) -> int:
+    """The fewest timesteps every layer accepts (a `valid` convolution or pooling needs a window's
+    worth): the shortest sequence the proof may feed."""
+    from rnnspec.kinds import kind_of
+
+    def fits(steps: int) -> bool:
+        for layer in model.layers:
+            if layer.extern is not None or not model.values[layer.inputs[0]].is_sequence:
+                continue
+            kind = kind_of(layer)
+            if steps < kind.min_steps(layer):
+                return False
+            steps = kind.steps_out(layer, steps)
+        return True
+
+    steps = 1
+    while not fits(steps) and steps < LONG_STEPS:
+        steps += 1
+    return steps
+
+
 def is_masked(model: Model) -> bool:
     """Whether a mask enters the model: where padding patterns change what the programs compute."""
     return any(
@@ -112,7 +133,8 @@ def cases(model: Model, batch: int, steps: int, seed: int, *, sixteen_bit: bool 
     timed = inp.is_sequence or inp.dtype.startswith("int")
     fixed = inp.shape[0] if timed else None
     free = timed and fixed is None
-    steps = fixed or steps
+    shortest = min_steps(model) if free else 1
+    steps = fixed or max(steps, shortest)
     masked = is_masked(model)
 
     def add(name: str, rows: list[str], length: int = steps) -> None:
@@ -128,7 +150,10 @@ def cases(model: Model, batch: int, steps: int, seed: int, *, sixteen_bit: bool 
         add("one step valid", [("first_only", "last_only")[i % 2] for i in range(batch)])
     add("one row", ["holes" if masked else "none"])
     if free:
-        add("one timestep", [("none", "all")[i % 2] for i in range(max(batch, 2))], 1)
+        if shortest == 1:
+            add("one timestep", [("none", "all")[i % 2] for i in range(max(batch, 2))], 1)
+        else:  # the shortest sequence every layer takes
+            add(f"{shortest} timesteps", [("none", "all")[i % 2] for i in range(max(batch, 2))], shortest)
         add(f"{LONG_STEPS} timesteps", ["none", "right", "interior"], LONG_STEPS)
         if sixteen_bit:
             add(f"{VERY_LONG_STEPS} timesteps", ["none", "right"], VERY_LONG_STEPS)
@@ -140,7 +165,9 @@ def chunk_lengths(model: Model, count: int, steps: int) -> list[int]:
     (inp,) = model.inputs
     if inp.shape[0] is not None:
         return [inp.shape[0]] * count
-    return [(steps, steps + 2, 1)[k % 3] for k in range(count)]
+    shortest = min_steps(model)
+    steps = max(steps, shortest)
+    return [(steps, steps + 2, shortest)[k % 3] for k in range(count)]
 
 
 def chunks(model: Model, count: int, steps: int, seed: int) -> list[Case]:

@@ -17,6 +17,7 @@ from rnnspec.errors import Unsupported
 from rnnspec.ir import Layer, Model
 from rnnspec.kinds import kind_of
 from rnnspec.names import PYTORCH_FORWARD_PARAMETERS, PYTORCH_MODULE_NAMES, camel_case
+from rnnspec.targets import torch_layers as T
 from rnnspec.targets.common import (
     Assign,
     Expr,
@@ -46,6 +47,7 @@ TORCH_ACTIVATIONS = {
     "swish": "F.silu({})",
     "softmax": "torch.softmax({}, dim=-1)",
     "exponential": "torch.exp({})",
+    **T.NEW_ACTIVATIONS,
 }
 
 # The same activations as callables, for the stepped modules.
@@ -63,6 +65,11 @@ TORCH_CALLABLES = {
     "swish": "F.silu",
     "softmax": "nn.Softmax(dim=-1)",
     "exponential": "torch.exp",
+    "leaky_relu": "nn.LeakyReLU(0.2)",
+    "relu6": "F.relu6",
+    "silu": "F.silu",
+    "mish": "F.mish",
+    "log_softmax": "nn.LogSoftmax(dim=-1)",
 }
 
 FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
@@ -529,10 +536,149 @@ def _layer_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) ->
     return has_mask
 
 
+def _expression(b: _Builder, template: str, src: str) -> str:
+    """One of targets/torch_layers.py's expressions on `src`, noting what it needs."""
+    text = template.format(x=src)
+    if "F." in text:
+        b.imports.add("F")
+    for helper in T.HELPERS:
+        if f"{helper}(" in text:
+            b.helpers.update((helper, *T.NEEDS.get(helper, ())))
+    return text
+
+
+@emits("activation")
+def _activation_layer(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, b.activation(layer.attrs["activation"], src))
+    return has_mask
+
+
+@emits("relu")
+def _relu(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    a = layer.attrs
+    b.assign(b.names.hidden, _expression(b, T.relu(a["max_value"], a["negative_slope"], a["threshold"]), src))
+    return has_mask
+
+
+@emits("leaky_relu")
+def _leaky_relu(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, _expression(b, T.leaky_relu(layer.attrs["negative_slope"]), src))
+    return has_mask
+
+
+@emits("repeat_vector")
+def _repeat_vector(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, _expression(b, T.repeat_vector(layer.attrs["n"]), src))
+    return False
+
+
+@emits("reshape")
+def _reshape(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    shape = b.model.values[layer.outputs[0]].shape
+    b.assign(b.names.hidden, _expression(b, T.reshape(tuple(int(d) for d in shape if d is not None)), src))
+    return False
+
+
+@emits("flatten")
+def _flatten(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, _expression(b, T.FLATTEN, src))
+    return False
+
+
+@emits("global_max_pooling")
+def _global_max_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, _expression(b, T.GLOBAL_MAX_POOLING, src))
+    return False
+
+
+@emits("spatial_dropout1d")
+def _spatial_dropout1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.module(layer, "nn.Dropout1d", [py_literal(layer.attrs["rate"])])
+    b.assign(b.names.hidden, _expression(b, T.spatial_dropout1d(f"self.{layer.name}"), src))
+    return has_mask
+
+
+@emits("gaussian_noise")
+def _gaussian_noise(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, _expression(b, T.gaussian_noise("self", layer.attrs["stddev"]), src))
+    return has_mask
+
+
+@emits("time_distributed")
+def _time_distributed(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """nn.Linear at every timestep, as Dense; masked steps computed like the others (Keras's)."""
+    dense, attr = layer.attrs["layer"], f"self.{layer.name}"
+    args = [str(b.features), str(dense["units"])] + ([] if dense["use_bias"] else ["bias=False"])
+    b.module(layer, "nn.Linear", args)
+    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    if dense["use_bias"]:
+        b.initialise(f"nn.init.zeros_({attr}.bias)")
+    b.assign(b.names.hidden, b.activation(dense["activation"], f"{attr}({src})"))
+    return has_mask
+
+
+@emits("conv1d")
+def _conv1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """torch's Conv1d, unpadded, on the input padded as TensorFlow pads it (channels first inside)."""
+    a, attr = layer.attrs, f"self.{layer.name}"
+    kernel, stride, dilation = a["kernel_size"], a["strides"], a["dilation_rate"]
+    args = [str(b.features), str(a["filters"]), str(kernel)]
+    if stride != 1:
+        args.append(f"stride={stride}")
+    if dilation != 1:
+        args.append(f"dilation={dilation}")
+    if not a["use_bias"]:
+        args.append("bias=False")
+    b.module(layer, "nn.Conv1d", args)
+    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    if a["use_bias"]:
+        b.initialise(f"nn.init.zeros_({attr}.bias)")
+    steps = b.model.values[layer.inputs[0]].shape[0]
+    pad = T.padding(a["padding"], kernel, stride, dilation, steps)
+    padded = None if pad == (0, 0) else T.pad_text(pad, kernel, stride, dilation)
+    b.assign(b.names.hidden, _expression(b, T.conv1d(attr, padded, TORCH_ACTIVATIONS[a["activation"]]), src))
+    return False
+
+
+@emits("max_pooling1d", "average_pooling1d")
+def _pooling1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    pool = layer.attrs["pool_size"]
+    stride = layer.attrs["strides"] or pool
+    which = "max" if layer.kind == "max_pooling1d" else "avg"
+    same = layer.attrs["padding"] == "same"
+    b.assign(b.names.hidden, _expression(b, T.pool1d(which, pool, stride, same), src))
+    return False
+
+
+@emits("batch_normalization")
+def _batch_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """KerasBatchNormalization: the moving statistics as buffers; under a mask, training's batch
+    statistics are the unmasked steps'."""
+    a = layer.attrs
+    args = [str(b.features)]
+    if a["epsilon"] != 0.001:
+        args.append(f"epsilon={py_literal(a['epsilon'])}")
+    if a["momentum"] != 0.99:
+        args.append(f"momentum={py_literal(a['momentum'])}")
+    if not a["center"]:
+        args.append("center=False")
+    if not a["scale"]:
+        args.append("scale=False")
+    b.helpers.add("KerasBatchNormalization")
+    b.module(layer, "KerasBatchNormalization", args)
+    call = f"self.{layer.name}({src}, {b.names.mask})" if has_mask else f"self.{layer.name}({src})"
+    b.assign(b.names.hidden, call)
+    return has_mask
+
+
 def context(model: Model, source_name: str) -> dict[str, Any]:
     builder = _Builder(model)
     builder.build()
     returns = builder.returns
+    # Helpers of targets/torch_layers.py, in a fixed order (same spec, same bytes).
+    layer_helpers = [T.HELPERS[name].strip("\n") for name in T.HELPERS if name in builder.helpers]
+    if any("F." in helper for helper in layer_helpers):
+        builder.imports.add("F")
     stateful_buffers = [
         state_buffer(layer, state)
         for layer in model.layers
@@ -567,6 +713,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "attention_pooling": "attention_pooling" in builder.helpers,
         "stepped": sorted(builder.stepped),
         "uses_functional": "F" in builder.imports,
+        "layer_helpers": layer_helpers,
     }
 
 

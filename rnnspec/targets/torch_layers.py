@@ -48,54 +48,59 @@ def padding(mode: str, kernel: int, stride: int, dilation: int, length: int | No
     return None
 
 
-# Written into the generated module when a `same` axis has a stride and a varying length.
-SAME_PADDING = '''
-def same_padding(length, kernel, stride=1, dilation=1):
-    """TensorFlow's `same` padding of one axis: (before, after), the odd cell after."""
-    effective = (kernel - 1) * dilation + 1
-    total = max((-(-length // stride) - 1) * stride + effective - length, 0)
-    return total // 2, total - total // 2
+# Written into the generated module when a `same` axis has a stride and a varying length: the
+# padding then depends on each batch's length.
+PAD_SAME = '''
+def pad_same(x, kernel, stride, dilation=1, value=0.0):
+    """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
+    the odd padded cell after."""
+    length = x.shape[-1]
+    total = max((-(-length // stride) - 1) * stride + (kernel - 1) * dilation + 1 - length, 0)
+    return F.pad(x, (total // 2, total - total // 2), value=value)
 '''
 
 
-def pad_text(pad: tuple[int, int] | None, axis_length: str, kernel: int, stride: int, dilation: int) -> str:
-    """The padding argument of F.pad: a literal pair, or the helper's call on the runtime length."""
+def pad_text(pad: tuple[int, int] | None, kernel: int, stride: int, dilation: int) -> str:
+    """A channels-first `{x}` padded: by a literal pair, or by the helper on the runtime length."""
     if pad is not None:
-        return f"({pad[0]}, {pad[1]})"
-    return f"same_padding({axis_length}, {kernel}, {stride}, {dilation})"
+        return f"F.pad({{x}}, ({pad[0]}, {pad[1]}))"
+    return f"pad_same({{x}}, {kernel}, {stride}" + (f", {dilation})" if dilation != 1 else ")")
 
 
-def conv1d(attr: str, pad: str | None, activation: str) -> str:
+def conv1d(attr: str, padded: str | None, activation: str) -> str:
     """A Conv1D as an expression: torch's Conv1d (unpadded) on the padded channels-first input."""
     inner = "{x}.transpose(1, 2)"
-    if pad is not None:
-        inner = f"F.pad({inner}, {pad})"
+    if padded is not None:
+        inner = padded.format(x=inner)
     return activation.format(f"{attr}({inner}).transpose(1, 2)")
 
 
-def max_pool1d(pool: int, stride: int, pad: str | None) -> str:
-    """MaxPooling1D: `same` pads with -inf, so a window's padding never wins."""
-    inner = "{x}.transpose(1, 2)"
-    if pad is not None:
-        inner = f"F.pad({inner}, {pad}, value=-math.inf)"
-    return f"F.max_pool1d({inner}, {pool}, {stride}).transpose(1, 2)"
+def pool1d(which: str, pool: int, stride: int, same: bool) -> str:
+    """MaxPooling1D / AveragePooling1D on a channels-last `{x}`; `same` through the helpers."""
+    if same:
+        return f"{which}_pool_same({{x}}, {pool}, {stride})"
+    short = "max" if which == "max" else "avg"
+    return f"F.{short}_pool1d({{x}}.transpose(1, 2), {pool}, {stride}).transpose(1, 2)"
 
 
-def average_pool1d(pool: int, stride: int, pad: str | None) -> str:
-    """AveragePooling1D: under `same`, each window's mean over its cells inside the sequence."""
-    if pad is None:
-        return f"F.avg_pool1d({{x}}.transpose(1, 2), {pool}, {stride}).transpose(1, 2)"
-    return f"average_pool_same({{x}}.transpose(1, 2), {pool}, {stride}, {pad}).transpose(1, 2)"
+# `same` pooling: max pooling pads with -inf, so a padded cell never wins; TensorFlow's average
+# pooling divides each window's sum by its count of cells inside the input, not by the window's
+# size: the ratio of two zero-padded poolings is exactly that.
+MAX_POOL_SAME = '''
+def max_pool_same(x, pool, stride):
+    """MaxPooling1D with `same` padding, channels last as Keras: padded cells never win."""
+    padded = pad_same(x.transpose(1, 2), pool, stride, value=float("-inf"))
+    return F.max_pool1d(padded, pool, stride).transpose(1, 2)
+'''
 
-
-# TensorFlow's SAME average pooling divides each window's sum by its count of cells inside the
-# input, not by the window's size: the ratio of two zero-padded poolings is exactly that.
-AVERAGE_POOL_SAME = '''
-def average_pool_same(x, pool, stride, pad):
-    """Average pooling with TensorFlow's `same` padding: padded cells are not counted."""
-    total = F.avg_pool1d(F.pad(x, pad), pool, stride)
-    count = F.avg_pool1d(F.pad(torch.ones_like(x[:, :1]), pad), pool, stride)
-    return total / count
+AVG_POOL_SAME = '''
+def avg_pool_same(x, pool, stride):
+    """AveragePooling1D with `same` padding, channels last: each window's mean over its cells
+    inside the sequence, as TensorFlow's."""
+    x = x.transpose(1, 2)
+    total = F.avg_pool1d(pad_same(x, pool, stride), pool, stride)
+    count = F.avg_pool1d(pad_same(torch.ones_like(x[:, :1]), pool, stride), pool, stride)
+    return (total / count).transpose(1, 2)
 '''
 
 
@@ -104,8 +109,8 @@ def repeat_vector(n: int) -> str:
 
 
 def reshape(dims: tuple[int, ...]) -> str:
-    """Keras's Reshape: per-sample dims (one may be -1), channels-last element order as torch's."""
-    return f"{{x}}.reshape({{x}}.shape[0], {', '.join(str(d) for d in dims)})"
+    """Keras's Reshape to per-sample `dims` (resolved, no -1): channels-last order is torch's."""
+    return f"{{x}}.flatten(1).unflatten(1, {py_literal(tuple(dims))})"
 
 
 FLATTEN = "{x}.flatten(1)"
@@ -202,8 +207,11 @@ class KerasBatchNormalization(nn.Module):
 '''
 
 HELPERS = {
-    "same_padding": SAME_PADDING,
-    "average_pool_same": AVERAGE_POOL_SAME,
+    "pad_same": PAD_SAME,
+    "max_pool_same": MAX_POOL_SAME,
+    "avg_pool_same": AVG_POOL_SAME,
     "keras_relu": KERAS_RELU,
     "KerasBatchNormalization": KERAS_BATCH_NORMALIZATION,
 }
+# Helpers that call another helper.
+NEEDS = {"max_pool_same": ("pad_same",), "avg_pool_same": ("pad_same",)}

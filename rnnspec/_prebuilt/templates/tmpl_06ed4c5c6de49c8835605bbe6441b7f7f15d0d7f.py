@@ -15,6 +15,7 @@ def root(context, missing=missing):
     l_0_keras_rnn = resolve('keras_rnn')
     l_0_user_imports_after = resolve('user_imports_after')
     l_0_attention_pooling = resolve('attention_pooling')
+    l_0_layer_helpers = resolve('layer_helpers')
     l_0_recurrent_init = resolve('recurrent_init')
     l_0_class_name = resolve('class_name')
     l_0_init = resolve('init')
@@ -72,6 +73,13 @@ def root(context, missing=missing):
     if (undefined(name='attention_pooling') if l_0_attention_pooling is missing else l_0_attention_pooling):
         pass
         yield '\n\nclass AttentionPooling(nn.Module):\n    """A learned score per timestep, softmax over the unmasked timesteps, weighted sum."""\n\n    def __init__(self, features):\n        super().__init__()\n        self.kernel = nn.Linear(features, 1, bias=False)\n\n    def forward(self, x, mask=None):\n        scores = self.kernel(x).squeeze(-1)\n        if mask is not None:\n            # -1e9 underflows to an exact zero weight; a fully masked row pools to zeros.\n            scores = scores.masked_fill(~mask, -1e9)\n        weights = torch.softmax(scores, dim=-1)\n        if mask is not None:\n            weights = weights * mask\n        return (x * weights.unsqueeze(-1)).sum(dim=1)\n'
+    for l_1_helper in (undefined(name='layer_helpers') if l_0_layer_helpers is missing else l_0_layer_helpers):
+        _loop_vars = {}
+        pass
+        yield '\n\n'
+        yield str(l_1_helper)
+        yield '\n'
+    l_1_helper = missing
     if (undefined(name='recurrent_init') if l_0_recurrent_init is missing else l_0_recurrent_init):
         pass
         yield '\n\ndef init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):\n    """Give a recurrent layer (torch\'s names and layout) Keras\'s initial weights and biases.\n\n    Keras draws the kernel glorot-uniform over (inputs, gates * units) and the recurrent\n    kernel orthogonal over (units, gates * units); xavier_uniform_ and orthogonal_ on torch\'s\n    transposed, gate-reordered arrays draw from the same distributions. Biases start at zero,\n    an LSTM\'s forget gate at one with `unit_forget_bias`. Where Keras has one bias and torch\n    two (LSTM, SimpleRNN), `bias_hh` stays zero and frozen, so that training moves one bias\n    per gate, as Keras does; a GRU with reset_after has two in Keras too (`recurrent_bias`).\n    """\n    for name, param in rnn.named_parameters():\n        if name.startswith("weight_ih"):\n            nn.init.xavier_uniform_(param)\n        elif name.startswith("weight_hh"):\n            nn.init.orthogonal_(param)\n        else:\n            nn.init.zeros_(param)\n            if name.startswith("bias_hh") and not recurrent_bias:\n                param.requires_grad_(False)\n            elif unit_forget_bias:\n                nn.init.ones_(param[rnn.hidden_size : 2 * rnn.hidden_size])\n'
@@ -121,4 +129,4 @@ def root(context, missing=missing):
     yield '()\n'
 
 blocks = {}
-debug_info = '1=30&3=34&8=38&11=41&12=44&15=48&22=51&23=54&25=57&94=60&245=63&255=66&273=69&302=72&322=75&349=79&352=81&353=84&359=88&360=91&363=95&364=99&365=102&367=106&368=108&372=111&373=114&378=118&380=120'
+debug_info = '1=31&3=35&8=39&11=42&12=45&15=49&22=52&23=55&25=58&94=61&245=64&255=67&273=70&302=73&322=76&325=80&327=83&354=87&357=89&358=92&364=96&365=99&368=103&369=107&370=110&372=114&373=116&377=119&378=122&383=126&385=128'
