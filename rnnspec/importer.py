@@ -20,7 +20,7 @@ from rnnspec.check import load_model
 from rnnspec.errors import Pos, SpecError
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import require_regular_file
-from rnnspec.ir import ACTIVATIONS, MERGE_MODES, RECURRENT_KINDS, Layer, bad_identifier
+from rnnspec.ir import ACTIVATIONS, MERGE_MODES, RECURRENT_KINDS, Attr, Layer, bad_identifier
 from rnnspec.kinds import KERAS_KINDS, KINDS, LAYER_SCHEMAS
 from rnnspec.names import MODULE_ATTRIBUTES, PROGRAM_NAMES, camel_case, reserved_class_names
 from rnnspec.text import comment_text
@@ -175,8 +175,33 @@ def _policy_problem(dtype: Any) -> str | None:
     return f"dtype policy `{shown}` has no equivalent (rnnspec computes in float32)"
 
 
-def _convert_value(key: str, value: Any, attr_type: str) -> tuple[Any, str | None]:
+def _convert_value(key: str, value: Any, attr_type: str, attr: Attr | None = None) -> tuple[Any, str | None]:
     """A Keras config value as a spec value, or the reason it has none."""
+    if value is None and attr is not None and attr.default is None:
+        return None, None  # Keras's None default (pooling strides, ReLU's max_value)
+    if attr_type == "pos_int" and isinstance(value, list) and len(value) == 1:
+        value = value[0]  # Keras writes a 1-D layer's sizes as one-element lists
+    if attr_type == "choice":
+        if isinstance(value, str) and attr is not None and value in attr.choices:
+            return value, None
+        return None, f"`{key}={_show(value)}` has no equivalent"
+    if attr_type == "dims":
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(d, int) and not isinstance(d, bool) and (d > 0 or d == -1) for d in value)
+            and value.count(-1) <= 1
+        ):
+            return tuple(value), None
+        return None, f"`{key}={_show(value)}` has no equivalent (sizes, at most one -1)"
+    if attr_type == "dense_layer":
+        if not isinstance(value, dict) or value.get("class_name") != "Dense":
+            shown = value.get("class_name") if isinstance(value, dict) else _show(value)
+            return None, f"it wraps a `{shown}`; only Dense has an equivalent"
+        attrs, problems, _ = _convert_options("Dense", value.get("config") or {})
+        if problems:
+            return None, "; ".join(f"wrapped `Dense`: {p}" for p in problems)
+        return attrs, None
     if attr_type == "pos_int":
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value, None
@@ -223,8 +248,8 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
             why = _policy_problem(value)
             if why:
                 problems.append(why)
-        elif key in schema.attrs and key != "layer":
-            converted, why = _convert_value(key, value, schema.attrs[key].type)
+        elif key in schema.attrs and (key != "layer" or schema.attrs[key].type == "dense_layer"):
+            converted, why = _convert_value(key, value, schema.attrs[key].type, schema.attrs[key])
             if why:
                 problems.append(why)
             else:
@@ -237,6 +262,8 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
             zero_output = bool(value)  # Bidirectional sets it itself; alone it matters with a mask
         elif key == "lora_alpha":
             continue  # meaningful only with lora_rank, which is refused
+        elif key in ("renorm_clipping", "renorm_momentum") and kind == "batch_normalization":
+            continue  # meaningful only with renorm, which is refused
         elif key in _ONLY_AT:
             allowed, why = _ONLY_AT[key]
             if value != allowed:
@@ -252,13 +279,15 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
                 f"option `{key}={_show(value)}` is not one rnnspec knows, so it may change the output"
             )
     for key, attr in schema.attrs.items():
-        if key == "layer" or key in attrs:
+        if (key == "layer" and attr.type != "dense_layer") or key in attrs:
             continue
         if attr.required:
-            if not any(f"`{key}" in p for p in problems):
+            if not any(f"`{key}" in p or (key == "layer" and "wrap" in p) for p in problems):
                 problems.append(f"the config has no `{key}`")
         else:
             attrs[key] = attr.default
+    if "pool_size" in attrs and attrs.get("strides") == attrs["pool_size"]:
+        attrs["strides"] = None  # Keras writes its default (the pool size) out
     return attrs, problems, zero_output
 
 
@@ -1178,6 +1207,8 @@ def _refs(value: Any) -> list[tuple[str, int, int]] | None:
 
 
 def spec_literal(value: Any) -> str:
+    if isinstance(value, tuple):  # reshape's sizes: one argument each
+        return ", ".join(spec_literal(one) for one in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -1194,7 +1225,9 @@ def _call(item: Item) -> str:
     schema = LAYER_SCHEMAS[item.kind]
     args = []
     for key in schema.positional:
-        if key == "layer":
+        if key == "layer" and isinstance(item.attrs.get(key), dict):  # time_distributed(dense(...))
+            args.append(_call(Item("dense", item.attrs[key], "", "Dense")))
+        elif key == "layer":
             assert item.inner is not None
             args.append(_call(item.inner))
         else:

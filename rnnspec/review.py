@@ -104,10 +104,19 @@ def review_layer(model: Model, layer: Layer) -> LayerReport | None:
 
 
 def torch_parameter_count(model: Model, layer: Layer, shapes: dict | None = None) -> int:
-    """torch's count differs from Keras's only where torch keeps a second bias per direction."""
+    """torch's count differs from Keras's where torch keeps a second bias per direction, and where
+    Keras counts non-trainable weights that torch keeps as buffers (moving statistics)."""
     shapes = keras_weight_shapes(model) if shapes is None else shapes
-    count = sum(prod(shape) for shape in shapes.get(layer.name, []))
-    return count + kind_of(layer, "rnnspec summary").torch_extra_parameters(layer)
+    kind = kind_of(layer, "rnnspec summary")
+    buffers = kind.torch_buffers(layer) if layer.extern is None else []
+    count = sum(
+        prod(shape)
+        for shape, buffer in zip(
+            shapes.get(layer.name, []), buffers + [False] * len(shapes.get(layer.name, []))
+        )
+        if not buffer
+    )
+    return count + kind.torch_extra_parameters(layer)
 
 
 def summary_rows(model: Model) -> list[tuple[str, str, str, int | None, int | None]]:

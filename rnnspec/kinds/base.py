@@ -52,6 +52,7 @@ class KerasArray:
     transpose: bool = False
     present: Callable[[Layer], bool] = lambda layer: True
     positive: bool = False  # a variance: random weights for a proof draw it above zero
+    buffer: bool = False  # torch keeps it as a buffer (moving statistics), not a parameter
 
 
 class LayerKind:
@@ -117,6 +118,10 @@ class LayerKind:
     def keras_weights(self, layer: Layer, width: int) -> list[tuple[str, tuple[int, ...]]]:
         """Name and shape of each array `get_weights()` gives, in order; `width` is the input's last axis."""
         return [(a.name, a.shape(layer, width)) for a in self.arrays if a.present(layer)]
+
+    def torch_buffers(self, layer: Layer) -> list[bool]:
+        """Per array of `keras_weights`: whether torch keeps it as a buffer, not a parameter."""
+        return [a.buffer for a in self.arrays if a.present(layer)]
 
     def positive_weights(self, layer: Layer) -> list[bool]:
         """Per array of `keras_weights`: whether it must be positive (a variance)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from rnnspec.ir import Attr, Layer, LayerSchema
+from rnnspec.ir import Attr, LayerSchema
 from rnnspec.kinds.base import KerasArray, LayerKind
 
 
@@ -72,9 +72,9 @@ class BatchNormalization(LayerKind):
         KerasArray(
             "beta", lambda layer, width: (width,), "bias", present=lambda layer: layer.attrs["center"]
         ),
-        KerasArray("moving_mean", lambda layer, width: (width,), "running_mean"),
-        KerasArray("moving_variance", lambda layer, width: (width,), "running_var", positive=True),
+        # Non-trainable weights in Keras (counted in its parameters), buffers in torch (not).
+        KerasArray("moving_mean", lambda layer, width: (width,), "running_mean", buffer=True),
+        KerasArray(
+            "moving_variance", lambda layer, width: (width,), "running_var", positive=True, buffer=True
+        ),
     )
-
-    def torch_extra_parameters(self, layer: Layer) -> int:
-        return 0  # the moving statistics are buffers in torch, non-trainable weights in Keras
