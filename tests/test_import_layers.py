@@ -318,3 +318,118 @@ keras.Model(x, keras.layers.LSTM(2, name="lstm")(Halver(name="half")(Doubler(nam
         "  layer `half` (Halver): a user's layer class (registered as `Mine>Halver`): declare it in the spec "
         "with `extern layer` and write the spec by hand (docs/custom-layers.md)",
     ]
+
+
+@pytest.fixture(scope="module")
+def layers_model(tmp_path_factory):
+    """A trained Keras model with every one-input layer of v1 (BatchNormalization's moving
+    statistics moved by training), saved as .keras."""
+    keras.utils.set_random_seed(6)
+    x = keras.Input((None, 6), name="features")
+    h = L.Conv1D(8, 3, padding="causal", activation="relu", name="conv")(x)
+    h = L.BatchNormalization(name="norm")(h)
+    h = L.MaxPooling1D(2, padding="same", name="max_pool")(h)
+    h = L.Conv1D(8, 2, padding="same", strides=2, use_bias=False, name="conv_2")(h)
+    h = L.AveragePooling1D(2, strides=1, name="avg_pool")(h)
+    h = L.SpatialDropout1D(0.2, name="channels")(h)
+    h = L.GaussianNoise(0.1, name="noise")(h)
+    h = L.RNN(L.LSTMCell(5), return_sequences=True, name="rnn")(h)
+    h = L.TimeDistributed(L.Dense(4, activation="tanh"), name="per_step")(h)
+    h = L.LeakyReLU(name="leaky")(h)
+    h = L.Activation("mish", name="act")(h)
+    h = L.GlobalMaxPooling1D(name="max_over_time")(h)
+    h = L.BatchNormalization(center=False, name="norm_2")(h)
+    h = L.RepeatVector(3, name="repeat")(h)
+    h = L.GRU(4, return_sequences=True, name="gru")(h)
+    h = L.Flatten(name="flat")(h)
+    h = L.Reshape((2, -1), name="shape")(h)
+    h = L.ReLU(max_value=6.0, name="relu6")(h)
+    model = keras.Model(x, L.Dense(2, activation="log_softmax", name="out")(h), name="front")
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(2)
+    model.fit(rng.normal(size=(32, 12, 6)), np.zeros((32, 2, 2)), epochs=2, verbose=0)
+    assert not np.allclose(model.get_layer("norm").get_weights()[2], 0)  # moving mean trained
+    directory = tmp_path_factory.mktemp("layers")
+    model.save(directory / "front.keras")
+    return model, directory
+
+
+def test_every_one_input_layer_imports_verifies_and_ports(layers_model, capsys):
+    import torch
+
+    from rnnspec.check import load_model
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import load_program
+
+    model, directory = layers_model
+    archive, spec = directory / "front.keras", directory / "front.rnn"
+    code, out, err = run(capsys, "import", archive, "-o", spec)
+    assert (code, out, err) == (0, "", "")
+    assert spec.read_text().splitlines()[1:] == [
+        "# The Keras layer `rnn` is RNN(LSTMCell), which is Keras's LSTM: `lstm` here.",
+        "model front {",
+        "    input features: float32[*, 6]",
+        "    conv1d(8, 3, padding=causal, activation=relu) as conv",
+        "    batch_normalization() as norm",
+        "    max_pooling1d(2, padding=same) as max_pool",
+        "    conv1d(8, 2, strides=2, padding=same, use_bias=false) as conv_2",
+        "    average_pooling1d(2, strides=1) as avg_pool",
+        "    spatial_dropout1d(0.2) as channels",
+        "    gaussian_noise(0.1) as noise",
+        "    lstm(5, return_sequences=true) as rnn",
+        "    time_distributed(dense(4, activation=tanh)) as per_step",
+        "    leaky_relu(0.3) as leaky",
+        "    activation(mish) as act",
+        "    global_max_pooling() as max_over_time",
+        "    batch_normalization(center=false) as norm_2",
+        "    repeat_vector(3) as repeat",
+        "    gru(4, return_sequences=true) as gru",
+        "    flatten() as flat",
+        "    reshape(2, -1) as shape",
+        "    relu(max_value=6.0) as relu6",
+        "    dense(2, activation=log_softmax) as out",
+        "}",
+    ]
+    code, out, err = run(capsys, "verify", spec, "--weights", archive)
+    assert code == 0, err
+    assert f"trained weights from {archive}" in out
+    pt, back = directory / "front.pt", directory / "back.weights.h5"
+    assert main(["port", str(spec), "--from", str(archive), "--to", str(pt)]) == 0
+    state = torch.load(pt, weights_only=True)
+    # The moving statistics are the torch module's buffers, carried both ways.
+    np.testing.assert_array_equal(
+        state["norm.running_mean"].numpy(), model.get_layer("norm").moving_mean.numpy()
+    )
+    np.testing.assert_array_equal(
+        state["norm.running_var"].numpy(), model.get_layer("norm").moving_variance.numpy()
+    )
+    assert main(["port", str(spec), "--from", str(pt), "--to", str(back)]) == 0
+    program = load_program(generate(load_model(spec.read_text()), "keras", "front.rnn"), "front_keras")
+    again = program.build_model()
+    again.load_weights(back)
+    for a, b in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The PyTorch program with the ported weights on fresh inputs, against the trained model.
+    module = load_program(generate(load_model(spec.read_text()), "pytorch", "front.rnn"), "front_torch")
+    torch_model = module.build_model().eval()
+    torch_model.load_state_dict(state, strict=True)
+    x = np.random.default_rng(9).normal(size=(3, 17, 6)).astype("float32")
+    with torch.no_grad():
+        got = torch_model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, np.asarray(model(x)), rtol=0, atol=1e-5)
+
+
+def test_options_of_the_new_layers_without_an_equivalent_are_listed_together(tmp_path, capsys):
+    x = keras.Input((None, 4), name="x")
+    h = L.Conv1D(4, 2, groups=2, name="grouped")(x)
+    h = L.BatchNormalization(renorm=True, name="renorm")(h)
+    h = L.TimeDistributed(L.Dropout(0.1), name="wrapped")(h)
+    h = L.Activation("hard_silu", name="act")(L.GlobalMaxPooling1D(keepdims=True, name="gmp")(h))
+    keras.Model(x, h).save(tmp_path / "options.keras")
+    assert refusal(capsys, tmp_path / "options.keras") == [
+        "  layer `grouped` (Conv1D): `groups=2`: grouped convolution (groups > 1) has no equivalent",
+        "  layer `renorm` (BatchNormalization): `renorm=true`: batch renormalisation (renorm=True) has no equivalent",
+        "  layer `wrapped` (TimeDistributed): it wraps a `Dropout`; only Dense has an equivalent",
+        "  layer `gmp` (GlobalMaxPooling1D): `keepdims=true`: keepdims=True has no equivalent",
+        '  layer `act` (Activation): `activation="hard_silu"`: the activation has no equivalent',
+    ]
