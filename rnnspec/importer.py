@@ -778,7 +778,7 @@ class _Converter:
             if len(args) != 1 or _ref(args[0]) is None:
                 shown = ", ".join(f"`{r[0]}`" for r in refs) or "no tensor"
                 merges.append(f"layer `{name}` takes {len(refs)} inputs ({shown}); a spec is a linear chain")
-            for ref in refs:
+            for ref in dict.fromkeys(refs):  # a layer that takes one tensor twice is one consumer
                 consumers.setdefault(ref, []).append(name)
             for key, value in kwargs.items():
                 if key == "training" and value is True:

@@ -433,3 +433,22 @@ def test_options_of_the_new_layers_without_an_equivalent_are_listed_together(tmp
         "  layer `gmp` (GlobalMaxPooling1D): `keepdims=true`: keepdims=True has no equivalent",
         '  layer `act` (Activation): `activation="hard_silu"`: the activation has no equivalent',
     ]
+
+
+def test_the_refusal_in_docs_migration_md_is_what_import_prints(tmp_path, capsys):
+    from tests.golden import ROOT
+
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    x = L.Embedding(2000, 32, mask_zero=True, name="embedding")(tokens)
+    x = L.Conv1D(32, 3, groups=4, padding="same", name="conv1d")(x)
+    x = L.LSTM(64, return_sequences=True, dtype="mixed_float16", name="lstm")(x)
+    x = L.MultiHeadAttention(2, 16, name="attention")(x, x)
+    x = L.GlobalMaxPooling1D(name="pool")(x)
+    keras.Model(tokens, L.Dense(4, activation="hard_silu", name="dense")(x)).save(
+        tmp_path / "conv_lstm.keras"
+    )
+    code, _, err = run(capsys, "import", tmp_path / "conv_lstm.keras")
+    assert code == 2
+    doc = (ROOT / "docs" / "migration.md").read_text()
+    shown = doc.split("$ rnnspec import conv_lstm.keras\n", 1)[1].split("```", 1)[0]
+    assert err.replace(f"{tmp_path}/", "") == shown
