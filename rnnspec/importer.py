@@ -179,8 +179,11 @@ def _convert_value(key: str, value: Any, attr_type: str, attr: Attr | None = Non
     """A Keras config value as a spec value, or the reason it has none."""
     if value is None and attr is not None and attr.default is None:
         return None, None  # Keras's None default (pooling strides, ReLU's max_value)
-    if attr_type == "pos_int" and isinstance(value, list) and len(value) == 1:
-        value = value[0]  # Keras writes a 1-D layer's sizes as one-element lists
+    if attr_type == "pos_int" and isinstance(value, list) and value:
+        # Keras writes a layer's sizes as one per axis; a spec's 2-D sizes are square.
+        if any(one != value[0] for one in value):
+            return None, f"`{key}={_show(value)}`: only equal sizes on every axis have an equivalent"
+        value = value[0]
     if attr_type == "choice":
         if isinstance(value, str) and attr is not None and value in attr.choices:
             return value, None

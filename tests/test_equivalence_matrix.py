@@ -247,6 +247,22 @@ def one_input_cases():
             MASKED_IDS,
             "conv1d(4, 3, padding=same)\n    batch_normalization()\n    max_pooling1d(2)\n    lstm(2)",
         ),
+        # The convolutional front of a speech or OCR model.
+        (
+            "input x: float32[12, 10]",
+            "reshape(12, 10, 1)\n    conv2d(4, 3, padding=same, activation=relu)\n    max_pooling2d()\n"
+            "    conv2d(3, 2, strides=2, padding=same, use_bias=false)\n"
+            "    max_pooling2d(2, strides=1, padding=same)\n    reshape(3, -1)\n    gru(3, return_sequences=true)",
+        ),
+        (
+            "input x: float32[9, 8]",
+            "reshape(9, 8, 1)\n    conv2d(2, 3)\n    conv2d(2, 2, dilation_rate=2)\n"
+            "    max_pooling2d(3, strides=2)\n    batch_normalization()\n    flatten()\n    dense(2)",
+        ),
+        (
+            "input x: float32[6, 6]",
+            "reshape(6, 6, 1)\n    conv2d(3, 4, strides=3, padding=same)\n    reshape(2, -1)",
+        ),
     ]
     for head, body in shapes:
         yield pytest.param(spec(head, body), id=body.replace("\n    ", " > ") + f"|{head.split()[2]}")

@@ -19,6 +19,15 @@ from tests.strategies import specs
 # Long names make long lines: the layout has to wrap them as the formatter would.
 LONG = "model a_rather_long_model_name_for_wrapping {\n    input some_long_input_name: float32[*, 3]\n"
 WIDE_SPECS = [
+    "model v1_layers {\n    input some_long_input_name: float32[12, 10]\n"
+    "    batch_normalization(epsilon=0.0001, momentum=0.5, center=false)\n"
+    "    conv1d(4, 3, strides=2, padding=same, activation=log_softmax) as a_long_convolution_name\n"
+    "    average_pooling1d(3, strides=2, padding=same)\n    spatial_dropout1d(0.25)\n"
+    "    gaussian_noise(0.123456)\n    relu(negative_slope=0.123456, max_value=12.5, threshold=0.25)\n"
+    "    time_distributed(dense(6, activation=log_softmax, use_bias=false)) as a_long_time_distributed\n"
+    "    reshape(3, 6, 1)\n    conv2d(3, 2, padding=same, activation=leaky_relu) as a_long_conv2d_name\n"
+    "    max_pooling2d(2, strides=1, padding=same)\n    flatten()\n    repeat_vector(2)\n"
+    "    global_max_pooling()\n}\n",
     LONG + "    bidirectional(lstm(3, return_state=true), merge_mode=none) as a_long_bidirectional_name\n}\n",
     "model s(batch_size=2) {\n    input x: float32[*, 3]\n"
     "    lstm(3, stateful=true, return_sequences=true) as a_long_stateful_layer_name\n"

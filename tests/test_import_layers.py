@@ -452,3 +452,44 @@ def test_the_refusal_in_docs_migration_md_is_what_import_prints(tmp_path, capsys
     doc = (ROOT / "docs" / "migration.md").read_text()
     shown = doc.split("$ rnnspec import conv_lstm.keras\n", 1)[1].split("```", 1)[0]
     assert err.replace(f"{tmp_path}/", "") == shown
+
+
+def test_a_conv2d_front_imports_and_verifies_with_its_weights(tmp_path, capsys):
+    """The front of the Keras OCR and speech examples, from a 2-D input: Reshape to an image,
+    Conv2D / MaxPooling2D, Reshape back to a sequence, a recurrent layer."""
+    keras.utils.set_random_seed(7)
+    x = keras.Input((16, 12), name="spectrogram")
+    h = L.Reshape((16, 12, 1), name="image")(x)
+    h = L.Conv2D(4, 3, padding="same", activation="relu", name="conv_1")(h)
+    h = L.MaxPooling2D(name="pool_1")(h)
+    h = L.Conv2D(3, (2, 2), strides=(2, 2), padding="same", use_bias=False, name="conv_2")(h)
+    h = L.BatchNormalization(name="norm")(h)
+    h = L.Reshape((4, -1), name="to_sequence")(h)
+    h = L.Bidirectional(L.GRU(5, return_sequences=True), name="rnn")(h)
+    model = keras.Model(x, L.Dense(6, activation="log_softmax", name="chars")(h), name="ocr")
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.random.default_rng(3).normal(size=(16, 16, 12)), np.zeros((16, 4, 6)), epochs=1, verbose=0)
+    model.save(tmp_path / "ocr.keras")
+    code, out, err = run(capsys, "import", tmp_path / "ocr.keras")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        "model ocr {",
+        "    input spectrogram: float32[16, 12]",
+        "    reshape(16, 12, 1) as image",
+        "    conv2d(4, 3, padding=same, activation=relu) as conv_1",
+        "    max_pooling2d(2) as pool_1",
+        "    conv2d(3, 2, strides=2, padding=same, use_bias=false) as conv_2",
+        "    batch_normalization() as norm",
+        "    reshape(4, -1) as to_sequence",
+        "    bidirectional(gru(5, return_sequences=true)) as rnn",
+        "    dense(6, activation=log_softmax) as chars",
+        "}",
+    ]
+    spec = tmp_path / "ocr.rnn"
+    spec.write_text(out)
+    code, out, err = run(capsys, "verify", spec, "--weights", tmp_path / "ocr.keras")
+    assert code == 0, err
+    code, out, err = run(capsys, "port", spec, "--from", tmp_path / "ocr.keras", "--to", tmp_path / "ocr.pt")
+    assert (code, err) == (0, "")
+    code, out, err = run(capsys, "verify", spec, "--weights", tmp_path / "ocr.pt")
+    assert code == 0, err

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rnnspec.errors import Unsupported
 from rnnspec.ir import Layer, LayerSchema
 from rnnspec.kinds.base import Context, KerasArray, LayerKind, describe, needs_sequence_message
-from rnnspec.kinds.conv import AveragePooling1D, Conv1D, MaxPooling1D
+from rnnspec.kinds.conv import AveragePooling1D, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D
 from rnnspec.kinds.dense import AttentionPooling, Dense, Embedding, TimeDistributed
 from rnnspec.kinds.extern import EXTERN
 from rnnspec.kinds.normalization import BatchNormalization, LayerNormalization
@@ -57,6 +57,8 @@ KINDS: dict[str, LayerKind] = {
         LeakyReLU(),
         SpatialDropout1D(),
         GaussianNoise(),
+        Conv2D(),
+        MaxPooling2D(),
     )
 }
 

@@ -146,3 +146,125 @@ class AveragePooling1D(_Pooling1D):
     )
     keras_class = "keras.layers.AveragePooling1D"
     h5_name = "average_pooling1d"
+
+
+def _spatial_out(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    return steps_out(size, kernel, stride, dilation, padding)
+
+
+class _Spatial2D(DropsMask):
+    """A 2-D window over [height, width, channels] (channels last, as Keras); square kernels and
+    strides only, as one number each."""
+
+    def window(self, layer: Layer) -> tuple[int, int, int, str]:
+        raise NotImplementedError
+
+    def channels(self, layer: Layer, channels: int) -> int:
+        return channels
+
+    def infer(self, layer: Layer, current: TensorValue, ctx: Context) -> list[TensorValue] | None:
+        if len(current.shape) != 3 or None in current.shape:
+            ctx.report.error(
+                layer.pos,
+                f"`{layer.kind}` takes [height, width, channels] of fixed sizes (channels last, as Keras); "
+                f"`{layer.name}` receives {describe(current)}: reshape to it first, e.g. `reshape(T, F, 1)`",
+            )
+            return None
+        kernel, stride, dilation, padding = self.window(layer)
+        if stride > 1 and dilation > 1:
+            ctx.report.error(
+                layer.where("dilation_rate"),
+                f"`{layer.kind}` cannot take strides > 1 with dilation_rate > 1 (Keras refuses it)",
+            )
+            return None
+        height, width, channels = current.shape
+        out = [_spatial_out(size, kernel, stride, dilation, padding) for size in (height, width)]
+        if min(out) < 1:
+            ctx.report.error(
+                layer.pos,
+                f"`{layer.name}` needs at least {(kernel - 1) * dilation + 1} cells per axis with padding=valid; "
+                f"it receives {describe(current)}",
+            )
+            return None
+        return [TensorValue(layer.name, "float32", (out[0], out[1], self.channels(layer, channels)))]
+
+
+class Conv2D(_Spatial2D):
+    """Keras's Conv2D, for the convolutional fronts of speech and OCR models."""
+
+    name = "conv2d"
+    schema = LayerSchema(
+        ("filters", "kernel_size"),
+        {
+            "filters": Attr("pos_int"),
+            "kernel_size": Attr("pos_int"),
+            "strides": Attr("pos_int", 1),
+            "padding": Attr("choice", "valid", ("valid", "same")),
+            "dilation_rate": Attr("pos_int", 1),
+            "activation": Attr("activation", "linear"),
+            "use_bias": Attr("bool", True),
+        },
+    )
+    keras_class = "keras.layers.Conv2D"
+    h5_name = "conv2d"
+    keras_fixed: ClassVar[dict[str, tuple[tuple[Any, ...], str]]] = {
+        "groups": ((1,), "grouped convolution (groups > 1) has no equivalent"),
+        "data_format": (("channels_last",), "only data_format='channels_last' has an equivalent"),
+    }
+    # Keras's kernel is (height, width, in, out); torch's Conv2d weight (out, in, height, width).
+    arrays = (
+        KerasArray(
+            "kernel",
+            lambda layer, width: (
+                layer.attrs["kernel_size"],
+                layer.attrs["kernel_size"],
+                width,
+                layer.attrs["filters"],
+            ),
+            "weight",
+        ),
+        KerasArray(
+            "bias",
+            lambda layer, width: (layer.attrs["filters"],),
+            "bias",
+            present=lambda layer: layer.attrs["use_bias"],
+        ),
+    )
+
+    def window(self, layer: Layer) -> tuple[int, int, int, str]:
+        a = layer.attrs
+        return a["kernel_size"], a["strides"], a["dilation_rate"], a["padding"]
+
+    def channels(self, layer: Layer, channels: int) -> int:
+        return layer.attrs["filters"]
+
+    def keras_to_torch(self, layer: Layer, arrays: list[Any]) -> dict[str, Any]:
+        state = {"weight": arrays[0].transpose(3, 2, 0, 1)}
+        if layer.attrs["use_bias"]:
+            state["bias"] = arrays[1]
+        return state
+
+    def torch_to_keras(self, layer: Layer, state: dict[str, Any]) -> list[Any]:
+        arrays = [state["weight"].transpose(2, 3, 1, 0)]
+        return arrays + ([state["bias"]] if layer.attrs["use_bias"] else [])
+
+
+class MaxPooling2D(_Spatial2D):
+    name = "max_pooling2d"
+    schema = LayerSchema(
+        ("pool_size",),
+        {
+            "pool_size": Attr("pos_int", 2),
+            "strides": Attr("pos_int", None),
+            "padding": Attr("choice", "valid", ("valid", "same")),
+        },
+    )
+    keras_class = "keras.layers.MaxPooling2D"
+    h5_name = "max_pooling2d"
+    keras_fixed: ClassVar[dict[str, tuple[tuple[Any, ...], str]]] = {
+        "data_format": (("channels_last",), "only data_format='channels_last' has an equivalent")
+    }
+
+    def window(self, layer: Layer) -> tuple[int, int, int, str]:
+        pool = layer.attrs["pool_size"]
+        return pool, layer.attrs["strides"] or pool, 1, layer.attrs["padding"]

@@ -600,7 +600,9 @@ def _spatial_dropout1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> b
 
 @emits("gaussian_noise")
 def _gaussian_noise(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
-    b.assign(b.names.hidden, _expression(b, T.gaussian_noise("self", layer.attrs["stddev"]), src))
+    b.helpers.add("GaussianNoise")
+    b.module(layer, "GaussianNoise", [py_literal(layer.attrs["stddev"])])
+    b.assign(b.names.hidden, f"self.{layer.name}({src})")
     return has_mask
 
 
@@ -636,7 +638,9 @@ def _conv1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     steps = b.model.values[layer.inputs[0]].shape[0]
     pad = T.padding(a["padding"], kernel, stride, dilation, steps)
     padded = None if pad == (0, 0) else T.pad_text(pad, kernel, stride, dilation)
-    b.assign(b.names.hidden, _expression(b, T.conv1d(attr, padded, TORCH_ACTIVATIONS[a["activation"]]), src))
+    first, second = T.conv1d(attr, padded, TORCH_ACTIVATIONS[a["activation"]])
+    b.assign(b.names.hidden, _expression(b, first, src))
+    b.assign(b.names.hidden, _expression(b, second, b.names.hidden))
     return False
 
 
@@ -647,6 +651,57 @@ def _pooling1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     which = "max" if layer.kind == "max_pooling1d" else "avg"
     same = layer.attrs["padding"] == "same"
     b.assign(b.names.hidden, _expression(b, T.pool1d(which, pool, stride, same), src))
+    return False
+
+
+def _padding_2d(layer: Layer, shape: tuple, kernel: int, stride: int, dilation: int) -> tuple[int, ...]:
+    """F.pad's (left, right, top, bottom) for TensorFlow's padding of [height, width]."""
+    if layer.attrs["padding"] == "valid":
+        return (0, 0, 0, 0)
+    top, bottom = T.same_padding(shape[0], kernel, stride, dilation)
+    left, right = T.same_padding(shape[1], kernel, stride, dilation)
+    return (left, right, top, bottom)
+
+
+@emits("conv2d")
+def _conv2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """torch's Conv2d, unpadded, on the channels-first input padded as TensorFlow pads it."""
+    a, attr = layer.attrs, f"self.{layer.name}"
+    kernel, stride, dilation = a["kernel_size"], a["strides"], a["dilation_rate"]
+    args = [str(b.features), str(a["filters"]), str(kernel)]
+    if stride != 1:
+        args.append(f"stride={stride}")
+    if dilation != 1:
+        args.append(f"dilation={dilation}")
+    if not a["use_bias"]:
+        args.append("bias=False")
+    b.module(layer, "nn.Conv2d", args)
+    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    if a["use_bias"]:
+        b.initialise(f"nn.init.zeros_({attr}.bias)")
+    pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, kernel, stride, dilation)
+    inner = f"{src}.permute(0, 3, 1, 2)"
+    if any(pad):
+        b.imports.add("F")
+        inner = f"F.pad({inner}, {py_literal(pad)})"
+    # Channels first, padded, in one statement; convolved and channels last in the next.
+    b.assign(b.names.hidden, inner)
+    call = f"{attr}({b.names.hidden}).permute(0, 2, 3, 1)"
+    b.assign(b.names.hidden, b.activation(a["activation"], call))
+    return False
+
+
+@emits("max_pooling2d")
+def _max_pooling2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    pool = layer.attrs["pool_size"]
+    stride = layer.attrs["strides"] or pool
+    pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, pool, stride, 1)
+    b.imports.add("F")
+    inner = f"{src}.permute(0, 3, 1, 2)"
+    if any(pad):  # -inf: a padded cell never wins
+        b.assign(b.names.hidden, f'F.pad({inner}, {py_literal(pad)}, value=float("-inf"))')
+        inner = b.names.hidden
+    b.assign(b.names.hidden, f"F.max_pool2d({inner}, {pool}, {stride}).permute(0, 2, 3, 1)")
     return False
 
 

@@ -55,7 +55,8 @@ def pad_same(x, kernel, stride, dilation=1, value=0.0):
     """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
     the odd padded cell after."""
     length = x.shape[-1]
-    total = max((-(-length // stride) - 1) * stride + (kernel - 1) * dilation + 1 - length, 0)
+    span = (kernel - 1) * dilation + 1
+    total = max((-(-length // stride) - 1) * stride + span - length, 0)
     return F.pad(x, (total // 2, total - total // 2), value=value)
 '''
 
@@ -67,12 +68,13 @@ def pad_text(pad: tuple[int, int] | None, kernel: int, stride: int, dilation: in
     return f"pad_same({{x}}, {kernel}, {stride}" + (f", {dilation})" if dilation != 1 else ")")
 
 
-def conv1d(attr: str, padded: str | None, activation: str) -> str:
-    """A Conv1D as an expression: torch's Conv1d (unpadded) on the padded channels-first input."""
+def conv1d(attr: str, padded: str | None, activation: str) -> tuple[str, str]:
+    """A Conv1D as two expressions, each short enough for one line: the channels-first input,
+    padded; then torch's Conv1d (unpadded) on it (`{x}` the first's result), channels last again."""
     inner = "{x}.transpose(1, 2)"
     if padded is not None:
         inner = padded.format(x=inner)
-    return activation.format(f"{attr}({inner}).transpose(1, 2)")
+    return inner, activation.format(f"{attr}({{x}}).transpose(1, 2)")
 
 
 def pool1d(which: str, pool: int, stride: int, same: bool) -> str:
@@ -99,8 +101,8 @@ def avg_pool_same(x, pool, stride):
     inside the sequence, as TensorFlow's."""
     x = x.transpose(1, 2)
     total = F.avg_pool1d(pad_same(x, pool, stride), pool, stride)
-    count = F.avg_pool1d(pad_same(torch.ones_like(x[:, :1]), pool, stride), pool, stride)
-    return (total / count).transpose(1, 2)
+    ones = pad_same(torch.ones_like(x[:, :1]), pool, stride)
+    return (total / F.avg_pool1d(ones, pool, stride)).transpose(1, 2)
 '''
 
 
@@ -125,12 +127,8 @@ def relu(max_value: float | None, negative_slope: float, threshold: float) -> st
         return f"F.leaky_relu({{x}}, {py_literal(negative_slope)})"
     if max_value == 6.0 and threshold == 0.0 and negative_slope == 0.0:
         return "F.relu6({x})"
-    args = [f"negative_slope={py_literal(negative_slope)}"] if negative_slope != 0.0 else []
-    if max_value is not None:
-        args.append(f"max_value={py_literal(max_value)}")
-    if threshold != 0.0:
-        args.append(f"threshold={py_literal(threshold)}")
-    return f"keras_relu({{x}}, {', '.join(args)})"
+    limit = py_literal(max_value)
+    return f"keras_relu({{x}}, {py_literal(negative_slope)}, {limit}, {py_literal(threshold)})"
 
 
 # Keras's `relu` with options, in Keras's order of operations (keras/src/activations/activations.py
@@ -155,9 +153,18 @@ def leaky_relu(negative_slope: float) -> str:
     return f"F.leaky_relu({{x}}, {py_literal(negative_slope)})"
 
 
-def gaussian_noise(attr: str, stddev: float) -> str:
-    """Noise in training only, as Keras's GaussianNoise; at inference the identity."""
-    return f"{{x}} + {py_literal(stddev)} * torch.randn_like({{x}}) if {attr}.training else {{x}}"
+# Noise in training only, as Keras's GaussianNoise; at inference the identity.
+GAUSSIAN_NOISE = '''
+class GaussianNoise(nn.Module):
+    """Keras's GaussianNoise: x + stddev * N(0, 1) in training, x in inference."""
+
+    def __init__(self, stddev):
+        super().__init__()
+        self.stddev = stddev
+
+    def forward(self, x):
+        return x + self.stddev * torch.randn_like(x) if self.training else x
+'''
 
 
 def spatial_dropout1d(attr: str) -> str:
@@ -193,10 +200,12 @@ class KerasBatchNormalization(nn.Module):
                 keep = mask.unsqueeze(-1).expand_as(x)
                 count = keep.sum(dim=axes).to(x.dtype) + 1e-7
                 mean = torch.where(keep, x, 0.0).sum(dim=axes) / count
-                variance = torch.where(keep, x - mean, 0.0).square().sum(dim=axes) / count
+                spread = torch.where(keep, x - mean, 0.0).square()
+                variance = spread.sum(dim=axes) / count
             with torch.no_grad():
-                self.running_mean.mul_(self.momentum).add_(mean.detach() * (1.0 - self.momentum))
-                self.running_var.mul_(self.momentum).add_(variance.detach() * (1.0 - self.momentum))
+                new = 1.0 - self.momentum
+                self.running_mean.mul_(self.momentum).add_(new * mean.detach())
+                self.running_var.mul_(self.momentum).add_(new * variance.detach())
         else:
             mean, variance = self.running_mean, self.running_var
         inv = torch.rsqrt(variance + self.epsilon)
@@ -212,6 +221,7 @@ HELPERS = {
     "avg_pool_same": AVG_POOL_SAME,
     "keras_relu": KERAS_RELU,
     "KerasBatchNormalization": KERAS_BATCH_NORMALIZATION,
+    "GaussianNoise": GAUSSIAN_NOISE,
 }
 # Helpers that call another helper.
 NEEDS = {"max_pool_same": ("pad_same",), "avg_pool_same": ("pad_same",)}
