@@ -126,6 +126,7 @@ class Imported:
     # RNN(LSTMCell) that is `lstm` here, `layers/functional/layers/dense` inside a nested model).
     h5_groups: list[str | None] = field(default_factory=list)
     cut: list[str] = field(default_factory=list)  # the preprocessing layers cut from the front
+    cut_groups: list[str] = field(default_factory=list)  # where their arrays sit (adapted statistics)
     notes: list[str] = field(default_factory=list)
 
 
@@ -573,6 +574,7 @@ class _Converter:
         self.config = config
         self.after_preprocessing = after_preprocessing
         self.cut: list[str] = []  # the preprocessing layers cut from the front, in order
+        self.cut_groups: list[str] = []
         self._preprocessing_input = False
         self.source_name = source_name
         self.keras_version = keras_version
@@ -674,6 +676,7 @@ class _Converter:
             h5_groups=groups,
             notes=self.notes,
             cut=self.cut,
+            cut_groups=self.cut_groups,
         )
 
     def _sequential(self, inner, layers):
@@ -885,6 +888,7 @@ class _Converter:
                 dims = [length if isinstance(length, int) and length > 0 else None]
         cut = front[-1]
         self.cut = [f"`{entry['name']}` ({entry['class_name']})" for entry in front]
+        self.cut_groups = [entry["raw"][H5_GROUP] for entry in front if entry["raw"].get(H5_GROUP)]
         self.notes.append(
             f"Imported after the preprocessing front {', '.join(self.cut)}: the spec's input `{cut['name']}` "
             f"is its output; run those layers in Keras and give the spec what `{cut['name']}` returns."

@@ -112,12 +112,18 @@ def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> 
 
 
 def _read_h5(
-    model: Model, handle: Any, path: Path, spec_path: str, groups: dict[str, str] | None = None
+    model: Model,
+    handle: Any,
+    path: Path,
+    spec_path: str,
+    groups: dict[str, str] | None = None,
+    ignored: tuple[str, ...] = (),
 ) -> dict[str, list[np.ndarray]]:
-    """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked."""
+    """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked
+    (arrays under the `ignored` groups excepted)."""
     try:
         _refuse_outside_references(handle, path)
-        return _read_h5_arrays(model, handle, path, spec_path, groups)
+        return _read_h5_arrays(model, handle, path, spec_path, groups, ignored)
     except WeightsMismatch:
         raise
     except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, OverflowError) as exc:
@@ -167,7 +173,12 @@ def expected_weight_bytes(model: Model) -> int:
 
 
 def _read_h5_arrays(
-    model: Model, handle: Any, path: Path, spec_path: str, groups: dict[str, str] | None = None
+    model: Model,
+    handle: Any,
+    path: Path,
+    spec_path: str,
+    groups: dict[str, str] | None = None,
+    ignored: tuple[str, ...] = (),
 ) -> dict[str, list[np.ndarray]]:
     import numpy as np
 
@@ -210,6 +221,8 @@ def _read_h5_arrays(
 
         def visit(name: str, obj: Any) -> None:
             full = f"layers/{name}"
+            if any(full.startswith(f"{group}/") for group in ignored):
+                return  # a preprocessing layer the spec starts after (import --after-preprocessing)
             if hasattr(obj, "shape") and full not in expected:
                 extra.append(
                     f"{full}: the file has an array of shape {_shape(obj.shape)} that the spec has no place for"
@@ -384,7 +397,7 @@ def _read_keras(
             ) from None
         groups = {layer.name: group for layer, group in zip(model.layers, imported.h5_groups) if group}
         with handle:
-            weights = _read_h5(model, handle, path, spec_path, groups)
+            weights = _read_h5(model, handle, path, spec_path, groups, tuple(imported.cut_groups))
         if option_differences:
             raise UsageError(
                 "\n".join(

@@ -254,7 +254,7 @@ def test_after_preprocessing_imports_from_the_first_layer_after_it(text_model, c
     assert err == (
         f"{archive}: note: cut the preprocessing front `vectorize` (TextVectorization); the spec takes what "
         "`vectorize` emits. Run it in Keras, e.g. keras.Model(model.inputs, model.get_layer('vectorize')"
-        ".output)(texts), and give the spec its output.\n"
+        ".output)(raw_inputs), and give the spec its output.\n"
     )
     assert spec.read_text().splitlines()[1:] == [
         "# Imported after the preprocessing front `vectorize` (TextVectorization): the spec's input "
@@ -493,3 +493,39 @@ def test_a_conv2d_front_imports_and_verifies_with_its_weights(tmp_path, capsys):
     assert (code, err) == (0, "")
     code, out, err = run(capsys, "verify", spec, "--weights", tmp_path / "ocr.pt")
     assert code == 0, err
+
+
+def test_a_normalization_front_is_cut_and_the_spec_takes_its_output(tmp_path, capsys):
+    import torch
+
+    from rnnspec.check import load_model
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import load_program
+
+    rng = np.random.default_rng(4)
+    norm = L.Normalization(name="norm")
+    norm.adapt(rng.normal(2.0, 3.0, size=(20, 5, 3)))
+    x = keras.Input((None, 3), name="x")
+    model = keras.Model(x, L.LSTM(2, name="lstm")(norm(x)), name="scaled")
+    model.save(tmp_path / "scaled.keras")
+    code, out, _ = run(capsys, "import", tmp_path / "scaled.keras", "--after-preprocessing")
+    assert code == 0
+    assert out.splitlines()[2:] == [
+        "model scaled {",
+        "    input norm: float32[*, 3]",
+        "    lstm(2) as lstm",
+        "}",
+    ]
+    spec = tmp_path / "scaled.rnn"
+    spec.write_text(out)
+    assert (
+        main(["port", str(spec), "--from", str(tmp_path / "scaled.keras"), "--to", str(tmp_path / "s.pt")])
+        == 0
+    )
+    module = load_program(generate(load_model(out), "pytorch", "scaled.rnn"), "scaled").build_model().eval()
+    module.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    raw = rng.normal(2.0, 3.0, size=(4, 7, 3)).astype("float32")
+    front = np.asarray(keras.Model(model.inputs, model.get_layer("norm").output)(raw))
+    with torch.no_grad():
+        got = module(torch.from_numpy(front)).numpy()
+    np.testing.assert_allclose(got, np.asarray(model(raw)), rtol=0, atol=1e-6)

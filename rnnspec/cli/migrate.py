@@ -46,7 +46,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             terminal_text(
                 f"{source}: note: cut the preprocessing front {', '.join(imported.cut)}; the spec takes "
                 f"what `{last}` emits. Run it in Keras, e.g. "
-                f"keras.Model(model.inputs, model.get_layer({last!r}).output)(texts), and give the spec its output."
+                f"keras.Model(model.inputs, model.get_layer({last!r}).output)(raw_inputs), and give the spec its output."
             ),
             file=sys.stderr,
         )
