@@ -162,3 +162,25 @@ def test_verify_feeds_no_sequence_shorter_than_every_layer_takes(layers, shortes
     assert min_steps(spec) == shortest
     lengths = {case.array.shape[1] for case in cases(spec, batch=4, steps=2, seed=0)}
     assert min(lengths) == shortest
+
+
+def test_gradients_agree_through_the_new_layers(tmp_path, capsys):
+    """verify --gradients: every torch parameter's gradient against Keras's (the moving statistics
+    are buffers in torch, non-trainable in Keras: neither has a gradient)."""
+    spec = tmp_path / "m.rnn"
+    spec.write_text(
+        model(
+            "input tokens: int32[*]",
+            "embedding(20, 4, mask_zero=true)",
+            "batch_normalization()",
+            "time_distributed(dense(5, activation=mish))",
+            "conv1d(4, 3, padding=same)",
+            "average_pooling1d(2, padding=same)",
+            "lstm(3)",
+            "relu(negative_slope=0.2, max_value=2.0)",
+        )
+    )
+    assert main(["verify", str(spec), "--gradients"]) == 0
+    out = capsys.readouterr().out
+    assert "\n  gradients: ok  max |diff| " in out
+    assert "11 weights, " in out  # embedding 1, normalisation 2, dense 2, convolution 2, LSTM 4
