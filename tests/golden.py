@@ -5,6 +5,7 @@ Regenerate with `python tests/golden.py`; `python tests/golden.py --check` exits
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
@@ -25,16 +26,31 @@ def expected_files() -> dict[Path, str]:
     return files
 
 
+def unified_diff(path: Path, expected: str, actual: str) -> str:
+    """What regenerating `path` would change: its golden bytes (a) against the generated program (b)."""
+    name = path.relative_to(ROOT).as_posix()
+    lines = difflib.unified_diff(
+        expected.splitlines(keepends=True), actual.splitlines(keepends=True), f"a/{name}", f"b/{name}"
+    )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+
+
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
-    for path, text in expected_files().items():
+    files = expected_files()
+    for path, text in files.items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             stale.append(path)
             if not check:
                 path.write_text(text, encoding="utf-8")
     for path in stale:
         print(f"{'would change' if check else 'wrote'}: {path.relative_to(ROOT)}")
+        if check:
+            old = path.read_text(encoding="utf-8") if path.exists() else ""
+            print(unified_diff(path, old, files[path]), end="")
     return 1 if check and stale else 0
 
 

@@ -1,9 +1,9 @@
-"""One helper that takes a spec and checks every target at once."""
+"""Helpers that take a spec and check every target at once: verified equal, or generating given code."""
 
 from __future__ import annotations
 
 from rnnspec.check import load_model
-from rnnspec.compiler import generate
+from rnnspec.compiler import compile_source, generate
 from rnnspec.equivalence.harness import Programs, Result, configure_frameworks, verify
 from rnnspec.options import VerifyOptions
 
@@ -16,3 +16,31 @@ def verify_spec(source: str, **options) -> Result:
     result = verify(model, programs, VerifyOptions(**options))
     assert result.passed, f"{result}\n--- spec ---\n{source}\n--- pytorch ---\n{programs.torch_code}"
     return result
+
+
+def spec_text(spec: str) -> str:
+    """A whole spec as given, or a model body (its lines, without `model m { ... }`) wrapped as `m`."""
+    if spec.lstrip().startswith("model"):
+        return spec
+    body = "\n".join(f"    {line.strip()}" for line in spec.strip().splitlines())
+    return f"model m {{\n{body}\n}}\n"
+
+
+def assert_generates(spec: str, keras: str | list[str] = (), pytorch: str | list[str] = ()) -> dict[str, str]:
+    """Compile `spec` (a whole spec or a model body) and check each snippet is in its target's program.
+
+    As sqlglot's `validate_all`: a snippet is an exact substring of the generated code (one or
+    more lines as the program writes them, inner lines with their indentation); a failure shows the
+    snippet and the whole program. Returns the programs by target.
+    """
+    source = spec_text(spec)
+    programs = {}
+    for target, snippets in (("keras", keras), ("pytorch", pytorch)):
+        code = compile_source(source, target, "spec.rnn")
+        programs[target] = code
+        for snippet in [snippets] if isinstance(snippets, str) else snippets:
+            assert snippet, "an empty snippet proves nothing"
+            assert snippet in code, (
+                f"the {target} program lacks:\n{snippet}\n--- spec ---\n{source}--- {target} program ---\n{code}"
+            )
+    return programs

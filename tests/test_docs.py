@@ -37,3 +37,15 @@ def test_keywords_match_the_grammar():
     keywords = set(re.findall(r'"([a-z]+)"', grammar))
     assert keywords == {"model", "input", "as", "true", "false", "extern", "layer"}
     assert "Keywords: `model input as true false extern layer`" in DOC
+
+
+def test_ci_runs_the_readme_test_command_both_tiers():
+    readme = (ROOT / "README.md").read_text()
+    (command,) = [
+        line for line in readme.splitlines() if line.startswith("python3 -m venv") and "test]" in line
+    ]
+    tests = command.split("-e '.[torch,test]' && ", 1)[1]
+    assert tests == "python -m pytest -q && python -m pytest -q -m slow"
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci[-1] == tests
+    assert "-m 'not slow'" in (ROOT / "pyproject.toml").read_text()  # the default tier

@@ -3,11 +3,18 @@
 Specs end at the layer under test so that its full output sequence and states are compared, on
 batches with right padding, left padding, holes and a fully padded row (and over stateful chunks,
 a reset, and more chunks). Weights, biases included, are random.
+
+The matrices are products of independent choices. The default tier runs an all-pairs covering set
+of each (every two values of any two dimensions meet in some case, tests/pairwise.py); the `slow`
+tier runs the rest of the product (`python -m pytest -m slow`).
 """
+
+import itertools
 
 import pytest
 
 from tests.helpers import verify_spec
+from tests.pairwise import all_pairs
 
 MASKED_IDS = "input tokens: int32[*]\n    embedding(20, 5, mask_zero=true)"
 PLAIN_FEATURES = "input x: float32[*, 4]"
@@ -41,21 +48,41 @@ def spec(head: str, body: str, options: str = "") -> str:
     return f"model m{opts} {{\n    {head}\n    {body}\n}}\n"
 
 
+def tiered(dimensions, valid, case, strength=2):
+    """Every valid row of the product as a param, those outside an all-pairs covering set `slow`
+    (with `strength=1`, outside a set showing every value once)."""
+    covering = set(all_pairs(dimensions, valid, strength))
+    for row in itertools.product(*dimensions):
+        if valid(row):
+            source, case_id = case(*row)
+            marks = () if row in covering else (pytest.mark.slow,)
+            yield pytest.param(source, id=case_id, marks=marks)
+
+
+RECURRENT_KINDS = ("simple_rnn", "lstm", "gru")
+GRU_OPTIONS = ["reset_after=false, return_sequences=true", "reset_after=false, return_state=true"]
+
+
+def recurrent_option_allowed(row) -> bool:
+    kind, options, _ = row
+    if options in GATED_OPTIONS:
+        return kind != "simple_rnn" and (kind == "lstm" or "unit_forget" not in options)
+    return options not in GRU_OPTIONS or kind == "gru"
+
+
+def recurrent_case(kind, options, head):
+    args = f"3, {options}" if options else "3"
+    return spec(head, f"{kind}({args})"), f"{kind}({args})|{head.split()[2]}"
+
+
 def recurrent_cases():
-    for kind in ("simple_rnn", "lstm", "gru"):
-        extra = GATED_OPTIONS if kind != "simple_rnn" else []
-        if kind == "gru":
-            extra = [
-                *extra,
-                "reset_after=false, return_sequences=true",
-                "reset_after=false, return_state=true",
-            ]
-        for options in RECURRENT_OPTIONS + extra:
-            args = f"3, {options}" if options else "3"
-            if kind != "lstm" and "unit_forget" in options:
-                continue
-            for head in (MASKED_IDS, PLAIN_FEATURES):
-                yield pytest.param(spec(head, f"{kind}({args})"), id=f"{kind}({args})|{head.split()[2]}")
+    dimensions = [
+        RECURRENT_KINDS,
+        RECURRENT_OPTIONS + GATED_OPTIONS + GRU_OPTIONS,
+        (MASKED_IDS, PLAIN_FEATURES),
+    ]
+    # Every option, kind and input once in the default tier (26 cases); all 140 in `slow`.
+    return tiered(dimensions, recurrent_option_allowed, recurrent_case, strength=1)
 
 
 @pytest.mark.parametrize("source", list(recurrent_cases()))
@@ -65,16 +92,19 @@ def test_recurrent_layer(source):
     verify_spec(source, rtol=1e-3 if "exponential" in source else 0.0)
 
 
+def bidirectional_case(layer, mode, seq, state, head):
+    kind, extra = layer
+    inner = f"{kind}(3, return_sequences={seq}, return_state={state}{extra})"
+    body = f"bidirectional({inner}, merge_mode={mode})"
+    return spec(head, body), f"{body}|{head.split()[2]}"
+
+
 def bidirectional_cases():
-    for kind, extra in (("lstm", ""), ("gru", ""), ("simple_rnn", ""), ("gru", ", reset_after=false"),
-                        ("lstm", ", activation=relu"), ("simple_rnn", ", activation=relu")):  # fmt: skip
-        for mode in ("concat", "sum", "mul", "ave", "none"):
-            for seq in ("true", "false"):
-                for state in ("false", "true"):
-                    inner = f"{kind}(3, return_sequences={seq}, return_state={state}{extra})"
-                    body = f"bidirectional({inner}, merge_mode={mode})"
-                    for head in (MASKED_IDS, PLAIN_FEATURES):
-                        yield pytest.param(spec(head, body), id=f"{body}|{head.split()[2]}")
+    layers = (("lstm", ""), ("gru", ""), ("simple_rnn", ""), ("gru", ", reset_after=false"),
+              ("lstm", ", activation=relu"), ("simple_rnn", ", activation=relu"))  # fmt: skip
+    dimensions = [layers, ("concat", "sum", "mul", "ave", "none"), ("true", "false"), ("false", "true"),
+                  (MASKED_IDS, PLAIN_FEATURES)]  # fmt: skip
+    return tiered(dimensions, lambda row: True, bidirectional_case)
 
 
 @pytest.mark.parametrize("source", list(bidirectional_cases()))
@@ -113,7 +143,14 @@ STACKED_STATEFUL = [
 ]
 
 
-@pytest.mark.parametrize("source", STATEFUL + STACKED_STATEFUL)
+def default_tier(sources, fast):
+    """The cases at the indices `fast` in the default tier, the others `slow`."""
+    return [pytest.param(s, marks=() if i in fast else (pytest.mark.slow,)) for i, s in enumerate(sources)]
+
+
+# Default tier: an LSTM's two states under a mask, a bidirectional GRU without merging, Masking
+# before a GRU, and the stacked pair.
+@pytest.mark.parametrize("source", default_tier(STATEFUL + STACKED_STATEFUL, {0, 6, 10, 11}))
 def test_stateful_chunks_reset_and_more_chunks(source):
     result = verify_spec(source, chunks=3)
     assert result.cases == [
@@ -166,7 +203,8 @@ STACKS = [
 ]
 
 
-@pytest.mark.parametrize("source", STACKS)
+# Default tier: one of each layer and way of stacking; `slow` adds the variations.
+@pytest.mark.parametrize("source", default_tier(STACKS, {0, 1, 2, 4, 6, 7, 8, 9, 12, 13, 14, 15, 17}))
 def test_stacks_and_other_layers(source):
     verify_spec(source)
 

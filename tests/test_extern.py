@@ -452,17 +452,17 @@ def test_trained_weights_of_user_layers_port_and_verify(user_dir, capsys):
         assert out.rstrip().endswith(f"trained weights from {user_dir / weights}")
 
 
-def test_gradients_of_user_layers_with_random_weights(capsys):
+# `slow`: 13-45 s each; the default tier proves gradients in tests/test_gradients.py and user
+# layers' forward proofs here.
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["silence.rnn", "attention_pool.rnn"])
+def test_gradients_of_user_layers_with_random_weights(capsys, example):
     """`verify --gradients` draws a user layer's weights as the forward proof does (from the built
     layer, mapped by its table or hook), for the examples with weights of both kinds."""
-    code = main(
-        ["verify", "--gradients", str(EXAMPLES / "attention_pool.rnn"), str(EXAMPLES / "silence.rnn")]
-    )
+    code = main(["verify", "--gradients", str(EXAMPLES / example)])
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    assert [line.split(":")[0].strip() for line in out.splitlines() if "gradients:" in line] == [
-        "gradients"
-    ] * 2
+    assert [line.split(":")[0].strip() for line in out.splitlines() if "gradients:" in line] == ["gradients"]
     assert "ERROR" not in out
 
 

@@ -54,8 +54,16 @@ def test_every_drawn_spec_is_valid_and_compiles(source):
         compile(generate(model, target, "fuzz.rnn"), f"fuzz_{target}.py", "exec")
 
 
+@settings(max_examples=max(1, settings().max_examples // 5))
 @given(source=specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_keras_and_pytorch_agree(source, steps, seed):
+    """The default tier draws a fifth of the profile's examples; the `slow` tier the rest."""
+    check_equivalent(source, float64_fallback=True, time=steps, seed=seed, chunks=2)
+
+
+@pytest.mark.slow
+@given(source=specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_keras_and_pytorch_agree_on_more_specs(source, steps, seed):
     check_equivalent(source, float64_fallback=True, time=steps, seed=seed, chunks=2)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.golden import GOLDEN, ROOT, expected_files
+from tests.golden import GOLDEN, ROOT, expected_files, main, unified_diff
 
 FILES = expected_files()
 
@@ -14,7 +14,31 @@ FILES = expected_files()
 @pytest.mark.parametrize("path", sorted(FILES), ids=lambda p: p.name)
 def test_golden_bytes(path):
     assert path.exists(), f"missing golden file; run `python tests/golden.py`: {path}"
-    assert path.read_text(encoding="utf-8") == FILES[path], "regenerate with `python tests/golden.py`"
+    golden = path.read_text(encoding="utf-8")
+    assert golden == FILES[path], "regenerate with `python tests/golden.py`:\n" + unified_diff(
+        path, golden, FILES[path]
+    )
+
+
+def test_check_prints_a_unified_diff_of_a_stale_golden(monkeypatch, capsys):
+    path = GOLDEN / "sentiment.keras.py"
+    golden = FILES[path]
+    stale = golden.replace("import keras\n", "import keras  # edited\n", 1)
+    real_read_text = type(path).read_text
+    monkeypatch.setattr(
+        type(path), "read_text", lambda self, **kw: stale if self == path else real_read_text(self, **kw)
+    )
+    assert main(["--check"]) == 1
+    out = capsys.readouterr().out
+    assert out == (
+        "would change: tests/golden/sentiment.keras.py\n"
+        "--- a/tests/golden/sentiment.keras.py\n"
+        "+++ b/tests/golden/sentiment.keras.py\n"
+        "@@ -1,6 +1,6 @@\n"
+        + "".join(" " + line for line in golden.splitlines(keepends=True)[:2])
+        + "-import keras  # edited\n"
+        "+import keras\n" + "".join(" " + line for line in golden.splitlines(keepends=True)[3:6])
+    )
 
 
 def test_no_stray_golden_files():

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from rnnspec.compiler import compile_source
 from tests.golden import EXAMPLES, ROOT
@@ -80,9 +81,11 @@ def run(script: str, folder, names: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_every_example_saves_loads_and_exports(tmp_path):
+# The default tier saves the example with rnnspec's own Keras layer (AttentionPooling); `slow` all.
+@pytest.mark.parametrize("which", ["attention.rnn", pytest.param("*.rnn", marks=pytest.mark.slow)])
+def test_every_example_saves_loads_and_exports(tmp_path, which):
     names = []
-    for spec in sorted(EXAMPLES.glob("*.rnn")):
+    for spec in sorted(EXAMPLES.glob(which)):
         if "stateful=true" in spec.read_text():
             continue  # a SavedModel has no place for carried state
         if "extern layer" in spec.read_text():

@@ -57,9 +57,10 @@ def helpers_namespace():
 NS = helpers_namespace()
 
 
-def run(expression: str, x: np.ndarray, **names):
-    """Evaluate one of the expressions the generator writes, on `x`."""
-    return eval(expression.format(x="x"), {**NS, **names, "x": torch.from_numpy(x)}).detach().numpy()
+def run(expression, x: np.ndarray, **names):
+    """Evaluate one of the expressions the generator writes (text or a call on `x`), on `x`."""
+    text = expression if isinstance(expression, str) else expression.flat()
+    return eval(text.format(x="x"), {**NS, **names, "x": torch.from_numpy(x)}).detach().numpy()
 
 
 def keras_out(layer, x, **kwargs):
@@ -93,7 +94,7 @@ def test_new_activations_match_keras_on_corners(name):
 )
 def test_relu_layer_options_match_keras(options):
     full = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0, **options}
-    expression = T.relu(full["max_value"], full["negative_slope"], full["threshold"])
+    expression = T.relu("x", full["max_value"], full["negative_slope"], full["threshold"])
     expected = keras_out(L.ReLU(**options), CORNERS)
     np.testing.assert_allclose(run(expression, CORNERS), expected, rtol=1e-6, atol=1e-6)
     # the helper itself, whatever expression the options choose
@@ -105,7 +106,7 @@ def test_relu_layer_options_match_keras(options):
 @pytest.mark.parametrize("slope", [0.3, 0.0, 0.01, 1.5])
 def test_leaky_relu_layer(slope):
     layer = L.LeakyReLU() if slope == 0.3 else L.LeakyReLU(negative_slope=slope)
-    np.testing.assert_allclose(run(T.leaky_relu(slope), CORNERS), keras_out(layer, CORNERS), rtol=1e-6)
+    np.testing.assert_allclose(run(T.leaky_relu("x", slope), CORNERS), keras_out(layer, CORNERS), rtol=1e-6)
 
 
 @pytest.mark.parametrize("length", [1, 2, 5, 6, 7, 9])
@@ -169,10 +170,9 @@ def test_conv1d_matches_keras(options, fixed_length):
     pad = T.padding(
         options.get("padding", "valid"), kernel, stride, dilation, X.shape[1] if fixed_length else None
     )
-    padded = None if pad == (0, 0) else T.pad_text(pad, kernel, stride, dilation)
     activation = {"relu": "torch.relu({})"}.get(options.get("activation"), "{}")
-    first, second = T.conv1d("conv", padded, activation)
-    got = run(second, run(first, X), conv=conv_module(layer))
+    first = T.conv1d_input("x", pad, kernel, stride, dilation)
+    got = run(activation.format(T.conv1d("conv", "x").flat()), run(first, X), conv=conv_module(layer))
     np.testing.assert_allclose(got, keras_out(layer, X), rtol=1e-5, atol=1e-5)
 
 
@@ -184,33 +184,34 @@ def test_conv1d_matches_keras(options, fixed_length):
 @pytest.mark.parametrize("which", ["max", "avg"])
 def test_pooling1d_matches_keras(pool, stride, mode, which):
     layer = (L.MaxPooling1D if which == "max" else L.AveragePooling1D)(pool, strides=stride, padding=mode)
-    expression = T.pool1d(which, pool, pool if stride is None else stride, mode == "same")
+    expression = T.pool1d(which, "x", pool, pool if stride is None else stride, mode == "same")
     x = X.copy()
     x[0] = -np.abs(x[0])  # a padded cell must not win a max of negatives, nor count in a mean
     np.testing.assert_allclose(run(expression, x), keras_out(layer, x), rtol=1e-6, atol=1e-6)
 
 
 def test_global_max_pooling_ignores_the_mask_as_keras():
-    got = run(T.GLOBAL_MAX_POOLING, X)
+    got = run(T.global_max_pooling("x"), X)
     np.testing.assert_array_equal(got, keras_out(L.GlobalMaxPooling1D(), X))
 
 
 @pytest.mark.parametrize("dims", [(36,), (9, 2, 2), (-1, 2), (3, -1), (2, 18)])
 def test_reshape_and_flatten_keep_keras_element_order(dims):
-    np.testing.assert_array_equal(run(T.reshape(dims), X), keras_out(L.Reshape(dims), X))
-    np.testing.assert_array_equal(run(T.FLATTEN, X), keras_out(L.Flatten(), X))
+    expected = keras_out(L.Reshape(dims), X)
+    np.testing.assert_array_equal(run(T.reshape("x", expected.shape[1:]), X), expected)
+    np.testing.assert_array_equal(run(T.flatten("x"), X), keras_out(L.Flatten(), X))
     x4 = X.reshape(3, 3, 3, 4)
-    np.testing.assert_array_equal(run(T.FLATTEN, x4), keras_out(L.Flatten(), x4))
+    np.testing.assert_array_equal(run(T.flatten("x"), x4), keras_out(L.Flatten(), x4))
 
 
 def test_repeat_vector():
     v = X[:, 0]
-    np.testing.assert_array_equal(run(T.repeat_vector(4), v), keras_out(L.RepeatVector(4), v))
+    np.testing.assert_array_equal(run(T.repeat_vector("x", 4), v), keras_out(L.RepeatVector(4), v))
 
 
 def test_noise_and_spatial_dropout_are_the_identity_at_inference():
     module = nn.Dropout1d(0.5).eval()
-    np.testing.assert_array_equal(run(T.spatial_dropout1d("drop"), X, drop=module), X)
+    np.testing.assert_array_equal(run(T.spatial_dropout1d("drop", "x"), X, drop=module), X)
     np.testing.assert_array_equal(keras_out(L.SpatialDropout1D(0.5), X), X)
     noise = NS["GaussianNoise"](0.5).eval()
     np.testing.assert_array_equal(noise(torch.from_numpy(X)).numpy(), X)
@@ -219,7 +220,7 @@ def test_noise_and_spatial_dropout_are_the_identity_at_inference():
 
 def test_spatial_dropout_in_training_drops_whole_channels_as_keras():
     module = nn.Dropout1d(0.5).train()
-    got = run(T.spatial_dropout1d("drop"), X + 10, drop=module)
+    got = run(T.spatial_dropout1d("drop", "x"), X + 10, drop=module)
     kept = got != 0
     assert (kept == kept[:, :1, :]).all() and 0 < kept.mean() < 1  # per sample and channel
     np.testing.assert_allclose(got[kept], ((X + 10) * 2)[kept], rtol=1e-6)

@@ -83,6 +83,29 @@ def test_fmt_cli_check_and_write(tmp_path, capsys):
     assert spec.read_text() == "model m {\n input x: float32[*, 2]\n lstm(0)\n}\n"
 
 
+def test_fmt_check_prints_a_unified_diff_and_writes_nothing(tmp_path, capsys):
+    spec = tmp_path / "m.rnn"
+    messy = "model m {\n  input x:float32[*, 2]\n    lstm(3)   # the encoder\n}\n"
+    spec.write_text(messy)
+    capsys.readouterr()
+    assert main(["fmt", "--check", str(spec)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"{spec}: would reformat\n"
+        f"--- {spec}\n"
+        f"+++ {spec} (formatted)\n"
+        "@@ -1,4 +1,4 @@\n"
+        " model m {\n"
+        "-  input x:float32[*, 2]\n"
+        "-    lstm(3)   # the encoder\n"
+        "+    input x: float32[*, 2]\n"
+        "+    lstm(3)  # the encoder\n"
+        " }\n"
+    )
+    assert spec.read_text() == messy
+
+
 def test_check_reports_kernels_and_warnings(tmp_path, capsys):
     spec = tmp_path / "m.rnn"
     spec.write_text(

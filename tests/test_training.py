@@ -110,7 +110,14 @@ def keras_adam_epsilon(epsilon: float, beta_2: float, step: int) -> float:
     return epsilon / math.sqrt(1 - beta_2**step)
 
 
-@pytest.mark.parametrize("name", sorted(SPECS))
+# The default tier trains every kind at once and the token input; `slow` each example too.
+@pytest.mark.parametrize(
+    "name",
+    [
+        name if name in ("every_kind", "tokens") else pytest.param(name, marks=pytest.mark.slow)
+        for name in sorted(SPECS)
+    ],
+)
 def test_sgd_and_adam_losses_equal_step_for_step(name):
     model, keras_program, torch_program = programs(SPECS[name], name)
     steps = 6

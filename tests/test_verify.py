@@ -282,6 +282,7 @@ def test_masking_before_a_dense_layer_zeroes_with_where(tmp_path, capsys):
 # --- nothing left behind ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the default tier's guard (tests/conftest.py) checks every verify run for this
 def test_verify_leaves_nothing_in_the_temp_directory(tmp_path):
     """The compile caches (Lark's tables, Jinja's bytecode) are what `compile` leaves; verify
     adds nothing to them, where it used to leave one `rnnspec-*` directory per program."""

@@ -2,5 +2,5 @@
 
 TEMPLATE_SHA256 = {
     'keras.py.j2': '3031bdd884366bef6b8952638acc407525ff89d217e8090ba723b0e96e5f22c7',
-    'pytorch.py.j2': '1a223acea438ae1d483437f17f2259190ccf0fb962811701217caba15a0d3624',
+    'pytorch.py.j2': 'ccbe725004cf0bba6f911cc8628a5362f0351e26fe869198bc5b802c0bf1e56c',
 }

@@ -104,11 +104,12 @@ def layout(item: str | PyCall, indent: int, suffix: str = "") -> list[str]:
     one_line = f"{pad}{_flat(item)}{suffix}"
     if isinstance(item, str) or len(one_line) <= LINE_LENGTH:
         return [one_line]
-    if item.tail.startswith("(") and item.tail.endswith(")"):
-        # `layer(args)(x)`: like the formatter, split the last call's brackets when the rest fits.
-        head = f"{pad}{item.head}({', '.join(_flat(a) for a in item.args)})("
+    if item.tail[:1] + item.tail[-1:] in ("()", "[]"):
+        # `layer(args)(x)`, `call(args)[0]`: like the formatter, split the last brackets when the
+        # rest fits.
+        head = f"{pad}{item.head}({', '.join(_flat(a) for a in item.args)}){item.tail[0]}"
         if len(head) <= LINE_LENGTH:
-            return [head, f"{pad}    {item.tail[1:-1]}", f"{pad}){suffix}"]
+            return [head, f"{pad}    {item.tail[1:-1]}", f"{pad}{item.tail[-1]}{suffix}"]
     hugged = f"{pad}    {', '.join(_flat(a) for a in item.args)}"
     if len(hugged) <= LINE_LENGTH:
         return [f"{pad}{item.head}(", hugged, f"{pad}){item.tail}{suffix}"]

@@ -19,6 +19,7 @@ from rnnspec.kinds import kind_of
 from rnnspec.names import PYTORCH_FORWARD_PARAMETERS, PYTORCH_MODULE_NAMES, camel_case
 from rnnspec.targets import torch_layers as T
 from rnnspec.targets.common import (
+    LINE_LENGTH,
     Assign,
     Expr,
     PyCall,
@@ -215,11 +216,15 @@ class _Builder:
                 return False
         return False
 
-    def activation(self, name: str, argument: str) -> str:
+    def activation(self, name: str, argument: str | PyCall) -> str | PyCall:
+        """The activation applied to `argument`, as a call that `layout` can wrap."""
         text = TORCH_ACTIVATIONS[name]
         if text.startswith("F."):
             self.imports.add("F")
-        return text.format(argument)
+        if text == "{}":
+            return argument
+        function, rest = text.split("(", 1)  # "torch.softmax", "{}, dim=-1)"
+        return PyCall(function, (argument, *rest[: -len(")")].split(", ")[1:]))
 
     def activation_args(self, rec: Layer) -> list[str]:
         args = activation_args(rec)
@@ -449,10 +454,10 @@ def emits(*kinds: str) -> Callable[[Emitter], Emitter]:
 def _embedding(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
     b.module(layer, "nn.Embedding", [str(layer.attrs["input_dim"]), str(layer.attrs["output_dim"])])
-    b.initialise(f"nn.init.uniform_({attr}.weight, -0.05, 0.05)")
+    b.initialise(PyCall("nn.init.uniform_", (f"{attr}.weight", "-0.05", "0.05")))
     if layer.attrs["mask_zero"] and b.mask_is_read():
         b.assign(mask, f"{src} != 0")
-    b.assign(x, f"{attr}({src})")
+    b.assign(x, PyCall(attr, (src,)))
     return layer.attrs["mask_zero"]
 
 
@@ -478,17 +483,17 @@ def _dense(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     if not layer.attrs["use_bias"]:
         args.append("bias=False")
     b.module(layer, "nn.Linear", args)
-    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
     if layer.attrs["use_bias"]:
-        b.initialise(f"nn.init.zeros_({attr}.bias)")
-    b.assign(b.names.hidden, b.activation(layer.attrs["activation"], f"{attr}({src})"))
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+    b.assign(b.names.hidden, b.activation(layer.attrs["activation"], PyCall(attr, (src,))))
     return has_mask
 
 
 @emits("dropout")
 def _dropout(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     b.module(layer, "nn.Dropout", [py_literal(layer.attrs["rate"])])
-    b.assign(b.names.hidden, f"self.{layer.name}({src})")
+    b.assign(b.names.hidden, PyCall(f"self.{layer.name}", (src,)))
     return has_mask
 
 
@@ -507,8 +512,8 @@ def _attention_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> b
     x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
     b.helpers.add("attention_pooling")
     b.module(layer, "AttentionPooling", [str(b.features)])
-    b.initialise(f"nn.init.xavier_uniform_({attr}.kernel.weight)")
-    b.assign(x, f"{attr}({src}, {mask})" if has_mask else f"{attr}({src})")
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.kernel.weight",)))
+    b.assign(x, PyCall(attr, (src, mask) if has_mask else (src,)))
     return False
 
 
@@ -532,19 +537,19 @@ def _layer_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) ->
     elif not center:
         args.append("bias=False")
     b.module(layer, "nn.LayerNorm", args)
-    b.assign(b.names.hidden, f"self.{layer.name}({src})")
+    b.assign(b.names.hidden, PyCall(f"self.{layer.name}", (src,)))
     return has_mask
 
 
-def _expression(b: _Builder, template: str, src: str) -> str:
-    """One of targets/torch_layers.py's expressions on `src`, noting what it needs."""
-    text = template.format(x=src)
+def _uses(b: _Builder, call: PyCall) -> PyCall:
+    """Note the helpers and imports one of targets/torch_layers.py's calls needs."""
+    text = call.flat()
     if "F." in text:
         b.imports.add("F")
     for helper in T.HELPERS:
         if f"{helper}(" in text:
             b.helpers.update((helper, *T.NEEDS.get(helper, ())))
-    return text
+    return call
 
 
 @emits("activation")
@@ -556,45 +561,45 @@ def _activation_layer(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bo
 @emits("relu")
 def _relu(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     a = layer.attrs
-    b.assign(b.names.hidden, _expression(b, T.relu(a["max_value"], a["negative_slope"], a["threshold"]), src))
+    b.assign(b.names.hidden, _uses(b, T.relu(src, a["max_value"], a["negative_slope"], a["threshold"])))
     return has_mask
 
 
 @emits("leaky_relu")
 def _leaky_relu(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
-    b.assign(b.names.hidden, _expression(b, T.leaky_relu(layer.attrs["negative_slope"]), src))
+    b.assign(b.names.hidden, _uses(b, T.leaky_relu(src, layer.attrs["negative_slope"])))
     return has_mask
 
 
 @emits("repeat_vector")
 def _repeat_vector(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
-    b.assign(b.names.hidden, _expression(b, T.repeat_vector(layer.attrs["n"]), src))
+    b.assign(b.names.hidden, T.repeat_vector(src, layer.attrs["n"]))
     return False
 
 
 @emits("reshape")
 def _reshape(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     shape = b.model.values[layer.outputs[0]].shape
-    b.assign(b.names.hidden, _expression(b, T.reshape(tuple(int(d) for d in shape if d is not None)), src))
+    b.assign(b.names.hidden, T.reshape(src, tuple(int(d) for d in shape if d is not None)))
     return False
 
 
 @emits("flatten")
 def _flatten(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
-    b.assign(b.names.hidden, _expression(b, T.FLATTEN, src))
+    b.assign(b.names.hidden, T.flatten(src))
     return False
 
 
 @emits("global_max_pooling")
 def _global_max_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
-    b.assign(b.names.hidden, _expression(b, T.GLOBAL_MAX_POOLING, src))
+    b.assign(b.names.hidden, T.global_max_pooling(src))
     return False
 
 
 @emits("spatial_dropout1d")
 def _spatial_dropout1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     b.module(layer, "nn.Dropout1d", [py_literal(layer.attrs["rate"])])
-    b.assign(b.names.hidden, _expression(b, T.spatial_dropout1d(f"self.{layer.name}"), src))
+    b.assign(b.names.hidden, T.spatial_dropout1d(f"self.{layer.name}", src))
     return has_mask
 
 
@@ -602,7 +607,7 @@ def _spatial_dropout1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> b
 def _gaussian_noise(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     b.helpers.add("GaussianNoise")
     b.module(layer, "GaussianNoise", [py_literal(layer.attrs["stddev"])])
-    b.assign(b.names.hidden, f"self.{layer.name}({src})")
+    b.assign(b.names.hidden, PyCall(f"self.{layer.name}", (src,)))
     return has_mask
 
 
@@ -612,10 +617,10 @@ def _time_distributed(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bo
     dense, attr = layer.attrs["layer"], f"self.{layer.name}"
     args = [str(b.features), str(dense["units"])] + ([] if dense["use_bias"] else ["bias=False"])
     b.module(layer, "nn.Linear", args)
-    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
     if dense["use_bias"]:
-        b.initialise(f"nn.init.zeros_({attr}.bias)")
-    b.assign(b.names.hidden, b.activation(dense["activation"], f"{attr}({src})"))
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+    b.assign(b.names.hidden, b.activation(dense["activation"], PyCall(attr, (src,))))
     return has_mask
 
 
@@ -632,15 +637,13 @@ def _conv1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     if not a["use_bias"]:
         args.append("bias=False")
     b.module(layer, "nn.Conv1d", args)
-    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
     if a["use_bias"]:
-        b.initialise(f"nn.init.zeros_({attr}.bias)")
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
     steps = b.model.values[layer.inputs[0]].shape[0]
     pad = T.padding(a["padding"], kernel, stride, dilation, steps)
-    padded = None if pad == (0, 0) else T.pad_text(pad, kernel, stride, dilation)
-    first, second = T.conv1d(attr, padded, TORCH_ACTIVATIONS[a["activation"]])
-    b.assign(b.names.hidden, _expression(b, first, src))
-    b.assign(b.names.hidden, _expression(b, second, b.names.hidden))
+    b.assign(b.names.hidden, _uses(b, T.conv1d_input(src, pad, kernel, stride, dilation)))
+    b.assign(b.names.hidden, b.activation(a["activation"], T.conv1d(attr, b.names.hidden)))
     return False
 
 
@@ -650,7 +653,7 @@ def _pooling1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     stride = layer.attrs["strides"] or pool
     which = "max" if layer.kind == "max_pooling1d" else "avg"
     same = layer.attrs["padding"] == "same"
-    b.assign(b.names.hidden, _expression(b, T.pool1d(which, pool, stride, same), src))
+    b.assign(b.names.hidden, _uses(b, T.pool1d(which, src, pool, stride, same)))
     return False
 
 
@@ -676,17 +679,17 @@ def _conv2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     if not a["use_bias"]:
         args.append("bias=False")
     b.module(layer, "nn.Conv2d", args)
-    b.initialise(f"nn.init.xavier_uniform_({attr}.weight)")
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
     if a["use_bias"]:
-        b.initialise(f"nn.init.zeros_({attr}.bias)")
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
     pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, kernel, stride, dilation)
-    inner = f"{src}.permute(0, 3, 1, 2)"
+    inner = T.transpose(src, "0", "3", "1", "2")
     if any(pad):
         b.imports.add("F")
-        inner = f"F.pad({inner}, {py_literal(pad)})"
+        inner = PyCall("F.pad", (inner, py_literal(pad)))
     # Channels first, padded, in one statement; convolved and channels last in the next.
     b.assign(b.names.hidden, inner)
-    call = f"{attr}({b.names.hidden}).permute(0, 2, 3, 1)"
+    call = T.transpose(PyCall(attr, (b.names.hidden,)), "0", "2", "3", "1")
     b.assign(b.names.hidden, b.activation(a["activation"], call))
     return False
 
@@ -697,11 +700,12 @@ def _max_pooling2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     stride = layer.attrs["strides"] or pool
     pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, pool, stride, 1)
     b.imports.add("F")
-    inner = f"{src}.permute(0, 3, 1, 2)"
+    inner: str | PyCall = T.transpose(src, "0", "3", "1", "2")
     if any(pad):  # -inf: a padded cell never wins
-        b.assign(b.names.hidden, f'F.pad({inner}, {py_literal(pad)}, value=float("-inf"))')
+        b.assign(b.names.hidden, PyCall("F.pad", (inner, py_literal(pad), 'value=float("-inf")')))
         inner = b.names.hidden
-    b.assign(b.names.hidden, f"F.max_pool2d({inner}, {pool}, {stride}).permute(0, 2, 3, 1)")
+    pooled = PyCall("F.max_pool2d", (inner, str(pool), str(stride)))
+    b.assign(b.names.hidden, T.transpose(pooled, "0", "2", "3", "1"))
     return False
 
 
@@ -721,8 +725,8 @@ def _batch_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) ->
         args.append("scale=False")
     b.helpers.add("KerasBatchNormalization")
     b.module(layer, "KerasBatchNormalization", args)
-    call = f"self.{layer.name}({src}, {b.names.mask})" if has_mask else f"self.{layer.name}({src})"
-    b.assign(b.names.hidden, call)
+    args = (src, b.names.mask) if has_mask else (src,)
+    b.assign(b.names.hidden, PyCall(f"self.{layer.name}", args))
     return has_mask
 
 
@@ -760,9 +764,10 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "reset": render_statements(builder.reset, 8),
         "recurrent_init": any(layer.recurrent is not None for layer in model.layers),
         "forward": render_statements(builder.forward, 8),
-        "input_name": builder.input.name,
+        "forward_signature": forward_signature(
+            builder.input.name, "tuple[torch.Tensor, ...]" if len(returns) > 1 else "torch.Tensor"
+        ),
         "returns": ", ".join(returns),
-        "return_annotation": "tuple[torch.Tensor, ...]" if len(returns) > 1 else "torch.Tensor",
         "stateful_buffers": stateful_buffers,
         "keras_rnn": "keras_rnn" in builder.helpers,
         "attention_pooling": "attention_pooling" in builder.helpers,
@@ -770,6 +775,17 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "uses_functional": "F" in builder.imports,
         "layer_helpers": layer_helpers,
     }
+
+
+def forward_signature(input_name: str, annotation: str) -> str:
+    """`def forward(...)`, wrapped as ruff format wraps it when the input's name is long."""
+    one_line = f"    def forward(self, {input_name}: torch.Tensor) -> {annotation}:"
+    if len(one_line) <= LINE_LENGTH:
+        return one_line
+    hugged = f"        self, {input_name}: torch.Tensor"
+    if len(hugged) <= LINE_LENGTH:
+        return f"    def forward(\n{hugged}\n    ) -> {annotation}:"
+    return f"    def forward(\n        self,\n        {input_name}: torch.Tensor,\n    ) -> {annotation}:"
 
 
 def generate(model: Model, source_name: str) -> str:

@@ -2,8 +2,9 @@
 
 Values stay channels-last between layers, as in Keras (`[batch, time, features]`); a layer that
 torch computes channels-first (convolution, pooling) transposes in and out itself, so reshape
-and flatten see Keras's element order. Expressions are templates with `{x}` for the input;
-helpers are written into the generated module once, when a layer needs them. Each is checked
+and flatten see Keras's element order. Expressions are calls on a source expression, which the
+layout wraps as the formatter would; helpers are written into the generated module once, when a
+layer needs them. Each is checked
 against Keras on corner values in tests/test_layers_arith.py, and the Keras behaviour they follow
 is pinned in tests/test_keras_facts.py (facts 50-79).
 
@@ -12,7 +13,7 @@ Nothing here imports a framework: the compiler uses it to write code.
 
 from __future__ import annotations
 
-from rnnspec.targets.common import py_literal
+from rnnspec.targets.common import PyCall, py_literal
 
 # The activations v1 adds, each Keras 3's function. Keras's `leaky_relu` activation has slope 0.2
 # (the LeakyReLU layer's default is 0.3); `mish` is x * tanh(softplus(x)), as F.mish.
@@ -61,28 +62,39 @@ def pad_same(x, kernel, stride, dilation=1, value=0.0):
 '''
 
 
-def pad_text(pad: tuple[int, int] | None, kernel: int, stride: int, dilation: int) -> str:
-    """A channels-first `{x}` padded: by a literal pair, or by the helper on the runtime length."""
+def transpose(value: str | PyCall, *axes: str) -> PyCall:
+    """`torch.transpose(value, 1, 2)` (or `torch.permute(value, axes)`): a call the layout wraps as
+    the formatter does, where a method after a call (`f(x).transpose(1, 2)`) would not be."""
+    if len(axes) == 2:
+        return PyCall("torch.transpose", (value, *axes))
+    return PyCall("torch.permute", (value, f"({', '.join(axes)})"))
+
+
+def padded(src: str | PyCall, pad: tuple[int, int] | None, kernel: int, stride: int, dilation: int) -> PyCall:
+    """A channels-first `src` padded: by a literal pair, or by the helper on the runtime length."""
     if pad is not None:
-        return f"F.pad({{x}}, ({pad[0]}, {pad[1]}))"
-    return f"pad_same({{x}}, {kernel}, {stride}" + (f", {dilation})" if dilation != 1 else ")")
+        return PyCall("F.pad", (src, f"({pad[0]}, {pad[1]})"))
+    return PyCall("pad_same", (src, str(kernel), str(stride), *([str(dilation)] if dilation != 1 else [])))
 
 
-def conv1d(attr: str, padded: str | None, activation: str) -> tuple[str, str]:
-    """A Conv1D as two expressions, each short enough for one line: the channels-first input,
-    padded; then torch's Conv1d (unpadded) on it (`{x}` the first's result), channels last again."""
-    inner = "{x}.transpose(1, 2)"
-    if padded is not None:
-        inner = padded.format(x=inner)
-    return inner, activation.format(f"{attr}({{x}}).transpose(1, 2)")
+def conv1d_input(src: str, pad: tuple[int, int] | None, kernel: int, stride: int, dilation: int) -> PyCall:
+    """A Conv1D's input, channels first and padded as TensorFlow pads it (torch's Conv1d is unpadded)."""
+    inner = transpose(src, "1", "2")
+    return inner if pad == (0, 0) else padded(inner, pad, kernel, stride, dilation)
 
 
-def pool1d(which: str, pool: int, stride: int, same: bool) -> str:
-    """MaxPooling1D / AveragePooling1D on a channels-last `{x}`; `same` through the helpers."""
+def conv1d(attr: str, src: str) -> PyCall:
+    """torch's Conv1d on the prepared input `src`, channels last again."""
+    return transpose(PyCall(attr, (src,)), "1", "2")
+
+
+def pool1d(which: str, src: str, pool: int, stride: int, same: bool) -> PyCall:
+    """MaxPooling1D / AveragePooling1D on a channels-last `src`; `same` through the helpers."""
     if same:
-        return f"{which}_pool_same({{x}}, {pool}, {stride})"
-    short = "max" if which == "max" else "avg"
-    return f"F.{short}_pool1d({{x}}.transpose(1, 2), {pool}, {stride}).transpose(1, 2)"
+        return PyCall(f"{which}_pool_same", (src, str(pool), str(stride)))
+    return transpose(
+        PyCall(f"F.{which}_pool1d", (transpose(src, "1", "2"), str(pool), str(stride))), "1", "2"
+    )
 
 
 # `same` pooling: max pooling pads with -inf, so a padded cell never wins; TensorFlow's average
@@ -106,29 +118,34 @@ def avg_pool_same(x, pool, stride):
 '''
 
 
-def repeat_vector(n: int) -> str:
-    return f"{{x}}.unsqueeze(1).expand(-1, {n}, -1)"
+def repeat_vector(src: str, n: int) -> PyCall:
+    return PyCall("torch.stack", (f"[{src}] * {n}", "dim=1"))
 
 
-def reshape(dims: tuple[int, ...]) -> str:
+def reshape(src: str, dims: tuple[int, ...]) -> PyCall:
     """Keras's Reshape to per-sample `dims` (resolved, no -1): channels-last order is torch's."""
-    return f"{{x}}.flatten(1).unflatten(1, {py_literal(tuple(dims))})"
+    return PyCall("torch.unflatten", (flatten(src), "1", py_literal(tuple(dims))))
 
 
-FLATTEN = "{x}.flatten(1)"
-GLOBAL_MAX_POOLING = "{x}.amax(dim=1)"  # Keras ignores a mask here: masked steps are in the max
+def flatten(src: str) -> PyCall:
+    return PyCall("torch.flatten", (src, "1"))
 
 
-def relu(max_value: float | None, negative_slope: float, threshold: float) -> str:
-    """Keras's ReLU layer: the plain expression at the defaults, else the helper."""
+def global_max_pooling(src: str) -> PyCall:
+    """The max over time. Keras ignores a mask here: masked steps are in the max."""
+    return PyCall("torch.amax", (src, "dim=1"))
+
+
+def relu(src: str, max_value: float | None, negative_slope: float, threshold: float) -> PyCall:
+    """Keras's ReLU layer: the plain call at the defaults, else the helper."""
     if max_value is None and threshold == 0.0:
         if negative_slope == 0.0:
-            return "torch.relu({x})"
-        return f"F.leaky_relu({{x}}, {py_literal(negative_slope)})"
+            return PyCall("torch.relu", (src,))
+        return PyCall("F.leaky_relu", (src, py_literal(negative_slope)))
     if max_value == 6.0 and threshold == 0.0 and negative_slope == 0.0:
-        return "F.relu6({x})"
-    limit = py_literal(max_value)
-    return f"keras_relu({{x}}, {py_literal(negative_slope)}, {limit}, {py_literal(threshold)})"
+        return PyCall("F.relu6", (src,))
+    args = (src, py_literal(negative_slope), py_literal(max_value), py_literal(threshold))
+    return PyCall("keras_relu", args)
 
 
 # Keras's `relu` with options, in Keras's order of operations (keras/src/activations/activations.py
@@ -149,8 +166,8 @@ def keras_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
 '''
 
 
-def leaky_relu(negative_slope: float) -> str:
-    return f"F.leaky_relu({{x}}, {py_literal(negative_slope)})"
+def leaky_relu(src: str, negative_slope: float) -> PyCall:
+    return PyCall("F.leaky_relu", (src, py_literal(negative_slope)))
 
 
 # Noise in training only, as Keras's GaussianNoise; at inference the identity.
@@ -167,9 +184,9 @@ class GaussianNoise(nn.Module):
 '''
 
 
-def spatial_dropout1d(attr: str) -> str:
+def spatial_dropout1d(attr: str, src: str) -> PyCall:
     """SpatialDropout1D drops whole feature channels per sample: torch's Dropout1d, channels-first."""
-    return f"{attr}({{x}}.transpose(1, 2)).transpose(1, 2)"
+    return transpose(PyCall(attr, (transpose(src, "1", "2"),)), "1", "2")
 
 
 # BatchNormalization over the last axis. Inference: the moving statistics, in TensorFlow's order

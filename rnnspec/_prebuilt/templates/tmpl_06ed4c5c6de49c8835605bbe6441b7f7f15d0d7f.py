@@ -20,8 +20,7 @@ def root(context, missing=missing):
     l_0_class_name = resolve('class_name')
     l_0_init = resolve('init')
     l_0_reset = resolve('reset')
-    l_0_input_name = resolve('input_name')
-    l_0_return_annotation = resolve('return_annotation')
+    l_0_forward_signature = resolve('forward_signature')
     l_0_forward = resolve('forward')
     l_0_returns = resolve('returns')
     l_0_stateful_buffers = resolve('stateful_buffers')
@@ -99,11 +98,9 @@ def root(context, missing=missing):
         yield str(l_1_line)
         yield '\n'
     l_1_line = missing
-    yield '\n    def forward(self, '
-    yield str((undefined(name='input_name') if l_0_input_name is missing else l_0_input_name))
-    yield ': torch.Tensor) -> '
-    yield str((undefined(name='return_annotation') if l_0_return_annotation is missing else l_0_return_annotation))
-    yield ':\n'
+    yield '\n'
+    yield str((undefined(name='forward_signature') if l_0_forward_signature is missing else l_0_forward_signature))
+    yield '\n'
     for l_1_line in (undefined(name='forward') if l_0_forward is missing else l_0_forward):
         _loop_vars = {}
         pass
@@ -129,4 +126,4 @@ def root(context, missing=missing):
     yield '()\n'
 
 blocks = {}
-debug_info = '1=31&3=35&8=39&11=42&12=45&15=49&22=52&23=55&25=58&94=61&245=64&255=67&273=70&302=73&322=76&325=80&327=83&354=87&357=89&358=92&364=96&365=99&368=103&369=107&370=110&372=114&373=116&377=119&378=122&383=126&385=128'
+debug_info = '1=30&3=34&8=38&11=41&12=44&15=48&22=51&23=54&25=57&94=60&245=63&255=66&273=69&302=72&322=75&325=79&327=82&354=86&357=88&358=91&364=95&365=98&368=102&369=104&370=107&372=111&373=113&377=116&378=119&383=123&385=125'
