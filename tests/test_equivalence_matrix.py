@@ -306,6 +306,16 @@ def one_input_cases():
         yield pytest.param(spec(head, body), id=body.replace("\n    ", " > ") + f"|{head.split()[2]}")
 
 
-@pytest.mark.parametrize("source", list(one_input_cases()))
+def first_of_each_kind(params):
+    """The first case of each layer kind in the default tier, the variations `slow`."""
+    seen: set[str] = set()
+    for param in params:
+        kind = param.id.split("(", 1)[0]
+        marks = () if kind not in seen else (pytest.mark.slow,)
+        seen.add(kind)
+        yield pytest.param(*param.values, id=param.id, marks=marks)
+
+
+@pytest.mark.parametrize("source", list(first_of_each_kind(one_input_cases())))
 def test_one_input_layers(source):
     verify_spec(source)
