@@ -17,7 +17,7 @@ KERAS_MODULE_NAMES = frozenset({"keras", "ops", "AttentionPooling", "build_model
 PYTORCH_MODULE_NAMES = frozenset(
     """math torch F nn PackedSequence pack_padded_sequence pad_packed_sequence keras_rnn reverse_valid
     KerasRecurrent KerasSimpleRNN KerasLSTM KerasGRU AttentionPooling build_model gate_linear
-    init_keras_recurrent pad_same max_pool_same avg_pool_same keras_relu KerasBatchNormalization GaussianNoise""".split()
+    init_keras_recurrent pad_same pad_same_2d max_pool_same avg_pool_same keras_relu KerasBatchNormalization GaussianNoise""".split()
 )
 
 # forward(self, <input>): the input may not be called `self`.

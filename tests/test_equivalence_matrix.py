@@ -301,6 +301,17 @@ def one_input_cases():
             "input x: float32[6, 6]",
             "reshape(6, 6, 1)\n    conv2d(3, 4, strides=3, padding=same)\n    reshape(2, -1)",
         ),
+        # A speech front over a varying length: each timestep reshaped, the height of the image varying.
+        (
+            "input x: float32[*, 12]",
+            "reshape(-1, 12, 1)\n    conv2d(4, 3, strides=2, padding=same, activation=relu)\n"
+            "    batch_normalization()\n    conv2d(3, 2, padding=same)\n    max_pooling2d(2, padding=same)\n"
+            "    reshape(-1, 9)\n    bidirectional(gru(4, return_sequences=true))",
+        ),
+        (
+            "input x: float32[*, 6]",
+            "reshape(-1, 3, 2)\n    conv2d(2, 2, dilation_rate=2)\n    max_pooling2d(1, strides=2)\n    reshape(-1, 2)",
+        ),
     ]
     for head, body in shapes:
         yield pytest.param(spec(head, body), id=body.replace("\n    ", " > ") + f"|{head.split()[2]}")

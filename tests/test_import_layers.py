@@ -529,3 +529,39 @@ def test_a_normalization_front_is_cut_and_the_spec_takes_its_output(tmp_path, ca
     with torch.no_grad():
         got = module(torch.from_numpy(front)).numpy()
     np.testing.assert_allclose(got, np.asarray(model(raw)), rtol=0, atol=1e-6)
+
+
+def test_a_speech_front_over_a_varying_length_imports_and_verifies(tmp_path, capsys):
+    """The DeepSpeech2 example's shape (square kernels): Reshape((-1, F, 1)), Conv2D with strides,
+    BatchNormalization, ReLU, Reshape((-1, F2)), a bidirectional GRU, over any number of frames."""
+    keras.utils.set_random_seed(8)
+    x = keras.Input((None, 12), name="frames")
+    h = L.Reshape((-1, 12, 1), name="expand")(x)
+    h = L.Conv2D(4, 3, strides=2, padding="same", use_bias=False, name="conv")(h)
+    h = L.BatchNormalization(name="conv_bn")(h)
+    h = L.ReLU(name="conv_relu")(h)
+    h = L.Reshape((-1, 24), name="collapse")(h)
+    h = L.Bidirectional(L.GRU(5, return_sequences=True, reset_after=True), name="birnn")(h)
+    model = keras.Model(x, L.Dense(7, activation="softmax", name="chars")(h), name="speech")
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.random.default_rng(5).normal(size=(8, 10, 12)), np.zeros((8, 5, 7)), epochs=1, verbose=0)
+    model.save(tmp_path / "speech.keras")
+    code, out, err = run(capsys, "import", tmp_path / "speech.keras")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        "model speech {",
+        "    input frames: float32[*, 12]",
+        "    reshape(-1, 12, 1) as expand",
+        "    conv2d(4, 3, strides=2, padding=same, use_bias=false) as conv",
+        "    batch_normalization() as conv_bn",
+        "    relu() as conv_relu",
+        "    reshape(-1, 24) as collapse",
+        "    bidirectional(gru(5, return_sequences=true)) as birnn",
+        "    dense(7, activation=softmax) as chars",
+        "}",
+    ]
+    spec = tmp_path / "speech.rnn"
+    spec.write_text(out)
+    code, out, err = run(capsys, "verify", spec, "--weights", tmp_path / "speech.keras")
+    assert code == 0, err
+    assert "260 timesteps" in out

@@ -46,7 +46,13 @@ VECTOR = "input x: float32[4]"
         ),
         (
             model(SEQ, "reshape(-1, 2)"),
-            "m.rnn:3:13: error: `reshape` needs fixed sizes; `reshape_1` receives float32[*, 4], whose length varies",
+            "m.rnn:3:13: error: `reshape(-1, 2)` of float32[*, 4], whose length varies: keep the length first, "
+            "as `reshape(-1, ...)` with sizes holding the 4 values of each timestep",
+        ),
+        (
+            model(SEQ, "reshape(2, -1)"),
+            "m.rnn:3:13: error: `reshape(2, -1)` of float32[*, 4], whose length varies: keep the length first, "
+            "as `reshape(-1, ...)` with sizes holding the 4 values of each timestep",
         ),
         (
             model(SEQ, "flatten()"),
@@ -106,8 +112,8 @@ VECTOR = "input x: float32[4]"
         ),
         (
             model(SEQ, "conv2d(2, 3)"),
-            "m.rnn:3:5: error: `conv2d` takes [height, width, channels] of fixed sizes (channels last, as Keras); "
-            "`conv2d_1` receives float32[*, 4]: reshape to it first, e.g. `reshape(T, F, 1)`",
+            "m.rnn:3:5: error: `conv2d` takes [height, width, channels] (channels last, as Keras; the height may "
+            "vary); `conv2d_1` receives float32[*, 4]: reshape to it first, e.g. `reshape(-1, F, 1)`",
         ),
         (
             model(FIXED, "reshape(6, 4, 1)", "max_pooling2d(5)"),
@@ -155,6 +161,16 @@ def test_check_warns_where_keras_drops_the_mask(tmp_path, capsys):
         (["conv1d(2, 3, strides=2)", "max_pooling1d(2)"], 5),
         (["average_pooling1d(3, strides=2, padding=same)", "max_pooling1d(3)"], 5),
         (["lstm(2, return_sequences=true)", "max_pooling1d(4, strides=1)"], 4),
+        (["reshape(-1, 2, 2)", "conv2d(2, 2)", "reshape(-1, 2)"], 2),
+        (
+            [
+                "reshape(-1, 4, 1)",
+                "conv2d(2, 2, strides=2, padding=same)",
+                "max_pooling2d(2)",
+                "reshape(-1, 2)",
+            ],
+            3,
+        ),
     ],
 )
 def test_verify_feeds_no_sequence_shorter_than_every_layer_takes(layers, shortest):

@@ -97,8 +97,9 @@ def min_steps(model: Model) -> int:
 
     def fits(steps: int) -> bool:
         for layer in model.layers:
-            if layer.extern is not None or not model.values[layer.inputs[0]].is_sequence:
-                continue
+            value = model.values[layer.inputs[0]]
+            if layer.extern is not None or len(value.shape) < 2 or value.shape[0] is not None:
+                continue  # only a varying time axis depends on the length fed
             kind = kind_of(layer)
             if steps < kind.min_steps(layer):
                 return False

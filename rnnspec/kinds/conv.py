@@ -162,12 +162,20 @@ class _Spatial2D(DropsMask):
     def channels(self, layer: Layer, channels: int) -> int:
         return channels
 
+    def steps_out(self, layer: Layer, steps: int) -> int:
+        return steps_out(steps, *self.window(layer))
+
+    def min_steps(self, layer: Layer) -> int:
+        kernel, _, dilation, padding = self.window(layer)
+        return (kernel - 1) * dilation + 1 if padding == "valid" else 1
+
     def infer(self, layer: Layer, current: TensorValue, ctx: Context) -> list[TensorValue] | None:
-        if len(current.shape) != 3 or None in current.shape:
+        if len(current.shape) != 3 or None in current.shape[1:]:
             ctx.report.error(
                 layer.pos,
-                f"`{layer.kind}` takes [height, width, channels] of fixed sizes (channels last, as Keras); "
-                f"`{layer.name}` receives {describe(current)}: reshape to it first, e.g. `reshape(T, F, 1)`",
+                f"`{layer.kind}` takes [height, width, channels] (channels last, as Keras; the height may "
+                f"vary); `{layer.name}` receives {describe(current)}: reshape to it first, e.g. "
+                "`reshape(-1, F, 1)`",
             )
             return None
         kernel, stride, dilation, padding = self.window(layer)
@@ -178,8 +186,11 @@ class _Spatial2D(DropsMask):
             )
             return None
         height, width, channels = current.shape
-        out = [_spatial_out(size, kernel, stride, dilation, padding) for size in (height, width)]
-        if min(out) < 1:
+        out = [
+            None if size is None else _spatial_out(size, kernel, stride, dilation, padding)
+            for size in (height, width)
+        ]
+        if min(size for size in out if size is not None) < 1:
             ctx.report.error(
                 layer.pos,
                 f"`{layer.name}` needs at least {(kernel - 1) * dilation + 1} cells per axis with padding=valid; "

@@ -53,9 +53,17 @@ class Reshape(DropsMask):
         dims = layer.attrs["target_shape"]
         where = layer.where("target_shape")
         if None in current.shape:
+            # A varying length stays first, as `reshape(-1, ...)`: each timestep reshaped alone.
+            step = current.shape[1:]
+            if current.shape[0] is None and None not in step and dims[0] == -1 and -1 not in dims[1:]:
+                if prod(step) == prod(dims[1:]):
+                    return [TensorValue(layer.name, "float32", (None, *dims[1:]))]
+            target = ", ".join(str(d) for d in dims)
             ctx.report.error(
                 where,
-                f"`reshape` needs fixed sizes; `{layer.name}` receives {describe(current)}, whose length varies",
+                f"`reshape({target})` of {describe(current)}, whose length varies: keep the length first, "
+                f"as `reshape(-1, ...)` with sizes holding the {prod(d for d in step if d is not None):,} values "
+                "of each timestep",
             )
             return None
         size = prod(current.shape)

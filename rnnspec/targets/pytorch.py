@@ -580,7 +580,13 @@ def _repeat_vector(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
 @emits("reshape")
 def _reshape(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     shape = b.model.values[layer.outputs[0]].shape
-    b.assign(b.names.hidden, T.reshape(src, tuple(int(d) for d in shape if d is not None)))
+    if shape[0] is None:  # each timestep reshaped: the length stays first
+        b.assign(
+            b.names.hidden,
+            PyCall("torch.unflatten", (PyCall("torch.flatten", (src, "2")), "2", py_literal(shape[1:]))),
+        )
+    else:
+        b.assign(b.names.hidden, T.reshape(src, shape))
     return False
 
 
@@ -657,13 +663,32 @@ def _pooling1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     return False
 
 
-def _padding_2d(layer: Layer, shape: tuple, kernel: int, stride: int, dilation: int) -> tuple[int, ...]:
-    """F.pad's (left, right, top, bottom) for TensorFlow's padding of [height, width]."""
+def _padding_2d(
+    layer: Layer, shape: tuple, kernel: int, stride: int, dilation: int
+) -> tuple[int, ...] | None:
+    """F.pad's (left, right, top, bottom) for TensorFlow's padding of [height, width]; None when it
+    depends on a height that varies (the helper pads at run time)."""
     if layer.attrs["padding"] == "valid":
         return (0, 0, 0, 0)
-    top, bottom = T.same_padding(shape[0], kernel, stride, dilation)
+    if shape[0] is None and stride > 1:
+        return None
+    top, bottom = T.same_padding(shape[0] or 1, kernel, stride, dilation)
     left, right = T.same_padding(shape[1], kernel, stride, dilation)
     return (left, right, top, bottom)
+
+
+def _padded_2d(b: _Builder, src: str | PyCall, pad, kernel: int, stride: int, dilation: int, value: str = ""):
+    """`src` (channels first) padded as _padding_2d says."""
+    extra = (f"value={value}",) if value else ()
+    if pad is None:
+        b.helpers.add("pad_same_2d")
+        b.imports.add("F")
+        args = (src, str(kernel), str(stride), *((str(dilation),) if dilation != 1 else ()))
+        return PyCall("pad_same_2d", args + extra)
+    if any(pad):
+        b.imports.add("F")
+        return PyCall("F.pad", (src, py_literal(pad), *extra))
+    return src
 
 
 @emits("conv2d")
@@ -683,12 +708,10 @@ def _conv2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     if a["use_bias"]:
         b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
     pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, kernel, stride, dilation)
-    inner = T.transpose(src, "0", "3", "1", "2")
-    if any(pad):
-        b.imports.add("F")
-        inner = PyCall("F.pad", (inner, py_literal(pad)))
     # Channels first, padded, in one statement; convolved and channels last in the next.
-    b.assign(b.names.hidden, inner)
+    b.assign(
+        b.names.hidden, _padded_2d(b, T.transpose(src, "0", "3", "1", "2"), pad, kernel, stride, dilation)
+    )
     call = T.transpose(PyCall(attr, (b.names.hidden,)), "0", "2", "3", "1")
     b.assign(b.names.hidden, b.activation(a["activation"], call))
     return False
@@ -701,8 +724,8 @@ def _max_pooling2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, pool, stride, 1)
     b.imports.add("F")
     inner: str | PyCall = T.transpose(src, "0", "3", "1", "2")
-    if any(pad):  # -inf: a padded cell never wins
-        b.assign(b.names.hidden, PyCall("F.pad", (inner, py_literal(pad), 'value=float("-inf")')))
+    if pad is None or any(pad):  # -inf: a padded cell never wins
+        b.assign(b.names.hidden, _padded_2d(b, inner, pad, pool, stride, 1, 'float("-inf")'))
         inner = b.names.hidden
     pooled = PyCall("F.max_pool2d", (inner, str(pool), str(stride)))
     b.assign(b.names.hidden, T.transpose(pooled, "0", "2", "3", "1"))

@@ -97,6 +97,19 @@ def pool1d(which: str, src: str, pool: int, stride: int, same: bool) -> PyCall:
     )
 
 
+# Written when a 2-D `same` window has a stride over a height that varies.
+PAD_SAME_2D = '''
+def pad_same_2d(x, kernel, stride, dilation=1, value=0.0):
+    """Pad the last two axes as TensorFlow's `same` padding does, each on its own."""
+    pads = []
+    for length in (x.shape[-1], x.shape[-2]):
+        span = (kernel - 1) * dilation + 1
+        total = max((-(-length // stride) - 1) * stride + span - length, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, tuple(pads), value=value)
+'''
+
+
 # `same` pooling: max pooling pads with -inf, so a padded cell never wins; TensorFlow's average
 # pooling divides each window's sum by its count of cells inside the input, not by the window's
 # size: the ratio of two zero-padded poolings is exactly that.
@@ -234,6 +247,7 @@ class KerasBatchNormalization(nn.Module):
 
 HELPERS = {
     "pad_same": PAD_SAME,
+    "pad_same_2d": PAD_SAME_2D,
     "max_pool_same": MAX_POOL_SAME,
     "avg_pool_same": AVG_POOL_SAME,
     "keras_relu": KERAS_RELU,
