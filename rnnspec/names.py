@@ -7,18 +7,16 @@ tests/test_hardening.py.
 
 from __future__ import annotations
 
+from rnnspec import runtime
+
 # Every name the Keras program binds at module level; an input (a local of build_model) must not
 # shadow them.
 KERAS_MODULE_NAMES = frozenset({"keras", "ops", "AttentionPooling", "build_model", "reset_states"})
 
-# Every name the PyTorch program binds at module level: imports, helpers, and `build_model`. The
-# model's class is named after the model (`class_name`) and must be none of these; an input (a
-# parameter of forward) must not shadow them.
-PYTORCH_MODULE_NAMES = frozenset(
-    """math torch F nn PackedSequence pack_padded_sequence pad_packed_sequence keras_rnn reverse_valid
-    KerasRecurrent KerasSimpleRNN KerasLSTM KerasGRU AttentionPooling build_model gate_linear
-    init_keras_recurrent pad_same pad_same_2d max_pool_same avg_pool_same keras_relu KerasBatchNormalization GaussianNoise""".split()
-)
+# Every name the PyTorch program binds at module level: imports, runtime helpers
+# (rnnspec/runtime), and `build_model`. The model's class is named after the model (`class_name`)
+# and must be none of these; an input (a parameter of forward) must not shadow them.
+PYTORCH_MODULE_NAMES = runtime.module_names() | {"build_model"}
 
 # forward(self, <input>): the input may not be called `self`.
 PYTORCH_FORWARD_PARAMETERS = frozenset({"self"})

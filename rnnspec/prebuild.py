@@ -1,4 +1,5 @@
-"""Build-time artefacts shipped inside the package: the LALR parse tables and the compiled templates.
+"""Build-time artefacts shipped inside the package: the LALR parse tables, the compiled templates and
+the PyTorch runtime's definitions split out (rnnspec/runtime).
 
 A cold `rnnspec compile` would otherwise rebuild the parse tables (~20 ms) and compile the Jinja
 templates (~6 ms) in every fresh process. Caching them at run time in a shared, writable place
@@ -7,7 +8,7 @@ cached at run time: the artefacts are generated here, committed under `rnnspec/_
 used only while the grammar and templates they were built from are unchanged (checked by
 SHA-256 on every start; a stale artefact is ignored, never trusted).
 
-    python -m rnnspec.prebuild           # regenerate after editing grammars/ or templates/
+    python -m rnnspec.prebuild           # regenerate after editing grammars/, templates/ or rnnspec/runtime/
     python -m rnnspec.prebuild --check   # exit 1 if they are stale (a test runs this)
 """
 
@@ -67,6 +68,20 @@ def _grammar_module() -> str:
     )
 
 
+def _runtime_module() -> str:
+    import pprint
+
+    from rnnspec.runtime import TORCH_RUNTIME, parse_definitions
+
+    text = TORCH_RUNTIME.read_text(encoding="utf-8")
+    found = {name: (body, sorted(used)) for name, (body, used) in parse_definitions(text).items()}
+    body = pprint.pformat(found, width=110, sort_dicts=False)  # in file order, as programs get them
+    return (
+        HEADER.format(source="rnnspec/runtime/torch_rnn.py")
+        + f"RUNTIME_SHA256 = {sha256(text)!r}\n\nDEFINITIONS = {body}\n"
+    )
+
+
 def _manifest_module() -> str:
     lines = [HEADER.format(source="templates/*.j2"), "TEMPLATE_SHA256 = {\n"]
     lines += [f"    {name!r}: {sha256(text)!r},\n" for name, text in template_sources().items()]
@@ -79,6 +94,7 @@ def expected_files() -> dict[Path, str]:
         PREBUILT / "__init__.py": '"""Parse tables and compiled templates, built by rnnspec.prebuild."""\n',
         PREBUILT / "grammar.py": _grammar_module(),
         PREBUILT / "manifest.py": _manifest_module(),
+        PREBUILT / "runtime.py": _runtime_module(),
     }
     import tempfile
 

@@ -48,9 +48,11 @@ CORNERS = np.array(
 
 
 def helpers_namespace():
+    """The runtime the programs copy their helpers from (rnnspec/runtime/torch_rnn.py)."""
+    from rnnspec.runtime import torch_rnn
+
     namespace = {"torch": torch, "F": F, "nn": nn, "math": math}
-    for source in T.HELPERS.values():
-        exec(source, namespace)
+    namespace.update({name: getattr(torch_rnn, name) for name in T.HELPERS})
     return namespace
 
 

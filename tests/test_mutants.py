@@ -135,7 +135,7 @@ model stepped_classifier {
 }
 """
 
-FAST_PATH = r"if bool\(mask\.all\(\)\):"
+FAST_PATH = r"elif not \(torch\.jit\.is_tracing\(\) or exporting\(\)\) and bool\(mask\.all\(\)\):"
 
 MUTANTS = {
     "swapped_gru_gates": Mutant(
@@ -179,7 +179,7 @@ MUTANTS = {
     "fast_path_when_ends_valid": Mutant(
         MASKED_LSTM,
         FAST_PATH,
-        "if bool(mask[:, 0].all()) and bool(mask[:, -1].all()):",
+        "elif bool(mask[:, 0].all()) and bool(mask[:, -1].all()):",
         "the unmasked kernel whenever every row's first and last steps are valid "
         "(caught by 'interior holes')",
         batch="interior holes",
@@ -187,14 +187,14 @@ MUTANTS = {
     "fast_path_for_one_timestep": Mutant(
         MASKED_LSTM,
         FAST_PATH,
-        "if bool(mask.all()) or mask.shape[1] == 1:",
+        "elif bool(mask.all()) or mask.shape[1] == 1:",
         "a one-timestep batch runs unmasked (caught by 'one timestep', which has a padded row)",
         batch="one timestep",
     ),
     "lengths_in_uint8": Mutant(
         MASKED_LSTM,
         r"lengths = mask\.sum\(dim=1\)",
-        "lengths = mask.sum(dim=1, dtype=torch.uint8)",
+        "lengths = mask.sum(dim=1, dtype=torch.uint8).long()",
         "a row's length wraps around past 255 steps (caught by '260 timesteps')",
         batch="260 timesteps",
     ),
@@ -229,7 +229,7 @@ MUTANTS = {
     "sixteen_bit_lengths": Mutant(
         MASKED_LSTM,
         r"lengths = mask\.sum\(dim=1\)",
-        "lengths = mask.sum(dim=1, dtype=torch.int16)",
+        "lengths = mask.sum(dim=1, dtype=torch.int16).long()",
         "lengths held in 16 bits wrap past 32,767 steps (the program's int16 adds a 65,600-step batch)",
         batch="65600 timesteps",
     ),
@@ -278,8 +278,8 @@ MUTANTS = {
     ),
     "one_step_too_many": Mutant(
         STEPPED_CLASSIFIER,
-        r"valid = \(t < lengths\)",
-        "valid = (t <= lengths)",
+        r"valid = steps < lengths\.unsqueeze\(-1\)",
+        "valid = steps <= lengths.unsqueeze(-1)",
         "a stepped layer updates its state one step past each row's length",
     ),
 }

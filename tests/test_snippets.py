@@ -58,7 +58,7 @@ def test_bidirectional_merge_modes(mode, keras_layer, merge):
         keras="    h = keras.layers.Bidirectional(\n" + keras_layer,
         pytorch=[
             "        self.bidirectional_1 = nn.GRU(4, 3, batch_first=True, bidirectional=True)\n",
-            "        y, _ = self.bidirectional_1(x)\n" + merge + "        return y\n",
+            "        y, _ = run_rnn(self.bidirectional_1, x)\n" + merge + "        return y\n",
         ],
     )
     if mode == "concat":
@@ -70,7 +70,7 @@ def test_bidirectional_without_merging_returns_each_direction_and_its_states():
         "input x: float32[*, 4]\nbidirectional(lstm(3, return_state=true), merge_mode=none)",
         keras=["        merge_mode=None,\n", '    return keras.Model(inputs=x, outputs=outputs, name="m")\n'],
         pytorch=[
-            "        _, (h_n, c_n) = self.bidirectional_1(x)\n",
+            "        _, (h_n, c_n) = run_rnn(self.bidirectional_1, x)\n",
             "        return h_n[0], h_n[1], h_n[0], c_n[0], h_n[1], c_n[1]\n",
         ],
     )

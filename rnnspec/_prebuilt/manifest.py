@@ -2,5 +2,5 @@
 
 TEMPLATE_SHA256 = {
     'keras.py.j2': '3031bdd884366bef6b8952638acc407525ff89d217e8090ba723b0e96e5f22c7',
-    'pytorch.py.j2': 'ccbe725004cf0bba6f911cc8628a5362f0351e26fe869198bc5b802c0bf1e56c',
+    'pytorch.py.j2': '897222a0bd2698244859999650026f2271be4ad35cdd73b6adc7986e3eec4de9',
 }

@@ -19,7 +19,7 @@ from typing import Any
 
 from rnnspec import __version__, options
 from rnnspec.check import select_model
-from rnnspec.cli import migrate, review
+from rnnspec.cli import export, migrate, review
 from rnnspec.cli.exit import Exit
 from rnnspec.cli.verify import run_verify
 from rnnspec.compiler import generate
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     review.add_parsers(sub)
     migrate.add_parsers(sub)
+    export.add_parsers(sub)
     return parser
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rnnspec import runtime
 from rnnspec.errors import Unsupported
 from rnnspec.ir import Layer, Model
 from rnnspec.kinds import kind_of
@@ -394,6 +395,8 @@ class _Builder:
                 call_args.append("zero_masked=True")
             if chain:
                 call_args.append("packed=True")
+            if keep_states:
+                call_args.append("states=True")
             self.packed_input = chain
             targets = (seq_out, "_" if seq else last, unpack(False))
             inlinable = not stateful and not chain and not stepping and not isinstance(inp, PyCall)
@@ -407,7 +410,13 @@ class _Builder:
         else:
             call_args = [inp] + ([initial] if initial else [])
             self.forward += stepping
-            self.forward.append(Assign((seq_out, unpack(not seq)), PyCall(rnn, tuple(call_args))))
+            if reason is None:
+                # Through run_rnn, which torch.export can trace with a free number of timesteps.
+                self.helpers.add("run_rnn")
+                call = PyCall("run_rnn", (rnn, *call_args))
+            else:
+                call = PyCall(rnn, tuple(call_args))
+            self.forward.append(Assign((seq_out, unpack(not seq)), call))
             lasts = [f"{finals[0]}[0]", f"{finals[0]}[1]"]
         if stateful:
             for buf, fin in zip(buffers, finals):
@@ -510,7 +519,7 @@ def _global_average_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool)
 @emits("attention_pooling")
 def _attention_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     x, mask, attr = b.names.hidden, b.names.mask, f"self.{layer.name}"
-    b.helpers.add("attention_pooling")
+    b.helpers.add("AttentionPooling")
     b.module(layer, "AttentionPooling", [str(b.features)])
     b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.kernel.weight",)))
     b.assign(x, PyCall(attr, (src, mask) if has_mask else (src,)))
@@ -548,7 +557,7 @@ def _uses(b: _Builder, call: PyCall) -> PyCall:
         b.imports.add("F")
     for helper in T.HELPERS:
         if f"{helper}(" in text:
-            b.helpers.update((helper, *T.NEEDS.get(helper, ())))
+            b.helpers.add(helper)  # (what it uses in turn, the runtime adds)
     return call
 
 
@@ -757,10 +766,11 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
     builder = _Builder(model)
     builder.build()
     returns = builder.returns
-    # Helpers of targets/torch_layers.py, in a fixed order (same spec, same bytes).
-    layer_helpers = [T.HELPERS[name].strip("\n") for name in T.HELPERS if name in builder.helpers]
-    if any("F." in helper for helper in layer_helpers):
-        builder.imports.add("F")
+    # The runtime definitions the program uses, by name (rnnspec/runtime/torch_rnn.py).
+    helpers = builder.helpers | {STEPPED[kind] for kind in builder.stepped}
+    if any(layer.recurrent is not None for layer in model.layers):
+        helpers.add("init_keras_recurrent")
+    runtime_text, runtime_imports = runtime.source(helpers)
     stateful_buffers = [
         state_buffer(layer, state)
         for layer in model.layers
@@ -785,18 +795,15 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
             for line in Assign((buffer,), PyCall("torch.zeros_like", (buffer,))).lines(8)
         ],
         "reset": render_statements(builder.reset, 8),
-        "recurrent_init": any(layer.recurrent is not None for layer in model.layers),
         "forward": render_statements(builder.forward, 8),
         "forward_signature": forward_signature(
             builder.input.name, "tuple[torch.Tensor, ...]" if len(returns) > 1 else "torch.Tensor"
         ),
         "returns": ", ".join(returns),
         "stateful_buffers": stateful_buffers,
-        "keras_rnn": "keras_rnn" in builder.helpers,
-        "attention_pooling": "attention_pooling" in builder.helpers,
-        "stepped": sorted(builder.stepped),
+        "runtime": runtime_text,
+        "runtime_imports": runtime_imports,
         "uses_functional": "F" in builder.imports,
-        "layer_helpers": layer_helpers,
     }
 
 

@@ -1,0 +1,298 @@
+"""`rnnspec export`: the PyTorch program as a deployable artefact, proved equal to Keras.
+
+    rnnspec export examples/masking.rnn --format onnx -o masking.onnx
+    rnnspec export examples/sentiment.rnn --format torch-export --weights trained.keras -o s.pt2
+
+The program is built with the weights of the proof (`--weights FILE`'s trained weights, else
+random ones drawn from `--seed`, as `verify` draws them), exported with a free batch dimension
+and, where the spec leaves it free, a free time dimension, written to a temporary file, loaded
+back from it, and run on `verify`'s batches (padding on either side, holes, fully padded rows)
+against the Keras program with the same weights. Only an artefact that agrees at every position
+is moved into place: exit 0; a mismatch writes nothing and exits 1; a spec, option or file
+mistake, or a program the exporter refuses, exits 2.
+
+A stateful model's artefact takes the carried states as inputs after `x` and returns the new
+states after its outputs (neither format keeps buffers between calls): start from zeros, feed
+each call's returned states to the next, and zeros again to reset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rnnspec.ir import Model
+from rnnspec.options import VerifyOptions
+
+FORMATS = {"onnx": ".onnx", "torch-export": ".pt2"}
+
+
+class ExportFailed(Exception):
+    """The exporter refused the program, or the artefact does not load or run (exit 2)."""
+
+
+class _Mismatch(Exception):
+    """Raised inside the output's write to leave the output as it was."""
+
+
+@dataclass
+class Exported:
+    """What `export` did: the proof's result, and the artefact's input and output names."""
+
+    result: Any  # an equivalence.harness.Result
+    inputs: list[str]
+    outputs: list[str]
+
+
+def state_buffers(module: Any) -> list[str]:
+    """The names of a generated module's carried states (its buffers), in order."""
+    return [name for name, _ in module.named_buffers()]
+
+
+def deployable(module: Any) -> Any:
+    """The module with its carried states as explicit inputs and outputs, when it has any."""
+    import torch
+
+    names = state_buffers(module)
+    if not names:
+        return module
+
+    class WithStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = module
+
+        def forward(self, x, *states):
+            for name, value in zip(names, states, strict=True):
+                setattr(self.model, name, value)
+            outputs = self.model(x)
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+            return (*outputs, *(getattr(self.model, name) for name in names))
+
+    return WithStates().eval()
+
+
+def _example_and_shapes(model: Model, module: Any, array: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    import torch
+
+    (inp,) = model.inputs
+    dims: dict[int, Any] = {}
+    if not model.stateful:
+        dims[0] = torch.export.Dim("batch")
+    if (inp.is_sequence or inp.dtype.startswith("int")) and inp.shape[0] is None:
+        dims[1] = torch.export.Dim("time")
+    states = [buffer.clone() for _, buffer in module.named_buffers()]
+    # (The states are forward's *states: their shapes nest as one tuple.)
+    return (torch.from_numpy(array), *states), (dims, tuple({} for _ in states)) if states else (dims,)
+
+
+def _write_artefact(fmt: str, module: Any, example: tuple, shapes: tuple, path: Path) -> None:
+    import torch
+
+    torch._dynamo.reset()  # a scan traced for an earlier program must not be reused
+    quiet = io.StringIO()
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(quiet),
+        contextlib.redirect_stderr(quiet),
+        _quiet_logger("torch"),  # the exporters' notes (torchvision's absence, guards)
+    ):
+        warnings.simplefilter("ignore")
+        if fmt == "torch-export":
+            program = torch.export.export(module, example, dynamic_shapes=shapes)
+            torch.export.save(program, str(path))
+        else:
+            program = torch.onnx.export(module, example, dynamic_shapes=shapes, dynamo=True, verbose=False)
+            program.save(str(path), external_data=False)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _load_artefact(fmt: str, path: Path) -> Callable[..., list[Any]]:
+    """A function of numpy arrays (input, states) -> numpy arrays, running the artefact."""
+    import numpy as np
+
+    if fmt == "torch-export":
+        import torch
+
+        loaded = torch.export.load(str(path)).module()
+
+        def run(*arrays: Any) -> list[Any]:
+            with torch.no_grad():
+                out = loaded(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
+            out = out if isinstance(out, (tuple, list)) else (out,)
+            return [o.detach().numpy() for o in out]
+
+        return run
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def run_onnx(*arrays: Any) -> list[Any]:
+        return session.run(None, dict(zip(names, (np.ascontiguousarray(a) for a in arrays), strict=True)))
+
+    return run_onnx
+
+
+def prove(
+    model: Model,
+    pair: Any,
+    run: Callable[..., list[Any]],
+    states: list[Any],
+    options: VerifyOptions,
+    weights: dict[str, list[Any]],
+) -> Any:
+    """Compare the artefact with Keras on verify's batches (its first plan), in eval mode."""
+    from rnnspec.equivalence import harness
+
+    result = harness.Result(model.name, outputs=list(model.outputs))
+    result.modes = ["eval"]
+    (_, steps), *_ = harness.plans(model, options, "")
+    result.cases = [label for label, _ in steps][1 if model.stateful else 0 :]
+    pair.set_weights(weights)
+    pair.set_mode(False)
+    carried = [s.copy() for s in states]
+    for label, case in steps:
+        if case is None:
+            # (Keras's only: the module's buffers were traced by the exporter.)
+            pair.keras_program.reset_states(pair.keras_model)
+            carried = [s.copy() * 0 for s in states]
+            continue
+        keras_out = pair.run_keras(case.array, False)
+        try:
+            found = run(case.array, *carried)
+        except Exception as exc:
+            result.passed = False
+            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            result.problem = f"the artefact raised {detail} on batch '{label}', which Keras computes"
+            return result
+        if states:
+            found, carried = found[: -len(states)], found[-len(states) :]
+        result.batches_run += 1
+        harness.compare(result, label, keras_out, found, options.atol, options.rtol)
+        if result.problem is not None:
+            return result
+    return result
+
+
+def export(
+    model: Model,
+    spec_path: str,
+    fmt: str,
+    output: str,
+    options: VerifyOptions,
+    weights_path: str | None = None,
+) -> Exported:
+    """Build, export, load back and prove the artefact; move it to `output` only if it agrees."""
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence import extern as extern_mod
+    from rnnspec.equivalence import harness
+    from rnnspec.equivalence import inputs as inputs_mod
+    from rnnspec.equivalence import weights as weights_mod
+    from rnnspec.files import check_output, replacing
+
+    spec = Path(spec_path)
+    check_output(output, [spec] + ([Path(weights_path)] if weights_path else []))
+    harness.configure_frameworks()
+    _import_frameworks(fmt)
+
+    programs = harness.Programs(generate(model, "keras", spec.name), generate(model, "pytorch", spec.name))
+    with extern_mod.user_code_path(spec, model), harness.one_torch_thread():
+        pair = harness.Pair(model, programs)
+        if weights_path:
+            from rnnspec.port import read_weights
+
+            weights = read_weights(model, Path(weights_path), spec_path)
+        else:
+            weights = weights_mod.random_keras_weights(model, options.seed)
+            weights.update(extern_mod.random_weights(model, pair.keras_model, options.seed))
+        pair.set_weights(weights)
+        pair.set_mode(False)
+        module = deployable(pair.torch_module)
+        first = (
+            inputs_mod.chunks(model, 1, options.time, options.seed)[0]
+            if model.stateful
+            else inputs_mod.cases(model, max(options.batch, 2), options.time, options.seed)[0]
+        )
+        example, shapes = _example_and_shapes(model, pair.torch_module, first.array)
+        names = state_buffers(pair.torch_module)
+        states = [s.numpy() * 0 for s in example[1:]]
+        try:
+            with replacing(output, [spec], suffix=FORMATS[fmt]) as tmp:
+                try:
+                    _write_artefact(fmt, module, example, shapes, tmp)
+                    run = _load_artefact(fmt, tmp)
+                except Exception as exc:
+                    detail = _reason(exc)
+                    raise ExportFailed(
+                        f"{spec_path}: error: {fmt} cannot export `{model.name}`: {detail}"
+                    ) from exc
+                result = prove(model, pair, run, states, options, weights)
+                if not result.passed:
+                    raise _Mismatch
+        except _Mismatch:
+            pass
+    inputs = [model.inputs[0].name, *(name.lstrip("_") for name in names)]
+    outputs = [*model.outputs, *(name.lstrip("_") for name in names)]
+    return Exported(result, inputs, outputs)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the innermost cause: the ONNX exporter wraps torch.export's error in
+    its own, whose first line only says which step failed."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines() or [""]
+    return f"{type(exc).__name__}: {lines[0]}"
+
+
+def _import_frameworks(fmt: str) -> None:
+    from rnnspec.verify import VerifyError, import_frameworks
+
+    import_frameworks()
+    if fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+            import onnxscript  # noqa: F401
+        except ImportError as exc:
+            raise VerifyError(
+                f"--format onnx needs onnx, onnxscript and onnxruntime ({exc}); install them with "
+                "`pip install onnx onnxscript onnxruntime`"
+            ) from None
+
+
+def describe(exported: Exported, spec_path: str, fmt: str, output: str) -> str:
+    result = exported.result
+    if result.problem:
+        return f"{spec_path}: {result.name}: MISMATCH {result.problem}; nothing written"
+    worst = result.worst
+    where = f"output `{result.outputs[worst.output]}`, row {worst.row}" + (
+        f", timestep {worst.timestep}" if worst.timestep is not None else ""
+    )
+    head = "ok" if result.passed else "MISMATCH"
+    line = (
+        f"{spec_path}: {result.name}: {fmt} {head}  max |diff| {result.max_abs_diff:.3g} vs Keras "
+        f"({where}, batch '{worst.case}'); {result.batches_run} batches: {', '.join(result.cases)}"
+    )
+    if not result.passed:
+        return line + "; nothing written"
+    line += f"\n  wrote {output}: inputs {', '.join(exported.inputs)}; outputs {', '.join(exported.outputs)}"
+    return line

@@ -1,0 +1,628 @@
+"""The PyTorch programs' runtime: Keras's masked recurrence over torch's kernels, and the rest.
+
+Each top-level definition here is copied as written into every generated program that uses it,
+with the definitions it refers to (rnnspec.runtime.source), so that a program imports only
+torch. A definition may refer to `math`, `torch`, `F`, `nn` and the other definitions here,
+nothing else; the text is formatted for 88 columns, the generated programs' width (this folder's
+ruff.toml).
+
+Every program runs eagerly, under `torch.jit.trace` (no branch depends on the values of a
+batch, so a trace holds on any padding) and under `torch.export` and the ONNX exporter with
+free batch and time dimensions (there, each recurrence runs as a `scan`: torch's fused kernels
+fix the number of timesteps when exported).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def exporting():
+    """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
+
+    (Never where torch.compiler.is_exporting is missing, in older torch.)
+    """
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return is_exporting is not None and is_exporting()
+
+
+class PackedRows:
+    """A layer's outputs with each row's unmasked steps moved to the front, in order, for a
+    next layer under the same mask (which takes them as its `x`, and skips the moving)."""
+
+    def __init__(self, data):
+        self.data = data
+
+
+def keras_rnn(
+    rnn,
+    x,
+    mask,
+    state=None,
+    *,
+    sequences=True,
+    zero_masked=False,
+    packed=False,
+    states=False,
+):
+    """Run `rnn` the way Keras runs a masked RNN: over each row's unmasked timesteps, in order.
+
+    At a masked timestep the state is held and the output repeats the last unmasked output
+    (zeros before the first); with `zero_masked`, as inside Keras's Bidirectional, it is zero.
+    Returns the outputs (None unless `sequences`), each direction's last output, and the
+    final state (None unless `states`: an LSTM's cell state costs a second pass to recover).
+    With `packed`, the outputs stay packed for a next layer under the same mask, which takes
+    them as its `x`.
+
+    Each row's unmasked steps are moved to the front and the fused kernel runs over the whole
+    batch unpacked: the outputs of a row's first `length` steps are exactly its outputs, the
+    rest are dropped.
+    """
+    fused = isinstance(rnn, nn.RNNBase)
+    if fused and exporting():
+        if isinstance(x, PackedRows):
+            x = x.data
+        outputs, last, final = scan_rnn(rnn, x, mask, state, zero_masked)
+        return outputs if sequences else None, last, final if states else None
+    lengths = mask.sum(dim=1)
+    if isinstance(x, PackedRows):
+        x = x.data  # each row's unmasked steps already, from the layer before
+    elif not (torch.jit.is_tracing() or exporting()) and bool(mask.all()):
+        # Nothing to skip: the plain kernel.
+        outputs, final = rnn(x, state) if fused else rnn(x, state, None)
+        last = final[0] if isinstance(final, tuple) else final
+        return outputs if sequences else None, last, final if states else None
+    else:
+        x = pack_rows(x, mask, lengths)
+    if not (torch.jit.is_tracing() or exporting()):
+        # Steps after every row's last one need no run (a trace or an export keeps them).
+        x = x[:, : max(int(lengths.max()), 1)]
+    if fused:
+        outputs, last, final = fused_rows(rnn, x, lengths, state, states)
+    else:
+        outputs, final = rnn(x, state, lengths)
+        last = final[0] if isinstance(final, tuple) else final
+    # A row with no unmasked step keeps its initial state and outputs zeros.
+    empty = (lengths == 0).view(1, -1, 1)
+    last = torch.where(empty, 0.0, last)
+    if states:
+        finals = final if isinstance(final, tuple) else (final,)
+        initials = state if isinstance(state, tuple) else (state,) * len(finals)
+        finals = tuple(
+            torch.where(empty, 0.0 if initial is None else initial, f)
+            for f, initial in zip(finals, initials, strict=True)
+        )
+        final = finals if isinstance(final, tuple) else finals[0]
+    else:
+        final = None
+    if not sequences:
+        return None, last, final
+    if packed:
+        return PackedRows(outputs), last, final
+    # Step t shows the output of its row's unmasked step number `index` (the last at or
+    # before t).
+    index = mask.cumsum(dim=1) - 1
+    rows = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
+    keep = mask if zero_masked else index >= 0
+    return torch.where(keep.unsqueeze(-1), outputs.gather(1, rows), 0.0), last, final
+
+
+def pack_rows(x, mask, lengths):
+    """Each row's unmasked steps moved to the front, in order; zeros after them."""
+    valid = mask.long()
+    # Unmasked step t goes to the number of unmasked steps before it; masked steps after all.
+    slot = torch.where(
+        mask, valid.cumsum(1), lengths.unsqueeze(1) + (1 - valid).cumsum(1)
+    )
+    slot = (slot - 1).unsqueeze(-1).expand_as(x)
+    return torch.zeros_like(x).scatter_(
+        1, slot, torch.where(mask.unsqueeze(-1), x, 0.0)
+    )
+
+
+def reverse_valid(x, lengths):
+    """Reverse each row's first `lengths[b]` timesteps (all of them when `lengths` is None)."""
+    if lengths is None:
+        return x.flip(1)
+    steps = torch.arange(x.shape[1], device=x.device)
+    valid = steps < lengths.unsqueeze(-1)
+    index = torch.where(valid, lengths.unsqueeze(-1) - 1 - steps, steps)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+def fused_rows(rnn, x, lengths, state, states):
+    """A fused module over rows whose unmasked steps come first: (outputs, last, final).
+
+    Each direction runs on its own (the reverse one over each row's steps reversed), so that
+    every row's steps are a prefix of what the kernel reads. The final state is each
+    direction's output at the row's last step; an LSTM's cell state is not among the outputs
+    and is recomputed from them (`lstm_cell_state`), only when `states` asks for it.
+    """
+    lstm = rnn.mode == "LSTM"
+    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if rnn.bias else [])
+    end = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, rnn.hidden_size)
+    outputs, lasts, cells = [], [], []
+    for direction in range(2 if rnn.bidirectional else 1):
+        suffix = "_reverse" if direction else ""
+        weights = [getattr(rnn, f"{name}_l0{suffix}") for name in names]
+        steps = reverse_valid(x, lengths) if direction else x
+        if state is None:
+            h0 = x.new_zeros(1, x.shape[0], rnn.hidden_size)
+            initial = (h0, h0) if lstm else h0
+        elif lstm:
+            initial = (
+                state[0][direction : direction + 1],
+                state[1][direction : direction + 1],
+            )
+        else:
+            initial = state[direction : direction + 1]
+        y = run_direction(rnn, steps, initial, weights)
+        lasts.append(y.gather(1, end).squeeze(1))
+        if lstm and states:
+            h0, c0 = (i[0] for i in initial)
+            cells.append(lstm_cell_state(steps, y, lengths, h0, c0, weights))
+        outputs.append(reverse_valid(y, lengths) if direction else y)
+    last = torch.stack(lasts)
+    final = (last, torch.stack(cells)) if lstm and states else last
+    return torch.cat(outputs, dim=-1), last, final
+
+
+def run_direction(rnn, x, initial, weights):
+    """One direction of a fused module (its `weights`, torch's order) over `x`: the outputs."""
+    bias = len(weights) == 4
+    if rnn.mode == "LSTM":
+        return torch.lstm(x, initial, weights, bias, 1, 0.0, False, False, True)[0]
+    run = {"GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
+    return run[rnn.mode](x, initial, weights, bias, 1, 0.0, False, False, True)[0]
+
+
+def lstm_cell_state(x, outputs, lengths, h0, c0, weights):
+    """An LSTM's cell state after each row's first `lengths[b]` steps, from its outputs.
+
+    The gates of every step follow from the step's input and the output before it, all in
+    one matmul; then c_n = c0 * prod(f) + sum_k i_k g_k * prod(f_j, k < j <= n), with the
+    products summed as logarithms in float64 (exact where a forget gate is zero, as its
+    logarithm is -inf and the suffix sums never subtract).
+    """
+    w_ih, w_hh = weights[:2]
+    b_ih, b_hh = weights[2:] if len(weights) == 4 else (None, None)
+    before = torch.cat([h0.unsqueeze(1), outputs[:, :-1]], dim=1)
+    i, f, g, _ = (F.linear(x, w_ih, b_ih) + F.linear(before, w_hh, b_hh)).chunk(
+        4, dim=-1
+    )
+    steps = torch.arange(x.shape[1], device=x.device)
+    valid = (steps < lengths.unsqueeze(-1)).unsqueeze(-1)
+    log_f = torch.where(valid, torch.log(torch.sigmoid(f).double()), 0.0)
+    after = log_f.flip(1).cumsum(1).flip(1)  # sum of log f_j over j >= k
+    later = torch.cat([after[:, 1:], torch.zeros_like(after[:, :1])], dim=1)  # j > k
+    added = torch.where(valid, torch.sigmoid(i).double() * torch.tanh(g).double(), 0.0)
+    c = (later.exp() * added).sum(dim=1) + after[:, 0].exp() * c0.double()
+    return c.to(x.dtype)
+
+
+def scan_rnn(rnn, x, mask, state=None, zero_masked=False):
+    """A fused module's recurrence as Keras steps it, as a `scan` torch.export can trace with a
+    free number of timesteps: (outputs, each direction's last output, final state).
+
+    At a step the mask leaves out (`mask` None: none), the state is held and the output
+    repeats the last one (zeros before the first; with `zero_masked`, zeros).
+    """
+    from torch._higher_order_ops.scan import scan
+
+    mode = rnn.mode  # (the scanned step may not touch the module)
+    lstm = mode == "LSTM"
+    if mask is None:
+        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if rnn.bias else [])
+    outputs, lasts, finals = [], [], []
+    for direction in range(2 if rnn.bidirectional else 1):
+        suffix = "_reverse" if direction else ""
+        weights = [getattr(rnn, f"{name}_l0{suffix}") for name in names]
+        w_hh = weights[1]
+        b_hh = weights[3] if rnn.bias else None
+        # (Distinct tensors: the scan's tracer takes aliased inputs for one.)
+        zeros = [x.new_zeros(x.shape[0], rnn.hidden_size) for _ in range(3)]
+        if state is None:
+            initial = zeros[:2] if lstm else zeros[:1]
+        elif lstm:
+            initial = [state[0][direction].clone(), state[1][direction].clone()]
+        else:
+            initial = [state[direction].clone()]
+
+        def step(carry, inputs, w_hh=w_hh, b_hh=b_hh):
+            *old, out = carry
+            projected, valid = inputs
+            new = keras_cell(mode, projected, old, w_hh, b_hh)
+            valid = valid.unsqueeze(-1)
+            new = [torch.where(valid, n, o) for n, o in zip(new, old, strict=True)]
+            out = torch.where(valid, new[0], out)
+            shown = torch.where(valid, new[0], 0.0) if zero_masked else out
+            return [*new, out], shown.clone()
+
+        projected = F.linear(x, weights[0], weights[2] if rnn.bias else None)
+        steps = (projected.transpose(0, 1), mask.transpose(0, 1))
+        carry, y = scan(step, [*initial, zeros[2]], steps, reverse=direction == 1)
+        *final, last = carry
+        outputs.append(y.transpose(0, 1))
+        lasts.append(last)
+        finals.append(final)
+    final = [torch.stack(f) for f in zip(*finals, strict=True)]
+    final = tuple(final) if lstm else final[0]
+    return torch.cat(outputs, dim=-1), torch.stack(lasts), final
+
+
+def keras_cell(mode, projected, state, w_hh, b_hh):
+    """One step of a fused module's cell, from the step's input projection: the new state."""
+    recurrent = F.linear(state[0], w_hh, b_hh)
+    if mode == "LSTM":
+        i, f, g, o = (projected + recurrent).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+        return [torch.sigmoid(o) * torch.tanh(c), c]
+    if mode == "GRU":
+        x_r, x_z, x_n = projected.chunk(3, dim=-1)
+        h_r, h_z, h_n = recurrent.chunk(3, dim=-1)
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        return [(1 - z) * n + z * state[0]]
+    if mode == "RNN_RELU":
+        return [torch.relu(projected + recurrent)]
+    return [torch.tanh(projected + recurrent)]
+
+
+def run_rnn(rnn, x, state=None):
+    """`rnn(x, state)`; under torch.export, the same recurrence as a `scan` (`scan_rnn`)."""
+    if exporting():
+        outputs, _, final = scan_rnn(rnn, x, None, state)
+        return outputs, final
+    return rnn(x, state)
+
+
+class KerasRecurrent(nn.Module):
+    """A recurrent layer in Keras's formulation, stepped one timestep at a time.
+
+    Used only where torch's fused kernels cannot compute the Keras layer. Parameters are
+    named and laid out as in nn.LSTM / nn.GRU / nn.RNN (gate blocks in torch's order), and
+    `forward(x, state, lengths)` follows their batch-first conventions; a row stops
+    updating its state after `lengths[b]` steps. In train mode, `dropout` and
+    `recurrent_dropout` apply Keras's masks.
+    """
+
+    gates = 1
+    num_states = 1
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        activation,
+        recurrent_activation=None,
+        bias=True,
+        bidirectional=False,
+        recurrent_bias=True,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        shared=None,
+    ):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.suffixes = ["", "_reverse"] if bidirectional else [""]
+        if shared is not None:
+            for name, param in shared.named_parameters():
+                self.register_parameter(name, param)
+            return
+        size = self.gates * hidden_size
+        for suffix in self.suffixes:
+            params = {
+                "weight_ih_l0": (size, input_size),
+                "weight_hh_l0": (size, hidden_size),
+            }
+            if bias:
+                params["bias_ih_l0"] = (size,)
+                if recurrent_bias:
+                    params["bias_hh_l0"] = (size,)
+            for name, shape in params.items():
+                self.register_parameter(name + suffix, nn.Parameter(torch.empty(shape)))
+        bound = 1 / math.sqrt(hidden_size)
+        for param in self.parameters():
+            nn.init.uniform_(param, -bound, bound)
+
+    @classmethod
+    def stepping(cls, rnn, **options):
+        """This layer stepped over the parameters of `rnn`, torch's fused module of its kind.
+
+        For train-mode dropout, which torch's kernels cannot draw as Keras does; gradients
+        reach `rnn`'s own parameters.
+        """
+        return cls(
+            rnn.input_size,
+            rnn.hidden_size,
+            bidirectional=rnn.bidirectional,
+            shared=rnn,
+            **options,
+        )
+
+    def forward(self, x, state=None, lengths=None):
+        batch = x.shape[0]
+        if state is None:
+            zeros = x.new_zeros(len(self.suffixes), batch, self.hidden_size)
+            state = (zeros,) * self.num_states
+        elif not isinstance(state, tuple):
+            state = (state,)
+        outputs, finals = [], []
+        for direction, suffix in enumerate(self.suffixes):
+            steps = x if direction == 0 else reverse_valid(x, lengths)
+            initial = [s[direction] for s in state]
+            y, final = self.run(steps, initial, lengths, suffix)
+            outputs.append(y if direction == 0 else reverse_valid(y, lengths))
+            finals.append(final)
+        final = tuple(torch.stack(f) for f in zip(*finals, strict=True))
+        return torch.cat(outputs, dim=-1), final if self.num_states > 1 else final[0]
+
+    def run(self, x, state, lengths, suffix):
+        w_ih = getattr(self, "weight_ih_l0" + suffix)
+        w_hh = getattr(self, "weight_hh_l0" + suffix)
+        b_ih = getattr(self, "bias_ih_l0" + suffix, None)
+        b_hh = getattr(self, "bias_hh_l0" + suffix, None)
+        input_masks, recurrent_masks = self.dropout_masks(x)
+        # The input projection of every timestep in one matmul; only the recurrence loops.
+        projected = gate_linear(x, w_ih, b_ih, input_masks)
+        steps = torch.arange(x.shape[1], device=x.device)
+        if lengths is None:
+            valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        else:
+            valid = steps < lengths.unsqueeze(-1)
+        if exporting():
+            return self.scan(projected, valid, state, w_hh, b_hh, recurrent_masks)
+        outputs = []
+        for t in range(x.shape[1]):
+            new = self.step(projected[:, t], state, w_hh, b_hh, recurrent_masks)
+            keep = valid[:, t].unsqueeze(-1)
+            state = [torch.where(keep, n, s) for n, s in zip(new, state, strict=True)]
+            outputs.append(state[0])
+        return torch.stack(outputs, dim=1), state
+
+    def scan(self, projected, valid, state, w_hh, b_hh, masks):
+        """`run`'s loop as a `scan`, which torch.export traces with a free number of steps."""
+        from torch._higher_order_ops.scan import scan
+
+        def step(old, inputs):
+            projected, keep = inputs
+            new = self.step(projected, old, w_hh, b_hh, masks)
+            keep = keep.unsqueeze(-1)
+            new = [torch.where(keep, n, s) for n, s in zip(new, old, strict=True)]
+            return new, new[0].clone()
+
+        steps = (projected.transpose(0, 1), valid.transpose(0, 1))
+        # (Distinct tensors: the scan's tracer takes aliased inputs for one.)
+        final, outputs = scan(step, [s.clone() for s in state], steps)
+        return outputs.transpose(0, 1), final
+
+    def dropout_masks(self, x):
+        """Keras's dropout masks for one direction in train mode: (input, recurrent), or None.
+
+        As Keras 3 draws them: one mask per row, kept for every timestep; a separate input mask
+        per gate only when `recurrent_dropout` is set (Keras's implementation 1), one shared
+        by all gates otherwise; a recurrent mask per gate. Each element is kept with
+        probability 1 - rate and scaled by 1 / (1 - rate).
+        """
+        if not self.training:
+            return None, None
+        batch = x.shape[0]
+        input_masks = recurrent_masks = None
+        if self.dropout > 0:
+            count = self.gates if self.recurrent_dropout > 0 else 1
+            ones = x.new_ones(count, batch, 1, x.shape[-1])
+            input_masks = F.dropout(ones, self.dropout)
+        if self.recurrent_dropout > 0:
+            ones = x.new_ones(self.gates, batch, self.hidden_size)
+            recurrent_masks = F.dropout(ones, self.recurrent_dropout)
+        return input_masks, recurrent_masks
+
+
+def gate_linear(x, weight, bias, masks=None):
+    """F.linear(x, weight, bias), with `masks[g]` applied to `x` for gate block g of `weight`.
+
+    One mask applies to every gate; None is no dropout.
+    """
+    if masks is None:
+        return F.linear(x, weight, bias)
+    blocks = weight.chunk(len(masks))
+    y = torch.cat([F.linear(x * m, w) for m, w in zip(masks, blocks, strict=True)], -1)
+    return y if bias is None else y + bias
+
+
+class KerasSimpleRNN(KerasRecurrent):
+    """keras.layers.SimpleRNN: h = activation(x W + b + h U)."""
+
+    def step(self, projected, state, w_hh, b_hh, masks):
+        (h,) = state
+        return [self.activation(projected + gate_linear(h, w_hh, b_hh, masks))]
+
+
+class KerasLSTM(KerasRecurrent):
+    """keras.layers.LSTM with any activation; gate blocks i, f, g, o as in nn.LSTM."""
+
+    gates = 4
+    num_states = 2
+
+    def step(self, projected, state, w_hh, b_hh, masks):
+        h, c = state
+        i, f, g, o = (projected + gate_linear(h, w_hh, b_hh, masks)).chunk(4, dim=-1)
+        i = self.recurrent_activation(i)
+        f = self.recurrent_activation(f)
+        o = self.recurrent_activation(o)
+        c = f * c + i * self.activation(g)
+        return [o * self.activation(c), c]
+
+
+class KerasGRU(KerasRecurrent):
+    """keras.layers.GRU with any activation and either reset_after; gate blocks r, z, n."""
+
+    gates = 3
+
+    def __init__(self, *args, reset_after=True, **kwargs):
+        # Keras's reset_after=False GRU has one bias, on the input side.
+        super().__init__(*args, recurrent_bias=reset_after, **kwargs)
+        self.reset_after = reset_after
+
+    def step(self, projected, state, w_hh, b_hh, masks):
+        (h,) = state
+        x_r, x_z, x_n = projected.chunk(3, dim=-1)
+        if self.reset_after:
+            h_r, h_z, h_n = gate_linear(h, w_hh, b_hh, masks).chunk(3, dim=-1)
+            r = self.recurrent_activation(x_r + h_r)
+            z = self.recurrent_activation(x_z + h_z)
+            n = self.activation(x_n + r * h_n)
+        else:
+            w_r, w_z, w_n = w_hh.chunk(3, dim=0)
+            h_r, h_z, h_n = (h, h, h) if masks is None else (h * m for m in masks)
+            r = self.recurrent_activation(x_r + F.linear(h_r, w_r))
+            z = self.recurrent_activation(x_z + F.linear(h_z, w_z))
+            n = self.activation(x_n + F.linear(r * h_n, w_n))
+        return [z * h + (1 - z) * n]
+
+
+class AttentionPooling(nn.Module):
+    """A learned score per timestep, softmax over the unmasked timesteps, weighted sum."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.kernel = nn.Linear(features, 1, bias=False)
+
+    def forward(self, x, mask=None):
+        scores = self.kernel(x).squeeze(-1)
+        if mask is not None:
+            # -1e9 underflows to an exact zero weight; a fully masked row pools to zeros.
+            scores = scores.masked_fill(~mask, -1e9)
+        weights = torch.softmax(scores, dim=-1)
+        if mask is not None:
+            weights = weights * mask
+        return (x * weights.unsqueeze(-1)).sum(dim=1)
+
+
+def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
+    """Give a recurrent layer (torch's names and layout) Keras's initial weights and biases.
+
+    Keras draws the kernel glorot-uniform over (inputs, gates * units) and the recurrent
+    kernel orthogonal over (units, gates * units); xavier_uniform_ and orthogonal_ on torch's
+    transposed, gate-reordered arrays draw from the same distributions. Biases start at zero,
+    an LSTM's forget gate at one with `unit_forget_bias`. Where Keras has one bias and torch
+    two (LSTM, SimpleRNN), `bias_hh` stays zero and frozen, so that training moves one bias
+    per gate, as Keras does; a GRU with reset_after has two in Keras too (`recurrent_bias`).
+    """
+    for name, param in rnn.named_parameters():
+        if name.startswith("weight_ih"):
+            nn.init.xavier_uniform_(param)
+        elif name.startswith("weight_hh"):
+            nn.init.orthogonal_(param)
+        else:
+            nn.init.zeros_(param)
+            if name.startswith("bias_hh") and not recurrent_bias:
+                param.requires_grad_(False)
+            elif unit_forget_bias:
+                nn.init.ones_(param[rnn.hidden_size : 2 * rnn.hidden_size])
+
+
+# --- v1's one-input layers (rnnspec/targets/torch_layers.py writes the calls to these) ---------
+
+
+def pad_same(x, kernel, stride, dilation=1, value=0.0):
+    """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
+    the odd padded cell after."""
+    length = x.shape[-1]
+    span = (kernel - 1) * dilation + 1
+    total = max((-(-length // stride) - 1) * stride + span - length, 0)
+    return F.pad(x, (total // 2, total - total // 2), value=value)
+
+
+def pad_same_2d(x, kernel, stride, dilation=1, value=0.0):
+    """Pad the last two axes as TensorFlow's `same` padding does, each on its own."""
+    pads = []
+    for length in (x.shape[-1], x.shape[-2]):
+        span = (kernel - 1) * dilation + 1
+        total = max((-(-length // stride) - 1) * stride + span - length, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, tuple(pads), value=value)
+
+
+def max_pool_same(x, pool, stride):
+    """MaxPooling1D with `same` padding, channels last as Keras: padded cells never win."""
+    padded = pad_same(x.transpose(1, 2), pool, stride, value=float("-inf"))
+    return F.max_pool1d(padded, pool, stride).transpose(1, 2)
+
+
+def avg_pool_same(x, pool, stride):
+    """AveragePooling1D with `same` padding, channels last: each window's mean over its cells
+    inside the sequence, as TensorFlow's."""
+    x = x.transpose(1, 2)
+    total = F.avg_pool1d(pad_same(x, pool, stride), pool, stride)
+    ones = pad_same(torch.ones_like(x[:, :1]), pool, stride)
+    return (total / F.avg_pool1d(ones, pool, stride)).transpose(1, 2)
+
+
+def keras_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's relu with its options: x above `threshold` (clipped to [0, max_value]), and
+    `negative_slope * (x - threshold)` added below it."""
+    if negative_slope != 0.0 and max_value is None and threshold == 0.0:
+        return F.leaky_relu(x, negative_slope)
+    y = torch.where(x > threshold, x, 0.0) if threshold != 0.0 else torch.relu(x)
+    if max_value is not None:
+        y = y.clamp(0.0, max_value)
+    if negative_slope != 0.0:
+        y = y - negative_slope * torch.relu(threshold - x)
+    return y
+
+
+class GaussianNoise(nn.Module):
+    """Keras's GaussianNoise: x + stddev * N(0, 1) in training, x in inference."""
+
+    def __init__(self, stddev):
+        super().__init__()
+        self.stddev = stddev
+
+    def forward(self, x):
+        return x + self.stddev * torch.randn_like(x) if self.training else x
+
+
+class KerasBatchNormalization(nn.Module):
+    """Keras's BatchNormalization over the last axis; the moving statistics are buffers."""
+
+    def __init__(self, features, epsilon=0.001, momentum=0.99, center=True, scale=True):
+        super().__init__()
+        self.epsilon = epsilon
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(features)) if scale else None
+        self.bias = nn.Parameter(torch.zeros(features)) if center else None
+        self.register_buffer("running_mean", torch.zeros(features))
+        self.register_buffer("running_var", torch.ones(features))
+
+    def forward(self, x, mask=None):
+        if self.training:
+            axes = tuple(range(x.dim() - 1))
+            if mask is None:
+                mean = x.mean(dim=axes)
+                variance = (x - mean).square().mean(dim=axes)
+            else:
+                keep = mask.unsqueeze(-1).expand_as(x)
+                count = keep.sum(dim=axes).to(x.dtype) + 1e-7
+                mean = torch.where(keep, x, 0.0).sum(dim=axes) / count
+                spread = torch.where(keep, x - mean, 0.0).square()
+                variance = spread.sum(dim=axes) / count
+            with torch.no_grad():
+                new = 1.0 - self.momentum
+                self.running_mean.mul_(self.momentum).add_(new * mean.detach())
+                self.running_var.mul_(self.momentum).add_(new * variance.detach())
+        else:
+            mean, variance = self.running_mean, self.running_var
+        inv = torch.rsqrt(variance + self.epsilon)
+        if self.weight is not None:
+            inv = inv * self.weight
+        shift = -mean * inv if self.bias is None else self.bias - mean * inv
+        return x * inv + shift
