@@ -77,13 +77,7 @@ def build_model(
         layer = _layer(stmt.call, report, externs or {})
         if layer is None:
             continue
-        counts[layer.kind] = counts.get(layer.kind, 0) + 1
-        if stmt.alias is not None:
-            layer.name = stmt.alias.name
-            layer.attr_pos["name"] = stmt.alias.pos
-        else:
-            base = snake_case(layer.kind) if layer.extern is not None else layer.kind
-            layer.name = f"{base}_{counts[layer.kind]}"
+        name_layer(layer, stmt.alias, counts)
         layers.append(layer)
     if options is None:
         return None
@@ -132,6 +126,17 @@ def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
             report.error(stmt.dims[-1].pos, "the feature dimension must be a fixed size, not `*`")
             return None
     return TensorValue(stmt.name, stmt.dtype.name, tuple(shape), pos=stmt.name_pos)
+
+
+def name_layer(layer: Layer, alias: Ident | None, counts: dict[str, int]) -> None:
+    """Name a new layer: its `as NAME`, or Keras's `kind_N` (the Nth layer of its kind)."""
+    counts[layer.kind] = counts.get(layer.kind, 0) + 1
+    if alias is not None:
+        layer.name = alias.name
+        layer.attr_pos["name"] = alias.pos
+    else:
+        base = snake_case(layer.kind) if layer.extern is not None else layer.kind
+        layer.name = f"{base}_{counts[layer.kind]}"
 
 
 def _layer(

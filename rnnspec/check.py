@@ -10,6 +10,7 @@ import keyword
 
 from rnnspec.build import build_externs, build_model
 from rnnspec.errors import Pos, Reporter, SpecError
+from rnnspec.graph import build_graph_model, check_graph, is_graph
 from rnnspec.ir import ExternLayer, Layer, Model, TensorValue, bad_identifier
 from rnnspec.kinds import Context, describe, kind_of, needs_sequence_message
 from rnnspec.names import (
@@ -41,7 +42,8 @@ def load_models(source: str) -> list[Model]:
         why = bad_identifier(ast.name)
         if why:
             report.error(ast.name_pos, f"model name `{ast.name}` {why}; choose another name")
-        model = build_model(ast, report, externs)
+        before = len(report.diagnostics)
+        model = (build_graph_model if is_graph(ast) else build_model)(ast, report, externs)
         if model is None:
             continue
         if not any(isinstance(stmt, InputDecl) for stmt in ast.statements):
@@ -51,7 +53,11 @@ def load_models(source: str) -> list[Model]:
             )
         if not any(isinstance(stmt, LayerStmt) for stmt in ast.statements):
             report.error(ast.end_pos, f"model `{ast.name}` has no layers")
-        if model.inputs and model.layers and len(model.layers) == _count_layers(ast):
+        if model.is_graph:
+            if model.inputs and model.nodes and len(report.diagnostics) == before:
+                _check_names(model, report)
+                check_graph(model, report, _infer)
+        elif model.inputs and model.layers and len(model.layers) == _count_layers(ast):
             check_model(model, report)
         models.append(model)
     report.raise_if_any()

@@ -115,6 +115,32 @@ def _write_artefact(fmt: str, module: Any, example: tuple, shapes: tuple, path: 
 
 
 @contextlib.contextmanager
+def _private_temp_dir() -> Iterator[None]:
+    """The exporters' and onnxruntime's scratch files (torch inductor's cache, onnxruntime's
+    `.ses`) go to a directory of our own, removed afterwards, not into the user's TMPDIR."""
+    import os
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="rnnspec-export-")
+    saved = {key: os.environ.get(key) for key in ("TMPDIR", "TORCHINDUCTOR_CACHE_DIR")}
+    saved_tempdir = tempfile.tempdir
+    os.environ["TMPDIR"] = scratch
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(scratch, "inductor")
+    tempfile.tempdir = scratch
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved_tempdir
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def _quiet_logger(name: str) -> Iterator[None]:
     logger = logging.getLogger(name)
     level = logger.level
@@ -202,17 +228,38 @@ def export(
     weights_path: str | None = None,
 ) -> Exported:
     """Build, export, load back and prove the artefact; move it to `output` only if it agrees."""
+    from rnnspec.equivalence import harness
+    from rnnspec.files import check_output
+
+    spec = Path(spec_path)
+    if len(model.inputs) != 1:
+        names = ", ".join(value.name for value in model.inputs)
+        raise ExportFailed(
+            f"{spec_path}: error: `rnnspec export` takes a model with one input for now; "
+            f"`{model.name}` has {len(model.inputs)} ({names})"
+        )
+    check_output(output, [spec] + ([Path(weights_path)] if weights_path else []))
+    harness.configure_frameworks()
+    with _private_temp_dir():  # onnxruntime writes its `.ses` when it is imported
+        _import_frameworks(fmt)
+        return _export(model, spec, spec_path, fmt, output, options, weights_path)
+
+
+def _export(
+    model: Model,
+    spec: Path,
+    spec_path: str,
+    fmt: str,
+    output: str,
+    options: VerifyOptions,
+    weights_path: str | None,
+) -> Exported:
     from rnnspec.compiler import generate
     from rnnspec.equivalence import extern as extern_mod
     from rnnspec.equivalence import harness
     from rnnspec.equivalence import inputs as inputs_mod
     from rnnspec.equivalence import weights as weights_mod
-    from rnnspec.files import check_output, replacing
-
-    spec = Path(spec_path)
-    check_output(output, [spec] + ([Path(weights_path)] if weights_path else []))
-    harness.configure_frameworks()
-    _import_frameworks(fmt)
+    from rnnspec.files import replacing
 
     programs = harness.Programs(generate(model, "keras", spec.name), generate(model, "pytorch", spec.name))
     with extern_mod.user_code_path(spec, model), harness.one_torch_thread():

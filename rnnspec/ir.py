@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnspec.errors import Pos
+from rnnspec.errors import Diagnostic, Pos
 
 ACTIVATIONS = (
     "linear",
@@ -36,6 +36,8 @@ ACTIVATIONS = (
 )
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 RECURRENT_KINDS = ("simple_rnn", "lstm", "gru")
+# Merges (v1): applied to two or more values, `concatenate(axis=-1)(a, b)`.
+MERGE_KINDS = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum")
 DTYPES = ("int32", "int64", "float32")
 
 REQUIRED = object()
@@ -96,8 +98,9 @@ class Layer:
     attr_pos: dict[str, Pos] = field(default_factory=dict)
     inner: Layer | None = None  # the recurrent layer a `bidirectional` wraps
     extern: ExternLayer | None = None  # the user's layer this one instantiates
-    inputs: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)  # of its first application
     outputs: list[str] = field(default_factory=list)
+    calls: int = 0  # how many statements apply it (v1: `embed(y)` applies `embed` again)
 
     @property
     def recurrent(self) -> Layer | None:
@@ -111,6 +114,29 @@ class Layer:
 
 
 @dataclass
+class Node:
+    """One application of a layer (v1): the values it takes and the values it returns, by key.
+
+    `outputs` follow Keras's order (output, *states); `written` are the names the statement
+    gives them (`_` drops one; empty when it names none). A layer applied again is the same
+    `Layer` object with `call_index` 1, 2, ...
+    """
+
+    layer: Layer
+    inputs: list[str]
+    pos: Pos
+    input_pos: list[Pos] = field(default_factory=list)
+    mask: str | None = None  # an explicit mask input, `mask=m`
+    mask_pos: Pos | None = None
+    initial_state: list[str] = field(default_factory=list)
+    initial_state_pos: list[Pos] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    call_index: int = 0
+    written: list[str] = field(default_factory=list)
+    target_pos: list[Pos] = field(default_factory=list)
+
+
+@dataclass
 class Model:
     name: str
     pos: Pos
@@ -119,6 +145,12 @@ class Model:
     layers: list[Layer]
     values: dict[str, TensorValue] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    # v1 graphs: the layer applications in statement order (a v0 stack has none), and what
+    # `check` reports without refusing the spec (an unused value, a mask Keras ignores).
+    is_graph: bool = False
+    nodes: list[Node] = field(default_factory=list)
+    output_pos: Pos | None = None
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     @property
     def stateful(self) -> bool:

@@ -58,7 +58,15 @@ class Call:
     pos: Pos
 
 
-Value = Number | Bool | Ident | Call
+@dataclass(frozen=True)
+class ListValue:
+    """`[a, b]`: `initial_state=[h, c]` in a layer's inputs (v1)."""
+
+    items: tuple[Value, ...]
+    pos: Pos
+
+
+Value = Number | Bool | Ident | Call | ListValue
 
 
 @dataclass(frozen=True)
@@ -73,10 +81,34 @@ class InputDecl:
 
 @dataclass(frozen=True)
 class LayerStmt:
+    """`[targets =] call[(inputs)] [as alias]`.
+
+    v0 writes only `call [as alias]`. In v1, `targets` name the values the layer returns (`_`
+    drops one), and `inputs` are the values it is applied to, with `mask=` and
+    `initial_state=[...]` as keywords; `inputs` is None when the statement has no second
+    parenthesis (the layer takes the previous statement's value, as in v0). A call whose kind is
+    an earlier layer's name (`enc(x)`) applies that layer again, sharing its weights; the
+    parser does not know layer names, so that call's arguments are its inputs.
+    """
+
     call: Call
     alias: Ident | None
     pos: Pos
     end_line: int = 0
+    targets: tuple[Ident, ...] = ()
+    inputs: tuple[Arg, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OutputStmt:
+    """`output a, b`: the model's outputs, in order (v1)."""
+
+    names: tuple[Ident, ...]
+    pos: Pos
+    end_line: int = 0
+
+
+Statement = InputDecl | LayerStmt | OutputStmt
 
 
 @dataclass(frozen=True)
@@ -84,7 +116,7 @@ class ModelAST:
     name: str
     name_pos: Pos
     options: tuple[Arg, ...]
-    statements: tuple[InputDecl | LayerStmt, ...]
+    statements: tuple[Statement, ...]
     pos: Pos
     end_pos: Pos
 
@@ -289,7 +321,13 @@ def _model(tree: Tree) -> ModelAST:
     )
 
 
-def _statement(tree: Tree) -> InputDecl | LayerStmt:
+def _statement(tree: Tree) -> Statement:
+    if tree.data == "output_stmt":
+        return OutputStmt(
+            names=tuple(Ident(str(t), _pos(t)) for t in tree.children),
+            pos=_pos(tree),
+            end_line=tree.meta.end_line,
+        )
     if tree.data == "input_decl":
         name, dtype, *dims = tree.children
         return InputDecl(
@@ -300,12 +338,21 @@ def _statement(tree: Tree) -> InputDecl | LayerStmt:
             name_pos=_pos(name),
             end_line=tree.meta.end_line,
         )
-    call, *alias = tree.children
+    children = list(tree.children)
+    targets: tuple[Ident, ...] = ()
+    if isinstance(children[0], Tree) and children[0].data == "targets":
+        targets = tuple(Ident(str(t), _pos(t)) for t in children.pop(0).children)
+    call = _call(children.pop(0))
+    inputs = None
+    if children and isinstance(children[0], Tree) and children[0].data == "call_inputs":
+        inputs = tuple(_arg(a, 1) for a in children.pop(0).children)
     return LayerStmt(
-        call=_call(call),
-        alias=Ident(str(alias[0]), _pos(alias[0])) if alias else None,
+        call=call,
+        alias=Ident(str(children[0]), _pos(children[0])) if children else None,
         pos=_pos(tree),
         end_line=tree.meta.end_line,
+        targets=targets,
+        inputs=inputs,
     )
 
 
@@ -346,6 +393,10 @@ def _value(tree: Tree, depth: int = 0) -> Value:
                 _pos(tree),
             )
         return Number(text, _pos(tree))
+    if tree.data == "list":
+        if depth > MAX_NESTING:
+            raise SpecError.single(f"lists nest more than {MAX_NESTING} deep here", _pos(tree))
+        return ListValue(tuple(_value(item, depth + 1) for item in tree.children), _pos(tree))
     if tree.data == "true":
         return Bool(True, _pos(tree))
     if tree.data == "false":
@@ -362,8 +413,14 @@ def value_text(value: Value) -> str:
         return "true" if value.value else "false"
     if isinstance(value, Ident):
         return value.name
-    args = [(f"{a.name}={value_text(a.value)}" if a.name else value_text(a.value)) for a in value.args]
-    return f"{value.kind}({', '.join(args)})"
+    if isinstance(value, ListValue):
+        return "[" + ", ".join(value_text(item) for item in value.items) + "]"
+    return f"{value.kind}({', '.join(arg_text(a) for a in value.args)})"
+
+
+def arg_text(arg: Arg) -> str:
+    """An argument as it is written in a spec: `value` or `name=value`."""
+    return f"{arg.name}={value_text(arg.value)}" if arg.name else value_text(arg.value)
 
 
 # --- syntax errors in words -------------------------------------------------------------
@@ -453,6 +510,14 @@ def _common_mistake(exc: UnexpectedInput, expected: set[str], source: str) -> st
         if char == ":" and "EQUAL" in expected:
             return "expected `=` between an argument name and its value, found `:`"
         return None
+    if token is not None and token.type in ("EQUAL", "COMMA", "LPAR") and expected == {"NAME"}:
+        before = split_lines(source)[token.line - 1][: token.column - 1].rstrip()
+        word = before.rsplit(None, 1)[-1] if before.split() else ""
+        if word in ("input", "output"):
+            return (
+                f"`{word}` starts an `{word}` statement and cannot name a value or a layer here; "
+                "choose another name"
+            )
     if "MODEL" in expected and expected <= {"MODEL", "EXTERN", "$END"}:
         if token is not None and token.type == "NAME":
             return (

@@ -32,7 +32,7 @@ from rnnspec.errors import UserError as UsageError
 from rnnspec.files import replacing, require_regular_file
 from rnnspec.frameworks import import_frameworks, quiet_stderr
 from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
-from rnnspec.ir import Layer, Model
+from rnnspec.ir import MERGE_KINDS, Layer, Model
 from rnnspec.kinds import kind_of
 from rnnspec.text import escape_unprintable
 
@@ -361,7 +361,9 @@ def _read_keras(
 
     import h5py
 
-    if any(layer.extern is not None for layer in model.layers):
+    if model.is_graph or any(layer.extern is not None for layer in model.layers):
+        # A graph takes its layers' arrays by layer name: an inference model takes the trained
+        # graph's (examples/seq2seq.rnn), whatever else the archive holds.
         return _read_keras_by_keras(model, programs, path, fmt, spec_path)
     if fmt == "keras":
         try:
@@ -455,9 +457,10 @@ def _find_layer(model: Any, name: str) -> Any:
 def _read_keras_by_keras(
     model: Model, programs: _Programs, path: Path, fmt: str, spec_path: str
 ) -> dict[str, list[np.ndarray]]:
-    """Trained arrays for a model with user layers: only the user's Keras classes know their
-    weights, so Keras reads the file (into the spec's model, or as the saved model), and every
-    layer's arrays are checked, by name and shape, against the spec's model built from the spec."""
+    """Trained arrays for a graph, or a model with user layers (only the user's Keras classes know
+    their weights): Keras reads the file (into the spec's model, or as the saved model), and every
+    layer's arrays are taken by layer name and checked, by class and shape, against the spec's
+    model built from the spec."""
     built = programs.keras.build_model()
     expected = get_keras_weights(model, built)
     if fmt == "keras":
@@ -465,6 +468,8 @@ def _read_keras_by_keras(
         found: dict[str, list[np.ndarray]] = {}
         problems: list[str] = []
         for layer in model.layers:
+            if layer.kind in MERGE_KINDS:
+                continue  # no weights (and an unnamed merge is named by Keras)
             try:
                 klayer = loaded.get_layer(layer.name)
             except ValueError:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from math import prod
 
 from rnnspec.equivalence.weights import keras_weight_shapes
+from rnnspec.graph import runs_masked
 from rnnspec.ir import Layer, Model
 from rnnspec.kinds import kind_of
 from rnnspec.parse import (
@@ -16,8 +17,10 @@ from rnnspec.parse import (
     ExternAST,
     ExternField,
     InputDecl,
-    LayerStmt,
+    OutputStmt,
     Star,
+    Statement,
+    arg_text,
     field_text,
     parse,
     value_text,
@@ -76,7 +79,10 @@ def review_layer(model: Model, layer: Layer) -> LayerReport | None:
                 ],
             )
         return None
-    masked = model.values[layer.inputs[0]].masked
+    if model.is_graph:  # masked if any application of it runs masked
+        masked = any(runs_masked(model, node) for node in model.nodes if node.layer is layer)
+    else:
+        masked = model.values[layer.inputs[0]].masked
     cudnn, keras_text = keras_gpu_kernel(rec, masked)
     reason = fused_kernel_reason(rec)
     if reason is None:
@@ -123,8 +129,8 @@ def summary_rows(model: Model) -> list[tuple[str, str, str, int | None, int | No
     shapes = keras_weight_shapes(model)
     batch = str(model.batch_size) if model.batch_size else "None"
     rows = []
-    (inp,) = model.inputs
-    rows.append((inp.name, "input", _shape(batch, inp.shape), 0, 0))
+    for inp in model.inputs:
+        rows.append((inp.name, "input", _shape(batch, inp.shape), 0, 0))
     for layer in model.layers:
         kind = f"{layer.kind}({layer.inner.kind})" if layer.inner else layer.kind
         out = ", ".join(_shape(batch, model.values[name].shape) for name in layer.outputs)
@@ -140,10 +146,25 @@ def _shape(batch: str, shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join([batch, *("None" if d is None else str(d) for d in shape)]) + ")"
 
 
+def connected_to(model: Model) -> dict[str, str]:
+    """Per layer of a graph, what it is applied to, as Keras's summary writes it:
+    `layer[call][value]` per input value (an input is `name[0][0]`), every call of a shared layer."""
+    where: dict[str, str] = {value.name: f"{value.name}[0][0]" for value in model.inputs}
+    found: dict[str, list[str]] = {}
+    for node in model.nodes:
+        sources = node.inputs + node.initial_state + ([node.mask] if node.mask else [])
+        found.setdefault(node.layer.name, []).extend(where[key] for key in sources)
+        for index, key in enumerate(node.outputs):
+            where[key] = f"{node.layer.name}[{node.call_index}][{index}]"
+    return {name: ", ".join(sources) for name, sources in found.items()}
+
+
 def render_summary(model: Model) -> str:
     rows = summary_rows(model)
     header = ("layer", "kind", "output shape", "params (Keras)", "params (PyTorch)")
     unknown = any(r[3] is None for r in rows)
+    if model.is_graph:
+        return _render_graph_summary(model, rows, header, unknown)
 
     def count(n: int | None) -> str:
         return "?" if n is None else f"{n:,}"
@@ -173,14 +194,58 @@ def render_summary(model: Model) -> str:
     )
 
 
+def _render_graph_summary(model: Model, rows, header, unknown: bool) -> str:
+    links = connected_to(model)
+    header = (*header[:3], "connected to", *header[3:])
+
+    def count(n: int | None) -> str:
+        return "?" if n is None else f"{n:,}"
+
+    def total(i: int) -> str:
+        return count(sum(r[i] or 0 for r in rows)) + (" + ?" if unknown else "")
+
+    table = [
+        header,
+        *[(a, b, c, links.get(a, ""), count(d), count(e)) for a, b, c, d, e in rows],
+        ("total", "", "", "", total(3), total(4)),
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(6)]
+
+    def line(row) -> str:
+        cells = [
+            str(c).ljust(w) if i < 4 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    outputs = ", ".join(_value_ref(model, key) for key in model.outputs)
+    note = ["? = a user layer's weights, known only once its classes are built"] if unknown else []
+    lines = [f"model `{model.name}`", line(header), rule, *[line(r) for r in table[1:-1]], rule]
+    return "\n".join([*lines, line(table[-1]), f"outputs: {outputs}", *note]) + "\n"
+
+
+def _value_ref(model: Model, key: str) -> str:
+    for node in model.nodes:
+        if key in node.outputs:
+            return f"{node.layer.name}[{node.call_index}][{node.outputs.index(key)}]"
+    return f"{key}[0][0]"
+
+
 # --- fmt ---------------------------------------------------------------------------------
 
 
-def _statement(stmt: InputDecl | LayerStmt) -> str:
+def _statement(stmt: Statement) -> str:
     if isinstance(stmt, InputDecl):
         dims = ", ".join("*" if isinstance(d, Star) else d.text for d in stmt.dims)
         return f"input {stmt.name}: {stmt.dtype.name}[{dims}]"
+    if isinstance(stmt, OutputStmt):
+        return "output " + ", ".join(name.name for name in stmt.names)
     text = value_text(stmt.call)
+    if stmt.targets:
+        text = ", ".join(target.name for target in stmt.targets) + " = " + text
+    if stmt.inputs is not None:
+        text += "(" + ", ".join(arg_text(arg) for arg in stmt.inputs) + ")"
     return f"{text} as {stmt.alias.name}" if stmt.alias else text
 
 

@@ -22,6 +22,12 @@ __all__ = ["VerifyError", "describe", "import_frameworks", "quiet_stderr", "roun
 def prefix_model(model: Model, length: int) -> Model:
     """The model cut after its first `length` layers (a valid model: only the end may return states)."""
     cut = copy.deepcopy(model)
+    if model.is_graph:  # the first `length` statements; every value of the last is an output
+        cut.nodes = cut.nodes[:length]
+        kept = {id(node.layer) for node in cut.nodes}
+        cut.layers = [layer for layer in cut.layers if id(layer) in kept]
+        cut.outputs = [key for key in cut.nodes[-1].outputs if not key.startswith("_#")]
+        return cut
     cut.layers = cut.layers[:length]
     cut.outputs = list(cut.layers[-1].outputs)
     return cut
@@ -45,9 +51,10 @@ def first_divergence(
     """The first layer whose output differs and, at a user's layer, which classes and the first
     position where they differ (its output, or the mask it produces), or what it raised."""
 
-    for length in range(1, len(model.layers) + 1):
+    steps = model.nodes if model.is_graph else model.layers
+    for length in range(1, len(steps) + 1):
         cut = prefix_model(model, length)
-        layer = model.layers[length - 1]
+        layer = model.nodes[length - 1].layer if model.is_graph else model.layers[length - 1]
         programs = Programs(generate(cut, "keras", source_name), generate(cut, "pytorch", source_name))
         if layer.extern is None:
             if not verify(cut, programs, options, **extra).passed:

@@ -15,14 +15,29 @@ GOLDEN = ROOT / "tests" / "golden"
 SUFFIX = {"keras": "keras.py", "pytorch": "pytorch.py"}
 
 
+def example_models() -> list[tuple[Path, str]]:
+    """Every (example file, model name): examples/seq2seq.rnn holds three models."""
+    from rnnspec.check import load_models
+
+    return [
+        (spec, model.name)
+        for spec in sorted(EXAMPLES.glob("*.rnn"))
+        for model in load_models(spec.read_text(encoding="utf-8"))
+    ]
+
+
 def expected_files() -> dict[Path, str]:
-    from rnnspec.compiler import compile_source
+    """One golden file per target per model: `STEM.SUFFIX`, or `STEM.MODEL.SUFFIX` for a file of
+    several models (examples/seq2seq.rnn: the training graph and its two inference models)."""
+    from rnnspec.compiler import generate, load_models
 
     files = {}
     for spec in sorted(EXAMPLES.glob("*.rnn")):
-        source = spec.read_text(encoding="utf-8")
-        for target, suffix in SUFFIX.items():
-            files[GOLDEN / f"{spec.stem}.{suffix}"] = compile_source(source, target, spec.name)
+        models = load_models(spec.read_text(encoding="utf-8"))
+        for model in models:
+            stem = spec.stem if len(models) == 1 else f"{spec.stem}.{model.name}"
+            for target, suffix in SUFFIX.items():
+                files[GOLDEN / f"{stem}.{suffix}"] = generate(model, target, spec.name)
     return files
 
 

@@ -1,5 +1,5 @@
-"""Hypothesis strategies for random *valid* `.rnn` specs over the whole v0 language and v1's
-one-input layers, as text.
+"""Hypothesis strategies for random *valid* `.rnn` specs, as text: `specs()` over the whole v0
+language (stacks) and v1's one-input layers, `graph_specs()` over the v1 graph forms.
 
 `specs()` draws one model: an input (`int32[*]`, `int64[N]`, `float32[*, F]`, `float32[T, F]` or
 `float32[F]`), then layers that respect every rule the checker enforces: embedding right after an
@@ -316,3 +316,202 @@ model m(batch_size=2) {
 }
 """,
 }
+
+
+# --- graphs (v1) ------------------------------------------------------------------------------
+
+# Value names, some of them the generated programs' own locals or module names (`x`, `mask`,
+# `last`, `h_n`, `torch`, `self`, ...), which the targets must keep apart.
+VALUE_NAMES = tuple("x y h c mask last h_n c_n rnn torch keras nn F self enc dec out a b v w".split())
+MERGES = ("add", "subtract", "multiply", "average", "maximum", "minimum")
+
+
+@dataclass
+class Value:
+    """A value a graph statement may take: a sequence (its time class) or a vector, its width."""
+
+    name: str
+    width: int
+    time: str | None  # None: a vector; "T": the inputs' time axis; "T+..": concatenated along time
+    masked: bool
+
+
+@st.composite
+def graph_specs(draw) -> str:
+    """One random valid graph: 1-3 inputs (ids with an embedding, features, a vector, a bool
+    mask), then statements drawn from the graph forms: recurrent layers (bidirectional or not,
+    states unpacked, explicit masks, an encoder's states seeding a decoder), dense layers, every
+    merge on values of one shape, concatenate along features and along time, pooling, a layer
+    applied again by its name; then `output` with 1-3 values."""
+    lines: list[str] = []
+    values: list[Value] = []
+    names = iter(draw(st.permutations(VALUE_NAMES)))
+    counter = iter(range(1000))
+    width = draw(st.integers(1, 4))  # one width for most values, so that merges meet often
+
+    def fresh() -> str:
+        return (
+            f"{next(names, 'v')}{next(counter)}" if draw(st.booleans()) else next(names, f"v{next(counter)}")
+        )
+
+    used: set[str] = set()
+
+    def name_of() -> str:
+        while True:
+            candidate = fresh()
+            if candidate not in used:
+                used.add(candidate)
+                return candidate
+
+    inputs = iter(draw(st.permutations(INPUT_NAMES)))
+
+    def input_name() -> str:  # the checker keeps inputs off the programs' own names
+        name = next(inputs)
+        while name in used:
+            name = next(inputs)
+        used.add(name)
+        return name
+
+    masks: list[str] = []
+    for _ in range(draw(st.integers(1, 2))):
+        form = draw(st.sampled_from(["ids", "features"]))
+        inp = input_name()
+        if form == "ids":
+            lines.append(f"input {inp}: {draw(st.sampled_from(['int32', 'int64']))}[*]")
+            mask_zero = draw(st.booleans())
+            value = name_of()
+            zero = ", mask_zero=true" if mask_zero else ""
+            lines.append(f"{value} = embedding({draw(st.integers(2, 12))}, {width}{zero})({inp})")
+            values.append(Value(value, width, "T", mask_zero))
+        else:
+            lines.append(f"input {inp}: float32[*, {width}]")
+            if draw(st.booleans()):
+                value = name_of()
+                lines.append(f"{value} = masking(mask_value={draw(st.sampled_from(MASK_VALUES))})({inp})")
+                values.append(Value(value, width, "T", True))
+            else:
+                values.append(Value(inp, width, "T", False))
+    if draw(st.booleans()):
+        vec = input_name()
+        lines.append(f"input {vec}: float32[{width}]")
+        values.append(Value(vec, width, None, False))
+    if draw(st.booleans()):
+        mask = input_name()
+        lines.append(f"input {mask}: bool[*]")
+        masks.append(mask)
+    layers: dict[str, tuple[str, int, bool]] = {}  # shareable layer name -> (kind, input width, sequence in)
+
+    for _ in range(draw(st.integers(1, 5))):
+        step = draw(st.sampled_from(["recurrent", "seq2seq", "dense", "merge", "concat", "pool", "again"]))
+        seqs = [v for v in values if v.time == "T"]
+        if step == "recurrent" and seqs:
+            src = draw(st.sampled_from(seqs))
+            kind = draw(st.sampled_from(RECURRENT))
+            units = draw(st.sampled_from([width, width, draw(st.integers(1, 4))]))
+            sequences, states = draw(st.booleans()), draw(st.booleans())
+            # not tanh: the stepped kernels (a `Keras*` module), with the same initial-state and mask paths
+            activation = draw(st.sampled_from(["", "", ", activation=sigmoid", ", activation=relu"]))
+            call = f"{kind}({units}{activation}{', return_sequences=true' if sequences else ''}"
+            call += f"{', return_state=true' if states else ''})"
+            bidi = draw(st.booleans())
+            count = (2 if kind == "lstm" else 1) * (2 if bidi else 1)
+            if bidi:
+                call = f"bidirectional({call}{', merge_mode=sum' if draw(st.booleans()) else ''})"
+            extra = f", mask={draw(st.sampled_from(masks))}" if masks and draw(st.booleans()) else ""
+            layer = f"l{next(counter)}"
+            out = name_of()
+            targets = [out] + [
+                name_of() if draw(st.booleans()) else "_" for _ in range(count if states else 0)
+            ]
+            lines.append(f"{', '.join(targets)} = {call}({src.name}{extra}) as {layer}")
+            out_width = units * (2 if bidi and "merge_mode=sum" not in call else 1)
+            values.append(
+                Value(out, out_width, "T" if sequences else None, sequences and (src.masked or bool(extra)))
+            )
+            values += [Value(t, units, None, False) for t in targets[1:] if t != "_"]
+            layers[layer] = ("recurrent", src.width, True)
+        elif step == "seq2seq" and seqs:
+            kind = draw(st.sampled_from(RECURRENT))
+            units = draw(st.integers(1, 4))
+            states = [name_of() for _ in range(2 if kind == "lstm" else 1)]
+            lines.append(
+                f"_, {', '.join(states)} = {kind}({units}, return_state=true)({draw(st.sampled_from(seqs)).name})"
+            )
+            src = draw(st.sampled_from(seqs))
+            out = name_of()
+            lines.append(
+                f"{out} = {kind}({units}, return_sequences=true)({src.name}, initial_state=[{', '.join(states)}])"
+            )
+            values.append(Value(out, units, "T", src.masked))
+        elif step == "dense":
+            src = draw(st.sampled_from(values))
+            layer, out = f"d{next(counter)}", name_of()
+            units = draw(st.sampled_from([width, draw(st.integers(1, 4))]))
+            lines.append(
+                f"{out} = dense({units}, activation={draw(st.sampled_from(['tanh', 'linear', 'relu']))})({src.name}) as {layer}"
+            )
+            values.append(Value(out, units, src.time, src.masked))
+            layers[layer] = ("dense", src.width, src.time is not None)
+        elif step in ("merge", "concat"):
+            shape = draw(st.sampled_from(values))
+            same = [v for v in values if v.width == shape.width and v.time == shape.time]
+            picked = draw(st.lists(st.sampled_from(same), min_size=2, max_size=3))
+            kind = "concatenate" if step == "concat" else draw(st.sampled_from(MERGES))
+            if kind == "subtract":
+                picked = picked[:2]
+            out = name_of()
+            along_time = kind == "concatenate" and shape.time is not None and draw(st.booleans())
+            args = "axis=1" if along_time else ""
+            lines.append(f"{out} = {kind}({args})({', '.join(v.name for v in picked)})")
+            if kind == "concatenate":
+                time = ("T+" * len(picked)) if along_time else shape.time
+                out_width = shape.width if along_time else shape.width * len(picked)
+                masked = any(v.masked for v in picked) and shape.time is not None
+            else:
+                time, out_width, masked = shape.time, shape.width, all(v.masked for v in picked)
+            values.append(Value(out, out_width, time, masked))
+        elif step == "pool":
+            timed = [v for v in values if v.time is not None]
+            if timed:
+                src = draw(st.sampled_from(timed))
+                out = name_of()
+                lines.append(f"{out} = global_average_pooling()({src.name})")
+                values.append(Value(out, src.width, None, False))
+        elif step == "again" and layers:
+            layer = draw(st.sampled_from(sorted(layers)))
+            kind, in_width, sequence = layers[layer]
+            fits = [
+                v for v in values if v.width == in_width and (v.time == "T" if sequence else v.time is None)
+            ]
+            if kind == "dense":
+                fits = [v for v in values if v.width == in_width and (v.time is not None) == sequence]
+            if fits:
+                src = draw(st.sampled_from(fits))
+                line = next(line for line in lines if line.endswith(f" as {layer}"))
+                first = line.split(" = ")[0].split(", ")
+                out = [name_of() if t != "_" else "_" for t in first]
+                lines.append(f"{', '.join(out)} = {layer}({src.name})")
+                model_line = line.split(" = ", 1)[1]
+                sequences = "return_sequences=true" in model_line
+                values.append(
+                    Value(
+                        out[0],
+                        values[[v.name for v in values].index(first[0])].width,
+                        src.time if kind == "dense" else ("T" if sequences else None),
+                        src.masked and (kind == "dense" or sequences),
+                    )
+                )
+                values += [
+                    Value(t, values[[v.name for v in values].index(f)].width, None, False)
+                    for t, f in zip(out[1:], first[1:])
+                    if t != "_"
+                ]
+    if not any(" = " in line for line in lines):  # at least one layer
+        out = name_of()
+        lines.append(f"{out} = dense({width})({values[0].name})")
+        values.append(Value(out, width, values[0].time, values[0].masked))
+    produced = [v for v in values if not any(line.startswith(f"input {v.name}:") for line in lines)] or values
+    outputs = draw(st.lists(st.sampled_from(produced), min_size=1, max_size=3, unique_by=lambda v: v.name))
+    lines.append(f"output {', '.join(v.name for v in outputs)}")
+    body = "".join(f"    {line}\n" for line in lines)
+    return f"model {draw(st.sampled_from(MODEL_NAMES))} {{\n{body}}}\n"

@@ -35,8 +35,8 @@ def test_every_activation_and_merge_mode_is_documented():
 def test_keywords_match_the_grammar():
     grammar = (ROOT / "grammars" / "rnnspec.lark").read_text()
     keywords = set(re.findall(r'"([a-z]+)"', grammar))
-    assert keywords == {"model", "input", "as", "true", "false", "extern", "layer"}
-    assert "Keywords: `model input as true false extern layer`" in DOC
+    assert keywords == {"model", "input", "output", "as", "true", "false", "extern", "layer"}
+    assert "Keywords: `model input output as true false extern layer`" in DOC
 
 
 def test_ci_runs_the_readme_test_command_both_tiers():

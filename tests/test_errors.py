@@ -168,7 +168,7 @@ def test_common_syntax_mistakes_are_named(source, message):
         ([FEATURES], "m.rnn:3:1: error: model `m` has no layers"),
         (
             [FEATURES, FEATURES, "lstm(3)"],
-            "m.rnn:3:5: error: `input` must be the first statement of a model, and v0 allows exactly one",
+            "m.rnn:3:11: error: input `x` is declared twice (first at line 2)",
         ),
         (
             ["input x: float32[4]", "lstm(3)"],

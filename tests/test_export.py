@@ -234,3 +234,14 @@ def test_export_refuses_bad_options_and_outputs(tmp_path, capsys):
     assert exit_.value.code == 2
     assert "invalid choice: 'tflite'" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_graph_with_several_inputs_is_refused_by_name(tmp_path, capsys):
+    out = tmp_path / "s.pt2"
+    spec = str(EXAMPLES / "seq2seq.rnn")
+    assert main(["export", spec, "--model", "seq2seq", "--format", "torch-export", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"{spec}: error: `rnnspec export` takes a model with one input for now; "
+        "`seq2seq` has 2 (source, target)\n"
+    )
+    assert not out.exists()

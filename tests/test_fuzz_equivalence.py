@@ -23,7 +23,7 @@ from rnnspec.compiler import generate
 from rnnspec.equivalence.harness import Programs, Result, configure_frameworks, verify
 from rnnspec.options import VerifyOptions
 from rnnspec.verify import describe
-from tests.strategies import REGRESSION_SPECS, specs
+from tests.strategies import REGRESSION_SPECS, graph_specs, specs
 
 
 def check_equivalent(source: str, *, float64_fallback: bool = False, **options) -> None:
@@ -65,6 +65,28 @@ def test_keras_and_pytorch_agree(source, steps, seed):
 @given(source=specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_keras_and_pytorch_agree_on_more_specs(source, steps, seed):
     check_equivalent(source, float64_fallback=True, time=steps, seed=seed, chunks=2)
+
+
+@settings(max_examples=4 * settings().max_examples)
+@given(source=graph_specs())
+def test_every_drawn_graph_is_valid_and_compiles(source):
+    """Graphs (v1): several inputs, merges, shared layers, initial states, explicit masks."""
+    model = load_model(source)
+    for target in ("keras", "pytorch"):
+        compile(generate(model, target, "fuzz.rnn"), f"fuzz_{target}.py", "exec")
+
+
+@settings(max_examples=max(1, settings().max_examples // 5))
+@given(source=graph_specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_keras_and_pytorch_agree_on_graphs(source, steps, seed):
+    """As for stacks: a fifth of the profile's examples here, the rest in the `slow` tier."""
+    check_equivalent(source, float64_fallback=True, time=steps, seed=seed)
+
+
+@pytest.mark.slow
+@given(source=graph_specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_keras_and_pytorch_agree_on_more_graphs(source, steps, seed):
+    check_equivalent(source, float64_fallback=True, time=steps, seed=seed)
 
 
 @pytest.mark.parametrize("source", list(REGRESSION_SPECS.values()), ids=list(REGRESSION_SPECS))

@@ -24,7 +24,7 @@ from rnnspec import files, prebuild
 from rnnspec.cli import main
 from rnnspec.compiler import compile_source
 from rnnspec.text import docstring_text, excerpt, normalize, split_lines
-from tests.golden import EXAMPLES, ROOT
+from tests.golden import EXAMPLES, ROOT, example_models
 
 SPEC = "model m {\n    input x: float32[*, 3]\n    lstm(2)\n}\n"
 
@@ -330,7 +330,10 @@ def test_a_missing_brace_is_named_as_a_brace(tmp_path):
     )
 
 
-def test_control_characters_and_long_lines_are_escaped_and_trimmed(tmp_path):
+# The trimming shows on any line longer than an excerpt; the default tier parses a line of 2,000
+# arguments, `slow` one of 200,000 (about 5 s of parsing).
+@pytest.mark.parametrize("arguments", [2_000, pytest.param(200_000, marks=pytest.mark.slow)])
+def test_control_characters_and_long_lines_are_escaped_and_trimmed(tmp_path, arguments):
     path = tmp_path / "m.rnn"
     path.write_text(
         "model m {  # \x1b]0;owned\x07\x1b[2J\n    input x: float32[*, 3]\n    lstm(2, \x1b)\n}\n"
@@ -338,11 +341,11 @@ def test_control_characters_and_long_lines_are_escaped_and_trimmed(tmp_path):
     code, _, err = run("check", str(path))
     assert code == 2 and "\x1b" not in err and "\x07" not in err
     assert err == (
-        f"{path}:3:13: error: expected `)`, a name or a number, found `\\x1b`\n"
+        f"{path}:3:13: error: expected `)`, `[`, a name or a number, found `\\x1b`\n"
         "        lstm(2, \\x1b)\n                ^\n"
     )
     long_line = tmp_path / "long.rnn"
-    long_line.write_text("model m { input x: float32[*, 3] lstm(2" + ", 1" * 200_000 + ") $ }\n")
+    long_line.write_text("model m { input x: float32[*, 3] lstm(2" + ", 1" * arguments + ") $ }\n")
     code, _, err = run("check", str(long_line))
     assert code == 2 and len(err) < 600
     assert err.splitlines()[1].strip().startswith("…") and err.splitlines()[1].endswith("1) $ }")
@@ -449,8 +452,8 @@ def _identifiers(code: str) -> set[str]:
 
 
 PROGRAMS = [
-    (target, compile_source(spec, target, "spec.rnn"))
-    for spec in CORPUS + [p.read_text() for p in sorted(EXAMPLES.glob("*.rnn"))]
+    (target, compile_source(spec, target, "spec.rnn", name))
+    for spec, name in [(spec, None) for spec in CORPUS] + [(p.read_text(), m) for p, m in example_models()]
     for target in ("keras", "pytorch")
 ]
 
@@ -620,13 +623,15 @@ def test_float32_maximum_as_printed_is_accepted():
     assert "3.4028235e+38" in compile_source(source, "pytorch", "m.rnn")
 
 
-def test_thousands_of_mistakes_on_one_long_line_give_the_first_fifty(tmp_path):
+# Default tier: 2,000 mistakes; `slow`: 20,000.
+@pytest.mark.parametrize("mistakes", [2_000, pytest.param(20_000, marks=pytest.mark.slow)])
+def test_thousands_of_mistakes_on_one_long_line_give_the_first_fifty(tmp_path, mistakes):
     path = tmp_path / "m.rnn"
-    path.write_text("model m {\n    input x: float32[*, 3]\n    lstm(4" + ", units=4" * 20_000 + ")\n}\n")
+    path.write_text("model m {\n    input x: float32[*, 3]\n    lstm(4" + ", units=4" * mistakes + ")\n}\n")
     code, _, err = run("check", str(path))
     lines = err.splitlines()
     assert code == 2 and len(lines) == 50 * 3 + 1
-    assert lines[-1] == f"{path}: error: 19,950 more errors not shown"
+    assert lines[-1] == f"{path}: error: {mistakes - 50:,} more errors not shown"  # 19,950 of 20,000
     assert all(len(line) < 130 for line in lines)
 
 

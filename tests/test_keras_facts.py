@@ -1302,3 +1302,238 @@ def test_layer_normalization_weights_follow_center_and_scale(center, scale, name
     layer.build((None, 3, 5))
     assert [w.name for w in layer.weights] == names
     assert layer.supports_masking
+
+
+# Facts 30-39: the graph language (values, initial_state, merges, shared layers)
+# ---------------------------------------------------------------------------
+IDS = np.array([[1, 2, 0, 0, 3], [0, 3, 4, 5, 0], [0, 0, 0, 0, 0]], "int32")  # right, left, all padded
+
+
+def _lstm_with_initial_state(bidirectional=False):
+    rng = np.random.default_rng(30)
+    embedding = keras.layers.Embedding(10, 3, mask_zero=True)
+    lstm = keras.layers.LSTM(4, return_sequences=True, return_state=True)
+    layer = keras.layers.Bidirectional(lstm) if bidirectional else lstm
+    embedded = embedding(IDS)
+    states = [rng.normal(size=(3, 4)).astype("float32") for _ in range(4 if bidirectional else 2)]
+    layer(embedded, initial_state=states)
+    randomize(layer, 31)
+    return embedding, layer, embedded, states
+
+
+def _as_arrays(tensors):
+    return [np.asarray(t) for t in tensors]
+
+
+# Fact 30: keras/src/layers/layer.py __call__ fills `mask` from the input's Keras mask only when the
+# call has exactly one tensor argument. With `initial_state=[...]` there are several, so the
+# incoming value's mask is NOT used (the layer runs unmasked), yet the output still carries the
+# input's mask for the layers after it. An explicit `mask=` is used, and is the output's mask.
+def test_mask_next_to_initial_state_is_dropped_and_explicit_mask_is_used():
+    embedding, lstm, embedded, states = _lstm_with_initial_state()
+    unmasked = _as_arrays(lstm(embedded, initial_state=states))
+    masked = _as_arrays(lstm(embedded, initial_state=states, mask=IDS != 0))
+    assert np.abs(unmasked[0] - masked[0]).max() > 1e-3  # the mask matters to this input
+
+    src = keras.Input((None,), dtype="int32")
+    h0, c0 = keras.Input((4,)), keras.Input((4,))
+    out = lstm(embedding(src), initial_state=[h0, c0])
+    assert get_keras_mask(out[0]) is not None  # the mask flows on, unused by this layer
+    model = keras.Model([src, h0, c0], out)
+    for got, want in zip(_as_arrays(model([IDS, *states])), unmasked):
+        np.testing.assert_allclose(got, want, atol=ATOL)
+
+    explicit = keras.Input((None,), dtype="bool")
+    out = lstm(embedding(src), initial_state=[h0, c0], mask=explicit)
+    model = keras.Model([src, h0, c0, explicit], [*out, keras.layers.Dense(2)(out[0])])
+    for got, want in zip(_as_arrays(model([IDS, *states, IDS != 0]))[:3], masked):
+        np.testing.assert_allclose(got, want, atol=ATOL)
+    # the explicit mask is the output's mask (an all-False row keeps its mask downstream)
+    other = np.array([[1, 0, 1, 0, 1]] * 3, bool)
+    eager = lstm(embedded, initial_state=states, mask=other)
+    np.testing.assert_array_equal(np.asarray(get_keras_mask(eager[0])), other)
+
+
+# Fact 31: an explicit `mask=` replaces the mask the value carries (without initial_state too).
+def test_explicit_mask_replaces_the_values_mask():
+    embedding = keras.layers.Embedding(10, 3, mask_zero=True)
+    gru = keras.layers.GRU(4, return_sequences=True)
+    src = keras.Input((None,), dtype="int32")
+    explicit = keras.Input((None,), dtype="bool")
+    model = keras.Model([src, explicit], gru(embedding(src), mask=explicit))
+    other = np.array([[1, 1, 1, 0, 1], [1, 0, 1, 1, 1], [1, 1, 0, 0, 0]], bool)
+    got = np.asarray(model([IDS, other]))
+    np.testing.assert_allclose(got, np.asarray(gru(embedding(IDS), mask=other)), atol=ATOL)
+    assert np.abs(got - np.asarray(gru(embedding(IDS)))).max() > 1e-3
+
+
+# Fact 32: Bidirectional with initial_state: the states go [forward h, forward c, backward h,
+# backward c] (the first half to the forward layer), the mask is dropped as in fact 30, and with
+# return_state it returns output, forward states, backward states.
+def test_bidirectional_initial_state_order_and_dropped_mask():
+    embedding, bidi, embedded, states = _lstm_with_initial_state(bidirectional=True)
+    eager = _as_arrays(bidi(embedded, initial_state=states))
+    assert [a.shape for a in eager] == [(3, 5, 8), (3, 4), (3, 4), (3, 4), (3, 4)]
+    forward = _as_arrays(bidi.forward_layer(embedded, initial_state=states[:2]))
+    backward = _as_arrays(bidi.backward_layer(embedded, initial_state=states[2:]))
+    np.testing.assert_allclose(eager[0], np.concatenate([forward[0], backward[0][:, ::-1]], -1), atol=ATOL)
+    for got, want in zip(eager[1:], forward[1:] + backward[1:]):
+        np.testing.assert_allclose(got, want, atol=ATOL)
+
+    src = keras.Input((None,), dtype="int32")
+    inputs = [keras.Input((4,)) for _ in range(4)]
+    model = keras.Model([src, *inputs], bidi(embedding(src), initial_state=inputs))
+    for got, want in zip(_as_arrays(model([IDS, *states])), eager):
+        np.testing.assert_allclose(got, want, atol=ATOL)
+    masked = _as_arrays(bidi(embedded, initial_state=states, mask=IDS != 0))
+    assert np.abs(masked[0] - eager[0]).max() > 1e-3
+
+
+def _merge_inputs():
+    rng = np.random.default_rng(33)
+    a_ids = np.array([[1, 0, 2, 0], [0, 3, 3, 3]], "int32")
+    b_ids = np.array([[0, 0, 3, 4], [5, 0, 5, 0]], "int32")
+    features = rng.normal(size=(2, 4, 3)).astype("float32")
+    return a_ids, b_ids, features
+
+
+def _merge_model(cls, second_masked, **kwargs):
+    a, b = keras.Input((None,), dtype="int32"), keras.Input((None,), dtype="int32")
+    f = keras.Input((None, 3))
+    ea, eb = keras.layers.Embedding(10, 3, mask_zero=True), keras.layers.Embedding(10, 3, mask_zero=True)
+    second = eb(b) if second_masked else f
+    out = cls(**kwargs)([ea(a), second])
+    return keras.Model([a, b if second_masked else f], [out, keras.layers.Dense(1)(out)]), ea, eb, out
+
+
+def _mask_aware_multiply(xs, masks):
+    """keras/src/layers/merging/multiply.py: a masked position counts as 1; the product is zeroed
+    where every input is masked, when every input has a mask."""
+    has_mask = all(m is not None for m in masks)
+    out = out_mask = None
+    for x, m in zip(xs, masks):
+        if m is not None:
+            m = np.broadcast_to(m[..., None], x.shape)
+            x = np.where(m, x, 1.0)
+            if has_mask:
+                out_mask = m if out_mask is None else out_mask | m
+        out = x if out is None else out * x
+    return (np.where(out_mask, out, 0.0), out_mask.any(-1)) if has_mask else (out, None)
+
+
+def _mask_aware_extremum(op, xs, masks):
+    """keras/src/layers/merging/base_merge.py _apply_merge_op_and_or_mask (Maximum, Minimum)."""
+    out = out_mask = None
+    for x, m in zip(xs, masks):
+        m = None if m is None else np.broadcast_to(m[..., None], x.shape)
+        if out is None:
+            out, out_mask = x, m
+            continue
+        if m is not None:
+            x = np.where(m, x, out)
+        if out_mask is not None:
+            out = np.where(out_mask, out, x)
+        out_mask = out_mask | m if m is not None and out_mask is not None else None
+        out = op(out, x)
+    return out, None if out_mask is None else out_mask.any(-1)
+
+
+# Fact 33: merges (Add, Subtract, Average, Multiply, Maximum, Minimum): the output mask is the OR of
+# the input masks, and None as soon as one input is unmasked (base_merge.py compute_mask; Keras 2
+# AND-ed them). Add, Subtract and Average ignore masks in their values; Multiply, Maximum and
+# Minimum read them (the functions above), in a functional model too.
+@pytest.mark.parametrize("cls", ["Add", "Subtract", "Average", "Multiply", "Maximum", "Minimum"])
+@pytest.mark.parametrize("second_masked", [True, False])
+def test_merge_masks_or_and_mask_aware_values(cls, second_masked):
+    a_ids, b_ids, features = _merge_inputs()
+    model, ea, eb, out = _merge_model(getattr(keras.layers, cls), second_masked)
+    second_in = b_ids if second_masked else features
+    got, _ = _as_arrays(model([a_ids, second_in]))
+    xs = [np.asarray(ea(a_ids)), np.asarray(eb(b_ids)) if second_masked else features]
+    masks = [a_ids != 0, b_ids != 0 if second_masked else None]
+    if cls == "Multiply":
+        want, want_mask = _mask_aware_multiply(xs, masks)
+    elif cls in ("Maximum", "Minimum"):
+        want, want_mask = _mask_aware_extremum(np.maximum if cls == "Maximum" else np.minimum, xs, masks)
+    else:
+        want = {"Add": xs[0] + xs[1], "Subtract": xs[0] - xs[1], "Average": (xs[0] + xs[1]) / 2}[cls]
+        want_mask = masks[0] | masks[1] if second_masked else None
+    np.testing.assert_allclose(got, want, atol=ATOL)
+    if cls in ("Multiply", "Maximum", "Minimum"):
+        plain = {"Multiply": xs[0] * xs[1], "Maximum": np.maximum(*xs), "Minimum": np.minimum(*xs)}[cls]
+        assert np.abs(got - plain).max() > 1e-3
+    assert (get_keras_mask(out) is not None) == second_masked
+    eager = getattr(keras.layers, cls)()(
+        [ea(a_ids), eb(b_ids) if second_masked else keras.ops.convert_to_tensor(features)]
+    )
+    mask = get_keras_mask(eager)
+    if want_mask is None:
+        assert mask is None
+    else:
+        np.testing.assert_array_equal(np.asarray(mask), want_mask)
+
+
+# Fact 34: Concatenate's values ignore masks; its mask is None when no input is masked, else each
+# input's mask (all-True for an unmasked one) broadcast to its shape, concatenated along `axis`,
+# then any() over the last axis: OR per timestep for axis=-1 (an unmasked input makes every step
+# valid), the masks end to end for axis=1 (time).
+def test_concatenate_mask_rules():
+    a_ids, b_ids, features = _merge_inputs()
+    ea, eb = keras.layers.Embedding(10, 3, mask_zero=True), keras.layers.Embedding(10, 3, mask_zero=True)
+    A, B, F = ea(a_ids), eb(b_ids), keras.ops.convert_to_tensor(features)
+    ma, mb = a_ids != 0, b_ids != 0
+    cases = [
+        (-1, [A, B], ma | mb),
+        (-1, [A, F], np.ones_like(ma)),
+        (1, [A, B], np.concatenate([ma, mb], 1)),
+        (1, [A, F], np.concatenate([ma, np.ones_like(ma)], 1)),
+        (1, [F, A], np.concatenate([np.ones_like(ma), ma], 1)),
+    ]
+    for axis, inputs, want in cases:
+        out = keras.layers.Concatenate(axis=axis)(inputs)
+        np.testing.assert_allclose(
+            np.asarray(out), np.concatenate([np.asarray(t) for t in inputs], axis), atol=ATOL
+        )
+        np.testing.assert_array_equal(np.asarray(get_keras_mask(out)), want)
+    assert get_keras_mask(keras.layers.Concatenate()([F, F])) is None
+    # the same in a functional model, fed to an LSTM that reads it
+    a, f = keras.Input((None,), dtype="int32"), keras.Input((None, 3))
+    lstm = keras.layers.LSTM(2, return_sequences=True)
+    model = keras.Model([a, f], lstm(keras.layers.Concatenate(axis=1)([ea(a), f])))
+    np.testing.assert_allclose(
+        np.asarray(model([a_ids, features])),
+        np.asarray(lstm(np.concatenate([np.asarray(A), features], 1), mask=cases[3][2])),
+        atol=ATOL,
+    )
+
+
+# Fact 35: elementwise merges take shapes equal per axis, where 1 broadcasts and an unknown length
+# matches any; Concatenate needs equal shapes except along `axis`; both name the shapes.
+def test_merge_shape_rules():
+    x, y = keras.Input((None, 8)), keras.Input((None, 6))
+    with pytest.raises(ValueError, match="Inputs have incompatible shapes"):
+        keras.layers.Add()([x, y])
+    # an unknown length with a known one gives an unknown one; a 1 takes the other's size
+    assert keras.layers.Add()([x, keras.Input((5, 1))]).shape == (None, None, 8)
+    assert keras.layers.Add()([keras.Input((5, 8)), keras.Input((1, 8))]).shape == (None, 5, 8)
+    with pytest.raises(ValueError, match="matching shapes except for the concatenation axis"):
+        keras.layers.Concatenate(axis=1)([x, y])
+    assert keras.layers.Concatenate(axis=1)([x, keras.Input((4, 8))]).shape == (None, None, 8)
+    assert keras.layers.Concatenate()([x, y]).shape == (None, None, 14)
+    with pytest.raises(ValueError, match="exactly 2 inputs"):
+        keras.layers.Subtract()([x, x, x])
+
+
+# Fact 36: a layer called twice (by name in the language) has one set of weights; each call uses its
+# own input's mask.
+def test_shared_layer_has_one_set_of_weights_and_a_mask_per_call():
+    a, b = keras.Input((None,), dtype="int32"), keras.Input((None,), dtype="int32")
+    embedding = keras.layers.Embedding(10, 3, mask_zero=True)
+    lstm = keras.layers.LSTM(4)
+    model = keras.Model([a, b], keras.layers.Concatenate()([lstm(embedding(a)), lstm(embedding(b))]))
+    assert len(model.weights) == 4  # embedding 1, LSTM 3
+    randomize(lstm, 36)
+    a_ids, b_ids, _ = _merge_inputs()
+    got = np.asarray(model([a_ids, b_ids]))
+    np.testing.assert_allclose(got[:, :4], np.asarray(lstm(embedding(a_ids), mask=a_ids != 0)), atol=ATOL)
+    np.testing.assert_allclose(got[:, 4:], np.asarray(lstm(embedding(b_ids), mask=b_ids != 0)), atol=ATOL)

@@ -1,10 +1,13 @@
 """The pytest plugin (`pytest --rnnspec`), run with pytester in a temporary directory.
 
 Runs that verify models go through a subprocess, which imports the plugin from its `pytest11`
-entry point exactly as a user's pytest does.
+entry point exactly as a user's pytest does; the mismatch report runs in this process (the same
+entry point, loaded by this pytest), sparing a second start of TensorFlow and PyTorch.
 """
 
 from __future__ import annotations
+
+from rnnspec.frameworks import import_frameworks
 
 GOOD = """\
 model one {
@@ -38,6 +41,7 @@ model swapped {
 # compiler bug would.
 SWAP_GATES_CONFTEST = """
 import rnnspec.compiler
+import rnnspec.verify
 
 original = rnnspec.compiler.generate
 
@@ -51,7 +55,11 @@ def generate(model, target, source_name):
     return code
 
 
-rnnspec.compiler.generate = generate
+rnnspec.compiler.generate = rnnspec.verify.generate = generate
+
+
+def pytest_unconfigure(config):  # the run is in-process: later tests get the real compiler back
+    rnnspec.compiler.generate = rnnspec.verify.generate = original
 """
 
 FRAMEWORKS_CONFTEST = """
@@ -83,7 +91,8 @@ def test_one_passing_item_per_model_and_a_failing_item_for_spec_errors(pytester)
 def test_a_mismatch_fails_with_the_verify_report(pytester):
     pytester.makefile(".rnn", swapped=SWAPPED)
     pytester.makeconftest(SWAP_GATES_CONFTEST)
-    result = pytester.runpytest_subprocess("--rnnspec", "-p", "no:cacheprovider")
+    import_frameworks()  # before the run: pytester's in-process run unloads what it imported
+    result = pytester.runpytest_inprocess("--rnnspec", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [

@@ -7,8 +7,9 @@ from rnnspec.cli import main
 from rnnspec.compiler import compile_source
 from rnnspec.equivalence.extern import user_code_path
 from rnnspec.equivalence.harness import configure_frameworks, load_program
+from rnnspec.ir import MERGE_KINDS
 from rnnspec.review import format_source, summary_rows
-from tests.golden import EXAMPLES
+from tests.golden import EXAMPLES, example_models
 
 MESSY = """# header comment
 
@@ -151,14 +152,14 @@ def test_summary_table(capsys):
     )
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.rnn")))
-def test_summary_counts_match_the_frameworks(name):
+@pytest.mark.parametrize("path, name", example_models(), ids=lambda v: v if isinstance(v, str) else v.stem)
+def test_summary_counts_match_the_frameworks(path, name):
     configure_frameworks()
-    source = (EXAMPLES / f"{name}.rnn").read_text()
-    model = load_model(source)
-    with user_code_path(EXAMPLES / f"{name}.rnn", model):
-        keras_model = load_program(compile_source(source, "keras", "x.rnn"), "k").build_model()
-        module = load_program(compile_source(source, "pytorch", "x.rnn"), "t").build_model()
+    source = path.read_text()
+    model = load_model(source, name)
+    with user_code_path(path, model):
+        keras_model = load_program(compile_source(source, "keras", "x.rnn", name), "k").build_model()
+        module = load_program(compile_source(source, "pytorch", "x.rnn", name), "t").build_model()
     rows = summary_rows(model)
     # A user layer's weights are known only to its built classes: the summary shows `?`.
     users = [r[0] for r in rows if r[3] is None]
@@ -169,8 +170,11 @@ def test_summary_counts_match_the_frameworks(name):
     assert sum(r[4] or 0 for r in rows) == sum(
         p.numel() for key, p in module.named_parameters() if key.split(".")[0] not in users
     )
-    for layer_name, _, _, keras_count, torch_count in rows[1:]:
+    for layer_name, kind, _, keras_count, torch_count in rows[len(model.inputs) :]:
         if layer_name in users:
+            continue
+        if kind in MERGE_KINDS:  # no weights; Keras names an unnamed merge itself
+            assert keras_count == torch_count == 0
             continue
         assert keras_count == keras_model.get_layer(layer_name).count_params()
         submodule = getattr(module, layer_name, None)

@@ -1,6 +1,8 @@
 """Tier one: the generated Keras model is the hand-written one (parameters, shapes), and the weight
 mapping is exact in both directions."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from rnnspec.compiler import generate
 from rnnspec.equivalence import weights as w
 from rnnspec.equivalence.extern import random_weights, user_code_path
 from rnnspec.equivalence.harness import configure_frameworks, load_program
-from tests.golden import EXAMPLES
+from tests.golden import EXAMPLES, example_models
 
 configure_frameworks()
 keras = pytest.importorskip("keras")
@@ -50,8 +52,9 @@ def hand_written(name):
     return keras.Model(inp, out)
 
 
-def generated(name):
-    model = load_model((EXAMPLES / f"{name}.rnn").read_text())
+@functools.cache  # built once per example: the tests only read the models (parameters, shapes, weights)
+def generated(name, model_name=None):
+    model = load_model((EXAMPLES / f"{name}.rnn").read_text(), model_name)
     keras_program = load_program(generate(model, "keras", f"{name}.rnn"), f"{name}_k")
     torch_program = load_program(generate(model, "pytorch", f"{name}.rnn"), f"{name}_t")
     return model, keras_program.build_model(), torch_program.build_model()
@@ -86,10 +89,10 @@ def test_layer_names_are_the_spec_names():
     }
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.rnn")))
-def test_weight_shapes_from_the_ir(name):
-    with user_code_path(EXAMPLES / f"{name}.rnn", load_model((EXAMPLES / f"{name}.rnn").read_text())):
-        ir, ours, module = generated(name)
+@pytest.mark.parametrize("path, name", example_models(), ids=lambda v: v if isinstance(v, str) else v.stem)
+def test_weight_shapes_from_the_ir(path, name):
+    with user_code_path(path, load_model(path.read_text(), name)):
+        ir, ours, module = generated(path.stem, name)
     users = {layer.name for layer in ir.layers if layer.extern is not None}
     # A user layer's shapes come from its built Keras layer, the rest from the IR alone.
     assert {

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnspec.check import load_model
+from rnnspec.check import load_model, load_models
 from rnnspec.compiler import generate
 from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence import weights as weights_mod
@@ -63,10 +63,12 @@ model tokens {
 }
 """
 # Examples built on a user's own layers train as the user's two classes do: not rnnspec's claim.
+# Graphs (several inputs or outputs) are proved for inference (tests/test_graph_equivalence.py);
+# training them in PyTorch as Keras trains is not claimed yet.
 SPECS = {
     path.stem: path.read_text()
     for path in sorted(EXAMPLES.glob("*.rnn"))
-    if "extern layer" not in path.read_text()
+    if "extern layer" not in path.read_text() and not load_models(path.read_text())[0].is_graph
 }
 SPECS.update(every_kind=EVERY_KIND, tokens=TOKENS)
 

@@ -13,10 +13,13 @@ from rnnspec.text import BOM, newline_of, normalize, split_lines, terminal_text
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    _, models = load_spec(args.file)
+    source, models = load_spec(args.file)
     warned = False
     for model in models:
         print(f"{args.file}: model `{model.name}`: ok")
+        for warning in model.warnings:  # a graph's: unused values, a mask Keras ignores
+            warned = True
+            print(warning.render(args.file, source))
         for layer in model.layers:
             report = review_layer(model, layer)
             if report is None:

@@ -20,7 +20,7 @@ from rnnspec.equivalence import extern as extern_mod
 from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence import weights as weights_mod
 from rnnspec.equivalence.harness import Programs, configure_frameworks, load_program
-from rnnspec.ir import Model
+from rnnspec.ir import MERGE_KINDS, Model
 
 
 @dataclass
@@ -58,7 +58,8 @@ class GradientResult:
         worst = self.worst
         where = f"{worst.what} [{', '.join(map(str, worst.index))}]"
         weights = sum(1 for name in self.compared if not name.startswith("input "))
-        inputs = " and the input" if any(name.startswith("input ") for name in self.compared) else ""
+        count = sum(1 for name in self.compared if name.startswith("input "))
+        inputs = " and the input" if count == 1 else f" and {count} inputs" if count else ""
         head = "ok" if self.passed else "MISMATCH"
         return (
             f"gradients: {head}  max |diff| {self.max_abs_diff:.3g} ({where}, batch '{worst.case}': "
@@ -71,6 +72,8 @@ def keras_variables(model: Model, keras_model: Any) -> dict[str, list[Any]]:
     """Each IR layer's Keras variables, in the order `get_weights()` lists them."""
     variables = {}
     for layer in model.layers:
+        if layer.kind in MERGE_KINDS:
+            continue  # no weights (and an unnamed merge is named by Keras)
         klayer = keras_model.get_layer(layer.name)
         if layer.inner is not None:
             variables[layer.name] = list(klayer.forward_layer.weights) + list(klayer.backward_layer.weights)
@@ -94,18 +97,26 @@ def keras_gradients(
 
     variables = keras_variables(model, keras_model)
     flat = [v for layer in variables.values() for v in layer]
-    inp = tf.constant(x)
-    differentiable = x.dtype == np.float32
+    arrays = x if isinstance(x, tuple) else (x,)  # a graph: one array per input
+    inps = [tf.constant(a) for a in arrays]
+    differentiable = [a.dtype == np.float32 for a in arrays]
     with tf.GradientTape() as tape:
-        if differentiable:
-            tape.watch(inp)
-        outputs = keras_model(inp, training=False)
+        for inp, watched in zip(inps, differentiable):
+            if watched:
+                tape.watch(inp)
+        outputs = keras_model(inps if isinstance(x, tuple) and len(inps) > 1 else inps[0], training=False)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         cotangents = _cotangents([o.numpy() for o in outputs], rng)
         loss = tf.add_n([tf.reduce_sum(o * r) for o, r in zip(outputs, cotangents)])
-    grads = tape.gradient(loss, ([inp] if differentiable else []) + [v.value for v in flat])
+    watched = [inp for inp, w in zip(inps, differentiable) if w]
+    grads = tape.gradient(loss, watched + [v.value for v in flat])
     grads = [None if g is None else tf.convert_to_tensor(g).numpy() for g in grads]
-    input_grad = grads.pop(0) if differentiable else None
+    input_grads = [grads.pop(0) if w else None for w in differentiable]
+    input_grads = [
+        np.zeros(a.shape, np.float32) if w and g is None else g
+        for a, w, g in zip(arrays, differentiable, input_grads)
+    ]
+    input_grad: Any = tuple(input_grads) if isinstance(x, tuple) else input_grads[0]
     per_layer: dict[str, list[Any]] = {}
     position = 0
     for name, layer_vars in variables.items():
@@ -128,10 +139,11 @@ def torch_gradients(module: Any, x: Any, cotangents: list[Any]) -> tuple[dict[st
     import torch
 
     module.zero_grad(set_to_none=True)
-    inp = torch.from_numpy(x)
-    if inp.is_floating_point():
-        inp.requires_grad_(True)
-    outputs = module(inp)
+    inps = [torch.from_numpy(a) for a in (x if isinstance(x, tuple) else (x,))]
+    for inp in inps:
+        if inp.is_floating_point():
+            inp.requires_grad_(True)
+    outputs = module(*inps)
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     if len(outputs) != len(cotangents):
         raise ValueError(f"Keras returns {len(cotangents)} tensors, PyTorch {len(outputs)}")
@@ -141,10 +153,15 @@ def torch_gradients(module: Any, x: Any, cotangents: list[Any]) -> tuple[dict[st
         name: np.zeros(tuple(p.shape), np.float32) if p.grad is None else p.grad.detach().numpy()
         for name, p in module.named_parameters()
     }
-    input_grad = inp.grad.detach().numpy() if inp.grad is not None else None
-    if inp.is_floating_point() and input_grad is None:
-        input_grad = np.zeros(x.shape, np.float32)
-    return grads, input_grad
+    input_grads = [
+        inp.grad.detach().numpy()
+        if inp.grad is not None
+        else np.zeros(tuple(inp.shape), np.float32)
+        if inp.is_floating_point()
+        else None
+        for inp in inps
+    ]
+    return grads, tuple(input_grads) if isinstance(x, tuple) else input_grads[0]
 
 
 def _fold(
@@ -200,7 +217,6 @@ def verify_gradients(
     weights_mod.load_torch_state(torch_module, weights_mod.keras_to_torch(model, weights, torch_module))
     torch_module.eval()
     rng = np.random.default_rng([seed, 1])
-    (inp,) = model.inputs
 
     def one(label: str, array: Any) -> None:
         expected, keras_input, cotangents = keras_gradients(model, keras_model, array, rng, torch_module)
@@ -209,12 +225,17 @@ def verify_gradients(
             missing = sorted(set(expected) ^ set(actual))
             raise ValueError(f"the PyTorch parameters do not map to Keras's weights: {', '.join(missing)}")
         names = sorted(expected)
-        if keras_input is not None:
-            _fold(result, f"input `{inp.name}`", label, keras_input, torch_input, atol, rtol)
+        keras_inputs = keras_input if isinstance(array, tuple) else (keras_input,)
+        torch_inputs = torch_input if isinstance(array, tuple) else (torch_input,)
+        inputs = []
+        for inp, k, t in zip(model.inputs, keras_inputs, torch_inputs):
+            if k is not None:
+                _fold(result, f"input `{inp.name}`", label, k, t, atol, rtol)
+                inputs.append(f"input {inp.name}")
         for name in names:
             _fold(result, f"weight `{name}`", label, expected[name], actual[name], atol, rtol)
         if not result.compared:
-            result.compared = names + ([f"input {inp.name}"] if keras_input is not None else [])
+            result.compared = names + inputs
 
     if model.stateful:
         for number, case in enumerate(inputs_mod.chunks(model, 2 * chunks, steps, seed)):

@@ -16,6 +16,7 @@ from typing import Any
 from rnnspec.equivalence import extern as extern_mod
 from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence import weights as weights_mod
+from rnnspec.graph import shown
 from rnnspec.ir import Model
 from rnnspec.kinds import kind_of
 from rnnspec.options import VerifyOptions
@@ -274,12 +275,16 @@ class Pair:
         (eager Keras steps a recurrence op by op, 50 times slower; the numbers are the same)."""
         import keras
 
+        arrays = x if isinstance(x, tuple) else (x,)
+        if isinstance(x, tuple):  # a graph's inputs: a list in declaration order (one: the tensor)
+            x = list(x) if len(x) > 1 else x[0]
         eager = lambda: self.keras_model(x, training=training)  # noqa: E731
-        if x.ndim < 2 or x.shape[1] < inputs_mod.LONG_STEPS or keras.backend.backend() != "tensorflow":
+        long = any(a.ndim >= 2 and a.shape[1] >= inputs_mod.LONG_STEPS for a in arrays)
+        if not long or keras.backend.backend() != "tensorflow":
             return eager()
         import tensorflow as tf
 
-        key = (training, x.shape)
+        key = (training, tuple(a.shape for a in arrays))
         if key not in self._keras_calls:
             tf.get_logger().setLevel("ERROR")  # one trace per long shape: its retracing notes are noise
             # autograph=False: autograph writes converted source (and its __pycache__) to $TMPDIR.
@@ -317,6 +322,8 @@ class Pair:
     def inputs(self, x: Any) -> Any:
         import numpy as np
 
+        if isinstance(x, tuple):
+            return tuple(self.inputs(a) for a in x)
         return x.astype(np.float64) if self.float64 and x.dtype.kind == "f" else x
 
     def run_keras(self, x: Any, training: bool) -> list[Any]:
@@ -327,7 +334,10 @@ class Pair:
 
         try:
             with torch.no_grad():
-                return to_numpy(self.torch_module(torch.from_numpy(self.inputs(x))))
+                x = self.inputs(x)
+                if isinstance(x, tuple):  # a graph: forward(a, b, ...) in declaration order
+                    return to_numpy(self.torch_module(*(torch.from_numpy(a) for a in x)))
+                return to_numpy(self.torch_module(torch.from_numpy(x)))
         except Exception as exc:  # Keras computed this batch: failing on it is a mismatch
             raise TorchFailed(f"{type(exc).__name__}: {exc}") from exc
 
@@ -414,19 +424,24 @@ def keras_by_rows(pair: Pair, cases: list[inputs_mod.Case], training: bool) -> d
     import numpy as np
 
     found: dict[int, list[Any]] = {}
-    groups: dict[tuple[int, ...], list[inputs_mod.Case]] = {}
+    groups: dict[tuple, list[inputs_mod.Case]] = {}
     if any(layer.extern is not None for layer in pair.model.layers):
         return found  # a user's layer may mix rows (batch statistics): each batch alone
     if training and any(kind_of(layer).mixes_rows_in_training for layer in pair.model.layers):
         return found  # batch statistics: each batch alone
     for case in cases:
         if case.every_mode:
-            groups.setdefault(case.array.shape[1:], []).append(case)
+            arrays = case.array if isinstance(case.array, tuple) else (case.array,)
+            groups.setdefault(tuple(a.shape[1:] for a in arrays), []).append(case)
     for group in groups.values():
-        stacked = pair.run_keras(np.concatenate([case.array for case in group]), training)
+        if isinstance(group[0].array, tuple):
+            joined: Any = tuple(np.concatenate(parts) for parts in zip(*(case.array for case in group)))
+        else:
+            joined = np.concatenate([case.array for case in group])
+        stacked = pair.run_keras(joined, training)
         start = 0
         for case in group:
-            rows = case.array.shape[0]
+            rows = (case.array[0] if isinstance(case.array, tuple) else case.array).shape[0]
             found[id(case)] = [out[start : start + rows] for out in stacked]
             start += rows
     return found
@@ -510,7 +525,7 @@ def _verify(
     keras_weights: dict[str, list[Any]] | None,
     float64_judgement: bool,
 ) -> Result:
-    result = Result(model.name, outputs=list(model.outputs))
+    result = Result(model.name, outputs=[shown(key) for key in model.outputs])
     # A user's layer may do anything in training (noise, batch statistics): eval mode only.
     result.train_skipped = (
         "dropout is random"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rnnspec.ir import Model
 
@@ -66,10 +66,13 @@ def masking_value(model: Model) -> float | None:
     return None
 
 
-def make_batch(model: Model, rows: list[str], steps: int, rng: np.random.Generator) -> np.ndarray:
-    """A batch whose rows follow `rows` (one padding pattern each)."""
+def make_batch(model: Model, rows: list[str], steps: int, rng: np.random.Generator) -> Any:
+    """A batch whose rows follow `rows` (one padding pattern each); for a graph, a tuple with one
+    array per input, in declaration order."""
     import numpy as np
 
+    if model.is_graph:
+        return graph_batch(model, rows, steps, rng)
     (inp,) = model.inputs
     if inp.dtype.startswith("int"):
         vocab = next(layer.attrs["input_dim"] for layer in model.layers if layer.kind == "embedding")
@@ -92,19 +95,24 @@ def make_batch(model: Model, rows: list[str], steps: int, rng: np.random.Generat
 
 def min_steps(model: Model) -> int:
     """The fewest timesteps every layer accepts (a `valid` convolution or pooling needs a window's
-    worth): the shortest sequence the proof may feed."""
+    worth): the shortest sequence the proof may feed (every input of a graph gets that length)."""
     from rnnspec.kinds import kind_of
 
+    calls = [(n.layer, n.inputs) for n in model.nodes] or [(layer, layer.inputs) for layer in model.layers]
+
     def fits(steps: int) -> bool:
-        for layer in model.layers:
-            value = model.values[layer.inputs[0]]
+        for layer, inputs in calls:
+            if not inputs:
+                continue
+            value = model.values[inputs[0]]
             if layer.extern is not None or len(value.shape) < 2 or value.shape[0] is not None:
                 continue  # only a varying time axis depends on the length fed
             kind = kind_of(layer)
             if steps < kind.min_steps(layer):
                 return False
-            steps = kind.steps_out(layer, steps)
-        return True
+            if kind.steps_out(layer, steps) < 1:
+                return False
+        return _chain_fits(model, steps)
 
     steps = 1
     while not fits(steps) and steps < LONG_STEPS:
@@ -112,12 +120,87 @@ def min_steps(model: Model) -> int:
     return steps
 
 
+def _chain_fits(model: Model, steps: int) -> bool:
+    """Whether `steps` timesteps get through a stack's layers one after another (lengths shrink
+    along the way: a strided convolution, then a pooling)."""
+    from rnnspec.kinds import kind_of
+
+    if model.nodes:
+        return True  # (a graph's windowed layers are checked one by one above)
+    for layer in model.layers:
+        value = model.values[layer.inputs[0]]
+        if layer.extern is not None or len(value.shape) < 2 or value.shape[0] is not None:
+            continue
+        kind = kind_of(layer)
+        if steps < kind.min_steps(layer):
+            return False
+        steps = kind.steps_out(layer, steps)
+    return True
+
+
+def _vocabulary(model: Model, name: str) -> int:
+    """The vocabulary of the embedding a graph's id input feeds (the smallest, if several)."""
+    sizes = [
+        node.layer.attrs["input_dim"]
+        for node in model.nodes
+        if node.layer.kind == "embedding" and name in node.inputs
+    ]
+    return min(sizes) if sizes else 2
+
+
+def graph_batch(model: Model, rows: list[str], steps: int, rng: np.random.Generator) -> tuple[Any, ...]:
+    """One array per input of a graph. Each input pads its rows with its own pattern (the row's
+    pattern shifted by the input's index), so that two sequences of one row differ; explicit
+    mask inputs are drawn the same way (True where a step is used); states are normal noise."""
+    import numpy as np
+
+    arrays = []
+    value = masking_value(model)
+    for index, inp in enumerate(model.inputs):
+        own = [PATTERNS[(PATTERNS.index(row) + index) % len(PATTERNS)] if index else row for row in rows]
+        length = inp.shape[0] if inp.shape[0] is not None else steps
+        timed = inp.dtype in ("int32", "int64", "bool") or len(inp.shape) > 1
+        if inp.dtype.startswith("int"):
+            vocab = _vocabulary(model, inp.name)
+            ids = rng.integers(1 if vocab > 1 else 0, vocab, size=(len(rows), length))
+            for row, pattern in enumerate(own):
+                ids[row, _padding(pattern, length, rng)] = 0
+            arrays.append(ids.astype(inp.dtype))
+        elif inp.dtype == "bool":
+            mask = np.ones((len(rows), length), dtype=bool)
+            for row, pattern in enumerate(own):
+                mask[row, _padding(pattern, length, rng)] = False
+            arrays.append(mask)
+        elif not timed:
+            arrays.append(rng.normal(size=(len(rows), inp.shape[0])).astype(np.float32))
+        else:
+            dims = [length] + [d if d is not None else steps for d in inp.shape[1:]]
+            x = rng.normal(size=(len(rows), *dims)).astype(np.float32)
+            if value is not None and len(inp.shape) == 2:
+                for row, pattern in enumerate(own):
+                    x[row, _padding(pattern, length, rng)] = value
+                    if pattern == "near_miss":
+                        x[row, rng.integers(length), : max(1, inp.shape[-1] - 1)] = value
+            arrays.append(x)
+    return tuple(arrays)
+
+
 def is_masked(model: Model) -> bool:
     """Whether a mask enters the model: where padding patterns change what the programs compute."""
     return any(
         (layer.kind == "embedding" and layer.attrs["mask_zero"]) or layer.kind == "masking"
         for layer in model.layers
-    )
+    ) or any(value.dtype == "bool" for value in model.inputs)
+
+
+def _time_axis(model: Model) -> tuple[bool, int | None]:
+    """Whether an input has a time axis, and its fixed length (None where any timed input is free)."""
+    timed = [inp for inp in model.inputs if inp.is_sequence or inp.dtype != "float32" or len(inp.shape) > 2]
+    if not timed:
+        return False, None
+    if any(inp.shape[0] is None for inp in timed):
+        return True, None
+    return True, timed[0].shape[0]
 
 
 def cases(model: Model, batch: int, steps: int, seed: int, *, sixteen_bit: bool = False) -> list[Case]:
@@ -130,9 +213,7 @@ def cases(model: Model, batch: int, steps: int, seed: int, *, sixteen_bit: bool 
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    (inp,) = model.inputs
-    timed = inp.is_sequence or inp.dtype.startswith("int")
-    fixed = inp.shape[0] if timed else None
+    timed, fixed = _time_axis(model)
     free = timed and fixed is None
     shortest = min_steps(model) if free else 1
     steps = fixed or max(steps, shortest)
@@ -163,9 +244,9 @@ def cases(model: Model, batch: int, steps: int, seed: int, *, sixteen_bit: bool 
 
 def chunk_lengths(model: Model, count: int, steps: int) -> list[int]:
     """Timesteps per stateful chunk: varied (a longer chunk, a single step) where the spec allows."""
-    (inp,) = model.inputs
-    if inp.shape[0] is not None:
-        return [inp.shape[0]] * count
+    timed, fixed = _time_axis(model)
+    if not timed or fixed is not None:
+        return [fixed or steps] * count
     shortest = min_steps(model)
     steps = max(steps, shortest)
     return [(steps, steps + 2, shortest)[k % 3] for k in range(count)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rnnspec.equivalence import extern
-from rnnspec.ir import Layer, Model
+from rnnspec.ir import MERGE_KINDS, Layer, Model
 from rnnspec.kinds import kind_of
 
 if TYPE_CHECKING:
@@ -98,6 +98,8 @@ def random_keras_weights(model: Model, seed: int) -> dict[str, list[np.ndarray]]
 def get_keras_weights(model: Model, keras_model) -> dict[str, list[np.ndarray]]:
     weights = {}
     for layer in model.layers:
+        if layer.kind in MERGE_KINDS:
+            continue  # no weights (and an unnamed merge is named by Keras)
         klayer = keras_model.get_layer(layer.name)
         if layer.inner is not None:
             weights[layer.name] = klayer.forward_layer.get_weights() + klayer.backward_layer.get_weights()

@@ -13,6 +13,7 @@ from rnnspec.kinds.base import Context, KerasArray, LayerKind, describe, needs_s
 from rnnspec.kinds.conv import AveragePooling1D, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D
 from rnnspec.kinds.dense import AttentionPooling, Dense, Embedding, TimeDistributed
 from rnnspec.kinds.extern import EXTERN
+from rnnspec.kinds.merge import MERGES
 from rnnspec.kinds.normalization import BatchNormalization, LayerNormalization
 from rnnspec.kinds.recurrent import BIDIRECTIONAL, GATE_ORDER, GRU, LSTM, SIMPLE_RNN
 from rnnspec.kinds.shape import (
@@ -59,6 +60,7 @@ KINDS: dict[str, LayerKind] = {
         GaussianNoise(),
         Conv2D(),
         MaxPooling2D(),
+        *MERGES,
     )
 }
 

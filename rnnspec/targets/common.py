@@ -9,6 +9,8 @@ from typing import Any
 
 import jinja2
 
+from rnnspec.graph import shown
+from rnnspec.ir import Model
 from rnnspec.resources import resource_dir
 
 LINE_LENGTH = 88
@@ -208,3 +210,55 @@ Statement = Assign | Expr | Return
 
 def render_statements(statements: list[Statement], indent: int) -> list[str]:
     return [line for statement in statements for line in statement.lines(indent)]
+
+
+# --- a graph's values as local variables (both targets) ----------------------------------
+
+
+class Locals:
+    """Fresh local names: none taken twice, none of the names given as taken."""
+
+    def __init__(self, taken: set[str]) -> None:
+        self.taken = set(taken)
+
+    def fresh(self, base: str) -> str:
+        name, n = base, 1
+        while name in self.taken:
+            n += 1
+            name = f"{base}_{n}"
+        self.taken.add(name)
+        return name
+
+
+class Variables(Locals):
+    """Python names for a graph's values: the spec's own where they are free.
+
+    A name bound again in the spec (`y = ...(y)`) is bound again in Python, unless the earlier
+    value is still needed by then (an input, or a model output), which gets a fresh name.
+    """
+
+    def __init__(self, model: Model, taken: set[str]) -> None:
+        super().__init__(taken)
+        self.names: dict[str, str] = {}
+        self.keep = {value.name for value in model.inputs} | set(model.outputs)
+        self.holder: dict[str, str] = {}  # Python name -> the key it holds now
+        self.used = set(model.outputs)
+        for node in model.nodes:
+            self.used.update(node.inputs + node.initial_state + ([node.mask] if node.mask else []))
+
+    def bind(self, key: str) -> str:
+        """The Python name for a new value `key`."""
+        if key.startswith("_#") or key not in self.used:
+            return "_"  # dropped, or (a warning) never used
+        base = shown(key).replace(".", "_")
+        held = self.holder.get(base)
+        if held is not None and shown(held) == shown(key) and held not in self.keep:
+            name = base  # the spec rebinds it; nothing needs the old value any more
+        else:
+            name = self.fresh(base)
+        self.holder[name] = key
+        self.names[key] = name
+        return name
+
+    def __getitem__(self, key: str) -> str:
+        return self.names[key]

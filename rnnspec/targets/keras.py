@@ -10,6 +10,7 @@ from rnnspec.names import KERAS_MODULE_NAMES
 from rnnspec.targets.common import (
     LINE_LENGTH,
     Assign,
+    Locals,
     PyCall,
     Return,
     Statement,
@@ -18,6 +19,7 @@ from rnnspec.targets.common import (
     render,
     render_statements,
 )
+from rnnspec.targets.keras_graph import graph_body
 from rnnspec.text import docstring_text
 
 TOOL = "the Keras target"
@@ -73,24 +75,28 @@ def _var(value_name: str) -> str:
     return value_name.replace(".", "_")
 
 
-class _Locals:
-    """Local names of build_model(): each fresh, none the input's and none a module-level name."""
-
-    def __init__(self, taken: set[str]) -> None:
-        self.taken = set(taken)
-
-    def fresh(self, base: str) -> str:
-        name, n = base, 1
-        while name in self.taken:
-            n += 1
-            name = f"{base}_{n}"
-        self.taken.add(name)
-        return name
-
-
 def context(model: Model, source_name: str) -> dict[str, Any]:
-    (inp,) = model.inputs
+    if model.is_graph:
+        body = graph_body(model, MODULE_NAMES, layer_args, keras_class)
+    else:
+        body = _stack_body(model)
     uses_attention = any(layer.kind == "attention_pooling" for layer in model.layers)
+    return {
+        "model_name": model.name,
+        "source_name": docstring_text(source_name),
+        "attention_pooling": uses_attention,
+        "stateful": model.stateful,
+        # `from keras import ops` sorts among the user's modules, as ruff's isort wants it.
+        "from_imports": import_lines(
+            [(layer.extern.keras.module, layer.extern.keras.name) for layer in model.layers if layer.extern]
+            + ([("keras", "ops")] if uses_attention else [])
+        ),
+        "body": render_statements(body, 4),
+    }
+
+
+def _stack_body(model: Model) -> list[Statement]:
+    (inp,) = model.inputs
     dims = ["None" if d is None else str(d) for d in inp.shape]
     shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
     input_args = [f"shape={shape}", f"dtype={py_literal(inp.dtype)}"]
@@ -98,7 +104,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         input_args.append(f"batch_size={model.batch_size}")
     input_args.append(f"name={py_literal(inp.name)}")
     body: list[Statement] = [Assign((inp.name,), PyCall("keras.Input", tuple(input_args)))]
-    names = _Locals(MODULE_NAMES | {inp.name})
+    names = Locals(MODULE_NAMES | {inp.name})
     hidden = names.fresh("h" if inp.name == "x" else "x")
     # Walk the values by name: each IR value -> the expression that holds it.
     values: dict[str, str] = {inp.name: inp.name}
@@ -130,18 +136,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         outputs = lists.get(tuple(model.outputs)) or "[" + ", ".join(values[o] for o in model.outputs) + "]"
     args = (f"inputs={inp.name}", f"outputs={outputs}", f"name={py_literal(model.name)}")
     body.append(Return(PyCall("keras.Model", args)))
-    return {
-        "model_name": model.name,
-        "source_name": docstring_text(source_name),
-        "attention_pooling": uses_attention,
-        "stateful": model.stateful,
-        # `from keras import ops` sorts among the user's modules, as ruff's isort wants it.
-        "from_imports": import_lines(
-            [(layer.extern.keras.module, layer.extern.keras.name) for layer in model.layers if layer.extern]
-            + ([("keras", "ops")] if uses_attention else [])
-        ),
-        "body": render_statements(body, 4),
-    }
+    return body
 
 
 def generate(model: Model, source_name: str) -> str:

@@ -20,7 +20,6 @@ from rnnspec.kinds import kind_of
 from rnnspec.names import PYTORCH_FORWARD_PARAMETERS, PYTORCH_MODULE_NAMES, camel_case
 from rnnspec.targets import torch_layers as T
 from rnnspec.targets.common import (
-    LINE_LENGTH,
     Assign,
     Expr,
     PyCall,
@@ -33,6 +32,7 @@ from rnnspec.targets.common import (
     render,
     render_statements,
 )
+from rnnspec.targets.pytorch_graph import GraphForward, relayout, return_lines, signature
 from rnnspec.text import docstring_text
 
 TORCH_ACTIVATIONS = {
@@ -187,6 +187,7 @@ class _Builder:
         self.rest: list[Layer] = []  # every layer after the one being emitted
         self.packed_input = False  # the current tensor is the previous layer's packed output
         self.outs: list[str] = []  # the expressions of the layer just emitted, one per output
+        self.initial_state: str | None = None  # a graph's `initial_state=[...]` for the next layer
 
     def build(self) -> None:
         layers = self.model.layers
@@ -362,6 +363,7 @@ class _Builder:
                 name = py_literal(state_buffer_name(layer, state))
                 self.buffers.append(Expr(PyCall("self.register_buffer", (name, zeros, "persistent=False"))))
         initial = (f"({', '.join(buffers)})" if len(buffers) > 1 else buffers[0]) if stateful else None
+        initial = initial or self.initial_state
 
         seq = rec.attrs["return_sequences"]
         backwards = rec.attrs["go_backwards"]
@@ -762,8 +764,45 @@ def _batch_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) ->
     return has_mask
 
 
+class _GraphBuilder(_Builder):
+    """The stack builder's emitters, run once per statement of a graph (rnnspec/targets/pytorch_graph.py)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.init: list[Statement] = []
+        self.reset: list[Statement] = []
+        self.buffers: list[Statement] = []
+        self.forward: list[Statement] = []
+        self.values: dict[str, str] = {}
+        self.masks: dict[str, str | None] = {}
+        self.stepped: set[str] = set()
+        self.helpers: set[str] = set()
+        self.imports: set[str] = set()
+        self.features = 0
+        self.following: Layer | None = None
+        self.rest: list[Layer] = []
+        self.packed_input = False
+        self.outs: list[str] = []
+        self.initial_state: str | None = None
+        self.current_reads = False  # whether a later layer reads the mask the current one makes
+        self.graph = GraphForward(self, model, MODULE_NAMES, Names)
+
+    def build(self) -> None:
+        self.graph.build()
+
+    @property
+    def returns(self) -> list[str]:
+        return self.graph.returns()
+
+    def mask_is_read(self) -> bool:
+        return self.current_reads
+
+    def take_last_assignment(self) -> str | PyCall | None:
+        return None  # a value may feed several layers: every assignment stays
+
+
 def context(model: Model, source_name: str) -> dict[str, Any]:
-    builder = _Builder(model)
+    builder = _GraphBuilder(model) if model.is_graph else _Builder(model)
     builder.build()
     returns = builder.returns
     # The runtime definitions the program uses, by name (rnnspec/runtime/torch_rnn.py).
@@ -771,6 +810,10 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
     if any(layer.recurrent is not None for layer in model.layers):
         helpers.add("init_keras_recurrent")
     runtime_text, runtime_imports = runtime.source(helpers)
+    parameters = [value.name for value in model.inputs]
+    forward = render_statements(builder.forward, 8)
+    if model.is_graph:  # spec names are longer than the stack's `x`: split what ruff would split
+        forward = [part for line in forward for part in relayout(line)]
     stateful_buffers = [
         state_buffer(layer, state)
         for layer in model.layers
@@ -795,27 +838,16 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
             for line in Assign((buffer,), PyCall("torch.zeros_like", (buffer,))).lines(8)
         ],
         "reset": render_statements(builder.reset, 8),
-        "forward": render_statements(builder.forward, 8),
-        "forward_signature": forward_signature(
-            builder.input.name, "tuple[torch.Tensor, ...]" if len(returns) > 1 else "torch.Tensor"
+        "forward": forward,
+        "signature": signature(
+            parameters, "tuple[torch.Tensor, ...]" if len(returns) > 1 else "torch.Tensor"
         ),
-        "returns": ", ".join(returns),
+        "return_lines": return_lines(returns),
         "stateful_buffers": stateful_buffers,
         "runtime": runtime_text,
         "runtime_imports": runtime_imports,
         "uses_functional": "F" in builder.imports,
     }
-
-
-def forward_signature(input_name: str, annotation: str) -> str:
-    """`def forward(...)`, wrapped as ruff format wraps it when the input's name is long."""
-    one_line = f"    def forward(self, {input_name}: torch.Tensor) -> {annotation}:"
-    if len(one_line) <= LINE_LENGTH:
-        return one_line
-    hugged = f"        self, {input_name}: torch.Tensor"
-    if len(hugged) <= LINE_LENGTH:
-        return f"    def forward(\n{hugged}\n    ) -> {annotation}:"
-    return f"    def forward(\n        self,\n        {input_name}: torch.Tensor,\n    ) -> {annotation}:"
 
 
 def generate(model: Model, source_name: str) -> str:

@@ -17,9 +17,9 @@ def root(context, missing=missing):
     l_0_class_name = resolve('class_name')
     l_0_init = resolve('init')
     l_0_reset = resolve('reset')
-    l_0_forward_signature = resolve('forward_signature')
+    l_0_signature = resolve('signature')
     l_0_forward = resolve('forward')
-    l_0_returns = resolve('returns')
+    l_0_return_lines = resolve('return_lines')
     l_0_stateful_buffers = resolve('stateful_buffers')
     l_0_reset_lines = resolve('reset_lines')
     pass
@@ -70,17 +70,24 @@ def root(context, missing=missing):
         yield '\n'
     l_1_line = missing
     yield '\n'
-    yield str((undefined(name='forward_signature') if l_0_forward_signature is missing else l_0_forward_signature))
-    yield '\n'
+    for l_1_line in (undefined(name='signature') if l_0_signature is missing else l_0_signature):
+        _loop_vars = {}
+        pass
+        yield str(l_1_line)
+        yield '\n'
+    l_1_line = missing
     for l_1_line in (undefined(name='forward') if l_0_forward is missing else l_0_forward):
         _loop_vars = {}
         pass
         yield str(l_1_line)
         yield '\n'
     l_1_line = missing
-    yield '        return '
-    yield str((undefined(name='returns') if l_0_returns is missing else l_0_returns))
-    yield '\n'
+    for l_1_line in (undefined(name='return_lines') if l_0_return_lines is missing else l_0_return_lines):
+        _loop_vars = {}
+        pass
+        yield str(l_1_line)
+        yield '\n'
+    l_1_line = missing
     if (undefined(name='stateful_buffers') if l_0_stateful_buffers is missing else l_0_stateful_buffers):
         pass
         yield '\n    def reset_states(self) -> None:\n        """Forget the states carried from one call to the next."""\n'
@@ -97,4 +104,4 @@ def root(context, missing=missing):
     yield '()\n'
 
 blocks = {}
-debug_info = '1=27&3=31&8=35&11=38&12=41&15=45&16=48&18=51&21=54&25=57&28=59&29=62&35=66&36=69&39=73&40=75&41=78&43=82&44=84&48=87&49=90&54=94&56=96'
+debug_info = '1=27&3=31&8=35&11=38&12=41&15=45&16=48&18=51&21=54&25=57&28=59&29=62&35=66&36=69&39=73&40=76&42=79&43=82&45=85&46=88&48=91&52=94&53=97&58=101&60=103'
