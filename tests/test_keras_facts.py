@@ -1175,9 +1175,6 @@ def test_time_distributed_dense():
         [td.name, td.layer.name, "kernel"],
         [td.name, td.layer.name, "bias"],
     ]
-        f"{td.name}/{td.layer.name}/kernel",
-        f"{td.name}/{td.layer.name}/bias",
-    ]
 
 
 # Fact 57: SpatialDropout1D and GaussianNoise are the identity at inference; GaussianNoise takes a
