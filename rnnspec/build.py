@@ -177,12 +177,23 @@ def _bind_args(
     where: dict[str, Pos] = {} if attr_pos is None else attr_pos
     given: set[str] = set()
     seen_keyword = False
+    # `reshape(3, 8)`: a last positional of type `dims` takes every remaining positional argument.
+    variadic = positional[-1] if positional and schema[positional[-1]].type == "dims" else None
+    if variadic is not None:
+        rest = [arg for arg in args[len(positional) - 1 :] if arg.name is None]
+        if rest and all(arg.name is None for arg in args[: len(positional) - 1 + len(rest)]):
+            value = _dims(rest, variadic, owner, report)
+            where[variadic] = rest[0].value.pos
+            given.add(variadic)
+            if value is not _INVALID:
+                bound[variadic] = value
+            args = args[: len(positional) - 1] + args[len(positional) - 1 + len(rest) :]
     for index, arg in enumerate(args):
         if arg.name is None:
             if seen_keyword:
                 report.error(arg.pos, f"positional argument after a keyword argument in `{owner}`")
                 continue
-            if index >= len(positional):
+            if index >= len(positional) or positional[index] in given:
                 expected = (
                     f"takes at most {len(positional)} positional argument{'s' if len(positional) != 1 else ''}"
                     if positional
@@ -219,6 +230,27 @@ def _bind_args(
 _INVALID = object()
 
 
+def _dims(args: list[Arg], name: str, owner: str, report: Reporter) -> Any:
+    """Sizes given one per positional argument: positive integers, and at most one -1."""
+    dims = []
+    for arg in args:
+        value = arg.value
+        if isinstance(value, Number) and value.is_int and (0 < value.value <= MAX_SIZE or value.value == -1):
+            dims.append(value.value)
+        else:
+            report.error(
+                value.pos,
+                f"the sizes of `{owner}` are positive integers (one may be -1), got `{_show(value)}`",
+            )
+            return _INVALID
+    if dims.count(-1) > 1:
+        report.error(
+            args[0].value.pos, f"`{owner}` takes at most one -1 among its sizes, got {dims.count(-1)}"
+        )
+        return _INVALID
+    return tuple(dims)
+
+
 def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> Any:
     value = arg.value
     shown = _show(value)
@@ -235,6 +267,15 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
             + (did_you_mean(kind, RECURRENT_KINDS) if isinstance(value, Ident) else ""),
         )
         return _INVALID
+    if attr.type == "dense_layer":
+        if isinstance(value, Call) and value.kind == "dense":
+            inner = _layer(value, report)
+            return dict(inner.attrs) if inner is not None else _INVALID
+        kind = value.kind if isinstance(value, Call) else shown
+        report.error(where, f"`{owner}` wraps one `dense(...)` layer, got `{kind}`")
+        return _INVALID
+    if attr.type == "dims":
+        return _dims([arg], name, owner, report)
     if isinstance(value, Call):
         report.error(where, f"`{name}` of `{owner}` takes a value, not a layer `{value.kind}(...)`")
         return _INVALID

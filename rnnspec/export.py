@@ -52,8 +52,9 @@ class Exported:
 
 
 def state_buffers(module: Any) -> list[str]:
-    """The names of a generated module's carried states (its buffers), in order."""
-    return [name for name, _ in module.named_buffers()]
+    """The names of a generated module's carried states, in order: its own buffers (a layer's
+    buffers, as batch normalisation's moving statistics, are weights, not states)."""
+    return [name for name, _ in module.named_buffers() if "." not in name]
 
 
 def deployable(module: Any) -> Any:
@@ -88,7 +89,7 @@ def _example_and_shapes(model: Model, module: Any, array: Any) -> tuple[tuple[An
         dims[0] = torch.export.Dim("batch")
     if (inp.is_sequence or inp.dtype.startswith("int")) and inp.shape[0] is None:
         dims[1] = torch.export.Dim("time")
-    states = [buffer.clone() for _, buffer in module.named_buffers()]
+    states = [module.get_buffer(name).clone() for name in state_buffers(module)]
     # (The states are forward's *states: their shapes nest as one tuple.)
     return (torch.from_numpy(array), *states), (dims, tuple({} for _ in states)) if states else (dims,)
 

@@ -21,7 +21,7 @@ from rnnspec.errors import Pos, SpecError
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import require_regular_file
 from rnnspec.graph import output_names
-from rnnspec.ir import ACTIVATIONS, MERGE_KINDS, MERGE_MODES, RECURRENT_KINDS, Layer, bad_identifier
+from rnnspec.ir import ACTIVATIONS, MERGE_KINDS, MERGE_MODES, RECURRENT_KINDS, Attr, Layer, bad_identifier
 from rnnspec.kinds import KERAS_KINDS, KINDS, LAYER_SCHEMAS
 from rnnspec.names import MODULE_ATTRIBUTES, PROGRAM_NAMES, camel_case, reserved_class_names
 from rnnspec.text import comment_text
@@ -35,6 +35,17 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------------------------
 
 RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
+# `RNN(cell)` is the layer of that cell when the cell is one of Keras's own: LSTM is RNN(LSTMCell).
+CELL_LAYERS = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
+# What RNN itself takes; everything else of the layer it becomes is the cell's.
+_RNN_OPTIONS = {
+    "name", "trainable", "dtype", "return_sequences", "return_state", "go_backwards", "stateful",
+    "unroll", "zero_output_for_mask",
+}  # fmt: skip
+
+# Preprocessing layers `--after-preprocessing` cuts from the front of a model: what each emits, as
+# the spec's input (dtype; the shape from its config and its input's), given the options it needs.
+PREPROCESSING = ("TextVectorization", "StringLookup", "IntegerLookup", "Normalization")
 
 # Options that never change the forward pass: how weights are initialised, penalised, constrained
 # or sampled during training, and which kernel implementation runs (the cuDNN one computes the same).
@@ -112,6 +123,11 @@ class Imported:
     text: str
     model_name: str
     keras_names: list[str]  # the Keras layer behind each spec layer, in order
+    # Where each of them keeps its arrays in the archive's model.weights.h5 (`layers/rnn` for an
+    # RNN(LSTMCell) that is `lstm` here, `layers/functional/layers/dense` inside a nested model).
+    h5_groups: list[str | None] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)  # the preprocessing layers cut from the front
+    cut_groups: list[str] = field(default_factory=list)  # where their arrays sit (adapted statistics)
     notes: list[str] = field(default_factory=list)
 
 
@@ -161,8 +177,36 @@ def _policy_problem(dtype: Any) -> str | None:
     return f"dtype policy `{shown}` has no equivalent (rnnspec computes in float32)"
 
 
-def _convert_value(key: str, value: Any, attr_type: str) -> tuple[Any, str | None]:
+def _convert_value(key: str, value: Any, attr_type: str, attr: Attr | None = None) -> tuple[Any, str | None]:
     """A Keras config value as a spec value, or the reason it has none."""
+    if value is None and attr is not None and attr.default is None:
+        return None, None  # Keras's None default (pooling strides, ReLU's max_value)
+    if attr_type == "pos_int" and isinstance(value, list) and value:
+        # Keras writes a layer's sizes as one per axis; a spec's 2-D sizes are square.
+        if any(one != value[0] for one in value):
+            return None, f"`{key}={_show(value)}`: only equal sizes on every axis have an equivalent"
+        value = value[0]
+    if attr_type == "choice":
+        if isinstance(value, str) and attr is not None and value in attr.choices:
+            return value, None
+        return None, f"`{key}={_show(value)}` has no equivalent"
+    if attr_type == "dims":
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(d, int) and not isinstance(d, bool) and (d > 0 or d == -1) for d in value)
+            and value.count(-1) <= 1
+        ):
+            return tuple(value), None
+        return None, f"`{key}={_show(value)}` has no equivalent (sizes, at most one -1)"
+    if attr_type == "dense_layer":
+        if not isinstance(value, dict) or value.get("class_name") != "Dense":
+            shown = value.get("class_name") if isinstance(value, dict) else _show(value)
+            return None, f"it wraps a `{shown}`; only Dense has an equivalent"
+        attrs, problems, _ = _convert_options("Dense", value.get("config") or {})
+        if problems:
+            return None, "; ".join(f"wrapped `Dense`: {p}" for p in problems)
+        return attrs, None
     if attr_type == "pos_int":
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value, None
@@ -213,8 +257,8 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
             why = _policy_problem(value)
             if why:
                 problems.append(why)
-        elif key in schema.attrs and key != "layer":
-            converted, why = _convert_value(key, value, schema.attrs[key].type)
+        elif key in schema.attrs and (key != "layer" or schema.attrs[key].type == "dense_layer"):
+            converted, why = _convert_value(key, value, schema.attrs[key].type, schema.attrs[key])
             if why:
                 problems.append(why)
             else:
@@ -227,6 +271,8 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
             zero_output = bool(value)  # Bidirectional sets it itself; alone it matters with a mask
         elif key == "lora_alpha":
             continue  # meaningful only with lora_rank, which is refused
+        elif key in ("renorm_clipping", "renorm_momentum") and kind == "batch_normalization":
+            continue  # meaningful only with renorm, which is refused
         elif key in _ONLY_AT:
             allowed, why = _ONLY_AT[key]
             if value != allowed:
@@ -242,14 +288,260 @@ def _convert_options(class_name: str, config: dict[str, Any]) -> tuple[dict[str,
                 f"option `{key}={_show(value)}` is not one rnnspec knows, so it may change the output"
             )
     for key, attr in schema.attrs.items():
-        if key == "layer" or key in attrs:
+        if (key == "layer" and attr.type != "dense_layer") or key in attrs:
             continue
         if attr.required:
-            if not any(f"`{key}" in p for p in problems):
+            if not any(f"`{key}" in p or (key == "layer" and "wrap" in p) for p in problems):
                 problems.append(f"the config has no `{key}`")
         else:
             attrs[key] = attr.default
+    if "pool_size" in attrs and attrs.get("strides") == attrs["pool_size"]:
+        attrs["strides"] = None  # Keras writes its default (the pool size) out
     return attrs, problems, zero_output
+
+
+def keras_snake_case(name: str) -> str:
+    """A class name as Keras names its group in a weights file (keras.src.utils.naming.to_snake_case)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# Where a layer's arrays sit in the archive's model.weights.h5, set on its config entry here: Keras
+# names each layer of a model's list by its class, counting repeats (`layers/lstm_1`), and a nested
+# model's layers under the nested model's group.
+H5_GROUP = "__rnnspec_h5_group"
+NESTED_MODELS = ("Functional", "Sequential")
+
+
+def _is_operation(raw: Any) -> bool:
+    return isinstance(raw, dict) and str(raw.get("module") or "").startswith("keras.src.ops")
+
+
+def with_h5_groups(layers: list[Any], prefix: str = "") -> list[Any]:
+    """Copies of a model's layer entries, each with its weights group (operations hold none)."""
+    used: dict[str, int] = {}
+    out = []
+    for raw in layers:
+        if not isinstance(raw, dict) or _is_operation(raw):
+            out.append(raw)
+            continue
+        base = keras_snake_case(str(raw.get("class_name")))
+        used[base] = used.get(base, -1) + 1
+        out.append({**raw, H5_GROUP: f"{prefix}layers/{base}" + (f"_{used[base]}" if used[base] else "")})
+    return out
+
+
+def _substitute(value: Any, mapping: dict[tuple[str, int, int], Any]) -> Any:
+    """`value` with every tensor reference in `mapping` replaced (nested lists and dicts)."""
+    if _is_tensor_ref(value):
+        ref = _ref(value)
+        return mapping.get(ref, value) if ref is not None else value
+    if isinstance(value, list):
+        return [_substitute(one, mapping) for one in value]
+    if isinstance(value, dict):
+        return {key: _substitute(one, mapping) for key, one in value.items()}
+    return value
+
+
+def _tensor(ref: tuple[str, int, int]) -> dict[str, Any]:
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": list(ref)}}
+
+
+def _layer_name(raw: dict[str, Any]) -> str:
+    config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+    return str(raw.get("name") or config.get("name"))
+
+
+def _one_call(raw: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The one tensor a layer is called on once, and the call's keyword arguments; (None, {}) else."""
+    nodes = raw.get("inbound_nodes")
+    if not (isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], dict)):
+        return None, {}
+    args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs")
+    if isinstance(args, list) and len(args) == 1 and _ref(args[0]):
+        return args[0], kwargs if isinstance(kwargs, dict) else {}
+    return None, {}
+
+
+def flatten_nested(
+    layers: list[Any], outputs: Any, sequential: bool
+) -> tuple[list[Any], Any, list[str], list[str]]:
+    """A model's layer entries with every nested Functional or Sequential model (called once, on
+    one tensor) replaced by its own layers, wired as the nested model wires them, and the model's
+    outputs re-pointed; returns (layers, outputs, notes, problems). Keras runs a nested model's
+    layers as if they stood in the outer model, masks included (tests/test_keras_facts.py)."""
+    notes: list[str] = []
+    problems: list[str] = []
+    names = {_layer_name(raw) for raw in layers if isinstance(raw, dict)}
+    mapping: dict[tuple[str, int, int], Any] = {}
+    out: list[Any] = []
+    previous: Any = None  # in a Sequential model, the tensor the next layer reads
+    for raw in layers:
+        config = raw.get("config") if isinstance(raw, dict) else None
+        nested = isinstance(raw, dict) and raw.get("class_name") in NESTED_MODELS and isinstance(config, dict)
+        inner_layers = config.get("layers") if nested else None
+        if not isinstance(inner_layers, list):
+            out.append(raw)
+            if isinstance(raw, dict) and raw.get("class_name") != "InputLayer":
+                previous = _tensor((_layer_name(raw), 0, 0))
+            continue
+        class_name = raw["class_name"]
+        name = _layer_name(raw)
+        where = f"layer `{name}` ({class_name})"
+        source, call_kwargs = (previous, {}) if sequential else _one_call(raw)
+        # The mask the nested model is given is the one its first layers are given.
+        mask_kwargs = {"mask": call_kwargs["mask"]} if call_kwargs.get("mask") is not None else {}
+        if source is None and not sequential:
+            problems.append(
+                f"{where}: a nested model called more than once or on several tensors has no equivalent"
+            )
+            out.append(raw)
+            continue
+        group = raw.get(H5_GROUP)
+        inner_layers = with_h5_groups(inner_layers, f"{group}/" if group else "")
+        inner_names = [
+            _layer_name(one)
+            for one in inner_layers
+            if isinstance(one, dict) and one.get("class_name") != "InputLayer" and not _is_operation(one)
+        ]
+        clashes = sorted(set(inner_names) & (names - {name}))
+        if clashes:
+            shown = ", ".join(f"`{c}`" for c in clashes)
+            problems.append(f"{where}: the nested model's layers {shown} share names with the model's own")
+            out.append(raw)
+            continue
+        if class_name == "Sequential":
+            body: list[Any] = []
+            last = source
+            for one in inner_layers:
+                if not isinstance(one, dict) or one.get("class_name") == "InputLayer":
+                    continue
+                body.append(
+                    {
+                        **one,
+                        "name": _layer_name(one),
+                        "inbound_nodes": [{"args": [last], "kwargs": mask_kwargs}],
+                    }
+                )
+                last = _tensor((_layer_name(one), 0, 0))
+                mask_kwargs = {}
+            body, ends, inner_notes, inner_problems = flatten_nested(body, [last], sequential=False)
+        else:
+            inputs = _refs(config.get("input_layers"))
+            inner_outputs = _refs(config.get("output_layers"))
+            if not inputs or len(inputs) != 1 or not inner_outputs:
+                problems.append(f"{where}: a nested model with {len(inputs or [])} inputs has no equivalent")
+                out.append(raw)
+                continue
+            body = [
+                {**one, "inbound_nodes": _given(one.get("inbound_nodes"), inputs[0], source, mask_kwargs)}
+                for one in inner_layers
+                if isinstance(one, dict) and one.get("class_name") != "InputLayer"
+            ]
+            body, ends, inner_notes, inner_problems = flatten_nested(
+                body, [_tensor(ref) for ref in inner_outputs], sequential=False
+            )
+        if sequential and len(ends) != 1:
+            problems.append(
+                f"{where}: a nested model with several outputs has no equivalent in a Sequential model"
+            )
+        ends = [_as_tensors(end) for end in ends]
+        for index, end in enumerate(ends):
+            mapping[(name, 0, index)] = end
+        notes += inner_notes
+        problems += inner_problems
+        shown = ", ".join(f"`{n}`" for n in inner_names)
+        notes.append(f"The nested Keras model `{name}` is flattened: its layers {shown} stand in the spec.")
+        out += body
+        previous = ends[-1] if ends else previous
+    if mapping:
+        out = [
+            {**raw, "inbound_nodes": _substitute(raw.get("inbound_nodes"), mapping)}
+            if isinstance(raw, dict) and "inbound_nodes" in raw
+            else raw
+            for raw in out
+        ]
+        outputs = _substitute(_as_tensors(outputs), mapping)
+        outputs = _as_history(outputs)
+    return out, outputs, notes, problems
+
+
+def _given(nodes: Any, inner_input: tuple[str, int, int], source: Any, mask_kwargs: dict[str, Any]) -> Any:
+    """A nested layer's calls with the nested model's input replaced by the tensor the model is
+    called on, and the model's mask given to the layers that read its input."""
+    if not isinstance(nodes, list):
+        return nodes
+    out = []
+    for node in nodes:
+        reads_input = inner_input in _all_refs(node.get("args") if isinstance(node, dict) else None)
+        node = _substitute(node, {inner_input: source})
+        if reads_input and mask_kwargs and isinstance(node, dict) and isinstance(node.get("kwargs"), dict):
+            node = {**node, "kwargs": {**node["kwargs"], **mask_kwargs}}
+        out.append(node)
+    return out
+
+
+def _as_tensors(outputs: Any) -> Any:
+    """output_layers ([name, node, index] triples) as tensor references, to substitute in."""
+    if isinstance(outputs, list) and len(outputs) == 3 and isinstance(outputs[0], str):
+        return _tensor(tuple(outputs))
+    if isinstance(outputs, list):
+        return [_as_tensors(one) for one in outputs]
+    if isinstance(outputs, dict) and not _is_tensor_ref(outputs):
+        return {key: _as_tensors(one) for key, one in outputs.items()}
+    return outputs
+
+
+def _as_history(outputs: Any) -> Any:
+    if _is_tensor_ref(outputs):
+        ref = _ref(outputs)
+        return list(ref) if ref is not None else outputs
+    if isinstance(outputs, list):
+        return [_as_history(one) for one in outputs]
+    if isinstance(outputs, dict):
+        return {key: _as_history(one) for key, one in outputs.items()}
+    return outputs
+
+
+def plain_rnn(layer: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """An `RNN(LSTMCell(...))` entry as the `LSTM(...)` entry it equals (the RNN's own options and
+    the cell's, merged), and the Keras class it was written as; other layers unchanged, None."""
+    config = layer.get("config")
+    if layer.get("class_name") != "RNN" or not isinstance(config, dict):
+        return layer, None
+    cell = config.get("cell")
+    cell_class = cell.get("class_name") if isinstance(cell, dict) else None
+    if cell_class not in CELL_LAYERS or not str(cell.get("module") or "keras").startswith("keras"):
+        return layer, None
+    cell_config = cell.get("config") if isinstance(cell.get("config"), dict) else {}
+    merged = {key: value for key, value in cell_config.items() if key not in ("name", "trainable", "dtype")}
+    for key, value in config.items():
+        if key == "cell":
+            continue
+        if key in merged and key not in _RNN_OPTIONS:
+            merged[f"RNN.{key}"] = value  # a clash no Keras writes: refused as an unknown option
+        else:
+            merged[key] = value
+    return {**layer, "class_name": CELL_LAYERS[cell_class], "config": merged}, f"RNN({cell_class})"
+
+
+def cell_problem(layer: dict[str, Any]) -> str | None:
+    """Why an `RNN` layer is not one of Keras's recurrent layers (its cell), or None."""
+    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    cell = config.get("cell")
+    if isinstance(cell, list) or (isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells"):
+        return "a stack of cells in one RNN has no equivalent; write one recurrent layer per cell"
+    if not isinstance(cell, dict):
+        return "its cell is missing"
+    cell_class = cell.get("class_name")
+    module = str(cell.get("module") or "")
+    if module and not module.startswith("keras"):
+        return (
+            f"its cell is a user's class `{cell_class}` (from `{module}`); only Keras's "
+            "LSTMCell, GRUCell and SimpleRNNCell have an equivalent"
+        )
+    return f"its cell is a `{cell_class}`; only LSTMCell, GRUCell and SimpleRNNCell have an equivalent"
 
 
 def _identifier(raw: str, fallback: str, role: str) -> str:
@@ -277,8 +569,18 @@ def _identifier(raw: str, fallback: str, role: str) -> str:
 class _Converter:
     """One Keras model config -> spec text, collecting every problem before refusing."""
 
-    def __init__(self, config: dict[str, Any], source_name: str, keras_version: str | None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        source_name: str,
+        keras_version: str | None,
+        after_preprocessing: bool = False,
+    ) -> None:
         self.config = config
+        self.after_preprocessing = after_preprocessing
+        self.cut: list[str] = []  # the preprocessing layers cut from the front, in order
+        self.cut_groups: list[str] = []
+        self._preprocessing_input = False
         self.source_name = source_name
         self.keras_version = keras_version
         self.problems: list[str] = []
@@ -323,12 +625,21 @@ class _Converter:
         layers = inner.get("layers")
         if not isinstance(layers, list):
             raise ImportRefused(["the config lists no layers"])
+        layers, outputs, notes, problems = flatten_nested(
+            with_h5_groups(layers), inner.get("output_layers"), class_name == "Sequential"
+        )
+        inner = {**inner, "layers": layers, "output_layers": outputs}
+        self.notes += notes
+        for message in problems:
+            self.problem(message)
         if class_name != "Sequential" and is_graph_config(inner, layers):
             return self._graph(inner, layers)
         if class_name == "Sequential":
             input_cfg, chain, mask_kwargs = self._sequential(inner, layers)
         else:
             input_cfg, chain, mask_kwargs = self._functional(inner, layers)
+        if not self._structural:
+            input_cfg, chain = self._preprocessing_front(input_cfg, chain)
         self._previous_ref = self._input_ref
         items = []
         for entry in chain:
@@ -364,7 +675,16 @@ class _Converter:
         if model_name != inner.get("name"):
             self.notes.append(f"The Keras model `{inner.get('name')}` is `{model_name}` here.")
         text = self._render(model_name, header, [item for item in items if item is not None])
-        return Imported(text, model_name, [entry["name"] for entry in chain], self.notes)
+        groups = [entry["raw"].get(H5_GROUP) for entry in chain]
+        return Imported(
+            text,
+            model_name,
+            [entry["name"] for entry in chain],
+            h5_groups=groups,
+            notes=self.notes,
+            cut=self.cut,
+            cut_groups=self.cut_groups,
+        )
 
     def _graph(self, inner, layers) -> Imported:
         """A functional model that is not a chain: its v1 spec (rnnspec/import_graph.py)."""
@@ -380,7 +700,7 @@ class _Converter:
         head += [f"# {comment_text(note)}" for note in self.notes]
         text = "\n".join([*head, f"model {model_name}{options} {{", body, "}"]) + "\n"
         keras_names = [str(layer.get("name")) for layer in layers if isinstance(layer, dict)]
-        return Imported(text, model_name, keras_names, self.notes)
+        return Imported(text, model_name, keras_names, notes=self.notes)
 
     def _sequential(self, inner, layers):
         entries = [self._entry(layer, index) for index, layer in enumerate(layers)]
@@ -404,6 +724,9 @@ class _Converter:
     def _entry(self, layer: Any, index: int) -> dict[str, Any]:
         if not isinstance(layer, dict):
             return {"class_name": "?", "name": f"#{index}", "config": {}, "raw": {}}
+        group = layer.get(H5_GROUP)
+        layer, written_as = plain_rnn(layer)
+        layer = {**layer, H5_GROUP: group} if group else layer
         config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         name = layer.get("name") or config.get("name")
         name = name if isinstance(name, str) and name else f"#{index}"
@@ -415,26 +738,42 @@ class _Converter:
             "AttentionPooling",
         ):
             class_name = "AttentionPooling"
-        return {"class_name": class_name, "name": str(name), "config": config, "raw": layer}
+        entry = {"class_name": class_name, "name": str(name), "config": config, "raw": layer}
+        if written_as is not None:
+            entry["written_as"] = written_as
+            kind = KERAS_KINDS[class_name]
+            self.notes.append(
+                f"The Keras layer `{name}` is {written_as}, which is Keras's {class_name}: `{kind}` here."
+            )
+        return entry
 
     def _functional(self, inner, layers):
         entries = [self._entry(layer, index) for index, layer in enumerate(layers)]
-        inputs = _refs(inner.get("input_layers"))
-        outputs = _refs(inner.get("output_layers"))
-        if inputs is None or outputs is None:
-            raise ImportRefused(
-                ["the model's inputs or outputs are not a list of tensors (a dict?); a spec has one input"]
-            )
-        if len(inputs) != 1:
-            raise ImportRefused([f"the model has {len(inputs)} inputs; a spec has one"])
         by_name = {entry["name"]: entry for entry in entries}
-        input_entry = by_name.get(inputs[0][0])
+        # Every obstacle is listed, not only the first: inputs and outputs are checked here, and
+        # each layer below whatever they hold.
+        inputs = self._ends(inner.get("input_layers"), "inputs", "takes")
+        outputs = self._ends(inner.get("output_layers"), "outputs", "returns")
+        if inputs is None or outputs is None:
+            raise ImportRefused(self.problems or ["the config names no model inputs or outputs"])
+        input_names = {ref[0] for ref in inputs}
+        if len(inputs) != 1:
+            shown = ", ".join(f"`{ref[0]}`" for ref in inputs)
+            self.problem(f"the model has {len(inputs)} inputs ({shown}); a spec has one")
+            self._structural = True
+        for ref in inputs:
+            if ref[0] not in by_name or by_name[ref[0]]["class_name"] != "InputLayer":
+                self.problem(f"the model's input `{ref[0]}` is not an InputLayer")
+                self._structural = True
+        input_entry = by_name.get(inputs[0][0]) if inputs else None
         if input_entry is None or input_entry["class_name"] != "InputLayer":
-            raise ImportRefused(["the model's input is not an InputLayer"])
+            input_entry = next((e for e in entries if e["class_name"] == "InputLayer"), None)
+        if input_entry is None:
+            raise ImportRefused(self.problems or ["the model has no InputLayer"])
         ops: dict[str, dict[str, Any]] = {}
         nodes: dict[str, tuple[list[Any], dict[str, Any]]] = {}
         for entry in entries:
-            if entry is input_entry:
+            if entry is input_entry or (entry["class_name"] == "InputLayer" and entry["name"] in input_names):
                 continue
             raw_nodes = entry["raw"].get("inbound_nodes")
             if not isinstance(raw_nodes, list) or not raw_nodes:
@@ -468,7 +807,7 @@ class _Converter:
             if len(args) != 1 or _ref(args[0]) is None:
                 shown = ", ".join(f"`{r[0]}`" for r in refs) or "no tensor"
                 merges.append(f"layer `{name}` takes {len(refs)} inputs ({shown}); a spec is a linear chain")
-            for ref in refs:
+            for ref in dict.fromkeys(refs):  # a layer that takes one tensor twice is one consumer
                 consumers.setdefault(ref, []).append(name)
             for key, value in kwargs.items():
                 if key == "training" and value is True:
@@ -508,18 +847,102 @@ class _Converter:
         mask_kwargs = {entry["name"]: nodes[entry["name"]][1].get("mask") for entry in chain}
         return input_entry["config"], chain, mask_kwargs
 
+    def _ends(self, value: Any, what: str, verb: str) -> list[tuple[str, int, int]] | None:
+        """The model's inputs or outputs as tensor references; a dict of them is a problem (a spec
+        passes them in order, not by name), its tensors still read so that the rest is checked."""
+        if isinstance(value, dict):
+            names = ", ".join(f"`{key}`" for key in value)
+            self.problem(
+                f"the model {verb} its {what} as a dict ({names}); a spec {verb} them in order, not by name"
+            )
+            self._structural = True
+            refs = _refs(list(value.values()))
+            return refs if refs is not None else []
+        refs = _refs(value)
+        if refs is None:
+            self.problem(f"the model's {what} are not a list of tensors: {_show(value)}")
+        elif not refs:
+            self.problem(f"the model lists no {what}")
+        return refs
+
+    def _preprocessing_front(self, input_cfg, chain):
+        """The chain and input after cutting the preprocessing layers at the front (with
+        `--after-preprocessing`; without it each is a problem that names the option)."""
+        front = []
+        for entry in chain:
+            if entry["class_name"] not in PREPROCESSING:
+                break
+            front.append(entry)
+        if not front:
+            return input_cfg, chain
+        if not self.after_preprocessing:
+            for entry in front:
+                entry["refused"] = True
+                self.problem(
+                    f"layer `{entry['name']}` ({entry['class_name']}): preprocessing has no equivalent; "
+                    "`rnnspec import --after-preprocessing` imports the model from the first layer after it"
+                )
+            self._preprocessing_input = True  # its string input is part of what is refused
+            return input_cfg, chain
+        shape = input_cfg.get("batch_shape", input_cfg.get("batch_input_shape")) if input_cfg else None
+        dims = list(shape[1:]) if isinstance(shape, list) else None
+        dtype = None
+        for entry in front:
+            config, where = entry["config"], f"layer `{entry['name']}` ({entry['class_name']})"
+            if entry["class_name"] == "Normalization":
+                dtype = "float32"
+                continue
+            mode = config.get("output_mode", "int")
+            if mode != "int" or config.get("invert") or config.get("ragged") or config.get("sparse"):
+                self.problem(
+                    f"{where}: with output_mode={_show(mode)}"
+                    + (", invert" if config.get("invert") else "")
+                    + (", ragged or sparse" if config.get("ragged") or config.get("sparse") else "")
+                    + " it emits no token ids; only a front that emits ids (output_mode='int') can be cut"
+                )
+            if config.get("mask_token") is not None:
+                self.problem(
+                    f"{where}: its mask_token makes a mask the spec cannot take from its input; "
+                    "use mask_zero=True on the Embedding instead"
+                )
+            dtype = "int64"
+            if entry["class_name"] == "TextVectorization":
+                length = config.get("output_sequence_length")
+                dims = [length if isinstance(length, int) and length > 0 else None]
+        cut = front[-1]
+        self.cut = [f"`{entry['name']}` ({entry['class_name']})" for entry in front]
+        self.cut_groups = [entry["raw"][H5_GROUP] for entry in front if entry["raw"].get(H5_GROUP)]
+        self.notes.append(
+            f"Imported after the preprocessing front {', '.join(self.cut)}: the spec's input `{cut['name']}` "
+            f"is its output; run those layers in Keras and give the spec what `{cut['name']}` returns."
+        )
+        self._input_ref = (cut["name"], 0, 0)
+        batch = [shape[0] if isinstance(shape, list) and shape else None]
+        return {"batch_shape": batch + (dims or [None]), "dtype": dtype, "name": cut["name"]}, chain[
+            len(front) :
+        ]
+
     # -- one layer --------------------------------------------------------------------------
 
     def _item(self, entry: dict[str, Any]) -> Item | None:
         class_name, name, config = entry["class_name"], entry["name"], entry["config"]
         where = f"layer `{name}` ({class_name})"
+        if entry.get("refused"):
+            return None
         if class_name not in KERAS_KINDS:
             module = str(entry["raw"].get("module") or "")
-            if module and not module.startswith("keras"):
+            registered = entry["raw"].get("registered_name")
+            # Keras writes the module of a class defined outside Keras, and for one defined in a
+            # script (`__main__`) no module but its registered name.
+            if (module and not module.startswith("keras")) or (not module and isinstance(registered, str)):
+                origin = f"from `{module}`" if module else f"registered as `{registered}`"
                 self.problem(
-                    f"{where}: a user's layer class (from `{module}`): declare it in the spec with "
+                    f"{where}: a user's layer class ({origin}): declare it in the spec with "
                     "`extern layer` and write the spec by hand (docs/custom-layers.md)"
                 )
+                return None
+            if class_name == "RNN":
+                self.problem(f"{where}: {cell_problem(entry['raw'])}")
                 return None
             what = "a nested model" if class_name in ("Sequential", "Functional") else "the layer"
             self.problem(f"{where}: {what} has no equivalent in the language")
@@ -542,6 +965,12 @@ class _Converter:
         forward, backward = config.get("layer"), config.get("backward_layer")
         if not isinstance(forward, dict):
             return None, ["the wrapped layer is missing"]
+        if forward.get("class_name") == "RNN":
+            forward, written_as = plain_rnn(forward)
+            if written_as is None:
+                return None, [f"the wrapped RNN: {cell_problem(forward)}"]
+        if isinstance(backward, dict) and backward.get("class_name") == "RNN":
+            backward, _ = plain_rnn(backward)
         f_class = forward.get("class_name")
         if f_class not in RNN_CLASSES:
             return None, [f"it wraps a `{f_class}`; only SimpleRNN, LSTM and GRU have an equivalent"]
@@ -704,7 +1133,10 @@ class _Converter:
                 self.notes.append(f"The Keras input is {dtype}; the spec takes int32 token ids.")
                 dtype = "int32"
             else:
-                self.problem(f"input `{name}`: dtype `{dtype}` has no equivalent (int32, int64 or float32)")
+                if not self._preprocessing_input:  # else part of the preprocessing front refused
+                    self.problem(
+                        f"input `{name}`: dtype `{dtype}` has no equivalent (int32, int64 or float32)"
+                    )
                 return None
         if dtype == "float32" and first is not None and first.kind == "embedding":
             # Keras's Embedding casts its input to int32; token ids are the same function.
@@ -805,6 +1237,8 @@ def _refs(value: Any) -> list[tuple[str, int, int]] | None:
 
 
 def spec_literal(value: Any) -> str:
+    if isinstance(value, tuple):  # reshape's sizes: one argument each
+        return ", ".join(spec_literal(one) for one in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -821,7 +1255,9 @@ def _call(item: Item) -> str:
     schema = LAYER_SCHEMAS[item.kind]
     args = []
     for key in schema.positional:
-        if key == "layer":
+        if key == "layer" and isinstance(item.attrs.get(key), dict):  # time_distributed(dense(...))
+            args.append(_call(Item("dense", item.attrs[key], "", "Dense")))
+        elif key == "layer":
             assert item.inner is not None
             args.append(_call(item.inner))
         else:
@@ -913,12 +1349,15 @@ def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
     return config, version if isinstance(version, str) else None
 
 
-def import_model(path: Path) -> Imported:
-    """The spec for a `.keras` file; ImportRefused lists every part without an equivalent."""
+def import_model(path: Path, after_preprocessing: bool = False) -> Imported:
+    """The spec for a `.keras` file; ImportRefused lists every part without an equivalent.
+
+    With `after_preprocessing`, the model's preprocessing front (TextVectorization and the like)
+    is cut and the spec starts at the first layer after it."""
 
     config, version = read_keras_archive(path)
     try:
-        imported = _Converter(config, path.name, version).run()
+        imported = _Converter(config, path.name, version, after_preprocessing).run()
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
         # A config no Keras wrote: wrong types in places the checks above do not look.
         raise ImportRefused(

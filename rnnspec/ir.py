@@ -27,6 +27,12 @@ ACTIVATIONS = (
     "swish",
     "softmax",
     "exponential",
+    # v1: Keras 3's own (the `leaky_relu` activation's slope is 0.2; the LeakyReLU layer's 0.3)
+    "leaky_relu",
+    "relu6",
+    "silu",
+    "mish",
+    "log_softmax",
 )
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 RECURRENT_KINDS = ("simple_rnn", "lstm", "gru")
@@ -48,7 +54,9 @@ MAX_SIZE = 2**31 - 1
 class Attr:
     """One argument of a layer kind: its type, its Keras default, its allowed values."""
 
-    type: str  # pos_int | bool | rate | float | activation | merge_mode | recurrent_layer | int | float32 | choice
+    # pos_int | bool | rate | float | activation | merge_mode | recurrent_layer | int | float32 | choice
+    # | dims (the rest of the positional arguments: sizes, one may be -1) | dense_layer (a `dense(...)`)
+    type: str
     default: Any = REQUIRED
     choices: tuple[str, ...] = ()  # for `choice`
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from math import prod
@@ -62,8 +63,10 @@ def keras_array_names(layer: Layer) -> list[str]:
     return [f"{layer.name}.{name}" for name, _ in kind_of(layer, TOOL).keras_weights(layer, 0)]
 
 
-def h5_paths(model: Model) -> dict[str, list[str]]:
-    """Where Keras 3 keeps each spec layer's arrays in a `.weights.h5` file (layers named by class)."""
+def h5_paths(model: Model, groups: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Where Keras 3 keeps each spec layer's arrays in a `.weights.h5` file (layers named by class),
+    or under `groups[layer name]`, where an imported archive keeps them (an RNN(LSTMCell) that is
+    `lstm` here, a layer of a nested model)."""
     used: dict[str, int] = {}
     paths: dict[str, list[str]] = {}
     for layer in model.layers:
@@ -76,9 +79,10 @@ def h5_paths(model: Model) -> dict[str, list[str]]:
             base = f"{base}_{used[base]}"
         else:
             used[base] = 0
+        group = groups[layer.name] if groups and groups.get(layer.name) else f"layers/{base}"
         count = len(keras_array_names(layer))
         if count:
-            paths[layer.name] = kind.h5_paths(layer, f"layers/{base}", count)
+            paths[layer.name] = kind.h5_paths(layer, group, count)
     return paths
 
 
@@ -107,11 +111,19 @@ def _mismatch(path: Path, model: Model, spec_path: str, problems: list[str]) -> 
     return WeightsMismatch("\n".join([head, *shown]))
 
 
-def _read_h5(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
-    """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked."""
+def _read_h5(
+    model: Model,
+    handle: Any,
+    path: Path,
+    spec_path: str,
+    groups: dict[str, str] | None = None,
+    ignored: tuple[str, ...] = (),
+) -> dict[str, list[np.ndarray]]:
+    """Keras arrays per spec layer from an open `.weights.h5`, every name and shape checked
+    (arrays under the `ignored` groups excepted)."""
     try:
         _refuse_outside_references(handle, path)
-        return _read_h5_arrays(model, handle, path, spec_path)
+        return _read_h5_arrays(model, handle, path, spec_path, groups, ignored)
     except WeightsMismatch:
         raise
     except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, OverflowError) as exc:
@@ -160,11 +172,18 @@ def expected_weight_bytes(model: Model) -> int:
     return 4 * sum(prod(shape) for shape in arrays) + 4096 * (len(arrays) + len(model.layers)) + (1 << 20)
 
 
-def _read_h5_arrays(model: Model, handle: Any, path: Path, spec_path: str) -> dict[str, list[np.ndarray]]:
+def _read_h5_arrays(
+    model: Model,
+    handle: Any,
+    path: Path,
+    spec_path: str,
+    groups: dict[str, str] | None = None,
+    ignored: tuple[str, ...] = (),
+) -> dict[str, list[np.ndarray]]:
     import numpy as np
 
     shapes = keras_weight_shapes(model)
-    paths = h5_paths(model)
+    paths = h5_paths(model, groups)
     problems: list[str] = []
     weights: dict[str, list[np.ndarray]] = {}
     expected: set[str] = set()
@@ -202,6 +221,8 @@ def _read_h5_arrays(model: Model, handle: Any, path: Path, spec_path: str) -> di
 
         def visit(name: str, obj: Any) -> None:
             full = f"layers/{name}"
+            if any(full.startswith(f"{group}/") for group in ignored):
+                return  # a preprocessing layer the spec starts after (import --after-preprocessing)
             if hasattr(obj, "shape") and full not in expected:
                 extra.append(
                     f"{full}: the file has an array of shape {_shape(obj.shape)} that the spec has no place for"
@@ -346,7 +367,7 @@ def _read_keras(
         return _read_keras_by_keras(model, programs, path, fmt, spec_path)
     if fmt == "keras":
         try:
-            imported = import_model(path)
+            imported = import_model(path, after_preprocessing=True)  # the spec may start after it
         except ImportRefused as exc:
             raise UsageError(
                 "\n".join(
@@ -376,8 +397,9 @@ def _read_keras(
             raise UsageError(
                 f"{path}: error: the archive's model.weights.h5 is not readable HDF5 ({exc})"
             ) from None
+        groups = {layer.name: group for layer, group in zip(model.layers, imported.h5_groups) if group}
         with handle:
-            weights = _read_h5(model, handle, path, spec_path)
+            weights = _read_h5(model, handle, path, spec_path, groups, tuple(imported.cut_groups))
         if option_differences:
             raise UsageError(
                 "\n".join(
@@ -391,7 +413,7 @@ def _read_keras(
         # The same arrays through Keras itself, layer by layer along the chain: a check on the paths.
         found: dict[str, list[np.ndarray]] = {}
         for layer, keras_name in zip(model.layers, imported.keras_names):
-            klayer = loaded.get_layer(keras_name)
+            klayer = _find_layer(loaded, keras_name)
             if layer.inner is not None:
                 found[layer.name] = klayer.forward_layer.get_weights() + klayer.backward_layer.get_weights()
             elif klayer.weights:
@@ -417,6 +439,19 @@ def _read_keras(
             f"{path}: error: Keras reads other arrays from this file than rnnspec does; not porting"
         )
     return weights
+
+
+def _find_layer(model: Any, name: str) -> Any:
+    """A layer of a loaded Keras model by name, looking inside nested models as import flattens them."""
+    todo = [model]
+    while todo:
+        current = todo.pop(0)
+        for layer in current.layers:
+            if layer.name == name and not hasattr(layer, "layers"):
+                return layer
+            if hasattr(layer, "layers"):
+                todo.append(layer)
+    return model.get_layer(name)  # Keras's own error
 
 
 def _read_keras_by_keras(
@@ -479,7 +514,11 @@ def _load_keras_model(programs: _Programs, path: Path) -> Any:
         if layer.extern is not None:
             custom[layer.extern.keras.name] = getattr(programs.keras, layer.extern.keras.name)
     try:
-        return keras.saving.load_model(path, custom_objects=custom, compile=False)
+        with warnings.catch_warnings():
+            # A nested model "destroys the mask", Keras warns while it rebuilds the graph; running,
+            # it passes the mask on (tests/test_keras_facts.py), as the flattened spec does.
+            warnings.filterwarnings("ignore", message=".*does not support masking", category=UserWarning)
+            return keras.saving.load_model(path, custom_objects=custom, compile=False)
     except Exception as exc:
         raise UsageError(f"{path}: error: Keras cannot load the model: {exc}") from None
 

@@ -66,6 +66,18 @@ def keras_gpu_kernel(rec: Layer, masked: bool) -> tuple[bool, str]:
 def review_layer(model: Model, layer: Layer) -> LayerReport | None:
     rec = layer.recurrent
     if rec is None:
+        kind = kind_of(layer, "rnnspec check") if layer.extern is None else None
+        if kind is not None and kind.drops_mask and model.values[layer.inputs[0]].masked:
+            return LayerReport(
+                layer,
+                f"Keras: {kind.keras_class_name} does not support masking: the mask ends here",
+                "PyTorch: the same; later layers see no mask",
+                [
+                    f"`{layer.name}` drops the mask it receives (Keras warns that {kind.keras_class_name} "
+                    '"will therefore destroy the mask information"): the layers after it see every '
+                    "timestep, padding included"
+                ],
+            )
         return None
     if model.is_graph:  # masked if any application of it runs masked
         masked = any(runs_masked(model, node) for node in model.nodes if node.layer is layer)
@@ -98,10 +110,19 @@ def review_layer(model: Model, layer: Layer) -> LayerReport | None:
 
 
 def torch_parameter_count(model: Model, layer: Layer, shapes: dict | None = None) -> int:
-    """torch's count differs from Keras's only where torch keeps a second bias per direction."""
+    """torch's count differs from Keras's where torch keeps a second bias per direction, and where
+    Keras counts non-trainable weights that torch keeps as buffers (moving statistics)."""
     shapes = keras_weight_shapes(model) if shapes is None else shapes
-    count = sum(prod(shape) for shape in shapes.get(layer.name, []))
-    return count + kind_of(layer, "rnnspec summary").torch_extra_parameters(layer)
+    kind = kind_of(layer, "rnnspec summary")
+    buffers = kind.torch_buffers(layer) if layer.extern is None else []
+    count = sum(
+        prod(shape)
+        for shape, buffer in zip(
+            shapes.get(layer.name, []), buffers + [False] * len(shapes.get(layer.name, []))
+        )
+        if not buffer
+    )
+    return count + kind.torch_extra_parameters(layer)
 
 
 def summary_rows(model: Model) -> list[tuple[str, str, str, int | None, int | None]]:

@@ -1,5 +1,5 @@
 """Hypothesis strategies for random *valid* `.rnn` specs, as text: `specs()` over the whole v0
-language (stacks), `graph_specs()` over the v1 graph forms.
+language (stacks) and v1's one-input layers, `graph_specs()` over the v1 graph forms.
 
 `specs()` draws one model: an input (`int32[*]`, `int64[N]`, `float32[*, F]`, `float32[T, F]` or
 `float32[F]`), then layers that respect every rule the checker enforces: embedding right after an
@@ -24,7 +24,18 @@ from hypothesis import strategies as st
 from rnnspec.ir import ACTIVATIONS, MERGE_MODES
 
 RECURRENT = ("simple_rnn", "lstm", "gru")
-SEQUENCE_EXTRAS = ("masking", "dense", "dropout", "layer_normalization")
+SEQUENCE_EXTRAS = (
+    "masking", "dense", "dropout", "layer_normalization",
+    # v1's one-input layers that keep the time axis and pass a mask on
+    "batch_normalization", "activation", "relu", "leaky_relu", "time_distributed", "spatial_dropout1d",
+    "gaussian_noise",
+)  # fmt: skip
+# Layers over time that drop a mask and may change the number of timesteps.
+WINDOWED = ("conv1d", "max_pooling1d", "average_pooling1d")
+VECTOR_EXTRAS = (
+    "dense", "dropout", "layer_normalization", "batch_normalization", "activation", "relu", "leaky_relu",
+    "gaussian_noise",
+)  # fmt: skip
 RATES = ("0.0", "0", "0.1", "0.25", "0.5", "0.9")
 MASK_VALUES = ("0.0", "0", "-1.0", "1", "0.5", "-2.5", "1e-3", "3")
 
@@ -150,7 +161,52 @@ def _simple_layer(draw, kind: str) -> str:
         kw += draw(_keyword("center", _bools(), "true")) if scale else ["center=false"]
         kw += ["scale=false"] if not scale else draw(_keyword("scale", st.just("true"), "true"))
         return draw(_call("layer_normalization", [], kw))
+    if kind == "batch_normalization":
+        kw = draw(_keyword("epsilon", st.sampled_from(["0.001", "1e-5", "0.5"]), "0.001"))
+        kw += draw(_keyword("momentum", st.sampled_from(["0.99", "0.5", "0.0"]), "0.99"))
+        kw += draw(_keyword("center", _bools(), "true")) + draw(_keyword("scale", _bools(), "true"))
+        return draw(_call("batch_normalization", [], kw))
+    if kind == "activation":
+        return draw(_call("activation", [("activation", draw(_activations()))], []))
+    if kind == "relu":
+        kw = draw(_keyword("max_value", st.sampled_from(["6.0", "1", "0.5", "0"]), None))
+        kw += draw(_keyword("negative_slope", st.sampled_from(["0.0", "0.1", "1.5"]), "0.0"))
+        kw += draw(_keyword("threshold", st.sampled_from(["0.0", "0.5", "2"]), "0.0"))
+        return draw(_call("relu", [], kw))
+    if kind == "leaky_relu":
+        slope = draw(st.sampled_from(["0.3", "0.0", "0.01", "2"]))
+        return (
+            draw(_call("leaky_relu", [("negative_slope", slope)], []))
+            if draw(st.booleans())
+            else "leaky_relu()"
+        )
+    if kind == "time_distributed":
+        return f"time_distributed({draw(_simple_layer('dense'))})"
+    if kind == "spatial_dropout1d":
+        return draw(_call("spatial_dropout1d", [("rate", draw(st.sampled_from(RATES)))], []))
+    if kind == "gaussian_noise":
+        return draw(_call("gaussian_noise", [("stddev", draw(st.sampled_from(["0.0", "0.1", "1"])))], []))
     return f"{kind}()"
+
+
+@st.composite
+def _windowed(draw, kind: str, fixed_time: bool) -> str:
+    """A convolution or pooling over time; on a fixed time axis, a padding that keeps a step."""
+    paddings = ["same", "causal"] if kind == "conv1d" else ["same"]
+    padding = draw(st.sampled_from(paddings if fixed_time else [*paddings, "valid"]))
+    size = str(draw(st.integers(1, 4)))
+    stride = draw(st.integers(1, 3))
+    kw = [f"padding={padding}"] if padding != "valid" or draw(st.booleans()) else []
+    if kind == "conv1d":
+        dilation = draw(st.integers(1, 3)) if stride == 1 else 1
+        kw += draw(_keyword("strides", st.just(str(stride)), "1"))
+        kw += draw(_keyword("dilation_rate", st.just(str(dilation)), "1"))
+        kw += draw(_keyword("activation", _activations(), "linear")) + draw(
+            _keyword("use_bias", _bools(), "true")
+        )
+        return draw(_call("conv1d", [("filters", str(draw(st.integers(1, 5)))), ("kernel_size", size)], kw))
+    kw += draw(_keyword("strides", st.just(str(stride)), None))
+    return draw(_call(kind, [("pool_size", size)], kw))
 
 
 @st.composite
@@ -160,22 +216,23 @@ def _structure(draw, sequence: bool) -> list[tuple[str, bool]]:
     if sequence:
         depth = draw(st.sampled_from([0, 1, 1, 2, 2, 3, 4]))
         for index in range(depth):
-            kinds += [(k, True) for k in draw(st.lists(st.sampled_from(SEQUENCE_EXTRAS), max_size=1))]
+            kinds += [
+                (k, True) for k in draw(st.lists(st.sampled_from(SEQUENCE_EXTRAS + WINDOWED), max_size=1))
+            ]
             sequences = True if index < depth - 1 else draw(st.booleans())
             kinds.append(("recurrent", sequences))
         if not kinds or kinds[-1][1]:
             if draw(st.integers(0, 2)) == 2:
                 kinds.append((draw(st.sampled_from(SEQUENCE_EXTRAS)), True))
-            end = draw(st.sampled_from([None, None, "global_average_pooling", "attention_pooling"]))
+            end = draw(
+                st.sampled_from(
+                    [None, None, "global_average_pooling", "attention_pooling", "global_max_pooling"]
+                )
+            )
             if end:
                 kinds.append((end, False))
     if draw(st.booleans()):
-        kinds += [
-            (k, False)
-            for k in draw(
-                st.lists(st.sampled_from(("dense", "dropout", "layer_normalization")), min_size=1, max_size=2)
-            )
-        ]
+        kinds += [(k, False) for k in draw(st.lists(st.sampled_from(VECTOR_EXTRAS), min_size=1, max_size=2))]
     return kinds
 
 
@@ -212,11 +269,14 @@ def specs(draw) -> str:
             lines.append(draw(_recurrent_layer(flow, sequences=sequences, last=last)))
             flow.masked = flow.masked and sequences
             flow.sequence = sequences
+        elif kind in WINDOWED:
+            lines.append(draw(_windowed(kind, flow.fixed_time)))
+            flow.masked = False  # Keras drops the mask there
         else:
             lines.append(draw(_simple_layer(kind)))
             if kind == "masking":
                 flow.masked = True
-            elif kind in ("global_average_pooling", "attention_pooling"):
+            elif kind in ("global_average_pooling", "attention_pooling", "global_max_pooling"):
                 flow.masked = flow.sequence = False
 
     # Aliases: unique, never the input's name (the checker rejects both, and auto names are

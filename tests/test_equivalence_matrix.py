@@ -207,3 +207,126 @@ STACKS = [
 @pytest.mark.parametrize("source", default_tier(STACKS, {0, 1, 2, 4, 6, 7, 8, 9, 12, 13, 14, 15, 17}))
 def test_stacks_and_other_layers(source):
     verify_spec(source)
+
+
+# v1's one-input layers, each option, masked and not; each followed by a layer that reads what it
+# passes on (a recurrent layer reads the mask; training mode checks batch statistics).
+NEW_ACTIVATIONS = ["leaky_relu", "relu6", "silu", "mish", "log_softmax"]
+BATCH_NORMS = [
+    "batch_normalization()",
+    "batch_normalization(center=false)",
+    "batch_normalization(scale=false)",
+    "batch_normalization(center=false, scale=false)",
+    "batch_normalization(epsilon=0.5, momentum=0.9)",
+]
+RELUS = [
+    "relu()",
+    "relu(negative_slope=0.1)",
+    "relu(max_value=6.0)",
+    "relu(max_value=0.5, threshold=0.2)",
+    "relu(negative_slope=0.3, max_value=1.0, threshold=0.5)",
+    "leaky_relu()",
+    "leaky_relu(0.0)",
+    "leaky_relu(negative_slope=1.5)",
+]
+CONVOLUTIONS = [
+    "conv1d(3, 1)",
+    "conv1d(3, 2, padding=same)",
+    "conv1d(3, 4, padding=same)",
+    "conv1d(3, 3, strides=2, padding=same)",
+    "conv1d(3, 4, strides=3, padding=same)",
+    "conv1d(3, 3, padding=causal)",
+    "conv1d(3, 2, padding=causal, dilation_rate=3)",
+    "conv1d(3, 3, strides=2, padding=causal)",
+    "conv1d(3, 3, padding=same, dilation_rate=2, activation=relu)",
+    "conv1d(3, 2, strides=2, use_bias=false)",
+    "conv1d(3, 3, activation=tanh)",
+]
+POOLINGS = [
+    f"{kind}({args})"
+    for kind in ("max_pooling1d", "average_pooling1d")
+    for args in ("2", "3, strides=1", "2, strides=3", "2, padding=same", "3, padding=same",
+                 "4, strides=1, padding=same", "3, strides=2, padding=same")
+] + ["max_pooling1d()"]  # fmt: skip
+
+
+def one_input_cases():
+    for body in BATCH_NORMS + RELUS + ["spatial_dropout1d(0.3)", "gaussian_noise(0.2)"]:
+        for head in (MASKED_IDS, PLAIN_FEATURES, MASKED_FEATURES):
+            yield pytest.param(
+                spec(head, f"{body}\n    lstm(3, return_sequences=true)"), id=f"{body}|{head.split()[2]}"
+            )
+    for name in ACTIVATIONS + NEW_ACTIVATIONS:
+        yield pytest.param(
+            spec(MASKED_FEATURES, f"activation({name})\n    gru(2, return_sequences=true)"), id=name
+        )
+    for name in NEW_ACTIVATIONS:
+        for layer in (f"dense(3, activation={name})", f"lstm(3, activation={name}, return_sequences=true)",
+                      f"gru(3, recurrent_activation={name}, return_sequences=true)",
+                      f"simple_rnn(3, activation={name}, return_sequences=true)"):  # fmt: skip
+            yield pytest.param(spec(MASKED_IDS, layer), id=layer)
+    for body in CONVOLUTIONS + POOLINGS + ["global_max_pooling()"]:
+        for head in (MASKED_IDS, PLAIN_FEATURES, FIXED_FEATURES):
+            follow = "" if body == "global_max_pooling()" else "\n    gru(2, return_sequences=true)"
+            yield pytest.param(spec(head, body + follow), id=f"{body}|{head.split()[2]}")
+    for dense in ("dense(3)", "dense(3, activation=relu, use_bias=false)"):
+        for head in (MASKED_IDS, PLAIN_FEATURES):
+            body = f"time_distributed({dense})\n    lstm(2, return_sequences=true)"
+            yield pytest.param(spec(head, body), id=f"time_distributed({dense})|{head.split()[2]}")
+    shapes = [
+        (FIXED_FEATURES, "reshape(8, 3)\n    lstm(2)"),
+        (FIXED_FEATURES, "reshape(-1, 2)"),
+        (FIXED_FEATURES, "reshape(2, 3, 4)\n    dense(2)"),
+        (FIXED_FEATURES, "flatten()\n    dense(3)\n    repeat_vector(2)\n    lstm(2, return_sequences=true)"),
+        (MASKED_IDS, "lstm(3)\n    repeat_vector(4)\n    gru(2, return_sequences=true)"),
+        ("input x: float32[7]", "repeat_vector(3)\n    flatten()\n    batch_normalization()\n    relu()"),
+        (MASKED_IDS, "global_max_pooling()\n    batch_normalization(momentum=0.5)\n    activation(softmax)"),
+        (
+            MASKED_IDS,
+            "conv1d(4, 3, padding=same)\n    batch_normalization()\n    max_pooling1d(2)\n    lstm(2)",
+        ),
+        # The convolutional front of a speech or OCR model.
+        (
+            "input x: float32[12, 10]",
+            "reshape(12, 10, 1)\n    conv2d(4, 3, padding=same, activation=relu)\n    max_pooling2d()\n"
+            "    conv2d(3, 2, strides=2, padding=same, use_bias=false)\n"
+            "    max_pooling2d(2, strides=1, padding=same)\n    reshape(3, -1)\n    gru(3, return_sequences=true)",
+        ),
+        (
+            "input x: float32[9, 8]",
+            "reshape(9, 8, 1)\n    conv2d(2, 3)\n    conv2d(2, 2, dilation_rate=2)\n"
+            "    max_pooling2d(3, strides=2)\n    batch_normalization()\n    flatten()\n    dense(2)",
+        ),
+        (
+            "input x: float32[6, 6]",
+            "reshape(6, 6, 1)\n    conv2d(3, 4, strides=3, padding=same)\n    reshape(2, -1)",
+        ),
+        # A speech front over a varying length: each timestep reshaped, the height of the image varying.
+        (
+            "input x: float32[*, 12]",
+            "reshape(-1, 12, 1)\n    conv2d(4, 3, strides=2, padding=same, activation=relu)\n"
+            "    batch_normalization()\n    conv2d(3, 2, padding=same)\n    max_pooling2d(2, padding=same)\n"
+            "    reshape(-1, 9)\n    bidirectional(gru(4, return_sequences=true))",
+        ),
+        (
+            "input x: float32[*, 6]",
+            "reshape(-1, 3, 2)\n    conv2d(2, 2, dilation_rate=2)\n    max_pooling2d(1, strides=2)\n    reshape(-1, 2)",
+        ),
+    ]
+    for head, body in shapes:
+        yield pytest.param(spec(head, body), id=body.replace("\n    ", " > ") + f"|{head.split()[2]}")
+
+
+def first_of_each_kind(params):
+    """The first case of each layer kind in the default tier, the variations `slow`."""
+    seen: set[str] = set()
+    for param in params:
+        kind = param.id.split("(", 1)[0]
+        marks = () if kind not in seen else (pytest.mark.slow,)
+        seen.add(kind)
+        yield pytest.param(*param.values, id=param.id, marks=marks)
+
+
+@pytest.mark.parametrize("source", list(first_of_each_kind(one_input_cases())))
+def test_one_input_layers(source):
+    verify_spec(source)

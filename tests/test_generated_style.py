@@ -30,6 +30,15 @@ WIDE_SPECS = [
     "    gru(3, stateful=true, return_state=true) as another_long_stateful_layer_name\n}\n",
     LONG + "    masking(mask_value=-123456.789)\n    bidirectional(gru(4, activation=relu, reset_after=false,"
     " return_sequences=true), merge_mode=none) as wrapped_stepped_layer_with_long_name\n}\n",
+    "model v1_layers {\n    input some_long_input_name: float32[12, 10]\n"
+    "    batch_normalization(epsilon=0.0001, momentum=0.5, center=false)\n"
+    "    conv1d(4, 3, strides=2, padding=same, activation=log_softmax) as a_long_convolution_name\n"
+    "    average_pooling1d(3, strides=2, padding=same)\n    spatial_dropout1d(0.25)\n"
+    "    gaussian_noise(0.123456)\n    relu(negative_slope=0.123456, max_value=12.5, threshold=0.25)\n"
+    "    time_distributed(dense(6, activation=log_softmax, use_bias=false)) as a_long_time_distributed\n"
+    "    reshape(3, 6, 1)\n    conv2d(3, 2, padding=same, activation=leaky_relu) as a_long_conv2d_name\n"
+    "    max_pooling2d(2, strides=1, padding=same)\n    flatten()\n    repeat_vector(2)\n"
+    "    global_max_pooling()\n}\n",
 ]
 
 

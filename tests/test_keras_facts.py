@@ -984,6 +984,274 @@ def test_masking_with_a_value_beyond_float32_fails():
 
 
 # ---------------------------------------------------------------------------
+# Facts 50-79: the one-input layers of v1 (shape, convolution, pooling, normalisation, noise,
+# ReLU layers). The PyTorch arithmetic rnnspec writes for them is checked against Keras in
+# tests/test_layers_arith.py.
+# ---------------------------------------------------------------------------
+L = keras.layers
+SEQ = RNG.normal(size=(2, 6, 4)).astype("float32")
+SEQ_MASK = np.array([[1, 1, 0, 1, 0, 1], [0, 0, 1, 1, 1, 1]], bool)
+
+
+def _mask_after(layer, x=SEQ, mask=SEQ_MASK):
+    """The mask a layer passes on when called on a masked tensor, and whether Keras warned."""
+    import tensorflow as tf
+
+    tensor = tf.constant(x)
+    tensor._keras_mask = tf.constant(mask)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = layer(tensor)
+    dropped = [str(w.message) for w in caught if "does not support masking" in str(w.message)]
+    mask_out = get_keras_mask(out)
+    return (None if mask_out is None else np.asarray(mask_out)), dropped
+
+
+# Fact 50: which layers pass a mask on unchanged, and which drop it (with Keras's warning).
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L.Activation("relu"),
+        lambda: L.TimeDistributed(L.Dense(2)),
+        lambda: L.BatchNormalization(),
+        lambda: L.SpatialDropout1D(0.5),
+        lambda: L.GaussianNoise(0.1),
+        lambda: L.ReLU(),
+        lambda: L.LeakyReLU(),
+    ],
+)
+def test_layers_that_pass_the_mask_on(make):
+    mask, dropped = _mask_after(make())
+    np.testing.assert_array_equal(mask, SEQ_MASK)
+    assert not dropped
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L.Reshape((3, 8)),
+        lambda: L.Flatten(),
+        lambda: L.Conv1D(2, 3),
+        lambda: L.Conv1D(2, 3, padding="same"),
+        lambda: L.MaxPooling1D(),
+        lambda: L.AveragePooling1D(2),
+        lambda: L.GlobalMaxPooling1D(),
+    ],
+)
+def test_layers_that_drop_the_mask_with_a_warning(make):
+    layer = make()
+    mask, dropped = _mask_after(layer)
+    assert mask is None
+    assert dropped and f"Layer '{layer.name}' (of type {type(layer).__name__})" in dropped[0]
+
+
+def test_repeat_vector_drops_a_mask():
+    mask, dropped = _mask_after(L.RepeatVector(3), SEQ[:, 0], SEQ_MASK[:, 0])
+    assert mask is None and dropped
+
+
+# Fact 51: GlobalMaxPooling1D ignores the mask: masked timesteps take part in the max.
+def test_global_max_pooling_ignores_the_mask():
+    ids = np.array([[1, 2, 0, 0], [0, 3, 0, 4]])
+    inp = keras.Input((None,), dtype="int32")
+    emb = L.Embedding(5, 3, mask_zero=True)
+    emb.build((None, None))
+    emb.set_weights([np.array([[9, 9, 9], [1, 0, 0], [0, 1, 0], [0, 0, 1], [2, 2, 2]], "float32")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = keras.Model(inp, L.GlobalMaxPooling1D()(emb(inp)))
+    vectors = np.asarray(emb(ids))
+    np.testing.assert_array_equal(np.asarray(model(ids)), [[9, 9, 9], [9, 9, 9]])  # id 0's row wins
+    np.testing.assert_array_equal(np.asarray(model(ids)), vectors.max(axis=1))
+
+
+# Fact 52: BatchNormalization's arrays, its inference and its training arithmetic.
+def test_batch_normalization_arrays_and_inference():
+    bn = L.BatchNormalization()
+    bn.build((None, None, 4))
+    assert [w.name for w in bn.weights] == ["gamma", "beta", "moving_mean", "moving_variance"]
+    assert (bn.epsilon, bn.momentum) == (0.001, 0.99)
+    gamma, beta, mean, var = (RNG.normal(size=4).astype("float32") for _ in range(4))
+    var = np.abs(var)
+    var[0] = 0.0
+    bn.set_weights([gamma, beta, mean, var])
+    # inference: the moving statistics, epsilon inside the square root
+    expected = (SEQ - mean) / np.sqrt(var + 0.001) * gamma + beta
+    np.testing.assert_allclose(np.asarray(bn(SEQ)), expected, rtol=1e-5, atol=1e-5)
+    for center, scale, names in [(False, True, ["gamma"]), (True, False, ["beta"]), (False, False, [])]:
+        other = L.BatchNormalization(center=center, scale=scale)
+        other.build((None, None, 4))
+        assert [w.name for w in other.weights] == [*names, "moving_mean", "moving_variance"]
+
+
+def test_batch_normalization_training_moments_under_a_mask():
+    bn = L.BatchNormalization(momentum=0.9)
+    bn.build((None, None, 4))
+    out = np.asarray(bn(SEQ, training=True, mask=SEQ_MASK))
+    rows = SEQ[SEQ_MASK]
+    # the batch's statistics over the unmasked steps only, the variance biased
+    np.testing.assert_allclose(out, (SEQ - rows.mean(0)) / np.sqrt(rows.var(0) + 0.001), atol=1e-5)
+    # moving = moving * momentum + batch * (1 - momentum); torch's BatchNorm uses 1 - momentum
+    # and the unbiased variance, so it cannot stand in for this
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 0.1 * rows.mean(0), atol=1e-6)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), 0.9 + 0.1 * rows.var(0), atol=1e-6)
+    assert not np.allclose(bn.moving_variance.numpy(), 0.9 + 0.1 * rows.var(0, ddof=1), atol=1e-6)
+
+
+# Fact 53: Conv1D: kernel layout, padding arithmetic, and the combinations Keras refuses.
+def test_conv1d_kernel_layout_and_padding():
+    conv = L.Conv1D(3, 2, padding="same")
+    conv.build((None, None, 4))
+    kernel, bias = conv.get_weights()
+    assert kernel.shape == (2, 4, 3) and bias.shape == (3,)  # torch's Conv1d: (3, 4, 2)
+    assert conv.activation is keras.activations.linear
+    x = np.arange(5, dtype="float32").reshape(1, 5, 1) + 1
+    for padding, kernel_size, stride, expected in [
+        ("same", 2, 1, [[3], [5], [7], [9], [5]]),  # even kernel: the odd cell is padded after
+        ("same", 3, 2, [[3], [9], [9]]),  # ceil(5 / 2) outputs, padding (1, 1)
+        ("same", 4, 2, [[6], [14], [9]]),  # padding (1, 2)
+        ("causal", 3, 1, [[1], [3], [6], [9], [12]]),  # (kernel - 1) cells before, none after
+        ("causal", 2, 2, [[1], [5], [9]]),
+        ("valid", 2, 2, [[3], [7]]),
+    ]:
+        layer = L.Conv1D(1, kernel_size, strides=stride, padding=padding, use_bias=False)
+        layer.build(x.shape)
+        layer.set_weights([np.ones((kernel_size, 1, 1), "float32")])
+        np.testing.assert_array_equal(np.asarray(layer(x))[0], expected)
+    dilated = L.Conv1D(1, 2, padding="causal", dilation_rate=2, use_bias=False)
+    dilated.build(x.shape)
+    dilated.set_weights([np.ones((2, 1, 1), "float32")])
+    np.testing.assert_array_equal(np.asarray(dilated(x))[0, :, 0], [1, 2, 4, 6, 8])
+    with pytest.raises(ValueError, match="strides > 1` not supported in conjunction with `dilation_rate > 1"):
+        L.Conv1D(1, 2, strides=2, dilation_rate=2)(x)
+    with pytest.raises(ValueError, match="output size would be zero or negative"):
+        L.Conv1D(1, 8)(x)
+
+
+# Fact 54: pooling: defaults, and `same` average pooling divides by the cells inside the input.
+def test_pooling1d_defaults_and_same_padding():
+    import inspect
+
+    assert L.MaxPooling1D().pool_size == (2,) and L.MaxPooling1D().strides == (2,)
+    assert L.MaxPooling1D(3).strides == (3,)  # strides=None: the pool size
+    assert inspect.signature(L.AveragePooling1D).parameters["pool_size"].default is inspect.Parameter.empty
+    x = np.array([[[1.0], [2.0], [4.0], [8.0], [16.0]]], "float32")
+    # window 2, stride 2, same: ceil(5 / 2) = 3 outputs, padding (0, 1); the last window holds one cell
+    np.testing.assert_array_equal(
+        np.asarray(L.AveragePooling1D(2, padding="same")(x))[0, :, 0], [1.5, 6.0, 16.0]
+    )
+    np.testing.assert_array_equal(np.asarray(L.MaxPooling1D(2, padding="same")(-x))[0, :, 0], [-1, -4, -16])
+    # window 3, stride 1, same: padding (1, 1); the end windows average two cells
+    np.testing.assert_allclose(
+        np.asarray(L.AveragePooling1D(3, strides=1, padding="same")(x))[0, :, 0],
+        [1.5, 7 / 3, 14 / 3, 28 / 3, 12.0],
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(np.asarray(L.MaxPooling1D(2)(x))[0, :, 0], [2, 8])  # valid drops the rest
+    with pytest.raises(Exception, match="MaxPooling1D"):
+        L.MaxPooling1D(8)(x)  # valid pooling over fewer steps than the window fails
+
+
+# Fact 55: shape layers keep Keras's (channels-last, row-major) element order.
+def test_reshape_flatten_repeat_vector():
+    x = np.arange(24, dtype="float32").reshape(1, 6, 4)
+    np.testing.assert_array_equal(np.asarray(L.Reshape((3, 8))(x)), x.reshape(1, 3, 8))
+    assert L.Reshape((-1, 2))(x).shape == (1, 12, 2)
+    np.testing.assert_array_equal(np.asarray(L.Flatten()(x)), x.reshape(1, 24))
+    v = np.asarray(L.RepeatVector(3)(x[:, 0]))
+    np.testing.assert_array_equal(v, np.repeat(x[:, :1], 3, axis=1))
+    with pytest.raises(ValueError):
+        L.Reshape((5, -1))(x)  # 24 is not a multiple of 5
+
+
+# Fact 56: TimeDistributed(Dense) is Dense at every step, masked ones too; its arrays are Dense's.
+def test_time_distributed_dense():
+    td = L.TimeDistributed(L.Dense(3))
+    out = np.asarray(td(SEQ, mask=SEQ_MASK))
+    kernel, bias = td.get_weights()
+    np.testing.assert_allclose(out, SEQ @ kernel + bias, atol=1e-5)
+    # (a name scope another test leaves open may prefix the paths)
+    assert [w.path.split("/")[-3:] for w in td.weights] == [
+        [td.name, td.layer.name, "kernel"],
+        [td.name, td.layer.name, "bias"],
+    ]
+
+
+# Fact 57: SpatialDropout1D and GaussianNoise are the identity at inference; GaussianNoise takes a
+# stddev in [0, 1] only.
+def test_noise_layers_at_inference():
+    np.testing.assert_array_equal(np.asarray(L.SpatialDropout1D(0.7)(SEQ)), SEQ)
+    np.testing.assert_array_equal(np.asarray(L.GaussianNoise(1.0)(SEQ)), SEQ)
+    with pytest.raises(ValueError, match="Expected a float value between 0 and 1"):
+        L.GaussianNoise(1.5)
+    trained = np.asarray(L.SpatialDropout1D(0.5)(SEQ + 10, training=True))
+    assert ((trained == 0) == (trained[:, :1] == 0)).all()  # whole channels of a sample
+
+
+# Fact 58: LeakyReLU's and ReLU's defaults and options.
+def test_relu_layers_defaults():
+    import inspect
+
+    assert L.LeakyReLU().negative_slope == 0.3
+    assert inspect.signature(keras.activations.leaky_relu).parameters["negative_slope"].default == 0.2
+    relu = L.ReLU()
+    assert (relu.max_value, relu.negative_slope, relu.threshold) == (None, 0.0, 0.0)
+    v = np.array([-2.0, 0.0, 0.5, 1.0, 1.5, 4.0], "float32")
+    # x above the threshold (strictly), clipped at max_value, minus slope * relu(threshold - x)
+    np.testing.assert_allclose(
+        np.asarray(L.ReLU(max_value=3.0, negative_slope=0.5, threshold=1.0)(v)),
+        [-1.5, -0.5, -0.25, 0.0, 1.5, 3.0],
+    )
+    for bad in [{"threshold": -1.0}, {"negative_slope": -0.1}, {"max_value": -1.0}]:
+        with pytest.raises(ValueError, match="cannot be"):
+            L.ReLU(**bad)
+
+
+# Fact 59: the activations v1 adds, on negative, zero and large values.
+def test_new_activations():
+    A = keras.activations
+    v = np.array([-1e4, -20.0, -1.0, 0.0, 1.0, 6.5, 20.0, 1e4], "float32")
+    tv = torch.from_numpy(v)
+    F = torch.nn.functional
+    np.testing.assert_allclose(np.asarray(A.leaky_relu(v)), F.leaky_relu(tv, 0.2).numpy(), rtol=1e-7)
+    np.testing.assert_array_equal(np.asarray(A.relu6(v)), np.clip(v, 0, 6))
+    assert A.get("silu") is A.silu and A.get("swish") is A.silu
+    np.testing.assert_allclose(np.asarray(A.mish(v)), F.mish(tv).numpy(), rtol=1e-6, atol=1e-6)
+    assert np.asarray(A.mish(v))[-1] == 1e4 and np.asarray(A.mish(v))[0] == 0.0  # no overflow
+    m = np.stack([v, v[::-1]])
+    np.testing.assert_allclose(
+        np.asarray(A.log_softmax(m)), torch.log_softmax(torch.from_numpy(m), -1).numpy(), rtol=1e-6
+    )
+    assert np.isfinite(np.asarray(A.log_softmax(m))).all()
+
+
+# Fact 60: a nested model: Keras warns that it "destroys" the mask and the symbolic output has
+# none, yet when the model runs the mask reaches the nested layers and the layers after it, as if
+# the nested model's layers stood in the outer model (which is how `import` flattens it).
+@pytest.mark.parametrize("nested", ["functional", "sequential"])
+def test_a_nested_model_passes_the_mask_on_when_it_runs(nested):
+    keras.utils.set_random_seed(0)
+    if nested == "functional":
+        inner_input = keras.Input((None, 6))
+        block = keras.Model(inner_input, L.Dense(4)(inner_input))
+    else:
+        block = keras.Sequential([L.Dense(4)])
+    ids = np.array([[1, 2, 0, 0], [0, 3, 0, 4]])
+    tokens = keras.Input((None,), dtype="int32")
+    embedding, lstm = L.Embedding(20, 6, mask_zero=True), L.LSTM(3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hidden = block(embedding(tokens))
+    assert get_keras_mask(hidden) is None
+    assert any("will therefore destroy the mask information" in str(w.message) for w in caught)
+    model = keras.Model(tokens, lstm(hidden))
+    features = block.layers[-1](np.asarray(embedding(ids)))  # no mask attached
+    masked = np.asarray(lstm(features, mask=ids != 0))
+    np.testing.assert_allclose(np.asarray(model(ids)), masked, atol=1e-6)
+    assert not np.allclose(np.asarray(lstm(features)), masked, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------
 # LayerNormalization (keras/src/layers/normalization/layer_normalization.py)
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("epsilon", [1e-3, 0.5, 4.0])

@@ -277,13 +277,13 @@ def test_import_refuses_to_overwrite_without_force(trained, capsys):
 
 def test_import_refuses_every_part_without_an_equivalent(tmp_path, capsys):
     x = keras.Input(shape=(None, 4), name="x")
-    h = keras.layers.Conv1D(8, 3, padding="same", name="conv")(x)
+    h = keras.layers.Conv1D(8, 3, padding="same", groups=2, name="conv")(x)
     h = keras.layers.LSTM(6, return_sequences=True, dtype="mixed_float16", name="lstm")(h)
     backward = keras.layers.GRU(7, return_sequences=True, go_backwards=True)
     h = keras.layers.Bidirectional(
         keras.layers.GRU(5, return_sequences=True), backward_layer=backward, name="bi"
     )(h)
-    h = keras.layers.Dense(3, activation="leaky_relu", kernel_constraint="non_neg", name="dense")(h)
+    h = keras.layers.Dense(3, activation="hard_silu", kernel_constraint="non_neg", name="dense")(h)
     skip = keras.layers.Dense(3, name="skip")(x)
     h = keras.layers.Add(name="add")([h, skip])
     path = tmp_path / "bad.keras"
@@ -292,11 +292,11 @@ def test_import_refuses_every_part_without_an_equivalent(tmp_path, capsys):
     assert (code, out) == (2, "")
     assert err == (
         f"{path}: error: cannot import the model; these have no equivalent in the language:\n"
-        "  layer `conv` (Conv1D): the layer has no equivalent in the language\n"
+        "  layer `conv` (Conv1D): `groups=2`: grouped convolution (groups > 1) has no equivalent\n"
         "  layer `lstm` (LSTM): dtype policy `mixed_float16` has no equivalent (rnnspec computes in float32)\n"
         "  layer `bi` (Bidirectional): a custom `backward_layer` has no equivalent (`units` is 7, the forward "
         "layer's 5)\n"
-        '  layer `dense` (Dense): `activation="leaky_relu"`: the activation has no equivalent\n'
+        '  layer `dense` (Dense): `activation="hard_silu"`: the activation has no equivalent\n'
     )
 
 

@@ -28,7 +28,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if output is not None:
         check_output(output, [source], force=args.force)
     try:
-        imported = import_model(source)
+        imported = import_model(source, after_preprocessing=args.after_preprocessing)
     except ImportRefused as exc:
         lines = [f"{source}: error: cannot import the model; these have no equivalent in the language:"]
         lines += first_lines(
@@ -40,6 +40,16 @@ def cmd_import(args: argparse.Namespace) -> int:
         sys.stdout.write(imported.text)
     else:
         write_text(output, imported.text, [source], force=args.force)
+    if imported.cut:
+        last = imported.cut[-1].split("`")[1]
+        print(
+            terminal_text(
+                f"{source}: note: cut the preprocessing front {', '.join(imported.cut)}; the spec takes "
+                f"what `{last}` emits. Run it in Keras, e.g. "
+                f"keras.Model(model.inputs, model.get_layer({last!r}).output)(raw_inputs), and give the spec its output."
+            ),
+            file=sys.stderr,
+        )
     return Exit.OK
 
 
@@ -91,6 +101,12 @@ def add_parsers(sub: Any) -> None:
     imp.add_argument("model", metavar="MODEL", help="a Keras 3 .keras file")
     imp.add_argument("-o", "--output", help="write the spec here (atomically) instead of stdout")
     imp.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    imp.add_argument(
+        "--after-preprocessing",
+        action="store_true",
+        help="import from the first layer after the model's preprocessing front "
+        "(TextVectorization, StringLookup, IntegerLookup, Normalization): the spec takes what it emits",
+    )
     imp.set_defaults(func=cmd_import)
 
     port = sub.add_parser(

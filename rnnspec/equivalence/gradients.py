@@ -126,7 +126,11 @@ def keras_gradients(
         ]
         position += len(layer_vars)
     # The module maps a user's layer (its `weights` table or `keras_to_torch` hook).
-    return weights_mod.keras_to_torch(model, per_layer, torch_module), input_grad, cotangents
+    mapped = weights_mod.keras_to_torch(model, per_layer, torch_module)
+    if torch_module is not None:  # moving statistics: Keras variables, torch buffers; no gradient
+        buffers = {name for name, _ in torch_module.named_buffers()}
+        mapped = {name: grad for name, grad in mapped.items() if name not in buffers}
+    return mapped, input_grad, cotangents
 
 
 def torch_gradients(module: Any, x: Any, cotangents: list[Any]) -> tuple[dict[str, Any], Any]:

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import types
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence import weights as weights_mod
 from rnnspec.graph import shown
 from rnnspec.ir import Model
+from rnnspec.kinds import kind_of
 from rnnspec.options import VerifyOptions
 
 
@@ -25,6 +27,8 @@ def configure_frameworks() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Where a layer drops a mask, Keras warns at every build and call; `rnnspec check` says it once.
+    warnings.filterwarnings("ignore", message=".*does not support masking", category=UserWarning)
 
 
 _counter = 0
@@ -224,6 +228,8 @@ def has_dropout(model: Model) -> bool:
         rec = layer.recurrent
         if rec is not None and (rec.attrs["dropout"] > 0 or rec.attrs["recurrent_dropout"] > 0):
             return True
+        if layer.extern is None and kind_of(layer).random_in_training(layer):
+            return True  # noise, dropped channels
     return False
 
 
@@ -421,6 +427,8 @@ def keras_by_rows(pair: Pair, cases: list[inputs_mod.Case], training: bool) -> d
     groups: dict[tuple, list[inputs_mod.Case]] = {}
     if any(layer.extern is not None for layer in pair.model.layers):
         return found  # a user's layer may mix rows (batch statistics): each batch alone
+    if training and any(kind_of(layer).mixes_rows_in_training for layer in pair.model.layers):
+        return found  # batch statistics: each batch alone
     for case in cases:
         if case.every_mode:
             arrays = case.array if isinstance(case.array, tuple) else (case.array,)

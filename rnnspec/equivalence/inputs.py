@@ -93,6 +93,51 @@ def make_batch(model: Model, rows: list[str], steps: int, rng: np.random.Generat
     return x
 
 
+def min_steps(model: Model) -> int:
+    """The fewest timesteps every layer accepts (a `valid` convolution or pooling needs a window's
+    worth): the shortest sequence the proof may feed (every input of a graph gets that length)."""
+    from rnnspec.kinds import kind_of
+
+    calls = [(n.layer, n.inputs) for n in model.nodes] or [(layer, layer.inputs) for layer in model.layers]
+
+    def fits(steps: int) -> bool:
+        for layer, inputs in calls:
+            if not inputs:
+                continue
+            value = model.values[inputs[0]]
+            if layer.extern is not None or len(value.shape) < 2 or value.shape[0] is not None:
+                continue  # only a varying time axis depends on the length fed
+            kind = kind_of(layer)
+            if steps < kind.min_steps(layer):
+                return False
+            if kind.steps_out(layer, steps) < 1:
+                return False
+        return _chain_fits(model, steps)
+
+    steps = 1
+    while not fits(steps) and steps < LONG_STEPS:
+        steps += 1
+    return steps
+
+
+def _chain_fits(model: Model, steps: int) -> bool:
+    """Whether `steps` timesteps get through a stack's layers one after another (lengths shrink
+    along the way: a strided convolution, then a pooling)."""
+    from rnnspec.kinds import kind_of
+
+    if model.nodes:
+        return True  # (a graph's windowed layers are checked one by one above)
+    for layer in model.layers:
+        value = model.values[layer.inputs[0]]
+        if layer.extern is not None or len(value.shape) < 2 or value.shape[0] is not None:
+            continue
+        kind = kind_of(layer)
+        if steps < kind.min_steps(layer):
+            return False
+        steps = kind.steps_out(layer, steps)
+    return True
+
+
 def _vocabulary(model: Model, name: str) -> int:
     """The vocabulary of the embedding a graph's id input feeds (the smallest, if several)."""
     sizes = [
@@ -170,7 +215,8 @@ def cases(model: Model, batch: int, steps: int, seed: int, *, sixteen_bit: bool 
     rng = np.random.default_rng(seed)
     timed, fixed = _time_axis(model)
     free = timed and fixed is None
-    steps = fixed or steps
+    shortest = min_steps(model) if free else 1
+    steps = fixed or max(steps, shortest)
     masked = is_masked(model)
 
     def add(name: str, rows: list[str], length: int = steps) -> None:
@@ -186,7 +232,10 @@ def cases(model: Model, batch: int, steps: int, seed: int, *, sixteen_bit: bool 
         add("one step valid", [("first_only", "last_only")[i % 2] for i in range(batch)])
     add("one row", ["holes" if masked else "none"])
     if free:
-        add("one timestep", [("none", "all")[i % 2] for i in range(max(batch, 2))], 1)
+        if shortest == 1:
+            add("one timestep", [("none", "all")[i % 2] for i in range(max(batch, 2))], 1)
+        else:  # the shortest sequence every layer takes
+            add(f"{shortest} timesteps", [("none", "all")[i % 2] for i in range(max(batch, 2))], shortest)
         add(f"{LONG_STEPS} timesteps", ["none", "right", "interior"], LONG_STEPS)
         if sixteen_bit:
             add(f"{VERY_LONG_STEPS} timesteps", ["none", "right"], VERY_LONG_STEPS)
@@ -198,7 +247,9 @@ def chunk_lengths(model: Model, count: int, steps: int) -> list[int]:
     timed, fixed = _time_axis(model)
     if not timed or fixed is not None:
         return [fixed or steps] * count
-    return [(steps, steps + 2, 1)[k % 3] for k in range(count)]
+    shortest = min_steps(model)
+    steps = max(steps, shortest)
+    return [(steps, steps + 2, shortest)[k % 3] for k in range(count)]
 
 
 def chunks(model: Model, count: int, steps: int, seed: int) -> list[Case]:

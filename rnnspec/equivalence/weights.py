@@ -83,10 +83,14 @@ def random_keras_weights(model: Model, seed: int) -> dict[str, list[np.ndarray]]
     rng = np.random.default_rng(seed)
     weights: dict[str, list[np.ndarray]] = {}
     for name, shapes in keras_weight_shapes(model).items():
+        layer = next(one for one in model.layers if one.name == name)
+        positive = kind_of(layer).positive_weights(layer)
         arrays = []
-        for shape in shapes:
+        for shape, above_zero in zip(shapes, positive + [False] * len(shapes)):
             scale = 1.0 / np.sqrt(shape[0]) if len(shape) == 2 and shape[0] > 2 else 0.5
-            arrays.append(rng.normal(0.0, scale, size=shape).astype(np.float32))
+            array = rng.normal(0.0, scale, size=shape).astype(np.float32)
+            # A variance: above zero (a moving variance of zero would test epsilon alone).
+            arrays.append(np.abs(array) + np.float32(0.05) if above_zero else array)
         weights[name] = arrays
     return weights
 

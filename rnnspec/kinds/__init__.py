@@ -10,11 +10,23 @@ from __future__ import annotations
 from rnnspec.errors import Unsupported
 from rnnspec.ir import Layer, LayerSchema
 from rnnspec.kinds.base import Context, KerasArray, LayerKind, describe, needs_sequence_message
-from rnnspec.kinds.dense import AttentionPooling, Dense, Embedding
+from rnnspec.kinds.conv import AveragePooling1D, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D
+from rnnspec.kinds.dense import AttentionPooling, Dense, Embedding, TimeDistributed
 from rnnspec.kinds.extern import EXTERN
 from rnnspec.kinds.merge import MERGES
-from rnnspec.kinds.normalization import LayerNormalization
+from rnnspec.kinds.normalization import BatchNormalization, LayerNormalization
 from rnnspec.kinds.recurrent import BIDIRECTIONAL, GATE_ORDER, GRU, LSTM, SIMPLE_RNN
+from rnnspec.kinds.shape import (
+    Activation,
+    Flatten,
+    GaussianNoise,
+    GlobalMaxPooling,
+    LeakyReLU,
+    ReLU,
+    RepeatVector,
+    Reshape,
+    SpatialDropout1D,
+)
 from rnnspec.kinds.simple import Dropout, GlobalAveragePooling, Masking
 
 KINDS: dict[str, LayerKind] = {
@@ -31,6 +43,23 @@ KINDS: dict[str, LayerKind] = {
         GlobalAveragePooling(),
         AttentionPooling(),
         LayerNormalization(),
+        # v1's one-input layers
+        BatchNormalization(),
+        Reshape(),
+        Activation(),
+        RepeatVector(),
+        GlobalMaxPooling(),
+        Conv1D(),
+        MaxPooling1D(),
+        AveragePooling1D(),
+        Flatten(),
+        TimeDistributed(),
+        ReLU(),
+        LeakyReLU(),
+        SpatialDropout1D(),
+        GaussianNoise(),
+        Conv2D(),
+        MaxPooling2D(),
         *MERGES,
     )
 }

@@ -51,6 +51,8 @@ class KerasArray:
     torch_key: str
     transpose: bool = False
     present: Callable[[Layer], bool] = lambda layer: True
+    positive: bool = False  # a variance: random weights for a proof draw it above zero
+    buffer: bool = False  # torch keeps it as a buffer (moving statistics), not a parameter
 
 
 class LayerKind:
@@ -66,6 +68,8 @@ class LayerKind:
     needs_sequence = False  # its input must be [timesteps, features]
     takes_ids = False  # its input is token ids (int32/int64)
     reads_mask = False  # its computation uses the incoming mask
+    drops_mask = False  # Keras calls it without masking support: a mask ends here, with a warning
+    mixes_rows_in_training = False  # training mode uses batch statistics: rows are not independent
     arrays: tuple[KerasArray, ...] = ()
 
     @property
@@ -87,17 +91,41 @@ class LayerKind:
         """Whether the incoming mask passes through unchanged (and unread, unless `reads_mask`)."""
         return True
 
+    def random_in_training(self, layer: Layer) -> bool:
+        """Whether its training-mode output is random (noise, dropped units)."""
+        return False
+
+    def steps_out(self, layer: Layer, steps: int) -> int:
+        """How many timesteps it outputs for `steps` timesteps in (on a sequence it keeps as one)."""
+        return steps
+
+    def min_steps(self, layer: Layer) -> int:
+        """The fewest timesteps it accepts."""
+        return 1
+
     # -- Keras program --------------------------------------------------------------------
 
     def keras_value(self, key: str, value: Any) -> Any:
         """An argument's value as the Keras constructor takes it."""
         return value
 
+    def keras_wrapped(self, layer: Layer) -> tuple[str, dict[str, Any]] | None:
+        """The layer it wraps, for the Keras program: (Keras class, its arguments); None if none."""
+        return None
+
     # -- weights --------------------------------------------------------------------------
 
     def keras_weights(self, layer: Layer, width: int) -> list[tuple[str, tuple[int, ...]]]:
         """Name and shape of each array `get_weights()` gives, in order; `width` is the input's last axis."""
         return [(a.name, a.shape(layer, width)) for a in self.arrays if a.present(layer)]
+
+    def torch_buffers(self, layer: Layer) -> list[bool]:
+        """Per array of `keras_weights`: whether torch keeps it as a buffer, not a parameter."""
+        return [a.buffer for a in self.arrays if a.present(layer)]
+
+    def positive_weights(self, layer: Layer) -> list[bool]:
+        """Per array of `keras_weights`: whether it must be positive (a variance)."""
+        return [a.positive for a in self.arrays if a.present(layer)]
 
     def h5_paths(self, layer: Layer, group: str, count: int) -> list[str]:
         """Where a `.weights.h5` file keeps the arrays, under the layer's group."""

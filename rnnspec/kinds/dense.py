@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rnnspec.ir import Attr, Layer, LayerSchema, TensorValue
 from rnnspec.kinds.base import Context, KerasArray, LayerKind
 
@@ -78,3 +80,35 @@ class AttentionPooling(LayerKind):
 
     def keeps_mask(self, layer: Layer) -> bool:
         return False
+
+
+class TimeDistributed(LayerKind):
+    """`time_distributed(dense(...))`: Keras's TimeDistributed(Dense): the Dense at every timestep,
+    masked ones too; the mask passes on (fact 56). Its arrays are the Dense's."""
+
+    name = "time_distributed"
+    schema = LayerSchema(("layer",), {"layer": Attr("dense_layer")})
+    keras_class = "keras.layers.TimeDistributed"
+    h5_name = "time_distributed"
+    needs_sequence = True
+    arrays = (
+        KerasArray(
+            "kernel", lambda layer, width: (width, layer.attrs["layer"]["units"]), "weight", transpose=True
+        ),
+        KerasArray(
+            "bias",
+            lambda layer, width: (layer.attrs["layer"]["units"],),
+            "bias",
+            present=lambda layer: layer.attrs["layer"]["use_bias"],
+        ),
+    )
+
+    def infer(self, layer: Layer, current: TensorValue, ctx: Context) -> list[TensorValue] | None:
+        shape = current.shape[:-1] + (layer.attrs["layer"]["units"],)
+        return [TensorValue(layer.name, "float32", shape, current.masked)]
+
+    def keras_wrapped(self, layer: Layer) -> tuple[str, dict[str, Any]] | None:
+        return "keras.layers.Dense", layer.attrs["layer"]
+
+    def h5_paths(self, layer: Layer, group: str, count: int) -> list[str]:
+        return [f"{group}/layer/vars/{i}" for i in range(count)]

@@ -528,3 +528,101 @@ def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
                 param.requires_grad_(False)
             elif unit_forget_bias:
                 nn.init.ones_(param[rnn.hidden_size : 2 * rnn.hidden_size])
+
+
+# --- v1's one-input layers (rnnspec/targets/torch_layers.py writes the calls to these) ---------
+
+
+def pad_same(x, kernel, stride, dilation=1, value=0.0):
+    """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
+    the odd padded cell after."""
+    length = x.shape[-1]
+    span = (kernel - 1) * dilation + 1
+    total = max((-(-length // stride) - 1) * stride + span - length, 0)
+    return F.pad(x, (total // 2, total - total // 2), value=value)
+
+
+def pad_same_2d(x, kernel, stride, dilation=1, value=0.0):
+    """Pad the last two axes as TensorFlow's `same` padding does, each on its own."""
+    pads = []
+    for length in (x.shape[-1], x.shape[-2]):
+        span = (kernel - 1) * dilation + 1
+        total = max((-(-length // stride) - 1) * stride + span - length, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, tuple(pads), value=value)
+
+
+def max_pool_same(x, pool, stride):
+    """MaxPooling1D with `same` padding, channels last as Keras: padded cells never win."""
+    padded = pad_same(x.transpose(1, 2), pool, stride, value=float("-inf"))
+    return F.max_pool1d(padded, pool, stride).transpose(1, 2)
+
+
+def avg_pool_same(x, pool, stride):
+    """AveragePooling1D with `same` padding, channels last: each window's mean over its cells
+    inside the sequence, as TensorFlow's."""
+    x = x.transpose(1, 2)
+    total = F.avg_pool1d(pad_same(x, pool, stride), pool, stride)
+    ones = pad_same(torch.ones_like(x[:, :1]), pool, stride)
+    return (total / F.avg_pool1d(ones, pool, stride)).transpose(1, 2)
+
+
+def keras_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's relu with its options: x above `threshold` (clipped to [0, max_value]), and
+    `negative_slope * (x - threshold)` added below it."""
+    if negative_slope != 0.0 and max_value is None and threshold == 0.0:
+        return F.leaky_relu(x, negative_slope)
+    y = torch.where(x > threshold, x, 0.0) if threshold != 0.0 else torch.relu(x)
+    if max_value is not None:
+        y = y.clamp(0.0, max_value)
+    if negative_slope != 0.0:
+        y = y - negative_slope * torch.relu(threshold - x)
+    return y
+
+
+class GaussianNoise(nn.Module):
+    """Keras's GaussianNoise: x + stddev * N(0, 1) in training, x in inference."""
+
+    def __init__(self, stddev):
+        super().__init__()
+        self.stddev = stddev
+
+    def forward(self, x):
+        return x + self.stddev * torch.randn_like(x) if self.training else x
+
+
+class KerasBatchNormalization(nn.Module):
+    """Keras's BatchNormalization over the last axis; the moving statistics are buffers."""
+
+    def __init__(self, features, epsilon=0.001, momentum=0.99, center=True, scale=True):
+        super().__init__()
+        self.epsilon = epsilon
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(features)) if scale else None
+        self.bias = nn.Parameter(torch.zeros(features)) if center else None
+        self.register_buffer("running_mean", torch.zeros(features))
+        self.register_buffer("running_var", torch.ones(features))
+
+    def forward(self, x, mask=None):
+        if self.training:
+            axes = tuple(range(x.dim() - 1))
+            if mask is None:
+                mean = x.mean(dim=axes)
+                variance = (x - mean).square().mean(dim=axes)
+            else:
+                keep = mask.unsqueeze(-1).expand_as(x)
+                count = keep.sum(dim=axes).to(x.dtype) + 1e-7
+                mean = torch.where(keep, x, 0.0).sum(dim=axes) / count
+                spread = torch.where(keep, x - mean, 0.0).square()
+                variance = spread.sum(dim=axes) / count
+            with torch.no_grad():
+                new = 1.0 - self.momentum
+                self.running_mean.mul_(self.momentum).add_(new * mean.detach())
+                self.running_var.mul_(self.momentum).add_(new * variance.detach())
+        else:
+            mean, variance = self.running_mean, self.running_var
+        inv = torch.rsqrt(variance + self.epsilon)
+        if self.weight is not None:
+            inv = inv * self.weight
+        shift = -mean * inv if self.bias is None else self.bias - mean * inv
+        return x * inv + shift

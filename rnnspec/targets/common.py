@@ -47,6 +47,9 @@ def py_literal(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, tuple):
+        items = [py_literal(one) for one in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
     if isinstance(value, str):
         if not all(ch.isalnum() or ch in "_." for ch in value):  # names and keywords only
             raise ValueError(f"refusing to place {value!r} in generated code")

@@ -42,12 +42,17 @@ def layer_args(layer: Layer, *, name: str | None) -> list[str | PyCall]:
     kind = kind_of(layer, TOOL)
     schema = kind.schema
     args: list[str | PyCall] = []
+    wrapped = kind.keras_wrapped(layer)
     for key in schema.positional:
-        if key == "layer":
+        if key == "layer" and wrapped is not None:
+            cls, attrs = wrapped
+            inner = Layer("", "dense", dict(attrs), layer.pos)
+            args.append(PyCall(cls, tuple(layer_args(inner, name=inner.kind))))
+        elif key == "layer":
             assert layer.inner is not None
             args.append(constructor(layer.inner, name=layer.inner.kind))
         else:
-            args.append(py_literal(layer.attrs[key]))
+            args.append(py_literal(kind.keras_value(key, layer.attrs[key])))
     for key, attr in schema.attrs.items():
         if key in schema.positional or layer.attrs[key] == attr.default:
             continue

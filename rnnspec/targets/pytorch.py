@@ -18,6 +18,7 @@ from rnnspec.errors import Unsupported
 from rnnspec.ir import Layer, Model
 from rnnspec.kinds import kind_of
 from rnnspec.names import PYTORCH_FORWARD_PARAMETERS, PYTORCH_MODULE_NAMES, camel_case
+from rnnspec.targets import torch_layers as T
 from rnnspec.targets.common import (
     Assign,
     Expr,
@@ -48,6 +49,7 @@ TORCH_ACTIVATIONS = {
     "swish": "F.silu({})",
     "softmax": "torch.softmax({}, dim=-1)",
     "exponential": "torch.exp({})",
+    **T.NEW_ACTIVATIONS,
 }
 
 # The same activations as callables, for the stepped modules.
@@ -65,6 +67,11 @@ TORCH_CALLABLES = {
     "swish": "F.silu",
     "softmax": "nn.Softmax(dim=-1)",
     "exponential": "torch.exp",
+    "leaky_relu": "nn.LeakyReLU(0.2)",
+    "relu6": "F.relu6",
+    "silu": "F.silu",
+    "mish": "F.mish",
+    "log_softmax": "nn.LogSoftmax(dim=-1)",
 }
 
 FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
@@ -542,6 +549,218 @@ def _layer_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) ->
         args.append("bias=False")
     b.module(layer, "nn.LayerNorm", args)
     b.assign(b.names.hidden, PyCall(f"self.{layer.name}", (src,)))
+    return has_mask
+
+
+def _uses(b: _Builder, call: PyCall) -> PyCall:
+    """Note the helpers and imports one of targets/torch_layers.py's calls needs."""
+    text = call.flat()
+    if "F." in text:
+        b.imports.add("F")
+    for helper in T.HELPERS:
+        if f"{helper}(" in text:
+            b.helpers.add(helper)  # (what it uses in turn, the runtime adds)
+    return call
+
+
+@emits("activation")
+def _activation_layer(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, b.activation(layer.attrs["activation"], src))
+    return has_mask
+
+
+@emits("relu")
+def _relu(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    a = layer.attrs
+    b.assign(b.names.hidden, _uses(b, T.relu(src, a["max_value"], a["negative_slope"], a["threshold"])))
+    return has_mask
+
+
+@emits("leaky_relu")
+def _leaky_relu(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, _uses(b, T.leaky_relu(src, layer.attrs["negative_slope"])))
+    return has_mask
+
+
+@emits("repeat_vector")
+def _repeat_vector(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, T.repeat_vector(src, layer.attrs["n"]))
+    return False
+
+
+@emits("reshape")
+def _reshape(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    shape = b.model.values[layer.outputs[0]].shape
+    if shape[0] is None:  # each timestep reshaped: the length stays first
+        b.assign(
+            b.names.hidden,
+            PyCall("torch.unflatten", (PyCall("torch.flatten", (src, "2")), "2", py_literal(shape[1:]))),
+        )
+    else:
+        b.assign(b.names.hidden, T.reshape(src, shape))
+    return False
+
+
+@emits("flatten")
+def _flatten(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, T.flatten(src))
+    return False
+
+
+@emits("global_max_pooling")
+def _global_max_pooling(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.assign(b.names.hidden, T.global_max_pooling(src))
+    return False
+
+
+@emits("spatial_dropout1d")
+def _spatial_dropout1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.module(layer, "nn.Dropout1d", [py_literal(layer.attrs["rate"])])
+    b.assign(b.names.hidden, T.spatial_dropout1d(f"self.{layer.name}", src))
+    return has_mask
+
+
+@emits("gaussian_noise")
+def _gaussian_noise(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    b.helpers.add("GaussianNoise")
+    b.module(layer, "GaussianNoise", [py_literal(layer.attrs["stddev"])])
+    b.assign(b.names.hidden, PyCall(f"self.{layer.name}", (src,)))
+    return has_mask
+
+
+@emits("time_distributed")
+def _time_distributed(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """nn.Linear at every timestep, as Dense; masked steps computed like the others (Keras's)."""
+    dense, attr = layer.attrs["layer"], f"self.{layer.name}"
+    args = [str(b.features), str(dense["units"])] + ([] if dense["use_bias"] else ["bias=False"])
+    b.module(layer, "nn.Linear", args)
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
+    if dense["use_bias"]:
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+    b.assign(b.names.hidden, b.activation(dense["activation"], PyCall(attr, (src,))))
+    return has_mask
+
+
+@emits("conv1d")
+def _conv1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """torch's Conv1d, unpadded, on the input padded as TensorFlow pads it (channels first inside)."""
+    a, attr = layer.attrs, f"self.{layer.name}"
+    kernel, stride, dilation = a["kernel_size"], a["strides"], a["dilation_rate"]
+    args = [str(b.features), str(a["filters"]), str(kernel)]
+    if stride != 1:
+        args.append(f"stride={stride}")
+    if dilation != 1:
+        args.append(f"dilation={dilation}")
+    if not a["use_bias"]:
+        args.append("bias=False")
+    b.module(layer, "nn.Conv1d", args)
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
+    if a["use_bias"]:
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+    steps = b.model.values[layer.inputs[0]].shape[0]
+    pad = T.padding(a["padding"], kernel, stride, dilation, steps)
+    b.assign(b.names.hidden, _uses(b, T.conv1d_input(src, pad, kernel, stride, dilation)))
+    b.assign(b.names.hidden, b.activation(a["activation"], T.conv1d(attr, b.names.hidden)))
+    return False
+
+
+@emits("max_pooling1d", "average_pooling1d")
+def _pooling1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    pool = layer.attrs["pool_size"]
+    stride = layer.attrs["strides"] or pool
+    which = "max" if layer.kind == "max_pooling1d" else "avg"
+    same = layer.attrs["padding"] == "same"
+    b.assign(b.names.hidden, _uses(b, T.pool1d(which, src, pool, stride, same)))
+    return False
+
+
+def _padding_2d(
+    layer: Layer, shape: tuple, kernel: int, stride: int, dilation: int
+) -> tuple[int, ...] | None:
+    """F.pad's (left, right, top, bottom) for TensorFlow's padding of [height, width]; None when it
+    depends on a height that varies (the helper pads at run time)."""
+    if layer.attrs["padding"] == "valid":
+        return (0, 0, 0, 0)
+    if shape[0] is None and stride > 1:
+        return None
+    top, bottom = T.same_padding(shape[0] or 1, kernel, stride, dilation)
+    left, right = T.same_padding(shape[1], kernel, stride, dilation)
+    return (left, right, top, bottom)
+
+
+def _padded_2d(b: _Builder, src: str | PyCall, pad, kernel: int, stride: int, dilation: int, value: str = ""):
+    """`src` (channels first) padded as _padding_2d says."""
+    extra = (f"value={value}",) if value else ()
+    if pad is None:
+        b.helpers.add("pad_same_2d")
+        b.imports.add("F")
+        args = (src, str(kernel), str(stride), *((str(dilation),) if dilation != 1 else ()))
+        return PyCall("pad_same_2d", args + extra)
+    if any(pad):
+        b.imports.add("F")
+        return PyCall("F.pad", (src, py_literal(pad), *extra))
+    return src
+
+
+@emits("conv2d")
+def _conv2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """torch's Conv2d, unpadded, on the channels-first input padded as TensorFlow pads it."""
+    a, attr = layer.attrs, f"self.{layer.name}"
+    kernel, stride, dilation = a["kernel_size"], a["strides"], a["dilation_rate"]
+    args = [str(b.features), str(a["filters"]), str(kernel)]
+    if stride != 1:
+        args.append(f"stride={stride}")
+    if dilation != 1:
+        args.append(f"dilation={dilation}")
+    if not a["use_bias"]:
+        args.append("bias=False")
+    b.module(layer, "nn.Conv2d", args)
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
+    if a["use_bias"]:
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+    pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, kernel, stride, dilation)
+    # Channels first, padded, in one statement; convolved and channels last in the next.
+    b.assign(
+        b.names.hidden, _padded_2d(b, T.transpose(src, "0", "3", "1", "2"), pad, kernel, stride, dilation)
+    )
+    call = T.transpose(PyCall(attr, (b.names.hidden,)), "0", "2", "3", "1")
+    b.assign(b.names.hidden, b.activation(a["activation"], call))
+    return False
+
+
+@emits("max_pooling2d")
+def _max_pooling2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    pool = layer.attrs["pool_size"]
+    stride = layer.attrs["strides"] or pool
+    pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, pool, stride, 1)
+    b.imports.add("F")
+    inner: str | PyCall = T.transpose(src, "0", "3", "1", "2")
+    if pad is None or any(pad):  # -inf: a padded cell never wins
+        b.assign(b.names.hidden, _padded_2d(b, inner, pad, pool, stride, 1, 'float("-inf")'))
+        inner = b.names.hidden
+    pooled = PyCall("F.max_pool2d", (inner, str(pool), str(stride)))
+    b.assign(b.names.hidden, T.transpose(pooled, "0", "2", "3", "1"))
+    return False
+
+
+@emits("batch_normalization")
+def _batch_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
+    """KerasBatchNormalization: the moving statistics as buffers; under a mask, training's batch
+    statistics are the unmasked steps'."""
+    a = layer.attrs
+    args = [str(b.features)]
+    if a["epsilon"] != 0.001:
+        args.append(f"epsilon={py_literal(a['epsilon'])}")
+    if a["momentum"] != 0.99:
+        args.append(f"momentum={py_literal(a['momentum'])}")
+    if not a["center"]:
+        args.append("center=False")
+    if not a["scale"]:
+        args.append("scale=False")
+    b.helpers.add("KerasBatchNormalization")
+    b.module(layer, "KerasBatchNormalization", args)
+    args = (src, b.names.mask) if has_mask else (src,)
+    b.assign(b.names.hidden, PyCall(f"self.{layer.name}", args))
     return has_mask
 
 
