@@ -115,10 +115,7 @@ def keras_adam_epsilon(epsilon: float, beta_2: float, step: int) -> float:
 # The default tier trains the token input; `slow` trains every kind at once and each example too.
 @pytest.mark.parametrize(
     "name",
-    [
-        name if name == "tokens" else pytest.param(name, marks=pytest.mark.slow)
-        for name in sorted(SPECS)
-    ],
+    [name if name == "tokens" else pytest.param(name, marks=pytest.mark.slow) for name in sorted(SPECS)],
 )
 def test_sgd_and_adam_losses_equal_step_for_step(name):
     model, keras_program, torch_program = programs(SPECS[name], name)
