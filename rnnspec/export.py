@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rnnspec.graph import shown
 from rnnspec.ir import Model
 from rnnspec.options import VerifyOptions
 
@@ -57,43 +58,93 @@ def state_buffers(module: Any) -> list[str]:
 
 
 def deployable(module: Any) -> Any:
-    """The module with its carried states as explicit inputs and outputs, when it has any."""
+    """The module with its carried states as explicit inputs and outputs, when it has any: its
+    `forward` takes the model's inputs, then the states, and returns the model's outputs, then
+    the new states."""
+    import inspect
+
     import torch
 
     names = state_buffers(module)
     if not names:
         return module
+    inputs = list(inspect.signature(module.forward).parameters)
+    states = public_names(names, inputs)
+    # A forward with one named parameter per input and state: the artefact's inputs carry them.
+    params = ", ".join([*inputs, *states])
+    source = (
+        f"def forward(self, {params}):\n"
+        f"    for name, value in zip(self.names, ({''.join(s + ', ' for s in states)})):\n"
+        "        setattr(self.model, name, value)\n"
+        f"    outputs = self.model({', '.join(inputs)})\n"
+        "    outputs = outputs if isinstance(outputs, tuple) else (outputs,)\n"
+        "    return (*outputs, *(getattr(self.model, name) for name in self.names))\n"
+    )
+    scope: dict[str, Any] = {}
+    exec(compile(source, f"<rnnspec export of {type(module).__name__}>", "exec"), scope)
 
     class WithStates(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = module
+            self.names = names
 
-        def forward(self, x, *states):
-            for name, value in zip(names, states, strict=True):
-                setattr(self.model, name, value)
-            outputs = self.model(x)
-            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-            return (*outputs, *(getattr(self.model, name) for name in names))
+        forward = scope["forward"]
 
     return WithStates().eval()
 
 
-def _example_and_shapes(model: Model, module: Any, array: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def public_names(buffers: list[str], taken: list[str]) -> list[str]:
+    """The names the artefact gives a module's carried states (`_lstm_1_h` -> `lstm_1_h`),
+    clear of the inputs' names."""
+    found = []
+    for buffer in buffers:
+        name = buffer.lstrip("_")
+        while name in taken or name in found:
+            name += "_state"
+        found.append(name)
+    return found
+
+
+def output_names(model: Model, states: list[str]) -> list[str]:
+    """The artefact's outputs: the spec's outputs in `output` order, then the carried states;
+    a name returned twice is numbered (an ONNX graph names each output once)."""
+    found: list[str] = []
+    for key in model.outputs:
+        name = shown(key)
+        base, number = name, 1
+        while name in found or name in states:
+            number += 1
+            name = f"{base}_{number}"
+        found.append(name)
+    return [*found, *states]
+
+
+def _example_and_shapes(model: Model, module: Any, arrays: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The example arguments (inputs, then states), and their dynamic dimensions: the batch,
+    shared by every input (fixed for a stateful model), and every `*` of an input's shape (a
+    sequence's time axis). A free length is `Dim.DYNAMIC`: the exporter works out which of them
+    the program ties together (a mask and its sequence) and fails if it would fix one."""
     import torch
 
-    (inp,) = model.inputs
-    dims: dict[int, Any] = {}
-    if not model.stateful:
-        dims[0] = torch.export.Dim("batch")
-    if (inp.is_sequence or inp.dtype.startswith("int")) and inp.shape[0] is None:
-        dims[1] = torch.export.Dim("time")
+    batch = torch.export.Dim("batch")
+    shapes: list[Any] = []
+    for inp in model.inputs:
+        dims: dict[int, Any] = {}
+        if not model.stateful:
+            dims[0] = batch
+        for axis, size in enumerate(inp.shape, start=1):
+            if size is None:
+                dims[axis] = torch.export.Dim.DYNAMIC
+        shapes.append(dims)
     states = [buffer.clone() for _, buffer in module.named_buffers()]
-    # (The states are forward's *states: their shapes nest as one tuple.)
-    return (torch.from_numpy(array), *states), (dims, tuple({} for _ in states)) if states else (dims,)
+    shapes.extend({} for _ in states)
+    return (*(torch.from_numpy(a) for a in arrays), *states), tuple(shapes)
 
 
-def _write_artefact(fmt: str, module: Any, example: tuple, shapes: tuple, path: Path) -> None:
+def _write_artefact(
+    fmt: str, module: Any, example: tuple, shapes: tuple, path: Path, names: tuple[list[str], list[str]]
+) -> None:
     import torch
 
     torch._dynamo.reset()  # a scan traced for an earlier program must not be reused
@@ -109,7 +160,15 @@ def _write_artefact(fmt: str, module: Any, example: tuple, shapes: tuple, path: 
             program = torch.export.export(module, example, dynamic_shapes=shapes)
             torch.export.save(program, str(path))
         else:
-            program = torch.onnx.export(module, example, dynamic_shapes=shapes, dynamo=True, verbose=False)
+            program = torch.onnx.export(
+                module,
+                example,
+                dynamic_shapes=shapes,
+                dynamo=True,
+                verbose=False,
+                input_names=names[0],
+                output_names=names[1],
+            )
             program.save(str(path), external_data=False)
 
 
@@ -188,7 +247,7 @@ def prove(
     """Compare the artefact with Keras on verify's batches (its first plan), in eval mode."""
     from rnnspec.equivalence import harness
 
-    result = harness.Result(model.name, outputs=list(model.outputs))
+    result = harness.Result(model.name, outputs=[shown(key) for key in model.outputs])
     result.modes = ["eval"]
     (_, steps), *_ = harness.plans(model, options, "")
     result.cases = [label for label, _ in steps][1 if model.stateful else 0 :]
@@ -203,7 +262,8 @@ def prove(
             continue
         keras_out = pair.run_keras(case.array, False)
         try:
-            found = run(case.array, *carried)
+            arrays = case.array if isinstance(case.array, tuple) else (case.array,)
+            found = run(*arrays, *carried)
         except Exception as exc:
             result.passed = False
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
@@ -231,12 +291,6 @@ def export(
     from rnnspec.files import check_output
 
     spec = Path(spec_path)
-    if len(model.inputs) != 1:
-        names = ", ".join(value.name for value in model.inputs)
-        raise ExportFailed(
-            f"{spec_path}: error: `rnnspec export` takes a model with one input for now; "
-            f"`{model.name}` has {len(model.inputs)} ({names})"
-        )
     check_output(output, [spec] + ([Path(weights_path)] if weights_path else []))
     harness.configure_frameworks()
     with _private_temp_dir():  # onnxruntime writes its `.ses` when it is imported
@@ -278,13 +332,16 @@ def _export(
             if model.stateful
             else inputs_mod.cases(model, max(options.batch, 2), options.time, options.seed)[0]
         )
-        example, shapes = _example_and_shapes(model, pair.torch_module, first.array)
-        names = state_buffers(pair.torch_module)
-        states = [s.numpy() * 0 for s in example[1:]]
+        arrays = first.array if isinstance(first.array, tuple) else (first.array,)
+        example, shapes = _example_and_shapes(model, pair.torch_module, arrays)
+        inputs = [value.name for value in model.inputs]
+        carried = public_names(state_buffers(pair.torch_module), inputs)
+        names = ([*inputs, *carried], output_names(model, carried))
+        states = [s.numpy() * 0 for s in example[len(arrays) :]]
         try:
             with replacing(output, [spec], suffix=FORMATS[fmt]) as tmp:
                 try:
-                    _write_artefact(fmt, module, example, shapes, tmp)
+                    _write_artefact(fmt, module, example, shapes, tmp, names)
                     run = _load_artefact(fmt, tmp)
                 except Exception as exc:
                     detail = _reason(exc)
@@ -296,9 +353,7 @@ def _export(
                     raise _Mismatch
         except _Mismatch:
             pass
-    inputs = [model.inputs[0].name, *(name.lstrip("_") for name in names)]
-    outputs = [*model.outputs, *(name.lstrip("_") for name in names)]
-    return Exported(result, inputs, outputs)
+    return Exported(result, *names)
 
 
 def _reason(exc: BaseException) -> str:
