@@ -120,7 +120,9 @@ def output_names(model: Model, states: list[str]) -> list[str]:
     return [*found, *states]
 
 
-def _example_and_shapes(model: Model, module: Any, arrays: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def _example_and_shapes(
+    model: Model, module: Any, arrays: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The example arguments (inputs, then states), and their dynamic dimensions: the batch,
     shared by every input (fixed for a stateful model), and every `*` of an input's shape (a
     sequence's time axis). A free length is `Dim.DYNAMIC`: the exporter works out which of them
