@@ -11,9 +11,12 @@ against the Keras program with the same weights. Only an artefact that agrees at
 is moved into place: exit 0; a mismatch writes nothing and exits 1; a spec, option or file
 mistake, or a program the exporter refuses, exits 2.
 
-A stateful model's artefact takes the carried states as inputs after `x` and returns the new
-states after its outputs (neither format keeps buffers between calls): start from zeros, feed
-each call's returned states to the next, and zeros again to reset.
+The artefact takes the spec's inputs in declaration order, under their names (explicit mask and
+state inputs included), and returns the spec's outputs in `output` order. The batch is free and
+shared; every `*` of an input's shape is free on its own (a seq2seq's source and target may differ
+in length). A stateful model's artefact takes the carried states as inputs after the spec's and
+returns the new states after its outputs (neither format keeps buffers between calls): start from
+zeros, feed each call's returned states to the next, and zeros again to reset.
 """
 
 from __future__ import annotations
@@ -57,10 +60,10 @@ def state_buffers(module: Any) -> list[str]:
     return [name for name, _ in module.named_buffers()]
 
 
-def deployable(module: Any) -> Any:
+def deployable(module: Any, states: list[str] | None = None) -> Any:
     """The module with its carried states as explicit inputs and outputs, when it has any: its
-    `forward` takes the model's inputs, then the states, and returns the model's outputs, then
-    the new states."""
+    `forward` takes the model's inputs, then the states (named `states`, by default after the
+    buffers), and returns the model's outputs, then the new states."""
     import inspect
 
     import torch
@@ -69,7 +72,7 @@ def deployable(module: Any) -> Any:
     if not names:
         return module
     inputs = list(inspect.signature(module.forward).parameters)
-    states = public_names(names, inputs)
+    states = states or public_names(names, inputs)
     # A forward with one named parameter per input and state: the artefact's inputs carry them.
     params = ", ".join([*inputs, *states])
     source = (
@@ -96,7 +99,7 @@ def deployable(module: Any) -> Any:
 
 def public_names(buffers: list[str], taken: list[str]) -> list[str]:
     """The names the artefact gives a module's carried states (`_lstm_1_h` -> `lstm_1_h`),
-    clear of the inputs' names."""
+    clear of the spec's names (`taken`: its inputs' and outputs')."""
     found = []
     for buffer in buffers:
         name = buffer.lstrip("_")
@@ -104,20 +107,6 @@ def public_names(buffers: list[str], taken: list[str]) -> list[str]:
             name += "_state"
         found.append(name)
     return found
-
-
-def output_names(model: Model, states: list[str]) -> list[str]:
-    """The artefact's outputs: the spec's outputs in `output` order, then the carried states;
-    a name returned twice is numbered (an ONNX graph names each output once)."""
-    found: list[str] = []
-    for key in model.outputs:
-        name = shown(key)
-        base, number = name, 1
-        while name in found or name in states:
-            number += 1
-            name = f"{base}_{number}"
-        found.append(name)
-    return [*found, *states]
 
 
 def _example_and_shapes(
@@ -328,7 +317,6 @@ def _export(
             weights.update(extern_mod.random_weights(model, pair.keras_model, options.seed))
         pair.set_weights(weights)
         pair.set_mode(False)
-        module = deployable(pair.torch_module)
         first = (
             inputs_mod.chunks(model, 1, options.time, options.seed)[0]
             if model.stateful
@@ -337,8 +325,10 @@ def _export(
         arrays = first.array if isinstance(first.array, tuple) else (first.array,)
         example, shapes = _example_and_shapes(model, pair.torch_module, arrays)
         inputs = [value.name for value in model.inputs]
-        carried = public_names(state_buffers(pair.torch_module), inputs)
-        names = ([*inputs, *carried], output_names(model, carried))
+        outputs = [shown(key) for key in model.outputs]  # (`output` lists a name once)
+        carried = public_names(state_buffers(pair.torch_module), inputs + outputs)
+        names = ([*inputs, *carried], [*outputs, *carried])
+        module = deployable(pair.torch_module, carried)
         states = [s.numpy() * 0 for s in example[len(arrays) :]]
         try:
             with replacing(output, [spec], suffix=FORMATS[fmt]) as tmp:
