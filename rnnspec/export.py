@@ -99,14 +99,33 @@ def deployable(module: Any, states: list[str] | None = None) -> Any:
 
 def public_names(buffers: list[str], taken: list[str]) -> list[str]:
     """The names the artefact gives a module's carried states (`_lstm_1_h` -> `lstm_1_h`),
-    clear of the spec's names (`taken`: its inputs' and outputs')."""
-    found = []
+    clear of the names in `taken`."""
+    found: list[str] = []
     for buffer in buffers:
-        name = buffer.lstrip("_")
-        while name in taken or name in found:
-            name += "_state"
-        found.append(name)
+        found.append(_unique(buffer.lstrip("_"), taken + found, "_state"))
     return found
+
+
+def artefact_names(model: Model, buffers: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(inputs, outputs, states) of the artefact, each name once, as an ONNX graph needs: the
+    spec's inputs; the spec's outputs (`x_out` where a rebound `x` is output beside input `x`);
+    the carried states as inputs (`lstm_1_h`) and, returned, `lstm_1_h_next`."""
+    inputs = [value.name for value in model.inputs]
+    outputs: list[str] = []
+    for key in model.outputs:
+        outputs.append(_unique(shown(key), inputs + outputs, "_out"))
+    states = public_names(buffers, inputs + outputs)
+    taken = inputs + outputs + states
+    returned: list[str] = []
+    for state in states:
+        returned.append(_unique(f"{state}_next", taken + returned, "_next"))
+    return [*inputs, *states], [*outputs, *returned], states
+
+
+def _unique(name: str, taken: list[str], suffix: str) -> str:
+    while name in taken:
+        name += suffix
+    return name
 
 
 def _example_and_shapes(
@@ -324,10 +343,8 @@ def _export(
         )
         arrays = first.array if isinstance(first.array, tuple) else (first.array,)
         example, shapes = _example_and_shapes(model, pair.torch_module, arrays)
-        inputs = [value.name for value in model.inputs]
-        outputs = [shown(key) for key in model.outputs]  # (`output` lists a name once)
-        carried = public_names(state_buffers(pair.torch_module), inputs + outputs)
-        names = ([*inputs, *carried], [*outputs, *carried])
+        inputs, outputs, carried = artefact_names(model, state_buffers(pair.torch_module))
+        names = (inputs, outputs)
         module = deployable(pair.torch_module, carried)
         states = [s.numpy() * 0 for s in example[len(arrays) :]]
         try:
@@ -345,7 +362,7 @@ def _export(
                     raise _Mismatch
         except _Mismatch:
             pass
-    return Exported(result, *names)
+    return Exported(result, inputs, outputs)
 
 
 def _reason(exc: BaseException) -> str:

@@ -167,6 +167,8 @@ SPECS = {
     "stateful_masked": "model sm(batch_size=2) {\n    input tokens: int32[*]\n    embedding(9, 4, mask_zero=true)\n"
     "    lstm(3, stateful=true, return_sequences=true)\n"
     "    bidirectional(gru(2, return_state=true), merge_mode=none)\n}\n",
+    "rebound": "model rebound {\n    input x: float32[*, 3]\n    y = lstm(4, return_sequences=true)(x)\n"
+    "    x = dense(2)(y)\n    output x, y\n}\n",
 }
 
 
@@ -195,7 +197,12 @@ def test_torch_export_artefact_equals_keras(tmp_path, capsys, stem):
 def test_onnx_artefact_equals_keras(tmp_path, capsys, stem):
     text = run_export(tmp_path, capsys, stem, "onnx")
     if stem == "paragraphs":  # the carried state as explicit inputs and outputs
-        assert "inputs x, lstm_1_h, lstm_1_c; outputs dense_1, lstm_1_h, lstm_1_c" in text
+        assert "inputs x, lstm_1_h, lstm_1_c; outputs dense_1, lstm_1_h_next, lstm_1_c_next" in text
+        import onnx
+
+        graph = onnx.load(str(tmp_path / "paragraphs.onnx")).graph
+        assert [i.name for i in graph.input] == ["x", "lstm_1_h", "lstm_1_c"]
+        assert [o.name for o in graph.output] == ["dense_1", "lstm_1_h_next", "lstm_1_c_next"]
         assert "after reset, chunk 3" in text
     if stem == "stateful_masked":
         assert "inputs tokens, lstm_1_h, lstm_1_c; outputs bidirectional_1.forward," in text
@@ -322,6 +329,18 @@ def test_a_graph_with_a_mask_input_and_a_state_input_exports_to_onnx(tmp_path, c
     assert [o.name for o in graph.output] == ["y", "h", "z", "w"]
 
 
+@pytest.mark.slow
+@needs_onnx
+def test_an_output_named_as_an_input_is_renamed_in_the_artefact(tmp_path, capsys):
+    """`x = dense(2)(y)` rebinds the input's name: an ONNX graph names each value once."""
+    import onnx
+
+    text = run_export(tmp_path, capsys, "rebound", "onnx")
+    assert text.endswith(f"  wrote {tmp_path / 'rebound.onnx'}: inputs x; outputs x_out, y\n")
+    graph = onnx.load(str(tmp_path / "rebound.onnx")).graph
+    assert [i.name for i in graph.input] == ["x"] and [o.name for o in graph.output] == ["x_out", "y"]
+
+
 # Every model of every example, and the graphs of tests/data/graphs, under both formats.
 ALL_MODELS = [
     (path, name)
@@ -335,7 +354,7 @@ NAMES = {
     "three_heads": "inputs frames; outputs tags, topic, score",
     "review_classifier": "inputs tokens, meta; outputs probs",
     "siamese": "inputs left, right; outputs score",
-    "streaming": "inputs x, side, lstm_1_h, lstm_1_c, gru_1_h; outputs w, h, lstm_1_h, lstm_1_c, gru_1_h",
+    "streaming": "inputs x, side, lstm_1_h, lstm_1_c, gru_1_h; outputs w, h, lstm_1_h_next, lstm_1_c_next, gru_1_h_next",
     "merges": "inputs a, b, f; outputs r2, r3, r4, r5, r6, r7, r8, r9, r10, r1",
     "bidi": "inputs t, s; outputs f, b, gfh, gbh, q, o",
 }
