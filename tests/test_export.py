@@ -357,6 +357,10 @@ NAMES = {
     "streaming": "inputs x, side, lstm_1_h, lstm_1_c, gru_1_h; outputs w, h, lstm_1_h_next, lstm_1_c_next, gru_1_h_next",
     "merges": "inputs a, b, f; outputs r2, r3, r4, r5, r6, r7, r8, r9, r10, r1",
     "bidi": "inputs t, s; outputs f, b, gfh, gbh, q, o",
+    "dropped": "inputs src, tgt; outputs y, z, p",
+    "explicit": "inputs x, m, h0; outputs y, h, z, w",
+    "stepped": "inputs x, h0, c0; outputs y, h, c, g, k",
+    "paragraphs": "inputs x, lstm_1_h, lstm_1_c; outputs dense_1, lstm_1_h_next, lstm_1_c_next",
 }
 
 
