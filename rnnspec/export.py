@@ -133,8 +133,9 @@ def _example_and_shapes(
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The example arguments (inputs, then states), and their dynamic dimensions: the batch,
     shared by every input (fixed for a stateful model), and every `*` of an input's shape (a
-    sequence's time axis). A free length is `Dim.DYNAMIC`: the exporter works out which of them
-    the program ties together (a mask and its sequence) and fails if it would fix one."""
+    sequence's time axis). A free length is `Dim.DYNAMIC`, not a named `Dim`: lengths the
+    program ties together (a mask and its sequence, a merge) do not fail the export, and a
+    length the program would fix does."""
     import torch
 
     batch = torch.export.Dim("batch")
