@@ -11,9 +11,12 @@ against the Keras program with the same weights. Only an artefact that agrees at
 is moved into place: exit 0; a mismatch writes nothing and exits 1; a spec, option or file
 mistake, or a program the exporter refuses, exits 2.
 
-A stateful model's artefact takes the carried states as inputs after `x` and returns the new
-states after its outputs (neither format keeps buffers between calls): start from zeros, feed
-each call's returned states to the next, and zeros again to reset.
+The artefact takes the spec's inputs in declaration order, under their names (explicit mask and
+state inputs included), and returns the spec's outputs in `output` order. The batch is free and
+shared; every `*` of an input's shape is free on its own (a seq2seq's source and target may differ
+in length). A stateful model's artefact takes the carried states as inputs after the spec's and
+returns the new states after its outputs (neither format keeps buffers between calls): start from
+zeros, feed each call's returned states to the next, and zeros again to reset.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rnnspec.graph import shown
 from rnnspec.ir import Model
 from rnnspec.options import VerifyOptions
 
@@ -57,44 +61,102 @@ def state_buffers(module: Any) -> list[str]:
     return [name for name, _ in module.named_buffers() if "." not in name]
 
 
-def deployable(module: Any) -> Any:
-    """The module with its carried states as explicit inputs and outputs, when it has any."""
+def deployable(module: Any, states: list[str] | None = None) -> Any:
+    """The module with its carried states as explicit inputs and outputs, when it has any: its
+    `forward` takes the model's inputs, then the states (named `states`, by default after the
+    buffers), and returns the model's outputs, then the new states."""
+    import inspect
+
     import torch
 
     names = state_buffers(module)
     if not names:
         return module
+    inputs = list(inspect.signature(module.forward).parameters)
+    states = states or public_names(names, inputs)
+    # A forward with one named parameter per input and state: the artefact's inputs carry them.
+    params = ", ".join([*inputs, *states])
+    source = (
+        f"def forward(self, {params}):\n"
+        f"    for name, value in zip(self.names, ({''.join(s + ', ' for s in states)})):\n"
+        "        setattr(self.model, name, value)\n"
+        f"    outputs = self.model({', '.join(inputs)})\n"
+        "    outputs = outputs if isinstance(outputs, tuple) else (outputs,)\n"
+        "    return (*outputs, *(getattr(self.model, name) for name in self.names))\n"
+    )
+    scope: dict[str, Any] = {}
+    exec(compile(source, f"<rnnspec export of {type(module).__name__}>", "exec"), scope)
 
     class WithStates(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = module
+            self.names = names
 
-        def forward(self, x, *states):
-            for name, value in zip(names, states, strict=True):
-                setattr(self.model, name, value)
-            outputs = self.model(x)
-            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-            return (*outputs, *(getattr(self.model, name) for name in names))
+        forward = scope["forward"]
 
     return WithStates().eval()
 
 
-def _example_and_shapes(model: Model, module: Any, array: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def public_names(buffers: list[str], taken: list[str]) -> list[str]:
+    """The names the artefact gives a module's carried states (`_lstm_1_h` -> `lstm_1_h`),
+    clear of the names in `taken`."""
+    found: list[str] = []
+    for buffer in buffers:
+        found.append(_unique(buffer.lstrip("_"), taken + found, "_state"))
+    return found
+
+
+def artefact_names(model: Model, buffers: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(inputs, outputs, states) of the artefact, each name once, as an ONNX graph needs: the
+    spec's inputs; the spec's outputs (`x_out` where a rebound `x` is output beside input `x`);
+    the carried states as inputs (`lstm_1_h`) and, returned, `lstm_1_h_next`."""
+    inputs = [value.name for value in model.inputs]
+    outputs: list[str] = []
+    for key in model.outputs:
+        outputs.append(_unique(shown(key), inputs + outputs, "_out"))
+    states = public_names(buffers, inputs + outputs)
+    taken = inputs + outputs + states
+    returned: list[str] = []
+    for state in states:
+        returned.append(_unique(f"{state}_next", taken + returned, "_next"))
+    return [*inputs, *states], [*outputs, *returned], states
+
+
+def _unique(name: str, taken: list[str], suffix: str) -> str:
+    while name in taken:
+        name += suffix
+    return name
+
+
+def _example_and_shapes(
+    model: Model, module: Any, arrays: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The example arguments (inputs, then states), and their dynamic dimensions: the batch,
+    shared by every input (fixed for a stateful model), and every `*` of an input's shape (a
+    sequence's time axis). A free length is `Dim.DYNAMIC`, not a named `Dim`: lengths the
+    program ties together (a mask and its sequence, a merge) do not fail the export, and a
+    length the program would fix does."""
     import torch
 
-    (inp,) = model.inputs
-    dims: dict[int, Any] = {}
-    if not model.stateful:
-        dims[0] = torch.export.Dim("batch")
-    if (inp.is_sequence or inp.dtype.startswith("int")) and inp.shape[0] is None:
-        dims[1] = torch.export.Dim("time")
+    batch = torch.export.Dim("batch")
+    shapes: list[Any] = []
+    for inp in model.inputs:
+        dims: dict[int, Any] = {}
+        if not model.stateful:
+            dims[0] = batch
+        for axis, size in enumerate(inp.shape, start=1):
+            if size is None:
+                dims[axis] = torch.export.Dim.DYNAMIC
+        shapes.append(dims)
     states = [module.get_buffer(name).clone() for name in state_buffers(module)]
-    # (The states are forward's *states: their shapes nest as one tuple.)
-    return (torch.from_numpy(array), *states), (dims, tuple({} for _ in states)) if states else (dims,)
+    shapes.extend({} for _ in states)
+    return (*(torch.from_numpy(a) for a in arrays), *states), tuple(shapes)
 
 
-def _write_artefact(fmt: str, module: Any, example: tuple, shapes: tuple, path: Path) -> None:
+def _write_artefact(
+    fmt: str, module: Any, example: tuple, shapes: tuple, path: Path, names: tuple[list[str], list[str]]
+) -> None:
     import torch
 
     torch._dynamo.reset()  # a scan traced for an earlier program must not be reused
@@ -110,7 +172,15 @@ def _write_artefact(fmt: str, module: Any, example: tuple, shapes: tuple, path: 
             program = torch.export.export(module, example, dynamic_shapes=shapes)
             torch.export.save(program, str(path))
         else:
-            program = torch.onnx.export(module, example, dynamic_shapes=shapes, dynamo=True, verbose=False)
+            program = torch.onnx.export(
+                module,
+                example,
+                dynamic_shapes=shapes,
+                dynamo=True,
+                verbose=False,
+                input_names=names[0],
+                output_names=names[1],
+            )
             program.save(str(path), external_data=False)
 
 
@@ -189,7 +259,7 @@ def prove(
     """Compare the artefact with Keras on verify's batches (its first plan), in eval mode."""
     from rnnspec.equivalence import harness
 
-    result = harness.Result(model.name, outputs=list(model.outputs))
+    result = harness.Result(model.name, outputs=[shown(key) for key in model.outputs])
     result.modes = ["eval"]
     (_, steps), *_ = harness.plans(model, options, "")
     result.cases = [label for label, _ in steps][1 if model.stateful else 0 :]
@@ -204,7 +274,8 @@ def prove(
             continue
         keras_out = pair.run_keras(case.array, False)
         try:
-            found = run(case.array, *carried)
+            arrays = case.array if isinstance(case.array, tuple) else (case.array,)
+            found = run(*arrays, *carried)
         except Exception as exc:
             result.passed = False
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
@@ -232,12 +303,6 @@ def export(
     from rnnspec.files import check_output
 
     spec = Path(spec_path)
-    if len(model.inputs) != 1:
-        names = ", ".join(value.name for value in model.inputs)
-        raise ExportFailed(
-            f"{spec_path}: error: `rnnspec export` takes a model with one input for now; "
-            f"`{model.name}` has {len(model.inputs)} ({names})"
-        )
     check_output(output, [spec] + ([Path(weights_path)] if weights_path else []))
     harness.configure_frameworks()
     with _private_temp_dir():  # onnxruntime writes its `.ses` when it is imported
@@ -273,19 +338,21 @@ def _export(
             weights.update(extern_mod.random_weights(model, pair.keras_model, options.seed))
         pair.set_weights(weights)
         pair.set_mode(False)
-        module = deployable(pair.torch_module)
         first = (
             inputs_mod.chunks(model, 1, options.time, options.seed)[0]
             if model.stateful
             else inputs_mod.cases(model, max(options.batch, 2), options.time, options.seed)[0]
         )
-        example, shapes = _example_and_shapes(model, pair.torch_module, first.array)
-        names = state_buffers(pair.torch_module)
-        states = [s.numpy() * 0 for s in example[1:]]
+        arrays = first.array if isinstance(first.array, tuple) else (first.array,)
+        example, shapes = _example_and_shapes(model, pair.torch_module, arrays)
+        inputs, outputs, carried = artefact_names(model, state_buffers(pair.torch_module))
+        names = (inputs, outputs)
+        module = deployable(pair.torch_module, carried)
+        states = [s.numpy() * 0 for s in example[len(arrays) :]]
         try:
             with replacing(output, [spec], suffix=FORMATS[fmt]) as tmp:
                 try:
-                    _write_artefact(fmt, module, example, shapes, tmp)
+                    _write_artefact(fmt, module, example, shapes, tmp, names)
                     run = _load_artefact(fmt, tmp)
                 except Exception as exc:
                     detail = _reason(exc)
@@ -297,8 +364,6 @@ def _export(
                     raise _Mismatch
         except _Mismatch:
             pass
-    inputs = [model.inputs[0].name, *(name.lstrip("_") for name in names)]
-    outputs = [*model.outputs, *(name.lstrip("_") for name in names)]
     return Exported(result, inputs, outputs)
 
 

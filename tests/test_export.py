@@ -9,6 +9,7 @@ saying so, where those are not installed.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 
 import numpy as np
@@ -20,6 +21,7 @@ from rnnspec import runtime
 from rnnspec.cli import main
 from rnnspec.compiler import compile_source
 from rnnspec.equivalence.harness import load_program
+from rnnspec.export import FORMATS
 from rnnspec.runtime import torch_rnn as R
 from tests.golden import EXAMPLES
 
@@ -165,6 +167,8 @@ SPECS = {
     "stateful_masked": "model sm(batch_size=2) {\n    input tokens: int32[*]\n    embedding(9, 4, mask_zero=true)\n"
     "    lstm(3, stateful=true, return_sequences=true)\n"
     "    bidirectional(gru(2, return_state=true), merge_mode=none)\n}\n",
+    "rebound": "model rebound {\n    input x: float32[*, 3]\n    y = lstm(4, return_sequences=true)(x)\n"
+    "    x = dense(2)(y)\n    output x, y\n}\n",
 }
 
 
@@ -193,7 +197,12 @@ def test_torch_export_artefact_equals_keras(tmp_path, capsys, stem):
 def test_onnx_artefact_equals_keras(tmp_path, capsys, stem):
     text = run_export(tmp_path, capsys, stem, "onnx")
     if stem == "paragraphs":  # the carried state as explicit inputs and outputs
-        assert "inputs x, lstm_1_h, lstm_1_c; outputs dense_1, lstm_1_h, lstm_1_c" in text
+        assert "inputs x, lstm_1_h, lstm_1_c; outputs dense_1, lstm_1_h_next, lstm_1_c_next" in text
+        import onnx
+
+        graph = onnx.load(str(tmp_path / "paragraphs.onnx")).graph
+        assert [i.name for i in graph.input] == ["x", "lstm_1_h", "lstm_1_c"]
+        assert [o.name for o in graph.output] == ["dense_1", "lstm_1_h_next", "lstm_1_c_next"]
         assert "after reset, chunk 3" in text
     if stem == "stateful_masked":
         assert "inputs tokens, lstm_1_h, lstm_1_c; outputs bidirectional_1.forward," in text
@@ -236,12 +245,134 @@ def test_export_refuses_bad_options_and_outputs(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_graph_with_several_inputs_is_refused_by_name(tmp_path, capsys):
-    out = tmp_path / "s.pt2"
-    spec = str(EXAMPLES / "seq2seq.rnn")
-    assert main(["export", spec, "--model", "seq2seq", "--format", "torch-export", "-o", str(out)]) == 2
-    assert capsys.readouterr().err == (
-        f"{spec}: error: `rnnspec export` takes a model with one input for now; "
-        "`seq2seq` has 2 (source, target)\n"
+# Graphs: several inputs (explicit masks and states among them), several outputs, merges, shared
+# layers; one export per format here, the rest in the slow tier below.
+GRAPHS = EXAMPLES.parent / "tests" / "data" / "graphs"
+DIFF = r"(0|\d(?:\.\d+)?(?:e[-+]\d+)?)"
+
+
+def exact_line(template: str, line: str) -> None:
+    """`line` is `template` exactly, where `{diff}` is a max |diff| below the default 1e-5."""
+    pattern = DIFF.join(re.escape(part) for part in template.split("{diff}"))
+    match = re.fullmatch(pattern, line)
+    assert match, f"{line!r}\nis not\n{template!r}"
+    assert all(float(found) < 1e-5 for found in match.groups())
+
+
+def test_a_graph_exports_to_torch_export_with_a_free_length_per_input(tmp_path, capsys):
+    """seq2seq's artefact takes `source, target` and returns `probs`, proved against Keras, and
+    takes a source and a target of different lengths (each its own dynamic dimension)."""
+    from rnnspec.check import load_models
+
+    models = {m.name: m for m in load_models((EXAMPLES / "seq2seq.rnn").read_text())}
+    program = load_program(compile_source_of(models["seq2seq"]), "seq2seq")
+    torch.manual_seed(4)
+    trained = program.build_model().eval()
+    torch.save(trained.state_dict(), tmp_path / "trained.pt")
+    out, spec = tmp_path / "s.pt2", str(EXAMPLES / "seq2seq.rnn")
+    args = ["export", spec, "--model", "seq2seq", "--format", "torch-export", "-o", str(out)]
+    assert main([*args, "--weights", str(tmp_path / "trained.pt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    exact_line(
+        f"{spec}: seq2seq: torch-export ok  max |diff| {{diff}} vs Keras (output `probs`, row 1, "
+        "timestep 6, batch '260 timesteps'); 8 batches: mixed padding, no padding, right padding, "
+        "interior holes, one step valid, one row, one timestep, 260 timesteps",
+        lines[0],
     )
-    assert not out.exists()
+    assert lines[1:] == [f"  wrote {out}: inputs source, target; outputs probs"]
+    loaded = torch.export.load(str(out))
+    assert loaded.graph_signature.user_inputs == ("source", "target")
+    rng = np.random.default_rng(5)
+    source = torch.from_numpy(rng.integers(1, 5000, size=(3, 5)).astype(np.int32))
+    source[0, 3:] = 0  # right padding, masked
+    source[1, :2] = 0  # left padding
+    target = torch.from_numpy(rng.integers(1, 6000, size=(3, 11)).astype(np.int32))
+    with torch.no_grad():
+        found, want = loaded.module()(source, target), trained(source, target)
+    assert found.shape == (3, 11, 6000)
+    torch.testing.assert_close(found, want, atol=1e-6, rtol=0)
+
+
+def compile_source_of(model) -> str:
+    from rnnspec.compiler import generate
+
+    return generate(model, "pytorch", "seq2seq.rnn")
+
+
+@needs_onnx
+def test_a_graph_with_a_mask_input_and_a_state_input_exports_to_onnx(tmp_path, capsys):
+    """explicit.rnn: a bool mask input and a state input, four outputs; the ONNX graph's inputs
+    and outputs carry the spec's names in its order, with a free batch and free lengths."""
+    import onnx
+
+    spec, out = str(GRAPHS / "explicit.rnn"), tmp_path / "e.onnx"
+    assert main(["export", spec, "--format", "onnx", "-o", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    exact_line(
+        f"{spec}: explicit: onnx ok  max |diff| {{diff}} vs Keras (output `y`, row 5, timestep 2, "
+        "batch 'one step valid'); 8 batches: mixed padding, no padding, right padding, interior holes, one step valid, one row, "
+        "one timestep, 260 timesteps",
+        lines[0],
+    )
+    assert lines[1:] == [f"  wrote {out}: inputs x, m, h0; outputs y, h, z, w"]
+    graph = onnx.load(str(out)).graph
+
+    def dims(value):
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    assert [(i.name, dims(i)[0], dims(i)[2:]) for i in graph.input] == [
+        ("x", "batch", [3]),
+        ("m", "batch", []),
+        ("h0", "batch", []),
+    ]
+    assert all(isinstance(dims(graph.input[k])[1], str) for k in (0, 1))  # free lengths
+    assert [o.name for o in graph.output] == ["y", "h", "z", "w"]
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_an_output_named_as_an_input_is_renamed_in_the_artefact(tmp_path, capsys):
+    """`x = dense(2)(y)` rebinds the input's name: an ONNX graph names each value once."""
+    import onnx
+
+    text = run_export(tmp_path, capsys, "rebound", "onnx")
+    assert text.endswith(f"  wrote {tmp_path / 'rebound.onnx'}: inputs x; outputs x_out, y\n")
+    graph = onnx.load(str(tmp_path / "rebound.onnx")).graph
+    assert [i.name for i in graph.input] == ["x"] and [o.name for o in graph.output] == ["x_out", "y"]
+
+
+# Every model of every example, and the graphs of tests/data/graphs, under both formats.
+ALL_MODELS = [
+    (path, name)
+    for path in [*sorted(EXAMPLES.glob("*.rnn")), *sorted(GRAPHS.glob("*.rnn"))]
+    for name in re.findall(r"^model (\w+)", path.read_text(), flags=re.M)
+]
+# The artefact's inputs and outputs, where they are more than the spec's one input and its output.
+NAMES = {
+    "decoder_step": "inputs token, h0, c0; outputs probs, h, c",
+    "encoder": "inputs source; outputs h, c",
+    "three_heads": "inputs frames; outputs tags, topic, score",
+    "review_classifier": "inputs tokens, meta; outputs probs",
+    "siamese": "inputs left, right; outputs score",
+    "streaming": "inputs x, side, lstm_1_h, lstm_1_c, gru_1_h; outputs w, h, lstm_1_h_next, lstm_1_c_next, gru_1_h_next",
+    "merges": "inputs a, b, f; outputs r2, r3, r4, r5, r6, r7, r8, r9, r10, r1",
+    "bidi": "inputs t, s; outputs f, b, gfh, gbh, q, o",
+    "dropped": "inputs src, tgt; outputs y, z, p",
+    "explicit": "inputs x, m, h0; outputs y, h, z, w",
+    "stepped": "inputs x, h0, c0; outputs y, h, c, g, k",
+    "paragraphs": "inputs x, lstm_1_h, lstm_1_c; outputs dense_1, lstm_1_h_next, lstm_1_c_next",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["torch-export", pytest.param("onnx", marks=needs_onnx)])
+@pytest.mark.parametrize(("path", "name"), ALL_MODELS, ids=[f"{p.stem}-{n}" for p, n in ALL_MODELS])
+def test_every_example_model_exports_and_equals_keras(tmp_path, capsys, path, name, fmt):
+    out = tmp_path / f"{name}{FORMATS[fmt]}"
+    code = main(["export", str(path), "--model", name, "--format", fmt, "-o", str(out)])
+    text = capsys.readouterr()
+    lines = text.out.splitlines()
+    assert code == 0 and out.is_file(), text.out + text.err
+    assert lines[0].startswith(f"{path}: {name}: {fmt} ok  max |diff| ")
+    if name in NAMES:
+        assert lines[1] == f"  wrote {out}: {NAMES[name]}"
