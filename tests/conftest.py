@@ -95,6 +95,22 @@ SLOW_TESTS = {
     "tests/test_pytest_plugin.py::test_one_passing_item_per_model_and_a_failing_item_for_spec_errors",
     # a `rnnspec verify` subprocess; the same file name is compiled and checked in process
     "tests/test_hardening.py::test_verify_on_a_spec_named_to_inject_code_runs_nothing",
+    # exports: the default tier exports seq2seq (torch.export, trained weights, a free length per
+    # input), a graph with mask and state inputs (ONNX), and paragraphs' carried state (ONNX)
+    "tests/test_export.py::test_torch_export_artefact_equals_keras[masking]",
+    "tests/test_export.py::test_torch_export_artefact_equals_keras[stepped]",
+    "tests/test_export.py::test_onnx_artefact_equals_keras[stateful_masked]",
+    "tests/test_export.py::test_the_artefact_holds_the_trained_weights_given",
+    # gradients: proved in the default tier by test_gradients' other cases; these add the JSON
+    # report and the new layers
+    "tests/test_gradients.py::test_gradients_in_json",
+    "tests/test_one_input_layers.py::test_gradients_agree_through_the_new_layers",
+    # trained user layers: ported and verified in test_extern's default cases without training
+    "tests/test_extern.py::test_trained_weights_of_user_layers_port_and_verify",
+    # import: the conv2d front (default) covers convolutions over a varying length; a script's
+    # class is named (a subprocess) where the default tier names a module's
+    "tests/test_import_layers.py::test_a_speech_front_over_a_varying_length_imports_and_verifies",
+    "tests/test_import_layers.py::test_a_layer_class_written_in_a_script_is_named",
 }
 
 
