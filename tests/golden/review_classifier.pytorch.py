@@ -44,8 +44,8 @@ def keras_rnn(
 
     Each row's unmasked steps are moved to the front and the fused kernel runs over the whole
     batch unpacked: the outputs of a row's first `length` steps are exactly its outputs, the
-    rest are dropped. Eagerly, a batch without padding runs the plain kernel, and one padded
-    on the right only is not moved (its steps are at the front already).
+    rest are dropped. Eagerly, a batch without padding is not moved either, nor is one padded
+    on the right only (its steps are at the front already).
     """
     fused = isinstance(rnn, nn.RNNBase)
     if fused and exporting():
@@ -59,7 +59,11 @@ def keras_rnn(
     if isinstance(x, PackedRows):
         x = x.data  # each row's unmasked steps already, from the layer before
     elif eager and bool(mask.all()):
-        # Nothing to skip: the plain kernel.
+        # Nothing to skip: the kernel as it is, in chunks where it runs one direction and no
+        # final state is asked for (both directions in one call are faster than chunks).
+        if fused and not (states or rnn.bidirectional):
+            outputs, last, _ = fused_rows(rnn, x, None, state, False, sequences)
+            return outputs, last, None
         outputs, final = rnn(x, state) if fused else rnn(x, state, None)
         last = final[0] if isinstance(final, tuple) else final
         return outputs if sequences else None, last, final if states else None
@@ -156,15 +160,20 @@ def fused_rows(rnn, x, lengths, state, states, sequences=True):
     every row's steps are a prefix of what the kernel reads. The final state is each
     direction's output at the row's last step; an LSTM's cell state is not among the outputs
     and is recomputed from them (`lstm_cell_state`), only when `states` asks for it. The
-    outputs are None without `sequences`.
+    outputs are None without `sequences`; `lengths` None is every step of every row.
     """
     lstm = rnn.mode == "LSTM"
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if rnn.bias else [])
     outputs, lasts, cells = [], [], []
+    if lengths is None:  # every step of every row
+        lengths = torch.full(x.shape[:1], x.shape[1], device=x.device)
+        reverse = None
+    else:
+        reverse = lengths
     for direction in range(2 if rnn.bidirectional else 1):
         suffix = "_reverse" if direction else ""
         weights = [getattr(rnn, f"{name}_l0{suffix}") for name in names]
-        steps = reverse_valid(x, lengths) if direction else x
+        steps = reverse_valid(x, reverse) if direction else x
         if state is None:
             h0 = x.new_zeros(1, x.shape[0], rnn.hidden_size)
             initial = (h0, h0) if lstm else h0
@@ -182,7 +191,7 @@ def fused_rows(rnn, x, lengths, state, states, sequences=True):
             h0, c0 = (i[0] for i in initial)
             cells.append(lstm_cell_state(steps, y, lengths, h0, c0, weights))
         if sequences:
-            outputs.append(reverse_valid(y, lengths) if direction else y)
+            outputs.append(reverse_valid(y, reverse) if direction else y)
         del steps, y
     last = torch.stack(lasts)
     final = (last, torch.stack(cells)) if lstm and states else last
