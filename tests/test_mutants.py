@@ -135,7 +135,7 @@ model stepped_classifier {
 }
 """
 
-FAST_PATH = r"elif not \(torch\.jit\.is_tracing\(\) or exporting\(\)\) and bool\(mask\.all\(\)\):"
+FAST_PATH = r"elif eager and bool\(mask\.all\(\)\):"
 
 MUTANTS = {
     "swapped_gru_gates": Mutant(
@@ -158,8 +158,8 @@ MUTANTS = {
     ),
     "zeros_at_masked_steps": Mutant(
         MASKED_LSTM,
-        r"keep = mask if zero_masked else index >= 0",
-        "keep = mask",
+        r"hidden = ~keep if zero_masked else \(index < 0\)\.unsqueeze\(-1\)",
+        "hidden = ~keep",
         "masked timesteps output zeros instead of repeating the last unmasked output",
     ),
     "state_not_carried": Mutant(
@@ -260,8 +260,8 @@ MUTANTS = {
     ),
     "padded_row_not_zeroed": Mutant(
         CLASSIFIER,
-        r"empty = \(lengths == 0\)",
-        "empty = (lengths < 0)",
+        r"end = lengths - 1\n",
+        "end = (lengths - 1).clamp(min=0)\n",
         "a fully padded row outputs one step of its padding instead of zeros",
     ),
     "reset_keeps_cell_state": Mutant(

@@ -44,7 +44,8 @@ def keras_rnn(
 
     Each row's unmasked steps are moved to the front and the fused kernel runs over the whole
     batch unpacked: the outputs of a row's first `length` steps are exactly its outputs, the
-    rest are dropped.
+    rest are dropped. Eagerly, a batch without padding is not moved either, nor is one padded
+    on the right only (its steps are at the front already).
     """
     fused = isinstance(rnn, nn.RNNBase)
     if fused and exporting():
@@ -52,27 +53,39 @@ def keras_rnn(
             x = x.data
         outputs, last, final = scan_rnn(rnn, x, mask, state, zero_masked)
         return outputs if sequences else None, last, final if states else None
+    eager = not (torch.jit.is_tracing() or exporting())
     lengths = mask.sum(dim=1)
+    in_place = False  # the unmasked steps are at the front of the input already
     if isinstance(x, PackedRows):
         x = x.data  # each row's unmasked steps already, from the layer before
-    elif not (torch.jit.is_tracing() or exporting()) and bool(mask.all()):
-        # Nothing to skip: the plain kernel.
+    elif eager and bool(mask.all()):
+        # Nothing to skip: the kernel as it is, in chunks where it runs one direction and no
+        # final state is asked for (both directions in one call are faster than chunks).
+        if fused and not (states or rnn.bidirectional):
+            outputs, last, _ = fused_rows(rnn, x, None, state, False, sequences)
+            return outputs, last, None
         outputs, final = rnn(x, state) if fused else rnn(x, state, None)
         last = final[0] if isinstance(final, tuple) else final
         return outputs if sequences else None, last, final if states else None
+    elif eager and bool((mask[:, 1:] <= mask[:, :-1]).all()):
+        in_place = True  # right padding
     else:
         x = pack_rows(x, mask, lengths)
-    if not (torch.jit.is_tracing() or exporting()):
+    steps = x.shape[1]
+    if eager:
         # Steps after every row's last one need no run (a trace or an export keeps them).
         x = x[:, : max(int(lengths.max()), 1)]
     if fused:
-        outputs, last, final = fused_rows(rnn, x, lengths, state, states)
+        outputs, last, final = fused_rows(rnn, x, lengths, state, states, sequences)
     else:
         outputs, final = rnn(x, state, lengths)
         last = final[0] if isinstance(final, tuple) else final
-    # A row with no unmasked step keeps its initial state and outputs zeros.
+    del x
+    # A row with no unmasked step keeps its initial state and outputs zeros (`fused_rows`
+    # gives it a zero last output already).
     empty = (lengths == 0).view(1, -1, 1)
-    last = torch.where(empty, 0.0, last)
+    if not fused:
+        last = torch.where(empty, 0.0, last)
     if states:
         finals = final if isinstance(final, tuple) else (final,)
         initials = state if isinstance(state, tuple) else (state,) * len(finals)
@@ -87,12 +100,32 @@ def keras_rnn(
         return None, last, final
     if packed:
         return PackedRows(outputs), last, final
-    # Step t shows the output of its row's unmasked step number `index` (the last at or
-    # before t).
+    return unpack_rows(outputs, mask, last, steps, in_place, zero_masked), last, final
+
+
+def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
+    """The outputs of packed rows (`in_place`: of rows padded on the right) put back at their
+    `steps` timesteps: step t shows the output of its row's last unmasked step at or before t
+    (zeros before the first, and at every masked step with `zero_masked`)."""
+    keep = mask.unsqueeze(-1)
+    # (In place on a kernel's output only where autograd keeps no reference to it.)
+    reuse = not (torch.is_grad_enabled() and outputs.requires_grad)
+    if in_place:
+        if outputs.shape[1] < steps:
+            outputs = F.pad(outputs, (0, 0, 0, steps - outputs.shape[1]))
+        if zero_masked:
+            return (
+                outputs.masked_fill_(~keep, 0.0)
+                if reuse
+                else outputs.masked_fill(~keep, 0.0)
+            )
+        # After a row's last unmasked step, its last output (zeros for an empty row).
+        shown = torch.cat(last.unbind(0), dim=-1).unsqueeze(1)
+        return torch.where(keep, outputs, shown, out=outputs if reuse else None)
     index = mask.cumsum(dim=1) - 1
     rows = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
-    keep = mask if zero_masked else index >= 0
-    return torch.where(keep.unsqueeze(-1), outputs.gather(1, rows), 0.0), last, final
+    hidden = ~keep if zero_masked else (index < 0).unsqueeze(-1)
+    return outputs.gather(1, rows).masked_fill_(hidden, 0.0)
 
 
 def pack_rows(x, mask, lengths):
@@ -102,10 +135,12 @@ def pack_rows(x, mask, lengths):
     slot = torch.where(
         mask, valid.cumsum(1), lengths.unsqueeze(1) + (1 - valid).cumsum(1)
     )
-    slot = (slot - 1).unsqueeze(-1).expand_as(x)
-    return torch.zeros_like(x).scatter_(
-        1, slot, torch.where(mask.unsqueeze(-1), x, 0.0)
-    )
+    # Front slot s takes step `source[s]`: the inverse permutation, on the small index only.
+    steps = torch.arange(x.shape[1], device=x.device).expand_as(mask)
+    source = torch.empty(mask.shape, dtype=torch.long, device=x.device)
+    source = source.scatter_(1, slot - 1, steps)
+    front = x.gather(1, source.unsqueeze(-1).expand_as(x))
+    return front.masked_fill_((steps >= lengths.unsqueeze(1)).unsqueeze(-1), 0.0)
 
 
 def reverse_valid(x, lengths):
@@ -118,22 +153,27 @@ def reverse_valid(x, lengths):
     return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
 
-def fused_rows(rnn, x, lengths, state, states):
+def fused_rows(rnn, x, lengths, state, states, sequences=True):
     """A fused module over rows whose unmasked steps come first: (outputs, last, final).
 
     Each direction runs on its own (the reverse one over each row's steps reversed), so that
     every row's steps are a prefix of what the kernel reads. The final state is each
     direction's output at the row's last step; an LSTM's cell state is not among the outputs
-    and is recomputed from them (`lstm_cell_state`), only when `states` asks for it.
+    and is recomputed from them (`lstm_cell_state`), only when `states` asks for it. The
+    outputs are None without `sequences`; `lengths` None is every step of every row.
     """
     lstm = rnn.mode == "LSTM"
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if rnn.bias else [])
-    end = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, rnn.hidden_size)
     outputs, lasts, cells = [], [], []
+    if lengths is None:  # every step of every row
+        lengths = torch.full(x.shape[:1], x.shape[1], device=x.device)
+        reverse = None
+    else:
+        reverse = lengths
     for direction in range(2 if rnn.bidirectional else 1):
         suffix = "_reverse" if direction else ""
         weights = [getattr(rnn, f"{name}_l0{suffix}") for name in names]
-        steps = reverse_valid(x, lengths) if direction else x
+        steps = reverse_valid(x, reverse) if direction else x
         if state is None:
             h0 = x.new_zeros(1, x.shape[0], rnn.hidden_size)
             initial = (h0, h0) if lstm else h0
@@ -144,24 +184,64 @@ def fused_rows(rnn, x, lengths, state, states):
             )
         else:
             initial = state[direction : direction + 1]
-        y = run_direction(rnn, steps, initial, weights)
-        lasts.append(y.gather(1, end).squeeze(1))
+        keep = sequences or (lstm and states)
+        y, last = run_chunks(rnn, steps, initial, weights, lengths, keep)
+        lasts.append(last)
         if lstm and states:
             h0, c0 = (i[0] for i in initial)
             cells.append(lstm_cell_state(steps, y, lengths, h0, c0, weights))
-        outputs.append(reverse_valid(y, lengths) if direction else y)
+        if sequences:
+            outputs.append(reverse_valid(y, reverse) if direction else y)
+        del steps, y
     last = torch.stack(lasts)
     final = (last, torch.stack(cells)) if lstm and states else last
-    return torch.cat(outputs, dim=-1), last, final
+    return torch.cat(outputs, dim=-1) if sequences else None, last, final
+
+
+def run_chunks(rnn, x, initial, weights, lengths, sequences):
+    """One direction of a fused module over `x`, a chunk of steps at a time (the state carried
+    from one to the next): the outputs (None unless `sequences`) and each row's output at its
+    step `lengths[b] - 1` (zeros for an empty row).
+
+    The kernel's workspace grows with the rows times the steps it is given (four gates each):
+    chunks of about 2048 row-steps, at least 32 steps, bound it at no cost in time. (One
+    chunk under torch.jit.trace, which would fix the number of chunks.)
+    """
+    batch, steps = x.shape[:2]
+    chunk = max(steps, 1) if torch.jit.is_tracing() else max(32, 2048 // max(batch, 1))
+    end = lengths - 1
+    last = x.new_zeros(batch, rnn.hidden_size)
+    outputs = []
+    # Without autograd, each chunk's outputs go straight into their place.
+    into = None if torch.is_grad_enabled() or not sequences or steps <= chunk else True
+    if into:
+        into = x.new_empty(batch, steps, rnn.hidden_size)
+    for start in range(0, steps, chunk):
+        y, *state = run_direction(rnn, x[:, start : start + chunk], initial, weights)
+        initial = tuple(state) if len(state) > 1 else state[0]
+        at = (end - start).clamp(0, y.shape[1] - 1)
+        here = y.gather(1, at.view(-1, 1, 1).expand(-1, 1, y.shape[-1])).squeeze(1)
+        inside = ((end >= start) & (end < start + y.shape[1])).unsqueeze(-1)
+        last = torch.where(inside, here, last)
+        if into is not None:
+            into[:, start : start + y.shape[1]] = y
+        elif sequences:
+            outputs.append(y)
+    if into is not None:
+        return into, last
+    if not sequences:
+        return None, last
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1), last
 
 
 def run_direction(rnn, x, initial, weights):
-    """One direction of a fused module (its `weights`, torch's order) over `x`: the outputs."""
+    """One direction of a fused module (its `weights`, torch's order) over `x`: the outputs
+    and the final state, (y, h) or (y, h, c)."""
     bias = len(weights) == 4
     if rnn.mode == "LSTM":
-        return torch.lstm(x, initial, weights, bias, 1, 0.0, False, False, True)[0]
+        return torch.lstm(x, initial, weights, bias, 1, 0.0, False, False, True)
     run = {"GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
-    return run[rnn.mode](x, initial, weights, bias, 1, 0.0, False, False, True)[0]
+    return run[rnn.mode](x, initial, weights, bias, 1, 0.0, False, False, True)
 
 
 def lstm_cell_state(x, outputs, lengths, h0, c0, weights):

@@ -1,0 +1,140 @@
+"""The masked kernel's eager shortcuts, each against Keras's recurrence stepped in float64.
+
+`keras_rnn` takes different paths by the batch it is given, eagerly: the plain kernel without
+padding, no moving and no gather-back for right padding (outputs written in place when autograd
+does not need them), the kernel over chunks of steps on long sequences, and only each row's last
+output where the sequence is not returned. Every path must give Keras's values at every position,
+its gradients too, and the whole sequence of outputs must not be held where it is not used.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from rnnspec.runtime import torch_rnn as R
+from tests.test_export import reference
+
+BATCH, STEPS = 70, 75  # three chunks of 32 steps (2048 // 70 < 32)
+
+
+def mask_for(padding: str) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(3)
+    lengths = torch.randint(1, STEPS + 1, (BATCH,), generator=gen)
+    lengths[0] = STEPS
+    right = torch.arange(STEPS) < lengths.unsqueeze(1)
+    if padding == "none":
+        return torch.ones(BATCH, STEPS, dtype=torch.bool)
+    if padding == "right":
+        return right
+    if padding == "right, short and empty rows":  # the kernel stops before the last step
+        right[:, 60:] = False
+        right[1] = False
+        return right
+    if padding == "holes":
+        holes = torch.rand(BATCH, STEPS, generator=gen) > 0.3
+        holes[2] = False
+        return holes
+    raise AssertionError(padding)
+
+
+def repeated(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Keras's outputs outside a Bidirectional: a masked step repeats the last unmasked one."""
+    shown, out = torch.zeros_like(outputs[:, 0]), []
+    for t in range(outputs.shape[1]):
+        shown = torch.where(mask[:, t : t + 1], outputs[:, t], shown)
+        out.append(shown)
+    return torch.stack(out, 1)
+
+
+def peak_bytes(call) -> int:
+    """The most bytes torch's CPU allocator held during one call, above the level at its start."""
+    call()
+    with torch.profiler.profile(profile_memory=True) as prof:
+        call()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        events = json.loads(path.read_text())["traceEvents"]
+    return max(e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]")
+
+
+PADDINGS = ["none", "right", "right, short and empty rows", "holes"]
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("sequences", [True, False])
+@pytest.mark.parametrize("grad", [False, True])
+def test_every_eager_path_gives_keras_values_and_gradients(padding, kind, bidirectional, sequences, grad):
+    torch.manual_seed(0)
+    rnn = getattr(nn, kind)(3, 5, batch_first=True, bidirectional=bidirectional)
+    mask = mask_for(padding)
+    x = torch.randn(BATCH, STEPS, 3)
+    zero_masked = bidirectional
+    x_double = x.double().requires_grad_(grad)
+    want_out, want_last, want_final = reference(rnn, x_double, mask)
+    if not zero_masked:
+        want_out = repeated(want_out, mask)
+    x.requires_grad_(grad)
+    states = not bidirectional  # (both ways for each kind and `sequences`)
+    with torch.set_grad_enabled(grad):
+        out, last, final = R.keras_rnn(
+            rnn, x, mask, sequences=sequences, zero_masked=zero_masked, states=states
+        )
+    if sequences:
+        torch.testing.assert_close(out.double(), want_out, atol=1e-5, rtol=0)
+    else:
+        assert out is None
+    torch.testing.assert_close(last.double(), want_last, atol=1e-5, rtol=0)
+    finals = final if isinstance(final, tuple) else (final,)
+    wanted = want_final if isinstance(want_final, tuple) else (want_final,)
+    if states:
+        for found, want in zip(finals, wanted, strict=True):
+            torch.testing.assert_close(found.double(), want, atol=1e-5, rtol=0)
+    else:
+        assert final is None
+    if grad:
+        # Through the gather-back, the chunks and the out-of-place shortcuts alike.
+        weights = torch.linspace(-1, 1, last.shape[-1])
+        used = (out.sum(-1).pow(2).sum() if sequences else 0) + (last * weights).sum()
+        (x_grad,) = torch.autograd.grad(used, x)
+        want_used = (want_out.sum(-1).pow(2).sum() if sequences else 0) + (want_last * weights).sum()
+        (want_grad,) = torch.autograd.grad(want_used, x_double)
+        torch.testing.assert_close(x_grad.double(), want_grad, atol=1e-4, rtol=0)
+
+
+def test_right_padding_is_neither_moved_nor_gathered():
+    """No gather over the outputs (nor the inputs) when the rows are padded on the right."""
+    torch.manual_seed(0)
+    rnn = nn.LSTM(3, 5, batch_first=True)
+    x, mask = torch.randn(BATCH, STEPS, 3), mask_for("right")
+    with torch.no_grad(), torch.profiler.profile(record_shapes=True) as prof:
+        R.keras_rnn(rnn, x, mask)
+    # gather(input, dim, index): only the pick of each row's last output, one step per chunk.
+    picked = [e.input_shapes[2] for e in prof.events() if e.name == "aten::gather"]
+    assert picked and all(index[1] == 1 for index in picked), picked
+    assert not any(e.name == "aten::scatter_" for e in prof.events())
+
+
+def test_no_sequence_of_outputs_is_held_where_only_the_last_is_used():
+    torch.manual_seed(0)
+    rnn = nn.LSTM(16, 128, batch_first=True)
+    x = torch.randn(64, 256, 16)
+    lengths = torch.randint(64, 257, (64,))
+    lengths[0] = 256
+    mask = torch.arange(256) < lengths.unsqueeze(1)
+    sequence_bytes = 64 * 256 * 128 * 4
+    with torch.no_grad():
+        last_only = peak_bytes(lambda: R.keras_rnn(rnn, x, mask, sequences=False))
+        whole = peak_bytes(lambda: R.keras_rnn(rnn, x, mask))
+    # The kernel's workspace (four gates per step) over a chunk, never the whole sequence.
+    assert last_only < sequence_bytes, last_only
+    # The outputs once, and one chunk's workspace.
+    assert whole < 2.5 * sequence_bytes, whole
