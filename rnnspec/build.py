@@ -46,6 +46,7 @@ from rnnspec.parse import (
     FieldList,
     Ident,
     InputDecl,
+    ListValue,
     ModelAST,
     Number,
     Star,
@@ -286,6 +287,21 @@ def _convert(arg: Arg, name: str, attr: Attr, owner: str, report: Reporter) -> A
             report.error(where, f"`{name}` of `{owner}` is too large: at most {MAX_SIZE:,}, got `{shown}`")
             return _INVALID
         report.error(where, f"`{name}` of `{owner}` must be a positive integer, got `{shown}`{note}")
+    elif attr.type == "size_2d":
+        if isinstance(value, Number) and value.is_int and 0 < value.value <= MAX_SIZE:
+            return value.value
+        if isinstance(value, ListValue) and len(value.items) == 2:
+            sizes = [
+                item.value
+                for item in value.items
+                if isinstance(item, Number) and item.is_int and 0 < item.value <= MAX_SIZE
+            ]
+            if len(sizes) == 2:
+                return (sizes[0], sizes[1])
+        report.error(
+            where,
+            f"`{name}` of `{owner}` must be a positive integer or a list of two, got `{shown}`{note}",
+        )
     elif attr.type == "bool":
         if isinstance(value, Bool):
             return value.value

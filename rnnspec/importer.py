@@ -182,10 +182,17 @@ def _convert_value(key: str, value: Any, attr_type: str, attr: Attr | None = Non
     if value is None and attr is not None and attr.default is None:
         return None, None  # Keras's None default (pooling strides, ReLU's max_value)
     if attr_type == "pos_int" and isinstance(value, list) and value:
-        # Keras writes a layer's sizes as one per axis; a spec's 2-D sizes are square.
+        # Keras writes a layer's sizes as one per axis (Conv1D's kernel_size as [3]).
         if any(one != value[0] for one in value):
             return None, f"`{key}={_show(value)}`: only equal sizes on every axis have an equivalent"
         value = value[0]
+    if attr_type == "size_2d":
+        # Keras writes a 2-D window's sizes as [height, width]: one int where they agree (the
+        # spec's short form), else the pair.
+        sizes = value if isinstance(value, list) else [value, value]
+        if len(sizes) == 2 and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in sizes):
+            return (sizes[0] if sizes[0] == sizes[1] else (sizes[0], sizes[1])), None
+        return None, f"`{key}={_show(value)}` is not a positive integer or two of them (height, width)"
     if attr_type == "choice":
         if isinstance(value, str) and attr is not None and value in attr.choices:
             return value, None
@@ -1251,6 +1258,13 @@ def spec_literal(value: Any) -> str:
     return value
 
 
+def _spec_attr(attr: Attr, value: Any) -> str:
+    """One argument's value as a spec writes it: a 2-D window's (height, width) as `[h, w]`."""
+    if attr.type == "size_2d" and isinstance(value, tuple):
+        return "[" + ", ".join(spec_literal(one) for one in value) + "]"
+    return spec_literal(value)
+
+
 def _call(item: Item) -> str:
     schema = LAYER_SCHEMAS[item.kind]
     args = []
@@ -1261,11 +1275,11 @@ def _call(item: Item) -> str:
             assert item.inner is not None
             args.append(_call(item.inner))
         else:
-            args.append(spec_literal(item.attrs[key]))
+            args.append(_spec_attr(schema.attrs[key], item.attrs[key]))
     for key, attr in schema.attrs.items():
         if key in schema.positional or item.attrs[key] == attr.default:
             continue
-        args.append(f"{key}={spec_literal(item.attrs[key])}")
+        args.append(f"{key}={_spec_attr(attr, item.attrs[key])}")
     return f"{item.kind}({', '.join(args)})"
 
 

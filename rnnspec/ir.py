@@ -56,6 +56,7 @@ class Attr:
 
     # pos_int | bool | rate | float | activation | merge_mode | recurrent_layer | int | float32 | choice
     # | dims (the rest of the positional arguments: sizes, one may be -1) | dense_layer (a `dense(...)`)
+    # | size_2d (a 2-D window's sizes: one int for both axes, or a (height, width) tuple from `[h, w]`)
     type: str
     default: Any = REQUIRED
     choices: tuple[str, ...] = ()  # for `choice`

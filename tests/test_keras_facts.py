@@ -1152,6 +1152,36 @@ def test_pooling1d_defaults_and_same_padding():
         L.MaxPooling1D(8)(x)  # valid pooling over fewer steps than the window fails
 
 
+# Fact 61: Conv2D / MaxPooling2D take (height, width) sizes: the kernel is (kh, kw, in, out), the
+# config writes both sizes (equal ones too), and `same` pads each axis on its own as 1-D does.
+def test_conv2d_and_max_pooling2d_sizes_per_axis():
+    assert L.Conv2D(4, 3).get_config()["kernel_size"] == (3, 3)
+    assert L.Conv2D(4, [5, 3], strides=[2, 1]).get_config()["strides"] == (2, 1)
+    assert L.MaxPooling2D((2, 3)).get_config()["strides"] == (2, 3)  # strides=None: the pool size
+    x = (np.arange(20, dtype="float32") + 1).reshape(1, 5, 4, 1)
+
+    def windows(padded, kernel, stride, reduce):
+        rows = range(0, padded.shape[0] - kernel[0] + 1, stride[0])
+        cols = range(0, padded.shape[1] - kernel[1] + 1, stride[1])
+        return [[reduce(padded[r : r + kernel[0], c : c + kernel[1]]) for c in cols] for r in rows]
+
+    conv = L.Conv2D(1, (2, 3), strides=(2, 1), padding="same", use_bias=False)
+    conv.build(x.shape)
+    assert conv.get_weights()[0].shape == (2, 3, 1, 1)
+    conv.set_weights([np.arange(6, dtype="float32").reshape(2, 3, 1, 1)])
+    # height: ceil(5 / 2) = 3 outputs, padding (0, 1); width: 4 outputs, padding (1, 1)
+    padded = np.pad(x[0, :, :, 0], ((0, 1), (1, 1)))
+    kernel = np.arange(6, dtype="float32").reshape(2, 3)
+    expected = windows(padded, (2, 3), (2, 1), lambda cells: (cells * kernel).sum())
+    np.testing.assert_array_equal(np.asarray(conv(x))[0, :, :, 0], expected)
+    # pool (2, 3), strides (2, 3), same: 3 x 2 outputs, padding (0, 1) and (1, 1); padded cells never win
+    padded = np.pad(-x[0, :, :, 0], ((0, 1), (1, 1)), constant_values=-np.inf)
+    expected = windows(padded, (2, 3), (2, 3), np.max)
+    pooled = np.asarray(L.MaxPooling2D((2, 3), padding="same")(-x))[0, :, :, 0]
+    assert pooled.shape == (3, 2)
+    np.testing.assert_array_equal(pooled, expected)
+
+
 # Fact 55: shape layers keep Keras's (channels-last, row-major) element order.
 def test_reshape_flatten_repeat_vector():
     x = np.arange(24, dtype="float32").reshape(1, 6, 4)

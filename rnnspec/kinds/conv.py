@@ -148,26 +148,30 @@ class AveragePooling1D(_Pooling1D):
     h5_name = "average_pooling1d"
 
 
-def _spatial_out(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
-    return steps_out(size, kernel, stride, dilation, padding)
+def pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    """A 2-D window's size as (height, width): one int is both (Keras's `kernel_size=3`)."""
+    return (size, size) if isinstance(size, int) else (size[0], size[1])
 
 
 class _Spatial2D(DropsMask):
-    """A 2-D window over [height, width, channels] (channels last, as Keras); square kernels and
-    strides only, as one number each."""
+    """A 2-D window over [height, width, channels] (channels last, as Keras); kernels, strides and
+    pools are one int for both axes or a (height, width) pair, as Keras takes them."""
 
-    def window(self, layer: Layer) -> tuple[int, int, int, str]:
+    def window(self, layer: Layer) -> tuple[tuple[int, int], tuple[int, int], int, str]:
+        """((kernel height, width), (stride height, width), dilation, padding)."""
         raise NotImplementedError
 
     def channels(self, layer: Layer, channels: int) -> int:
         return channels
 
+    # The height is the axis that may vary (the time axis): these two are its (inputs.min_steps).
     def steps_out(self, layer: Layer, steps: int) -> int:
-        return steps_out(steps, *self.window(layer))
+        kernel, stride, dilation, padding = self.window(layer)
+        return steps_out(steps, kernel[0], stride[0], dilation, padding)
 
     def min_steps(self, layer: Layer) -> int:
         kernel, _, dilation, padding = self.window(layer)
-        return (kernel - 1) * dilation + 1 if padding == "valid" else 1
+        return (kernel[0] - 1) * dilation + 1 if padding == "valid" else 1
 
     def infer(self, layer: Layer, current: TensorValue, ctx: Context) -> list[TensorValue] | None:
         if len(current.shape) != 3 or None in current.shape[1:]:
@@ -179,7 +183,7 @@ class _Spatial2D(DropsMask):
             )
             return None
         kernel, stride, dilation, padding = self.window(layer)
-        if stride > 1 and dilation > 1:
+        if max(stride) > 1 and dilation > 1:
             ctx.report.error(
                 layer.where("dilation_rate"),
                 f"`{layer.kind}` cannot take strides > 1 with dilation_rate > 1 (Keras refuses it)",
@@ -187,14 +191,15 @@ class _Spatial2D(DropsMask):
             return None
         height, width, channels = current.shape
         out = [
-            None if size is None else _spatial_out(size, kernel, stride, dilation, padding)
-            for size in (height, width)
+            None if size is None else steps_out(size, kernel[axis], stride[axis], dilation, padding)
+            for axis, size in enumerate((height, width))
         ]
         if min(size for size in out if size is not None) < 1:
+            spans = [(k - 1) * dilation + 1 for k in kernel]
+            cells = f"{spans[0]} cells per axis" if spans[0] == spans[1] else "{} x {} cells".format(*spans)
             ctx.report.error(
                 layer.pos,
-                f"`{layer.name}` needs at least {(kernel - 1) * dilation + 1} cells per axis with padding=valid; "
-                f"it receives {describe(current)}",
+                f"`{layer.name}` needs at least {cells} with padding=valid; it receives {describe(current)}",
             )
             return None
         return [TensorValue(layer.name, "float32", (out[0], out[1], self.channels(layer, channels)))]
@@ -208,8 +213,8 @@ class Conv2D(_Spatial2D):
         ("filters", "kernel_size"),
         {
             "filters": Attr("pos_int"),
-            "kernel_size": Attr("pos_int"),
-            "strides": Attr("pos_int", 1),
+            "kernel_size": Attr("size_2d"),
+            "strides": Attr("size_2d", 1),
             "padding": Attr("choice", "valid", ("valid", "same")),
             "dilation_rate": Attr("pos_int", 1),
             "activation": Attr("activation", "linear"),
@@ -226,12 +231,7 @@ class Conv2D(_Spatial2D):
     arrays = (
         KerasArray(
             "kernel",
-            lambda layer, width: (
-                layer.attrs["kernel_size"],
-                layer.attrs["kernel_size"],
-                width,
-                layer.attrs["filters"],
-            ),
+            lambda layer, width: (*pair(layer.attrs["kernel_size"]), width, layer.attrs["filters"]),
             "weight",
         ),
         KerasArray(
@@ -242,9 +242,9 @@ class Conv2D(_Spatial2D):
         ),
     )
 
-    def window(self, layer: Layer) -> tuple[int, int, int, str]:
+    def window(self, layer: Layer) -> tuple[tuple[int, int], tuple[int, int], int, str]:
         a = layer.attrs
-        return a["kernel_size"], a["strides"], a["dilation_rate"], a["padding"]
+        return pair(a["kernel_size"]), pair(a["strides"]), a["dilation_rate"], a["padding"]
 
     def channels(self, layer: Layer, channels: int) -> int:
         return layer.attrs["filters"]
@@ -265,8 +265,8 @@ class MaxPooling2D(_Spatial2D):
     schema = LayerSchema(
         ("pool_size",),
         {
-            "pool_size": Attr("pos_int", 2),
-            "strides": Attr("pos_int", None),
+            "pool_size": Attr("size_2d", 2),
+            "strides": Attr("size_2d", None),
             "padding": Attr("choice", "valid", ("valid", "same")),
         },
     )
@@ -276,6 +276,6 @@ class MaxPooling2D(_Spatial2D):
         "data_format": (("channels_last",), "only data_format='channels_last' has an equivalent")
     }
 
-    def window(self, layer: Layer) -> tuple[int, int, int, str]:
+    def window(self, layer: Layer) -> tuple[tuple[int, int], tuple[int, int], int, str]:
         pool = layer.attrs["pool_size"]
-        return pool, layer.attrs["strides"] or pool, 1, layer.attrs["padding"]
+        return pair(pool), pair(layer.attrs["strides"] or pool), 1, layer.attrs["padding"]

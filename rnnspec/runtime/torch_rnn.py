@@ -623,11 +623,15 @@ def pad_same(x, kernel, stride, dilation=1, value=0.0):
 
 
 def pad_same_2d(x, kernel, stride, dilation=1, value=0.0):
-    """Pad the last two axes as TensorFlow's `same` padding does, each on its own."""
+    """Pad the last two axes as TensorFlow's `same` padding does, each on its own; `kernel` and
+    `stride` are one int for both axes or (height, width)."""
+    kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
+    stride = (stride, stride) if isinstance(stride, int) else stride
     pads = []
-    for length in (x.shape[-1], x.shape[-2]):
-        span = (kernel - 1) * dilation + 1
-        total = max((-(-length // stride) - 1) * stride + span - length, 0)
+    for axis in (1, 0):  # F.pad takes the last axis (the width) first
+        length = x.shape[axis - 2]
+        span = (kernel[axis] - 1) * dilation + 1
+        total = max((-(-length // stride[axis]) - 1) * stride[axis] + span - length, 0)
         pads += [total // 2, total - total // 2]
     return F.pad(x, tuple(pads), value=value)
 

@@ -17,6 +17,7 @@ from rnnspec import runtime
 from rnnspec.errors import Unsupported
 from rnnspec.ir import Layer, Model
 from rnnspec.kinds import kind_of
+from rnnspec.kinds.conv import pair
 from rnnspec.names import PYTORCH_FORWARD_PARAMETERS, PYTORCH_MODULE_NAMES, camel_case
 from rnnspec.targets import torch_layers as T
 from rnnspec.targets.common import (
@@ -34,6 +35,8 @@ from rnnspec.targets.common import (
 )
 from rnnspec.targets.pytorch_graph import GraphForward, relayout, return_lines, signature
 from rnnspec.text import docstring_text
+
+Pair = tuple[int, int]  # a 2-D window's (height, width)
 
 TORCH_ACTIVATIONS = {
     "linear": "{}",
@@ -675,26 +678,33 @@ def _pooling1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
 
 
 def _padding_2d(
-    layer: Layer, shape: tuple, kernel: int, stride: int, dilation: int
+    layer: Layer, shape: tuple, kernel: Pair, stride: Pair, dilation: int
 ) -> tuple[int, ...] | None:
-    """F.pad's (left, right, top, bottom) for TensorFlow's padding of [height, width]; None when it
-    depends on a height that varies (the helper pads at run time)."""
+    """F.pad's (left, right, top, bottom) for TensorFlow's padding of [height, width], each axis on
+    its own; None when it depends on a height that varies (the helper pads at run time)."""
     if layer.attrs["padding"] == "valid":
         return (0, 0, 0, 0)
-    if shape[0] is None and stride > 1:
+    if shape[0] is None and stride[0] > 1:
         return None
-    top, bottom = T.same_padding(shape[0] or 1, kernel, stride, dilation)
-    left, right = T.same_padding(shape[1], kernel, stride, dilation)
+    top, bottom = T.same_padding(shape[0] or 1, kernel[0], stride[0], dilation)
+    left, right = T.same_padding(shape[1], kernel[1], stride[1], dilation)
     return (left, right, top, bottom)
 
 
-def _padded_2d(b: _Builder, src: str | PyCall, pad, kernel: int, stride: int, dilation: int, value: str = ""):
+def _size_2d(size: Pair) -> str:
+    """torch's spelling of a 2-D size: one int where both axes agree, else (height, width)."""
+    return str(size[0]) if size[0] == size[1] else py_literal(size)
+
+
+def _padded_2d(
+    b: _Builder, src: str | PyCall, pad, kernel: Pair, stride: Pair, dilation: int, value: str = ""
+):
     """`src` (channels first) padded as _padding_2d says."""
     extra = (f"value={value}",) if value else ()
     if pad is None:
         b.helpers.add("pad_same_2d")
         b.imports.add("F")
-        args = (src, str(kernel), str(stride), *((str(dilation),) if dilation != 1 else ()))
+        args = (src, _size_2d(kernel), _size_2d(stride), *((str(dilation),) if dilation != 1 else ()))
         return PyCall("pad_same_2d", args + extra)
     if any(pad):
         b.imports.add("F")
@@ -706,10 +716,10 @@ def _padded_2d(b: _Builder, src: str | PyCall, pad, kernel: int, stride: int, di
 def _conv2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     """torch's Conv2d, unpadded, on the channels-first input padded as TensorFlow pads it."""
     a, attr = layer.attrs, f"self.{layer.name}"
-    kernel, stride, dilation = a["kernel_size"], a["strides"], a["dilation_rate"]
-    args = [str(b.features), str(a["filters"]), str(kernel)]
-    if stride != 1:
-        args.append(f"stride={stride}")
+    kernel, stride, dilation = pair(a["kernel_size"]), pair(a["strides"]), a["dilation_rate"]
+    args = [str(b.features), str(a["filters"]), _size_2d(kernel)]
+    if stride != (1, 1):
+        args.append(f"stride={_size_2d(stride)}")
     if dilation != 1:
         args.append(f"dilation={dilation}")
     if not a["use_bias"]:
@@ -730,15 +740,15 @@ def _conv2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
 
 @emits("max_pooling2d")
 def _max_pooling2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
-    pool = layer.attrs["pool_size"]
-    stride = layer.attrs["strides"] or pool
+    pool = pair(layer.attrs["pool_size"])
+    stride = pair(layer.attrs["strides"] or layer.attrs["pool_size"])
     pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, pool, stride, 1)
     b.imports.add("F")
     inner: str | PyCall = T.transpose(src, "0", "3", "1", "2")
     if pad is None or any(pad):  # -inf: a padded cell never wins
         b.assign(b.names.hidden, _padded_2d(b, inner, pad, pool, stride, 1, 'float("-inf")'))
         inner = b.names.hidden
-    pooled = PyCall("F.max_pool2d", (inner, str(pool), str(stride)))
+    pooled = PyCall("F.max_pool2d", (inner, _size_2d(pool), _size_2d(stride)))
     b.assign(b.names.hidden, T.transpose(pooled, "0", "2", "3", "1"))
     return False
 
