@@ -81,6 +81,18 @@ def _activations() -> st.SearchStrategy[str]:
     return st.sampled_from(ACTIVATIONS)
 
 
+# A recurrence through log_softmax (unbounded below) is chaotic: over verify's 260-step batch a
+# perturbation of 1e-13 in the input moves Keras's own float64 output by up to 2.5e-4 relative (and
+# some states reach 1e65), so no two implementations can be compared there, in any precision
+# (measured 2026-11-28 on bidirectional(gru(2, activation=log_softmax)), six seeds). The layer
+# accepts it; the fuzzer does not draw it inside a recurrence. Everywhere else it is drawn.
+CHAOTIC_IN_A_RECURRENCE = ("log_softmax",)
+
+
+def _recurrent_activations() -> st.SearchStrategy[str]:
+    return st.sampled_from([a for a in ACTIVATIONS if a not in CHAOTIC_IN_A_RECURRENCE])
+
+
 @st.composite
 def _call(draw, kind: str, positional: list[tuple[str, str]], keywords: list[str]) -> str:
     """Render `kind(...)`: some positional arguments may be given as keywords; keywords shuffled."""
@@ -101,9 +113,9 @@ def _call(draw, kind: str, positional: list[tuple[str, str]], keywords: list[str
 def _recurrent(draw, kind: str, flow: Flow, *, sequences: bool, last: bool, wrapped: bool) -> str:
     units = str(draw(st.integers(1, 6)))
     kw: list[str] = []
-    kw += draw(_keyword("activation", _activations(), "tanh"))
+    kw += draw(_keyword("activation", _recurrent_activations(), "tanh"))
     if kind != "simple_rnn":
-        kw += draw(_keyword("recurrent_activation", _activations(), "sigmoid"))
+        kw += draw(_keyword("recurrent_activation", _recurrent_activations(), "sigmoid"))
     kw += draw(_keyword("use_bias", _bools(), "true"))
     kw += draw(_keyword("dropout", st.sampled_from(RATES), "0.0"))
     kw += draw(_keyword("recurrent_dropout", st.sampled_from(RATES), "0.0"))
