@@ -644,22 +644,28 @@ def _time_distributed(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bo
     return has_mask
 
 
+def _conv_module(b: _Builder, layer: Layer, cls: str, kernel: str, stride: str | None) -> None:
+    """A convolution's module and Keras's initialisers: glorot-uniform kernel, zero bias."""
+    a, attr = layer.attrs, f"self.{layer.name}"
+    args = [str(b.features), str(a["filters"]), kernel]
+    if stride is not None:
+        args.append(f"stride={stride}")
+    if a["dilation_rate"] != 1:
+        args.append(f"dilation={a['dilation_rate']}")
+    if not a["use_bias"]:
+        args.append("bias=False")
+    b.module(layer, cls, args)
+    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
+    if a["use_bias"]:
+        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+
+
 @emits("conv1d")
 def _conv1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     """torch's Conv1d, unpadded, on the input padded as TensorFlow pads it (channels first inside)."""
     a, attr = layer.attrs, f"self.{layer.name}"
     kernel, stride, dilation = a["kernel_size"], a["strides"], a["dilation_rate"]
-    args = [str(b.features), str(a["filters"]), str(kernel)]
-    if stride != 1:
-        args.append(f"stride={stride}")
-    if dilation != 1:
-        args.append(f"dilation={dilation}")
-    if not a["use_bias"]:
-        args.append("bias=False")
-    b.module(layer, "nn.Conv1d", args)
-    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
-    if a["use_bias"]:
-        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+    _conv_module(b, layer, "nn.Conv1d", str(kernel), None if stride == 1 else str(stride))
     steps = b.model.values[layer.inputs[0]].shape[0]
     pad = T.padding(a["padding"], kernel, stride, dilation, steps)
     b.assign(b.names.hidden, _uses(b, T.conv1d_input(src, pad, kernel, stride, dilation)))
@@ -717,17 +723,7 @@ def _conv2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     """torch's Conv2d, unpadded, on the channels-first input padded as TensorFlow pads it."""
     a, attr = layer.attrs, f"self.{layer.name}"
     kernel, stride, dilation = pair(a["kernel_size"]), pair(a["strides"]), a["dilation_rate"]
-    args = [str(b.features), str(a["filters"]), _size_2d(kernel)]
-    if stride != (1, 1):
-        args.append(f"stride={_size_2d(stride)}")
-    if dilation != 1:
-        args.append(f"dilation={dilation}")
-    if not a["use_bias"]:
-        args.append("bias=False")
-    b.module(layer, "nn.Conv2d", args)
-    b.initialise(PyCall("nn.init.xavier_uniform_", (f"{attr}.weight",)))
-    if a["use_bias"]:
-        b.initialise(PyCall("nn.init.zeros_", (f"{attr}.bias",)))
+    _conv_module(b, layer, "nn.Conv2d", _size_2d(kernel), None if stride == (1, 1) else _size_2d(stride))
     pad = _padding_2d(layer, b.model.values[layer.inputs[0]].shape, kernel, stride, dilation)
     # Channels first, padded, in one statement; convolved and channels last in the next.
     b.assign(
