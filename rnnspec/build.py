@@ -85,6 +85,21 @@ def build_model(
     return Model(ast.name, ast.name_pos, options["batch_size"], inputs, layers)
 
 
+def input_dims(stmt: Any, report: Reporter) -> list[int | None] | None:
+    """An input's dimensions, `*` as None; each bad one reported, and then None."""
+    shape: list[int | None] = []
+    bad = False
+    for dim in stmt.dims:
+        if isinstance(dim, Number) and not (dim.is_int and 0 < dim.value <= MAX_SIZE):
+            report.error(
+                dim.pos,
+                f"a dimension must be a positive integer (at most {MAX_SIZE:,}) or `*`, got `{dim.text}`",
+            )
+            bad = True
+        shape.append(dim.value if isinstance(dim, Number) else None)
+    return None if bad else shape
+
+
 def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
     ok = True
     if stmt.dtype.name not in DTYPES:
@@ -93,19 +108,8 @@ def _input_value(stmt: Any, report: Reporter) -> TensorValue | None:
             f"unknown input type `{stmt.dtype.name}`: use int32, int64 or float32{did_you_mean(stmt.dtype.name, DTYPES)}",
         )
         ok = False
-    shape: list[int | None] = []
-    for dim in stmt.dims:
-        if isinstance(dim, Number):
-            if not dim.is_int or not 0 < dim.value <= MAX_SIZE:
-                report.error(
-                    dim.pos,
-                    f"a dimension must be a positive integer (at most {MAX_SIZE:,}) or `*`, got `{dim.text}`",
-                )
-                ok = False
-            shape.append(dim.value if dim.is_int else None)
-        else:
-            shape.append(None)
-    if not ok:
+    shape = input_dims(stmt, report)
+    if not ok or shape is None:
         return None
     dims = "[" + ", ".join("*" if d is None else str(d) for d in shape) + "]"
     if stmt.dtype.name.startswith("int"):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rnnspec.build import _bind_args, _layer, name_layer
+from rnnspec.build import _bind_args, _layer, input_dims, name_layer
 from rnnspec.errors import Diagnostic, Pos, Reporter, did_you_mean
 from rnnspec.ir import (
     DTYPES,
@@ -40,7 +40,6 @@ from rnnspec.parse import (
     LayerStmt,
     ListValue,
     ModelAST,
-    Number,
     OutputStmt,
     value_text,
 )
@@ -193,18 +192,9 @@ def input_value(stmt: InputDecl, report: Reporter) -> TensorValue | None:
             f"{did_you_mean(dtype, GRAPH_DTYPES)}",
         )
         return None
-    shape: list[int | None] = []
-    for dim in stmt.dims:
-        if isinstance(dim, Number):
-            if not dim.is_int or not 0 < dim.value <= MAX_SIZE:
-                report.error(
-                    dim.pos,
-                    f"a dimension must be a positive integer (at most {MAX_SIZE:,}) or `*`, got `{dim.text}`",
-                )
-                return None
-            shape.append(dim.value)
-        else:
-            shape.append(None)
+    shape = input_dims(stmt, report)
+    if shape is None:
+        return None
     dims = "[" + ", ".join("*" if d is None else str(d) for d in shape) + "]"
     if dtype != "float32" and len(shape) != 1:
         what = "holds token ids" if dtype != "bool" else "is a mask over time"

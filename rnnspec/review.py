@@ -160,11 +160,12 @@ def connected_to(model: Model) -> dict[str, str]:
 
 
 def render_summary(model: Model) -> str:
+    """Keras's summary table: a row per layer, its output shape and weights counted both ways; a
+    graph adds Keras's "connected to" column and its outputs."""
     rows = summary_rows(model)
-    header = ("layer", "kind", "output shape", "params (Keras)", "params (PyTorch)")
     unknown = any(r[3] is None for r in rows)
-    if model.is_graph:
-        return _render_graph_summary(model, rows, header, unknown)
+    links = connected_to(model) if model.is_graph else None
+    texts = ("layer", "kind", "output shape", *(("connected to",) if links is not None else ()))
 
     def count(n: int | None) -> str:
         return "?" if n is None else f"{n:,}"
@@ -172,57 +173,30 @@ def render_summary(model: Model) -> str:
     def total(i: int) -> str:
         return count(sum(r[i] or 0 for r in rows)) + (" + ?" if unknown else "")
 
-    table = [
-        header,
-        *[(a, b, c, count(d), count(e)) for a, b, c, d, e in rows],
-        ("total", "", "", total(3), total(4)),
-    ]
-    widths = [max(len(str(row[i])) for row in table) for i in range(5)]
+    def row(name, kind, shape, keras, torch) -> tuple[str, ...]:
+        link = (links.get(name, ""),) if links is not None else ()
+        return (name, kind, shape, *link, keras, torch)
 
-    def line(row) -> str:
-        cells = [
-            str(c).ljust(w) if i < 3 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+    header = (*texts, "params (Keras)", "params (PyTorch)")
+    table = [header, *[row(a, b, c, count(d), count(e)) for a, b, c, d, e in rows]]
+    table.append(row("total", "", "", total(3), total(4)))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        aligned = [
+            c.ljust(w) if i < len(texts) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
-        return "  ".join(cells).rstrip()
+        return "  ".join(aligned).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    body = [line(r) for r in table[1:-1]]
-    note = ["? = a user layer's weights, known only once its classes are built"] if unknown else []
-    return (
-        "\n".join([f"model `{model.name}`", line(header), rule, *body, rule, line(table[-1]), *note]) + "\n"
-    )
-
-
-def _render_graph_summary(model: Model, rows, header, unknown: bool) -> str:
-    links = connected_to(model)
-    header = (*header[:3], "connected to", *header[3:])
-
-    def count(n: int | None) -> str:
-        return "?" if n is None else f"{n:,}"
-
-    def total(i: int) -> str:
-        return count(sum(r[i] or 0 for r in rows)) + (" + ?" if unknown else "")
-
-    table = [
-        header,
-        *[(a, b, c, links.get(a, ""), count(d), count(e)) for a, b, c, d, e in rows],
-        ("total", "", "", "", total(3), total(4)),
-    ]
-    widths = [max(len(str(row[i])) for row in table) for i in range(6)]
-
-    def line(row) -> str:
-        cells = [
-            str(c).ljust(w) if i < 4 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    outputs = ", ".join(_value_ref(model, key) for key in model.outputs)
-    note = ["? = a user layer's weights, known only once its classes are built"] if unknown else []
     lines = [f"model `{model.name}`", line(header), rule, *[line(r) for r in table[1:-1]], rule]
-    return "\n".join([*lines, line(table[-1]), f"outputs: {outputs}", *note]) + "\n"
+    lines.append(line(table[-1]))
+    if links is not None:
+        lines.append("outputs: " + ", ".join(_value_ref(model, key) for key in model.outputs))
+    if unknown:
+        lines.append("? = a user layer's weights, known only once its classes are built")
+    return "\n".join(lines) + "\n"
 
 
 def _value_ref(model: Model, key: str) -> str:

@@ -378,6 +378,15 @@ def test_inputs_with_more_dimensions():
     assert m.values["s"].shape == (20, None, 3)
 
 
+def test_every_bad_dimension_of_a_graph_input_is_reported():
+    with pytest.raises(SpecError) as info:
+        load_models(model("input img: float32[0, *, 2.5]", "y = dense(2)(img)", "output y"))
+    assert [d.render("m.rnn", None) for d in info.value.diagnostics] == [
+        "m.rnn:2:24: error: a dimension must be a positive integer (at most 2,147,483,647) or `*`, got `0`",
+        "m.rnn:2:30: error: a dimension must be a positive integer (at most 2,147,483,647) or `*`, got `2.5`",
+    ]
+
+
 SIAMESE_SUMMARY = """\
 model `siamese`
 layer          kind                output shape      connected to                                    params (Keras)  params (PyTorch)
