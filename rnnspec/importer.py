@@ -12,6 +12,7 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1114,21 +1115,10 @@ class _Converter:
     def _input(self, config: dict[str, Any] | None, items: list[Item | None]) -> str | None:
         if config is None:
             return None
-        shape = config.get("batch_shape", config.get("batch_input_shape"))
-        dtype = config.get("dtype", "float32")
-        if isinstance(dtype, dict):
-            dtype = (dtype.get("config") or {}).get("name")
-        name = str(config.get("name") or "x")
-        for key in ("sparse", "ragged", "optional"):
-            if config.get(key):
-                self.problem(f"input `{name}`: `{key}=true` has no equivalent")
-        if (
-            not isinstance(shape, list)
-            or not shape
-            or not all(d is None or isinstance(d, int) for d in shape)
-        ):
-            self.problem(f"input `{name}`: the shape {_show(shape)} has no equivalent")
+        read = _input_config(self.problem, config, rank=1)
+        if read is None:
             return None
+        name, shape, dtype = read
         batch, dims = shape[0], shape[1:]
         first = next((item for item in items if item is not None), None)
         if dtype not in ("int32", "int64", "float32"):
@@ -1644,23 +1634,34 @@ def _as_layer_named(item: Item, name: str):
     return layer
 
 
-def _input_line(conv: _Converter, config: dict[str, Any], taken: set[str]) -> str | None:
-
+def _input_config(
+    problem: Callable[[str], None], config: dict[str, Any], rank: int
+) -> tuple[str, list[int | None], Any] | None:
+    """An InputLayer's name, batch shape (at least `rank` long) and dtype; what has no equivalent
+    reported."""
     shape = config.get("batch_shape", config.get("batch_input_shape"))
     dtype = config.get("dtype", "float32")
     if isinstance(dtype, dict):
         dtype = (dtype.get("config") or {}).get("name")
-    raw = str(config.get("name") or "x")
+    name = str(config.get("name") or "x")
     for key in ("sparse", "ragged", "optional"):
         if config.get(key):
-            conv.problem(f"input `{raw}`: `{key}=true` has no equivalent")
+            problem(f"input `{name}`: `{key}=true` has no equivalent")
     if (
         not isinstance(shape, list)
-        or len(shape) < 2
+        or len(shape) < rank
         or not all(d is None or isinstance(d, int) for d in shape)
     ):
-        conv.problem(f"input `{raw}`: the shape {_show(shape)} has no equivalent")
+        problem(f"input `{name}`: the shape {_show(shape)} has no equivalent")
         return None
+    return name, shape, dtype
+
+
+def _input_line(conv: _Converter, config: dict[str, Any], taken: set[str]) -> str | None:
+    read = _input_config(conv.problem, config, rank=2)
+    if read is None:
+        return None
+    raw, shape, dtype = read
     dims = shape[1:]
     if dtype not in ("int32", "int64", "float32", "bool"):
         conv.problem(f"input `{raw}`: dtype `{dtype}` has no equivalent (int32, int64, float32 or bool)")

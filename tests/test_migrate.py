@@ -336,6 +336,43 @@ def test_import_refuses_options_keras_3_no_longer_writes(trained, tmp_path, caps
     ]
 
 
+def test_import_refuses_inputs_without_an_equivalent(tmp_path, capsys):
+    """Input configs edited by hand: sparse, ragged and optional inputs, a shape without a time axis;
+    in a stack and in a graph."""
+    x = keras.Input((None,), dtype="int32", name="tokens")
+    h = keras.layers.LSTM(3, name="lstm")(keras.layers.Embedding(10, 4, name="embedding")(x))
+    keras.Model(x, h, name="one").save(tmp_path / "one.keras")
+    a, b = keras.Input((None, 2), name="a"), keras.Input((None, 2), name="b")
+    y = keras.layers.LSTM(3, name="lstm")(keras.layers.Add(name="add")([a, b]))
+    keras.Model([a, b], y, name="two").save(tmp_path / "two.keras")
+
+    def edit_one(config):
+        config["config"]["layers"][0]["config"].update(sparse=True, ragged=True)
+
+    def edit_two(config):
+        layers = config["config"]["layers"]
+        layers[0]["config"]["optional"] = True
+        layers[1]["config"]["batch_shape"] = [None]
+
+    _edit_config(tmp_path / "one.keras", tmp_path / "one_bad.keras", edit_one)
+    _edit_config(tmp_path / "two.keras", tmp_path / "two_bad.keras", edit_two)
+    head = "error: cannot import the model; these have no equivalent in the language:"
+    assert run(capsys, "import", tmp_path / "one_bad.keras") == (
+        2,
+        "",
+        f"{tmp_path / 'one_bad.keras'}: {head}\n"
+        "  input `tokens`: `sparse=true` has no equivalent\n"
+        "  input `tokens`: `ragged=true` has no equivalent\n",
+    )
+    assert run(capsys, "import", tmp_path / "two_bad.keras") == (
+        2,
+        "",
+        f"{tmp_path / 'two_bad.keras'}: {head}\n"
+        "  input `a`: `optional=true` has no equivalent\n"
+        "  input `b`: the shape [null] has no equivalent\n",
+    )
+
+
 def test_import_of_a_stateful_sequential_model(tmp_path, capsys):
     model = keras.Sequential(
         [
