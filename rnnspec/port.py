@@ -31,7 +31,14 @@ from rnnspec.errors import Unsupported, first_lines
 from rnnspec.errors import UserError as UsageError
 from rnnspec.files import replacing, require_regular_file
 from rnnspec.frameworks import import_frameworks, quiet_stderr
-from rnnspec.importer import Imported, ImportRefused, import_model, read_member, spec_literal
+from rnnspec.importer import (
+    CELL_LAYERS,
+    Imported,
+    ImportRefused,
+    import_model,
+    read_member,
+    spec_literal,
+)
 from rnnspec.ir import MERGE_KINDS, Layer, Model
 from rnnspec.kinds import kind_of
 from rnnspec.text import escape_unprintable
@@ -454,6 +461,16 @@ def _find_layer(model: Any, name: str) -> Any:
     return model.get_layer(name)  # Keras's own error
 
 
+def _keras_class(layer: Any, written: bool = False) -> str:
+    """A loaded Keras layer's class as the spec's layer kinds name it: an `RNN(LSTMCell)` is the
+    LSTM it equals (`import` writes it so); `written` gives it as the file has it."""
+    name = type(layer).__name__
+    cell = type(getattr(layer, "cell", None)).__name__
+    if name == "RNN" and cell in CELL_LAYERS:
+        return f"RNN({cell})" if written else CELL_LAYERS[cell]
+    return name
+
+
 def _read_keras_by_keras(
     model: Model, programs: _Programs, path: Path, fmt: str, spec_path: str
 ) -> dict[str, list[np.ndarray]]:
@@ -471,13 +488,15 @@ def _read_keras_by_keras(
             if layer.kind in MERGE_KINDS:
                 continue  # no weights (and an unnamed merge is named by Keras)
             try:
-                klayer = loaded.get_layer(layer.name)
+                klayer = _find_layer(loaded, layer.name)
             except ValueError:
                 problems.append(f"{layer.name}: the spec has this layer, the file has no layer of that name")
                 continue
             want = type(built.get_layer(layer.name)).__name__
-            if type(klayer).__name__ != want:
-                problems.append(f"{layer.name}: the spec has a {want}, the file a {type(klayer).__name__}")
+            if _keras_class(klayer) != want:
+                problems.append(
+                    f"{layer.name}: the spec has a {want}, the file a {_keras_class(klayer, True)}"
+                )
             elif layer.inner is not None:
                 found[layer.name] = klayer.forward_layer.get_weights() + klayer.backward_layer.get_weights()
             elif klayer.weights:

@@ -551,3 +551,39 @@ def test_a_speech_front_over_a_varying_length_imports_and_verifies(tmp_path, cap
     code, out, err = run(capsys, "verify", spec, "--weights", tmp_path / "speech.keras")
     assert code == 0, err
     assert "260 timesteps" in out
+
+
+def test_a_graph_with_rnn_cells_and_a_nested_model_ports_the_arrays_it_was_saved_with(tmp_path, capsys):
+    """Several inputs make a graph spec, whose weights are taken by layer name: an RNN(LSTMCell) is
+    the `lstm` it equals, a Bidirectional(RNN(GRUCell)) its `bidirectional(gru)`, and a layer inside
+    a nested model is found there. The ported PyTorch program computes the saved model's function."""
+    import torch
+
+    from rnnspec.check import load_model
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import load_program
+
+    keras.utils.set_random_seed(4)
+    a, b = keras.Input((None, 2), name="a"), keras.Input((None, 2), name="b")
+    inner_in = keras.Input((None, 2))
+    inner = keras.Model(inner_in, L.Dense(2, activation="tanh", name="proj")(inner_in), name="inner")
+    h = L.Add(name="add")([inner(a), b])
+    h = L.RNN(L.LSTMCell(3), return_sequences=True, name="rnn")(h)
+    h = L.Bidirectional(L.RNN(L.GRUCell(3)), name="bi")(h)
+    model = keras.Model([a, b], h, name="two")
+    model.save(tmp_path / "two.keras")
+    spec, pt = tmp_path / "two.rnn", tmp_path / "two.pt"
+    code, out, err = run(capsys, "import", tmp_path / "two.keras", "-o", spec)
+    assert (code, out, err) == (0, "", "")
+    assert "    rnn = lstm(3, return_sequences=true)(add) as rnn" in spec.read_text().splitlines()
+    code, out, err = run(capsys, "verify", spec, "--weights", tmp_path / "two.keras")
+    assert code == 0, err
+    code, out, err = run(capsys, "port", spec, "--from", tmp_path / "two.keras", "--to", pt)
+    assert code == 0, err
+    module = load_program(generate(load_model(spec.read_text()), "pytorch", "two.rnn"), "two_torch")
+    torch_model = module.build_model().eval()
+    torch_model.load_state_dict(torch.load(pt, weights_only=True), strict=True)
+    x, y = np.random.default_rng(5).normal(size=(2, 3, 9, 2)).astype("float32")
+    with torch.no_grad():
+        got = torch_model(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+    np.testing.assert_allclose(got, np.asarray(model([x, y])), rtol=0, atol=1e-6)
