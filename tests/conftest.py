@@ -8,8 +8,14 @@ the original temp directory (PYTEST_DEBUG_TEMPROOT, unless --basetemp is given).
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+
+# One torch thread (set before torch is imported, and inherited by the commands tests run): the
+# suite's tensors are tiny, and on 2 cores shared with TensorFlow (or another process) torch's
+# spinning thread pool made the runtime tests 4x slower (4 s against 18 s).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -46,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _PREVIOUS_TMPDIR.append(os.environ.get("TMPDIR"))
     os.environ["TMPDIR"] = str(fresh)
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    if "torch" in sys.modules:  # imported before this file (by another plugin): too late for the variable
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def _left_in_temp() -> list[str]:
