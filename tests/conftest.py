@@ -44,7 +44,9 @@ _PREVIOUS_TMPDIR: list[str | None] = []
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    original = tempfile.gettempdir()
+    # (a pytest-xdist worker inherits the fresh TMPDIR of the run that started it: it takes its own
+    # beside that one, so that each directory is judged by the process that made it)
+    original = os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir()
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", original)  # tmp_path's base stays out of it
     fresh = Path(tempfile.mkdtemp(prefix="rnnspec-tests-tmp-", dir=original))
     # torch.optim's first step creates torch inductor's cache, $TMPDIR/torchinductor_$USER, and
