@@ -8,23 +8,34 @@ the original temp directory (PYTEST_DEBUG_TEMPROOT, unless --basetemp is given).
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+
+# One torch thread (set before torch is imported, and inherited by the commands tests run): the
+# suite's tensors are tiny, and on 2 cores shared with TensorFlow (or another process) torch's
+# spinning thread pool made the runtime tests 4x slower (4 s against 18 s).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["pytester"]
 
-# "ci" (the default) is quick and reproducible; "thorough" searches ten times longer:
-#   RNNSPEC_HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_fuzz_equivalence.py
-settings.register_profile(
-    "ci", max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile(os.environ.get("RNNSPEC_HYPOTHESIS_PROFILE", "ci"))
+# Hypothesis profiles. Tests give their example counts relative to the profile's (`examples(n)`
+# in tests/helpers.py: n under "ci"). The default tier draws a fifth ("quick"); every property
+# test also runs in the `slow` tier, which draws the full count ("ci", also the profile of a run
+# of both tiers); "thorough" searches ten times longer:
+#   RNNSPEC_HYPOTHESIS_PROFILE=thorough python -m pytest -m slow tests/test_fuzz_equivalence.py
+PROFILE_EXAMPLES = {"quick": 10, "ci": 50, "thorough": 500}
+for _name, _count in PROFILE_EXAMPLES.items():
+    settings.register_profile(
+        _name,
+        max_examples=_count,
+        deadline=None,
+        derandomize=_name != "thorough",
+        suppress_health_check=[HealthCheck.too_slow],
+    )
 
 
 _TEMP: dict[str, Path] = {}
@@ -33,7 +44,9 @@ _PREVIOUS_TMPDIR: list[str | None] = []
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    original = tempfile.gettempdir()
+    # (a pytest-xdist worker inherits the fresh TMPDIR of the run that started it: it takes its own
+    # beside that one, so that each directory is judged by the process that made it)
+    original = os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir()
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", original)  # tmp_path's base stays out of it
     fresh = Path(tempfile.mkdtemp(prefix="rnnspec-tests-tmp-", dir=original))
     # torch.optim's first step creates torch inductor's cache, $TMPDIR/torchinductor_$USER, and
@@ -46,6 +59,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _PREVIOUS_TMPDIR.append(os.environ.get("TMPDIR"))
     os.environ["TMPDIR"] = str(fresh)
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    # Before the test modules are imported: their @settings read the profile then.
+    default_tier = config.getoption("markexpr", "") == "not slow"
+    settings.load_profile(os.environ.get("RNNSPEC_HYPOTHESIS_PROFILE", "quick" if default_tier else "ci"))
+    if "torch" in sys.modules:  # imported before this file (by another plugin): too late for the variable
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def _left_in_temp() -> list[str]:
@@ -112,6 +130,21 @@ SLOW_TESTS = {
     "tests/test_import_layers.py::test_a_speech_front_over_a_varying_length_imports_and_verifies",
     "tests/test_import_layers.py::test_a_layer_class_written_in_a_script_is_named",
 }
+
+
+@pytest.fixture(autouse=True)
+def hypothesis_tier(request: pytest.FixtureRequest) -> str | None:
+    """Which tier a property test's copy belongs to (None for any other test): pytest_generate_tests
+    gives each property test a copy in each tier, so that the `slow` tier draws the full count."""
+    return getattr(request, "param", None)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if getattr(metafunc.function, "is_hypothesis_test", False) and not metafunc.definition.get_closest_marker(
+        "slow"
+    ):
+        tiers = ["default-tier", pytest.param("slow-tier", marks=pytest.mark.slow)]
+        metafunc.parametrize("hypothesis_tier", tiers, indirect=True)
 
 
 def _example(item: pytest.Item) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import settings
+
 from rnnspec.check import load_model
 from rnnspec.compiler import compile_source, generate
 from rnnspec.equivalence.harness import Programs, Result, configure_frameworks, verify
@@ -44,3 +46,9 @@ def assert_generates(spec: str, keras: str | list[str] = (), pytorch: str | list
                 f"the {target} program lacks:\n{snippet}\n--- spec ---\n{source}--- {target} program ---\n{code}"
             )
     return programs
+
+
+def examples(count: int) -> int:
+    """`count` examples under the "ci" profile (the `slow` tier's), scaled to the loaded profile:
+    a fifth in the default tier, ten times as many under "thorough"."""
+    return max(1, count * settings().max_examples // 50)

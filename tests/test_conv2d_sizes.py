@@ -198,7 +198,7 @@ def test_a_non_square_keras_front_imports_and_verifies_with_its_weights(tmp_path
     h = L.Reshape((-1, 6), name="collapse")(h)
     h = L.Bidirectional(L.GRU(5, return_sequences=True), name="birnn")(h)
     model_ = keras.Model(x, L.Dense(7, activation="softmax", name="chars")(h), name="speech")
-    model_.compile(optimizer="adam", loss="mse")
+    model_.compile(optimizer="adam", loss="mse", run_eagerly=True)
     model_.fit(np.random.default_rng(5).normal(size=(8, 10, 12)), np.zeros((8, 5, 7)), epochs=1, verbose=0)
     model_.save(tmp_path / "speech.keras")
     code, out, err = run(capsys, "import", tmp_path / "speech.keras")

@@ -1,7 +1,7 @@
 """Random valid specs over the whole language: the Keras and PyTorch programs must agree.
 
-The hypothesis profile comes from tests/conftest.py ("ci" by default: 50 derandomized examples;
-RNNSPEC_HYPOTHESIS_PROFILE=thorough for 500 random ones). A failure prints the shrunk spec, the
+The hypothesis profile comes from tests/conftest.py (the default tier draws a fifth of the `slow`
+tier's derandomized examples; RNNSPEC_HYPOTHESIS_PROFILE=thorough ten times as many, random). A failure prints the shrunk spec, the
 verification report and the generated PyTorch program.
 
 Tolerance. Programs are held to `rnnspec verify`'s rule: |diff| <= 1e-5 in float32, or, where
@@ -23,6 +23,7 @@ from rnnspec.compiler import generate
 from rnnspec.equivalence.harness import Programs, Result, configure_frameworks, verify
 from rnnspec.options import VerifyOptions
 from rnnspec.verify import describe
+from tests.helpers import examples
 from tests.strategies import REGRESSION_SPECS, graph_specs, specs
 
 
@@ -45,7 +46,7 @@ def report(source: str, programs: Programs) -> str:
     return f"--- spec ---\n{source}--- pytorch ---\n{programs.torch_code}"
 
 
-@settings(max_examples=6 * settings().max_examples)
+@settings(max_examples=examples(300))
 @given(source=specs())
 def test_every_drawn_spec_is_valid_and_compiles(source):
     """Cheap and wide: the strategy draws only specs the checker accepts; both programs are Python."""
@@ -54,10 +55,11 @@ def test_every_drawn_spec_is_valid_and_compiles(source):
         compile(generate(model, target, "fuzz.rnn"), f"fuzz_{target}.py", "exec")
 
 
-@settings(max_examples=max(1, settings().max_examples // 5))
+@settings(max_examples=examples(10))
 @given(source=specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_keras_and_pytorch_agree(source, steps, seed):
-    """The default tier draws a fifth of the profile's examples; the `slow` tier the rest."""
+    """A few drawn specs here (two in the default tier, ten in its `slow`-tier copy); the `slow` tier
+    draws the profile's full count below."""
     check_equivalent(source, float64_fallback=True, time=steps, seed=seed, chunks=2)
 
 
@@ -67,7 +69,7 @@ def test_keras_and_pytorch_agree_on_more_specs(source, steps, seed):
     check_equivalent(source, float64_fallback=True, time=steps, seed=seed, chunks=2)
 
 
-@settings(max_examples=4 * settings().max_examples)
+@settings(max_examples=examples(200))
 @given(source=graph_specs())
 def test_every_drawn_graph_is_valid_and_compiles(source):
     """Graphs (v1): several inputs, merges, shared layers, initial states, explicit masks."""
@@ -76,10 +78,10 @@ def test_every_drawn_graph_is_valid_and_compiles(source):
         compile(generate(model, target, "fuzz.rnn"), f"fuzz_{target}.py", "exec")
 
 
-@settings(max_examples=max(1, settings().max_examples // 5))
+@settings(max_examples=examples(10))
 @given(source=graph_specs(), steps=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_keras_and_pytorch_agree_on_graphs(source, steps, seed):
-    """As for stacks: a fifth of the profile's examples here, the rest in the `slow` tier."""
+    """As for stacks: a few drawn graphs here, the profile's full count in the `slow` tier."""
     check_equivalent(source, float64_fallback=True, time=steps, seed=seed)
 
 

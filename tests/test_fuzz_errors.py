@@ -12,6 +12,7 @@ from rnnspec.cli import main
 from rnnspec.compiler import GENERATORS
 from rnnspec.targets.pytorch import camel_case
 from tests.golden import EXAMPLES
+from tests.helpers import examples
 
 SPECS = [p.read_text() for p in sorted(EXAMPLES.glob("*.rnn"))]
 TOKEN = re.compile(r"#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\S|\s+")
@@ -37,13 +38,13 @@ def assert_clean(code: int, out: str, err: str) -> None:
         assert re.match(r"^\S*fuzz\.rnn(:\d+:\d+)?: error: ", err), err
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150))
 @given(data=st.binary(max_size=300), target=st.sampled_from(sorted(GENERATORS)))
 def test_random_bytes(tmp_path_factory, data, target):
     assert_clean(*run_cli(tmp_path_factory.mktemp("b"), data, target))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(
     spec=st.sampled_from(SPECS),
     edits=st.lists(
@@ -69,7 +70,7 @@ def test_mutated_specs(tmp_path_factory, spec, edits, target):
 IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200))
 @given(model=IDENT, inp=IDENT, layer=IDENT, target=st.sampled_from(sorted(GENERATORS)))
 def test_names_cannot_inject_code(tmp_path_factory, model, inp, layer, target):
     source = f"model {model} {{\n    input {inp}: float32[*, 3]\n    lstm(2, return_sequences=true) as {layer}\n    dense(1)\n}}\n"

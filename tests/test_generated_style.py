@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from rnnspec.compiler import compile_source
 from tests.golden import ROOT
-from tests.helpers import verify_spec
+from tests.helpers import examples, verify_spec
 from tests.strategies import specs
 
 # Long names make long lines: the layout has to wrap them as the formatter would.
@@ -102,7 +102,7 @@ def test_long_named_specs_are_equivalent():
 
 
 # No shrinking: each step runs ruff twice, and a failure names its specs (specs_named) anyway.
-@settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(max_examples=examples(8), phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(sources=st.lists(long_named_specs(), min_size=25, max_size=25))
 @example(sources=WIDE_SPECS)
 def test_drawn_specs_are_formatted_and_lint_clean(tmp_path_factory, sources):

@@ -2,22 +2,9 @@
 
 import json
 
-import pytest
-
 from rnnspec.cli import main
 from rnnspec.compiler import compile_source
 from tests.golden import EXAMPLES
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The batches are tiny: on a busy machine, torch's thread pool costs 100x the work."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(capsys, *argv):

@@ -55,7 +55,7 @@ def cell_model(tmp_path_factory):
     x = L.RNN(L.LSTMCell(4, dropout=0.1, unit_forget_bias=False), return_sequences=True, name="rnn")(x)
     x = L.RNN(L.SimpleRNNCell(3, activation="relu"), go_backwards=True, name="last")(x)
     model = keras.Model(tokens, L.Dense(2, name="dense")(x), name="cells")
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse", run_eagerly=True)
     ids = np.random.default_rng(0).integers(0, 30, size=(32, 7))
     model.fit(ids, np.zeros((32, 2)), epochs=1, verbose=0)
     directory = tmp_path_factory.mktemp("cells")
@@ -141,7 +141,7 @@ def nested_models(tmp_path_factory):
         name="stack",
     )
     for model, name, width in [(functional, "functional", 3), (stack, "sequential", 2)]:
-        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse", run_eagerly=True)
         model.fit(ids, np.ones((16, width)), epochs=1, verbose=0)
         model.save(directory / f"{name}.keras")
     return directory
@@ -211,7 +211,7 @@ def text_model(tmp_path_factory):
     text = keras.Input((1,), dtype="string", name="text")
     x = L.Embedding(50, 4, mask_zero=True, name="embedding")(vectorize(text))
     model = keras.Model(text, L.Dense(2, name="dense")(L.LSTM(3, name="lstm")(x)), name="reviews")
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse", run_eagerly=True)
     model.fit(texts(), np.ones((4, 2)), epochs=2, verbose=0)
     directory = tmp_path_factory.mktemp("text")
     model.save(directory / "reviews.keras")
@@ -331,7 +331,7 @@ def layers_model(tmp_path_factory):
     h = L.Reshape((2, -1), name="shape")(h)
     h = L.ReLU(max_value=6.0, name="relu6")(h)
     model = keras.Model(x, L.Dense(2, activation="log_softmax", name="out")(h), name="front")
-    model.compile(optimizer="adam", loss="mse")
+    model.compile(optimizer="adam", loss="mse", run_eagerly=True)
     rng = np.random.default_rng(2)
     model.fit(rng.normal(size=(32, 12, 6)), np.zeros((32, 2, 2)), epochs=2, verbose=0)
     assert not np.allclose(model.get_layer("norm").get_weights()[2], 0)  # moving mean trained
@@ -453,7 +453,7 @@ def test_a_conv2d_front_imports_and_verifies_with_its_weights(tmp_path, capsys):
     h = L.Reshape((4, -1), name="to_sequence")(h)
     h = L.Bidirectional(L.GRU(5, return_sequences=True), name="rnn")(h)
     model = keras.Model(x, L.Dense(6, activation="log_softmax", name="chars")(h), name="ocr")
-    model.compile(optimizer="adam", loss="mse")
+    model.compile(optimizer="adam", loss="mse", run_eagerly=True)
     model.fit(np.random.default_rng(3).normal(size=(16, 16, 12)), np.zeros((16, 4, 6)), epochs=1, verbose=0)
     model.save(tmp_path / "ocr.keras")
     code, out, err = run(capsys, "import", tmp_path / "ocr.keras")
@@ -529,7 +529,7 @@ def test_a_speech_front_over_a_varying_length_imports_and_verifies(tmp_path, cap
     h = L.Reshape((-1, 24), name="collapse")(h)
     h = L.Bidirectional(L.GRU(5, return_sequences=True, reset_after=True), name="birnn")(h)
     model = keras.Model(x, L.Dense(7, activation="softmax", name="chars")(h), name="speech")
-    model.compile(optimizer="adam", loss="mse")
+    model.compile(optimizer="adam", loss="mse", run_eagerly=True)
     model.fit(np.random.default_rng(5).normal(size=(8, 10, 12)), np.zeros((8, 5, 7)), epochs=1, verbose=0)
     model.save(tmp_path / "speech.keras")
     code, out, err = run(capsys, "import", tmp_path / "speech.keras")

@@ -28,15 +28,6 @@ import torch.nn.functional as F  # noqa: E402
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These batches are tiny: on a busy machine, torch's thread pool costs 100x the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # With the examples, every layer kind and both kinds of PyTorch module (fused, stepped).
 EVERY_KIND = """
 model every_kind {
