@@ -77,7 +77,7 @@ TORCH_CALLABLES = {
     "log_softmax": "nn.LogSoftmax(dim=-1)",
 }
 
-FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
+FUSED = {"simple_rnn": "FusedRNN", "lstm": "FusedLSTM", "gru": "FusedGRU"}
 DROPOUTS = ("dropout", "recurrent_dropout")
 STEPPED = {"simple_rnn": "KerasSimpleRNN", "lstm": "KerasLSTM", "gru": "KerasGRU"}
 TOOL = "the PyTorch target"
@@ -319,6 +319,7 @@ class _Builder:
         args = [str(self.features), str(units)]
         if reason is None:
             cls = FUSED[rec.kind]
+            self.helpers.add(cls)
             if rec.kind == "simple_rnn":
                 args.append(f"nonlinearity={py_literal(rec.attrs['activation'])}")
         else:
@@ -380,14 +381,12 @@ class _Builder:
             return f"({', '.join(used)})" if len(used) > 1 else used[0]
 
         if has_mask:
-            self.helpers.add("keras_rnn")
             if not backwards and src == x and not self.packed_input:
                 # Hand the previous layer's output straight to keras_rnn, so that no local keeps the
                 # whole padded batch alive while the kernel runs on the packed copy.
                 inp = self.take_last_assignment() or inp
             self.forward += stepping
             call_args: list[str | PyCall] = [
-                rnn,
                 inp,
                 f"{mask}.flip(1)" if backwards else mask,
             ]
@@ -405,22 +404,14 @@ class _Builder:
             self.packed_input = chain
             targets = (seq_out, "_" if seq else last, unpack(False))
             inlinable = not stateful and not chain and not stepping and not isinstance(inp, PyCall)
-            inline = (
-                PyCall("keras_rnn", tuple(call_args), "[0]")
-                if targets == (x, "_", "_") and inlinable
-                else None
-            )
-            self.forward.append(Assign(targets, PyCall("keras_rnn", tuple(call_args)), inline))
+            masked = f"{rnn}.masked"
+            inline = PyCall(masked, tuple(call_args), "[0]") if targets == (x, "_", "_") and inlinable else None
+            self.forward.append(Assign(targets, PyCall(masked, tuple(call_args)), inline))
             lasts = [f"{last}[0]", f"{last}[1]"]
         else:
             call_args = [inp] + ([initial] if initial else [])
             self.forward += stepping
-            if reason is None:
-                # Through run_rnn, which torch.export can trace with a free number of timesteps.
-                self.helpers.add("run_rnn")
-                call = PyCall("run_rnn", (rnn, *call_args))
-            else:
-                call = PyCall(rnn, tuple(call_args))
+            call = PyCall(rnn, tuple(call_args))
             self.forward.append(Assign((seq_out, unpack(not seq)), call))
             lasts = [f"{finals[0]}[0]", f"{finals[0]}[1]"]
         if stateful:
@@ -845,9 +836,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         ],
         "reset": render_statements(builder.reset, 8),
         "forward": forward,
-        "signature": signature(
-            parameters, "tuple[torch.Tensor, ...]" if len(returns) > 1 else "torch.Tensor"
-        ),
+        "signature": signature(parameters, len(returns)),
         "return_lines": return_lines(returns),
         "stateful_buffers": stateful_buffers,
         "runtime": runtime_text,
