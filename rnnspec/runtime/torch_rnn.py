@@ -834,7 +834,9 @@ class AttentionPooling(nn.Module):
         super().__init__()
         self.kernel = nn.Linear(features, 1, bias=False)
 
-    def forward(self, x, mask=None):
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         scores = self.kernel(x).squeeze(-1)
         if mask is not None:
             # -1e9 underflows to an exact zero weight; a fully masked row pools to zeros.
