@@ -67,14 +67,14 @@ def keras_rnn(
     """
     fused = isinstance(rnn, nn.RNNBase)
     if fused and exporting():
-        if isinstance(x, PackedRows):
+        if not isinstance(x, torch.Tensor):
             x = x.data
         outputs, last, final = scan_rnn(rnn, x, mask, state, zero_masked)
         return outputs if sequences else None, last, final if states else None
     eager = not (torch.jit.is_tracing() or exporting())
     lengths = mask.sum(dim=1)
     in_place = False  # the unmasked steps are at the front of the input already
-    if isinstance(x, PackedRows):
+    if not isinstance(x, torch.Tensor):  # PackedRows, of whichever program
         x = x.data  # each row's unmasked steps already, from the layer before
     elif eager and bool(mask.all()):
         # Nothing to skip: the kernel as it is, in chunks where it runs one direction and no
@@ -364,41 +364,8 @@ def keras_cell(mode, projected, state, w_hh, b_hh):
     return [torch.tanh(projected + recurrent)]
 
 
-class MaskedRecurrence:
-    """What the recurrent modules below share: Keras's masked recurrence as TorchScript
-    compiles it, for `masked` (OneState, TwoStates).
-
-    Eagerly, traced and exported, `masked` is `keras_rnn`; scripted, every row's unmasked
-    steps are moved to the front and the recurrence runs over all of them (`run_rows`, each
-    module's own), as under torch.jit.trace: the same function, without the eager shortcuts.
-    """
-
-    def scripted_masked(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor,
-        state: list[torch.Tensor],
-        zero_masked: bool,
-        states: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        lengths = mask.sum(dim=1)
-        outputs, last, final = self.run_rows(pack_rows(x, mask, lengths), state, lengths, states)
-        # A row with no unmasked step keeps its initial state and outputs zeros.
-        empty = (lengths == 0).view(1, -1, 1)
-        last = torch.where(empty, 0.0, last)
-        if len(state) == 0:
-            final = [torch.where(empty, 0.0, f) for f in final]
-        else:
-            final = [torch.where(empty, s, f) for s, f in zip(state, final)]
-        # Step t shows its row's last unmasked output at or before t (as `unpack_rows`).
-        index = mask.cumsum(dim=1) - 1
-        rows = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
-        hidden = ~mask.unsqueeze(-1) if zero_masked else (index < 0).unsqueeze(-1)
-        return outputs.gather(1, rows).masked_fill_(hidden, 0.0), last, final
-
-
 class OneState:
-    """The typed calls of a recurrent module with one state, h (GRU, SimpleRNN)."""
+    """The typed `forward` of a recurrent module with one state, h (GRU, SimpleRNN)."""
 
     def forward(
         self,
@@ -411,27 +378,9 @@ class OneState:
         outputs, final = self.recur(x, [] if state is None else [state], lengths)
         return outputs, final[0]
 
-    def masked(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor,
-        state: torch.Tensor | None = None,
-        sequences: bool = True,
-        zero_masked: bool = False,
-        packed: bool = False,
-        states: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`keras_rnn(self, x, mask, ...)`. Scripted, the outputs are unpacked whatever
-        `packed` says, and the outputs and final state are there even when not asked for."""
-        if not torch.jit.is_scripting():
-            return keras_rnn(self, x, mask, state, sequences, zero_masked, packed, states)
-        initial = [] if state is None else [state]
-        outputs, last, final = self.scripted_masked(x, mask, initial, zero_masked, states)
-        return outputs, last, final[0]
-
 
 class TwoStates:
-    """The typed calls of a recurrent module with two states, (h, c) (LSTM)."""
+    """The typed `forward` of a recurrent module with two states, (h, c) (LSTM)."""
 
     def forward(
         self,
@@ -444,36 +393,19 @@ class TwoStates:
         outputs, final = self.recur(x, [] if state is None else list(state), lengths)
         return outputs, (final[0], final[1])
 
-    def masked(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor,
-        state: tuple[torch.Tensor, torch.Tensor] | None = None,
-        sequences: bool = True,
-        zero_masked: bool = False,
-        packed: bool = False,
-        states: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """`keras_rnn(self, x, mask, ...)`. Scripted, the outputs are unpacked whatever
-        `packed` says, and the outputs and final state are there even when not asked for
-        (the cell state only with `states`: zeros without)."""
-        if not torch.jit.is_scripting():
-            return keras_rnn(self, x, mask, state, sequences, zero_masked, packed, states)
-        initial = [] if state is None else list(state)
-        outputs, last, final = self.scripted_masked(x, mask, initial, zero_masked, states)
-        return outputs, last, (final[0], final[1])
 
-
-class FusedRecurrence(MaskedRecurrence):
-    """torch's fused nn.RNN / nn.GRU / nn.LSTM (same parameters, same state_dict), with
-    Keras's masked recurrence (`masked`) and a `forward` that torch.export traces with a free
-    number of timesteps (as a `scan`) and TorchScript compiles."""
+class FusedRecurrence:
+    """torch's fused nn.RNN / nn.GRU / nn.LSTM (same parameters, same state_dict) with a
+    `forward` that torch.export traces with a free number of timesteps (as a `scan`) and
+    torch.jit.script compiles."""
 
     def recur(
         self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if not torch.jit.is_scripting():
-            initial = None if not state else tuple(state) if len(state) > 1 else state[0]
+            initial = (
+                None if not state else tuple(state) if len(state) > 1 else state[0]
+            )
             if exporting():
                 outputs, _, final = scan_rnn(self, x, None, initial)
             else:
@@ -497,7 +429,9 @@ class FusedRecurrence(MaskedRecurrence):
         """This module's fused kernel (one layer, batch first): (outputs, final states)."""
         bias, train = self.bias, self.training
         if self.mode == "LSTM":
-            y, h, c = torch.lstm(x, state, weights, bias, 1, 0.0, train, bidirectional, True)
+            y, h, c = torch.lstm(
+                x, state, weights, bias, 1, 0.0, train, bidirectional, True
+            )
             return y, [h, c]
         h0, args = state[0], (weights, bias, 1, 0.0, train, bidirectional, True)
         if self.mode == "GRU":
@@ -508,6 +442,110 @@ class FusedRecurrence(MaskedRecurrence):
             y, h = torch.rnn_tanh(x, h0, *args)
         return y, [h]
 
+
+class FusedRNN(OneState, FusedRecurrence, nn.RNN):
+    """nn.RNN, exportable and scriptable (FusedRecurrence)."""
+
+
+class FusedGRU(OneState, FusedRecurrence, nn.GRU):
+    """nn.GRU, exportable and scriptable (FusedRecurrence)."""
+
+
+class FusedLSTM(TwoStates, FusedRecurrence, nn.LSTM):
+    """nn.LSTM, exportable and scriptable (FusedRecurrence)."""
+
+
+class MaskedRecurrence:
+    """What the masked recurrent modules share: Keras's masked recurrence as TorchScript
+    compiles it, for `masked` (MaskedOneState, MaskedTwoStates).
+
+    Eagerly, traced and exported, `masked` is `keras_rnn`; scripted, every row's unmasked
+    steps are moved to the front and the recurrence runs over all of them (`run_rows`, each
+    module's own), as under torch.jit.trace: the same function, without the eager shortcuts.
+    """
+
+    def scripted_masked(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        state: list[torch.Tensor],
+        zero_masked: bool,
+        states: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        lengths = mask.sum(dim=1)
+        front = pack_rows(x, mask, lengths)
+        outputs, last, final = self.run_rows(front, state, lengths, states)
+        # A row with no unmasked step keeps its initial state and outputs zeros.
+        empty = (lengths == 0).view(1, -1, 1)
+        last = torch.where(empty, 0.0, last)
+        if len(state) == 0:
+            final = [torch.where(empty, 0.0, f) for f in final]
+        else:
+            final = [torch.where(empty, s, f) for s, f in zip(state, final)]
+        # Step t shows its row's last unmasked output at or before t (as `unpack_rows`).
+        index = mask.cumsum(dim=1) - 1
+        rows = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
+        hidden = ~mask.unsqueeze(-1) if zero_masked else (index < 0).unsqueeze(-1)
+        return outputs.gather(1, rows).masked_fill_(hidden, 0.0), last, final
+
+
+class MaskedOneState(OneState, MaskedRecurrence):
+    """The typed `masked` of a recurrent module with one state, h (GRU, SimpleRNN)."""
+
+    def masked(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        state: torch.Tensor | None = None,
+        sequences: bool = True,
+        zero_masked: bool = False,
+        packed: bool = False,
+        states: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`keras_rnn(self, x, mask, ...)`. Scripted, the outputs are unpacked whatever
+        `packed` says, and the outputs and final state are there even when not asked for."""
+        if not torch.jit.is_scripting():
+            return keras_rnn(
+                self, x, mask, state, sequences, zero_masked, packed, states
+            )
+        initial = [] if state is None else [state]
+        outputs, last, final = self.scripted_masked(
+            x, mask, initial, zero_masked, states
+        )
+        return outputs, last, final[0]
+
+
+class MaskedTwoStates(TwoStates, MaskedRecurrence):
+    """The typed `masked` of a recurrent module with two states, (h, c) (LSTM)."""
+
+    def masked(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        sequences: bool = True,
+        zero_masked: bool = False,
+        packed: bool = False,
+        states: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """`keras_rnn(self, x, mask, ...)`. Scripted, the outputs are unpacked whatever
+        `packed` says, and the outputs and final state are there even when not asked for
+        (the cell state only with `states`: zeros without)."""
+        if not torch.jit.is_scripting():
+            return keras_rnn(
+                self, x, mask, state, sequences, zero_masked, packed, states
+            )
+        initial = [] if state is None else list(state)
+        outputs, last, final = self.scripted_masked(
+            x, mask, initial, zero_masked, states
+        )
+        return outputs, last, (final[0], final[1])
+
+
+class MaskedFused:
+    """The scripted `run_rows` of the masked fused modules (MaskedRNN, MaskedGRU,
+    MaskedLSTM)."""
+
     def run_rows(
         self,
         x: torch.Tensor,
@@ -515,10 +553,10 @@ class FusedRecurrence(MaskedRecurrence):
         lengths: torch.Tensor,
         states: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """(outputs, last, final) over rows whose unmasked steps come first, scripted: each
-        direction on its own (the reverse one over each row's steps reversed), the final h
-        read at each row's last step, an LSTM's cell state recomputed (`lstm_cell_state`)
-        with `states` only (zeros without)."""
+        """(outputs, last, final) over rows whose unmasked steps come first: each direction
+        on its own (the reverse one over each row's steps reversed), the final h read at
+        each row's last step, an LSTM's cell state recomputed (`lstm_cell_state`) with
+        `states` only (zeros without)."""
         count = self.directions()
         size = len(self._flat_weights) // count
         zeros = x.new_zeros(1, x.shape[0], self.hidden_size)
@@ -545,19 +583,19 @@ class FusedRecurrence(MaskedRecurrence):
         return torch.cat(outputs, dim=-1), last, final
 
 
-class FusedRNN(OneState, FusedRecurrence, nn.RNN):
-    """nn.RNN, as FusedRecurrence says."""
+class MaskedRNN(MaskedOneState, MaskedFused, FusedRNN):
+    """FusedRNN with Keras's masked recurrence, `masked`."""
 
 
-class FusedGRU(OneState, FusedRecurrence, nn.GRU):
-    """nn.GRU, as FusedRecurrence says."""
+class MaskedGRU(MaskedOneState, MaskedFused, FusedGRU):
+    """FusedGRU with Keras's masked recurrence, `masked`."""
 
 
-class FusedLSTM(TwoStates, FusedRecurrence, nn.LSTM):
-    """nn.LSTM, as FusedRecurrence says."""
+class MaskedLSTM(MaskedTwoStates, MaskedFused, FusedLSTM):
+    """FusedLSTM with Keras's masked recurrence, `masked`."""
 
 
-class KerasRecurrent(MaskedRecurrence, nn.Module):
+class KerasRecurrent(nn.Module):
     """A recurrent layer in Keras's formulation, stepped one timestep at a time.
 
     Used only where torch's fused kernels cannot compute the Keras layer. Parameters are
@@ -567,7 +605,7 @@ class KerasRecurrent(MaskedRecurrence, nn.Module):
     `recurrent_dropout` apply Keras's masks.
     """
 
-    __constants__ = ["gates", "num_states"]
+    __constants__ = ("gates", "num_states")
     gates = 1
     num_states = 1
 
@@ -617,7 +655,11 @@ class KerasRecurrent(MaskedRecurrence, nn.Module):
         self.recurrent_bias = hasattr(self, "bias_hh_l0")
         names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
         self.direction_weights = [
-            [getattr(self, name + suffix) for name in names if hasattr(self, name + suffix)]
+            [
+                getattr(self, name + suffix)
+                for name in names
+                if hasattr(self, name + suffix)
+            ]
             for suffix in self.suffixes
         ]
 
@@ -753,7 +795,7 @@ def gate_linear(
     return y if bias is None else y + bias
 
 
-class KerasSimpleRNN(OneState, KerasRecurrent):
+class KerasSimpleRNN(MaskedOneState, KerasRecurrent):
     """keras.layers.SimpleRNN: h = activation(x W + b + h U)."""
 
     def step(
@@ -768,7 +810,7 @@ class KerasSimpleRNN(OneState, KerasRecurrent):
         return [self.activation(projected + gate_linear(h, w_hh, b_hh, masks))]
 
 
-class KerasLSTM(TwoStates, KerasRecurrent):
+class KerasLSTM(MaskedTwoStates, KerasRecurrent):
     """keras.layers.LSTM with any activation; gate blocks i, f, g, o as in nn.LSTM."""
 
     gates = 4
@@ -791,7 +833,7 @@ class KerasLSTM(TwoStates, KerasRecurrent):
         return [o * self.activation(c), c]
 
 
-class KerasGRU(OneState, KerasRecurrent):
+class KerasGRU(MaskedOneState, KerasRecurrent):
     """keras.layers.GRU with any activation and either reset_after; gate blocks r, z, n."""
 
     gates = 3

@@ -10,7 +10,7 @@ are run, then the outputs are put back in place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rnnspec import runtime
@@ -78,6 +78,8 @@ TORCH_CALLABLES = {
 }
 
 FUSED = {"simple_rnn": "FusedRNN", "lstm": "FusedLSTM", "gru": "FusedGRU"}
+# The same with `masked`, for a layer some call runs under a mask.
+MASKED = {"simple_rnn": "MaskedRNN", "lstm": "MaskedLSTM", "gru": "MaskedGRU"}
 DROPOUTS = ("dropout", "recurrent_dropout")
 STEPPED = {"simple_rnn": "KerasSimpleRNN", "lstm": "KerasLSTM", "gru": "KerasGRU"}
 TOOL = "the PyTorch target"
@@ -183,6 +185,8 @@ class _Builder:
         self.values: dict[str, str] = {self.input.name: self.input.name}
         self.masks: dict[str, str | None] = {self.input.name: None}
         self.stepped: set[str] = set()
+        self.fused: dict[str, str] = {}  # fused recurrent layers by name: their kind
+        self.masked: set[str] = set()  # the recurrent layers some call runs under a mask
         self.helpers: set[str] = set()
         self.imports: set[str] = set()  # module-level names beyond torch and nn: "F"
         self.features = 0  # width of the current tensor's last axis
@@ -318,8 +322,8 @@ class _Builder:
         reason = fused_kernel_reason(rec)
         args = [str(self.features), str(units)]
         if reason is None:
-            cls = FUSED[rec.kind]
-            self.helpers.add(cls)
+            cls = FUSED[rec.kind]  # (MASKED[kind] where a call is masked: `fused_classes`)
+            self.fused[layer.name] = rec.kind
             if rec.kind == "simple_rnn":
                 args.append(f"nonlinearity={py_literal(rec.attrs['activation'])}")
         else:
@@ -381,6 +385,7 @@ class _Builder:
             return f"({', '.join(used)})" if len(used) > 1 else used[0]
 
         if has_mask:
+            self.masked.add(layer.name)
             if not backwards and src == x and not self.packed_input:
                 # Hand the previous layer's output straight to keras_rnn, so that no local keeps the
                 # whole padded batch alive while the kernel runs on the packed copy.
@@ -405,7 +410,9 @@ class _Builder:
             targets = (seq_out, "_" if seq else last, unpack(False))
             inlinable = not stateful and not chain and not stepping and not isinstance(inp, PyCall)
             masked = f"{rnn}.masked"
-            inline = PyCall(masked, tuple(call_args), "[0]") if targets == (x, "_", "_") and inlinable else None
+            inline = (
+                PyCall(masked, tuple(call_args), "[0]") if targets == (x, "_", "_") and inlinable else None
+            )
             self.forward.append(Assign(targets, PyCall(masked, tuple(call_args)), inline))
             lasts = [f"{last}[0]", f"{last}[1]"]
         else:
@@ -761,6 +768,22 @@ def _batch_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) ->
     return has_mask
 
 
+def fused_classes(builder: _Builder) -> list[Statement]:
+    """`builder.init` with each fused recurrent layer's class: MASKED where some call of the
+    layer runs under a mask (known once every call is built), FUSED otherwise."""
+    init: list[Statement] = []
+    for statement in builder.init:
+        name = statement.targets[0].removeprefix("self.") if isinstance(statement, Assign) else ""
+        if name in builder.fused:
+            table = MASKED if name in builder.masked else FUSED
+            assert isinstance(statement.value, PyCall)
+            call = replace(statement.value, head=table[builder.fused[name]])
+            statement = replace(statement, value=call)
+            builder.helpers.add(call.head)
+        init.append(statement)
+    return init
+
+
 class _GraphBuilder(_Builder):
     """The stack builder's emitters, run once per statement of a graph (rnnspec/targets/pytorch_graph.py)."""
 
@@ -773,6 +796,8 @@ class _GraphBuilder(_Builder):
         self.values: dict[str, str] = {}
         self.masks: dict[str, str | None] = {}
         self.stepped: set[str] = set()
+        self.fused: dict[str, str] = {}  # fused recurrent layers by name: their kind
+        self.masked: set[str] = set()  # the recurrent layers some call runs under a mask
         self.helpers: set[str] = set()
         self.imports: set[str] = set()
         self.features = 0
@@ -801,6 +826,7 @@ class _GraphBuilder(_Builder):
 def context(model: Model, source_name: str) -> dict[str, Any]:
     builder = _GraphBuilder(model) if model.is_graph else _Builder(model)
     builder.build()
+    init = fused_classes(builder)
     returns = builder.returns
     # The runtime definitions the program uses, by name (rnnspec/runtime/torch_rnn.py).
     helpers = builder.helpers | {STEPPED[kind] for kind in builder.stepped}
@@ -828,7 +854,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "user_imports_before": before_torch,
         "user_imports_after": user[len(before_torch) :],
         "source_name": docstring_text(source_name),
-        "init": render_statements(builder.init + builder.buffers, 8),
+        "init": render_statements(init + builder.buffers, 8),
         "reset_lines": [
             line
             for buffer in stateful_buffers
