@@ -128,7 +128,11 @@ def test_the_lstm_cell_state_survives_a_forget_gate_of_exactly_zero():
 
 def test_the_runtime_text_is_what_programs_get():
     text, imports = runtime.source({"keras_rnn"})
-    assert text.startswith("def exporting() -> bool:") and "def scan_rnn(" in text and "class KerasLSTM" not in text
+    assert (
+        text.startswith("def exporting() -> bool:")
+        and "def scan_rnn(" in text
+        and "class KerasLSTM" not in text
+    )
     assert imports == {"torch", "F", "nn"}
     program = compile_source((EXAMPLES / "masking.rnn").read_text(), "pytorch", "masking.rnn")
     assert text in program

@@ -104,5 +104,6 @@ def test_a_missing_snippet_fails_showing_the_program():
         in message
     )
     assert (
-        "--- pytorch program ---\n" in message and "self.lstm_1 = FusedLSTM(4, 3, batch_first=True)" in message
+        "--- pytorch program ---\n" in message
+        and "self.lstm_1 = FusedLSTM(4, 3, batch_first=True)" in message
     )
