@@ -915,7 +915,9 @@ def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
 # --- v1's one-input layers (rnnspec/targets/torch_layers.py writes the calls to these) ---------
 
 
-def pad_same(x, kernel, stride, dilation=1, value=0.0):
+def pad_same(
+    x: torch.Tensor, kernel: int, stride: int, dilation: int = 1, value: float = 0.0
+) -> torch.Tensor:
     """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
     the odd padded cell after."""
     length = x.shape[-1]
@@ -924,27 +926,35 @@ def pad_same(x, kernel, stride, dilation=1, value=0.0):
     return F.pad(x, (total // 2, total - total // 2), value=value)
 
 
-def pad_same_2d(x, kernel, stride, dilation=1, value=0.0):
+def pad_same_2d(
+    x: torch.Tensor,
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    dilation: int = 1,
+    value: float = 0.0,
+) -> torch.Tensor:
     """Pad the last two axes as TensorFlow's `same` padding does, each on its own; `kernel` and
     `stride` are one int for both axes or (height, width)."""
-    kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
-    stride = (stride, stride) if isinstance(stride, int) else stride
-    pads = []
+    kernels = [kernel, kernel] if isinstance(kernel, int) else [kernel[0], kernel[1]]
+    strides = [stride, stride] if isinstance(stride, int) else [stride[0], stride[1]]
+    pads: list[int] = []
     for axis in (1, 0):  # F.pad takes the last axis (the width) first
         length = x.shape[axis - 2]
-        span = (kernel[axis] - 1) * dilation + 1
-        total = max((-(-length // stride[axis]) - 1) * stride[axis] + span - length, 0)
+        span = (kernels[axis] - 1) * dilation + 1
+        total = max(
+            (-(-length // strides[axis]) - 1) * strides[axis] + span - length, 0
+        )
         pads += [total // 2, total - total // 2]
-    return F.pad(x, tuple(pads), value=value)
+    return F.pad(x, pads, value=value)
 
 
-def max_pool_same(x, pool, stride):
+def max_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     """MaxPooling1D with `same` padding, channels last as Keras: padded cells never win."""
     padded = pad_same(x.transpose(1, 2), pool, stride, value=float("-inf"))
     return F.max_pool1d(padded, pool, stride).transpose(1, 2)
 
 
-def avg_pool_same(x, pool, stride):
+def avg_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     """AveragePooling1D with `same` padding, channels last: each window's mean over its cells
     inside the sequence, as TensorFlow's."""
     x = x.transpose(1, 2)
@@ -953,7 +963,12 @@ def avg_pool_same(x, pool, stride):
     return (total / F.avg_pool1d(ones, pool, stride)).transpose(1, 2)
 
 
-def keras_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+def keras_relu(
+    x: torch.Tensor,
+    negative_slope: float = 0.0,
+    max_value: float | None = None,
+    threshold: float = 0.0,
+) -> torch.Tensor:
     """Keras's relu with its options: x above `threshold` (clipped to [0, max_value]), and
     `negative_slope * (x - threshold)` added below it."""
     if negative_slope != 0.0 and max_value is None and threshold == 0.0:
@@ -989,9 +1004,11 @@ class KerasBatchNormalization(nn.Module):
         self.register_buffer("running_mean", torch.zeros(features))
         self.register_buffer("running_var", torch.ones(features))
 
-    def forward(self, x, mask=None):
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if self.training:
-            axes = tuple(range(x.dim() - 1))
+            axes = list(range(x.dim() - 1))
             if mask is None:
                 mean = x.mean(dim=axes)
                 variance = (x - mean).square().mean(dim=axes)

@@ -27,6 +27,7 @@ from rnnspec.targets.common import (
     PyChoice,
     PyTuple,
     Statement,
+    Stepping,
     Value,
     import_lines,
     py_literal,
@@ -77,6 +78,8 @@ TORCH_CALLABLES = {
     "log_softmax": "nn.LogSoftmax(dim=-1)",
 }
 
+# torch's fused modules, and the runtime's subclasses of them the programs build.
+TORCH_FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
 FUSED = {"simple_rnn": "FusedRNN", "lstm": "FusedLSTM", "gru": "FusedGRU"}
 # The same with `masked`, for a layer some call runs under a mask.
 MASKED = {"simple_rnn": "MaskedRNN", "lstm": "MaskedLSTM", "gru": "MaskedGRU"}
@@ -357,7 +360,7 @@ class _Builder:
             call = PyCall(
                 f"{STEPPED[rec.kind]}.stepping", (f"self.{layer.name}", *self.activation_args(rec), *drops)
             )
-            stepping = [Assign((rnn,), PyChoice(call, "self.training", f"self.{layer.name}"))]
+            stepping = [Stepping(rnn, f"self.{layer.name}", call)]
 
         state_names = ["h", "c"] if rec.kind == "lstm" else ["h"]
         finals = [self.names.h_n, self.names.c_n][: len(state_names)]
