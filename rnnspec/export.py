@@ -378,7 +378,7 @@ def _export(
                     _write_artefact(fmt, module, example, shapes, tmp, names)
                     run, reset = _load_artefact(fmt, tmp)
                 except Exception as exc:
-                    detail = _reason(exc)
+                    detail = _script_reason(exc) if fmt == "torchscript" else _reason(exc)
                     raise ExportFailed(
                         f"{spec_path}: error: {fmt} cannot export `{model.name}`: {detail}"
                     ) from exc
@@ -397,6 +397,23 @@ def _reason(exc: BaseException) -> str:
         exc = exc.__cause__
     lines = str(exc).strip().splitlines() or [""]
     return f"{type(exc).__name__}: {lines[0]}"
+
+
+def _script_reason(exc: BaseException) -> str:
+    """TorchScript's message without its call schema and source excerpt, where it is: its
+    errors read `message:`, then `  File "path", line N` and the code, often a schema first."""
+    import re
+
+    text = str(exc).strip()
+    head, _, rest = text.partition('\n  File "')
+    lines = [line.strip() for line in head.splitlines() if line.strip()]
+    # A schema such as `f(__torch__.m.M self, Tensor x) -> Tensor:` says which call, not why.
+    lines = [line for line in lines if not re.search(r"\) -> .*:$", line)] or lines[:1]
+    message = " ".join(lines).rstrip(":").strip() or type(exc).__name__
+    found = re.match(r'([^"]+)", line (\d+)', rest)
+    if found and Path(found[1]).is_file():  # (not a program held in memory, `<rnnspec ...>`)
+        message += f" ({found[1]}:{found[2]})"
+    return f"{type(exc).__name__}: {message}"
 
 
 def _import_frameworks(fmt: str) -> None:
