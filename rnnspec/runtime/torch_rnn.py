@@ -650,17 +650,17 @@ class KerasRecurrent(nn.Module):
             for param in self.parameters():
                 nn.init.uniform_(param, -bound, bound)
         # Each direction's parameters, those of the four names that exist, in this order:
-        # TorchScript reads a parameter by a name written out only.
+        # by name (torch.export and torch.func swap parameters by name) and, for TorchScript,
+        # which reads a parameter by a name written out only, as a list.
         self.input_bias = hasattr(self, "bias_ih_l0")
         self.recurrent_bias = hasattr(self, "bias_hh_l0")
         names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
-        self.direction_weights = [
-            [
-                getattr(self, name + suffix)
-                for name in names
-                if hasattr(self, name + suffix)
-            ]
+        self.weight_names = [
+            [name + suffix for name in names if hasattr(self, name + suffix)]
             for suffix in self.suffixes
+        ]
+        self.direction_weights = [
+            [getattr(self, name) for name in names] for names in self.weight_names
         ]
 
     @classmethod
@@ -714,7 +714,10 @@ class KerasRecurrent(nn.Module):
         lengths: torch.Tensor | None,
         direction: int,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        weights = self.direction_weights[direction]
+        if torch.jit.is_scripting():
+            weights = self.direction_weights[direction]
+        else:
+            weights = [getattr(self, name) for name in self.weight_names[direction]]
         w_ih, w_hh = weights[0], weights[1]
         b_ih = weights[2] if self.input_bias else None
         b_hh = weights[-1] if self.recurrent_bias else None
