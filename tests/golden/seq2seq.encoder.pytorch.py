@@ -372,9 +372,9 @@ class FusedRecurrence:
         self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if not torch.jit.is_scripting():
-            initial = (
-                None if not state else tuple(state) if len(state) > 1 else state[0]
-            )
+            initial = None
+            if state:
+                initial = tuple(state) if len(state) > 1 else state[0]
             if exporting():
                 outputs, _, final = scan_rnn(self, x, None, initial)
             else:
