@@ -3,7 +3,8 @@ reference, scripted programs saved, loaded back and proved against Keras by `rnn
 --format torchscript` (a stateful one carrying its states in its buffers), and the messages.
 
 Every example and graph spec scripts and equals Keras in the slow tier
-(tests/test_export.py::test_every_example_model_exports_and_equals_keras).
+(tests/test_export.py::test_every_example_model_exports_and_equals_keras), and so do the fuzzers'
+drawn specs and graphs, against the eager program (below).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import shutil
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from rnnspec.check import load_models
@@ -20,6 +23,7 @@ from rnnspec.compiler import generate
 from rnnspec.equivalence.harness import load_program
 from rnnspec.runtime import torch_rnn as R
 from tests.golden import EXAMPLES
+from tests.strategies import graph_specs, specs
 from tests.test_export import SPECS, padded_mask, reference
 
 
@@ -213,3 +217,39 @@ def test_a_user_layer_torchscript_cannot_compile_exits_2_with_its_message(tmp_pa
         f"({layers}:{line})\n"
     )
     assert not out.exists()
+
+
+def _scripted_equals_eager(source: str, seed: int) -> None:
+    """The program of `source` scripted equals it eagerly, in eval mode, on verify's batches (or
+    its chunks, call after call, for a stateful model): eager equals Keras, the fuzzers prove."""
+    import numpy as np
+
+    from rnnspec.equivalence import inputs as inputs_mod
+
+    (model,) = load_models(source)
+    module = load_program(generate(model, "pytorch", "drawn.rnn"), "drawn").build_model().eval()
+    scripted = torch.jit.script(module)
+    cases = inputs_mod.chunks(model, 3, 5, seed) if model.stateful else inputs_mod.cases(model, 4, 5, seed)
+    for case in cases:
+        arrays = case.array if isinstance(case.array, tuple) else (case.array,)
+        args = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        with torch.no_grad():
+            want, found = module(*args), scripted(*args)
+        want = want if isinstance(want, tuple) else (want,)
+        found = found if isinstance(found, tuple) else (found,)
+        for f, w in zip(found, want, strict=True):
+            torch.testing.assert_close(f, w, atol=1e-6, rtol=0, msg=lambda m, case=case: f"{case.name}: {m}")
+
+
+@pytest.mark.slow
+@settings(max_examples=100)
+@given(source=specs(), seed=st.integers(0, 2**16))
+def test_every_drawn_program_scripts_and_equals_the_eager_one(source, seed):
+    _scripted_equals_eager(source, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=100)
+@given(source=graph_specs(), seed=st.integers(0, 2**16))
+def test_every_drawn_graph_scripts_and_equals_the_eager_one(source, seed):
+    _scripted_equals_eager(source, seed)
