@@ -35,7 +35,7 @@ from rnnspec.graph import shown
 from rnnspec.ir import Model
 from rnnspec.options import VerifyOptions
 
-FORMATS = {"onnx": ".onnx", "torch-export": ".pt2"}
+FORMATS = {"onnx": ".onnx", "torch-export": ".pt2", "torchscript": ".pt"}
 
 
 class ExportFailed(Exception):
@@ -168,7 +168,9 @@ def _write_artefact(
         _quiet_logger("torch"),  # the exporters' notes (torchvision's absence, guards)
     ):
         warnings.simplefilter("ignore")
-        if fmt == "torch-export":
+        if fmt == "torchscript":
+            torch.jit.save(torch.jit.script(module), str(path))
+        elif fmt == "torch-export":
             program = torch.export.export(module, example, dynamic_shapes=shapes)
             torch.export.save(program, str(path))
         else:
@@ -221,14 +223,21 @@ def _quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _load_artefact(fmt: str, path: Path) -> Callable[..., list[Any]]:
-    """A function of numpy arrays (input, states) -> numpy arrays, running the artefact."""
+def _load_artefact(fmt: str, path: Path) -> tuple[Callable[..., list[Any]], Callable[[], None] | None]:
+    """A function of numpy arrays (input, states) -> numpy arrays, running the artefact, and
+    what forgets the states a TorchScript artefact carries in its buffers (None elsewhere)."""
     import numpy as np
 
-    if fmt == "torch-export":
+    if fmt in ("torch-export", "torchscript"):
         import torch
 
-        loaded = torch.export.load(str(path)).module()
+        reset = None
+        if fmt == "torchscript":
+            loaded = torch.jit.load(str(path))
+            loaded.eval()
+            reset = getattr(loaded, "reset_states", None)
+        else:
+            loaded = torch.export.load(str(path)).module()
 
         def run(*arrays: Any) -> list[Any]:
             with torch.no_grad():
@@ -236,7 +245,7 @@ def _load_artefact(fmt: str, path: Path) -> Callable[..., list[Any]]:
             out = out if isinstance(out, (tuple, list)) else (out,)
             return [o.detach().numpy() for o in out]
 
-        return run
+        return run, reset
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -245,7 +254,7 @@ def _load_artefact(fmt: str, path: Path) -> Callable[..., list[Any]]:
     def run_onnx(*arrays: Any) -> list[Any]:
         return session.run(None, dict(zip(names, (np.ascontiguousarray(a) for a in arrays), strict=True)))
 
-    return run_onnx
+    return run_onnx, None
 
 
 def prove(
@@ -255,8 +264,12 @@ def prove(
     states: list[Any],
     options: VerifyOptions,
     weights: dict[str, list[Any]],
+    reset: Callable[[], None] | None = None,
 ) -> Any:
-    """Compare the artefact with Keras on verify's batches (its first plan), in eval mode."""
+    """Compare the artefact with Keras on verify's batches (its first plan), in eval mode.
+
+    A stateful artefact takes its `states` as inputs and returns the new ones after its
+    outputs, or, with `reset`, keeps them itself (TorchScript keeps buffers)."""
     from rnnspec.equivalence import harness
 
     result = harness.Result(model.name, outputs=[shown(key) for key in model.outputs])
@@ -271,6 +284,8 @@ def prove(
             # (Keras's only: the module's buffers were traced by the exporter.)
             pair.keras_program.reset_states(pair.keras_model)
             carried = [s.copy() * 0 for s in states]
+            if reset is not None:
+                reset()
             continue
         keras_out = pair.run_keras(case.array, False)
         try:
@@ -346,20 +361,28 @@ def _export(
         arrays = first.array if isinstance(first.array, tuple) else (first.array,)
         example, shapes = _example_and_shapes(model, pair.torch_module, arrays)
         inputs, outputs, carried = artefact_names(model, state_buffers(pair.torch_module))
+        if fmt == "torchscript":
+            # A TorchScript module keeps its buffers: a stateful one carries its states itself,
+            # from zeros, and `reset_states()` forgets them.
+            module, states = pair.torch_module, []
+            if carried:
+                module.reset_states()
+            inputs, outputs = inputs[: len(model.inputs)], outputs[: len(model.outputs)]
+        else:
+            module = deployable(pair.torch_module, carried)
+            states = [s.numpy() * 0 for s in example[len(arrays) :]]
         names = (inputs, outputs)
-        module = deployable(pair.torch_module, carried)
-        states = [s.numpy() * 0 for s in example[len(arrays) :]]
         try:
             with replacing(output, [spec], suffix=FORMATS[fmt]) as tmp:
                 try:
                     _write_artefact(fmt, module, example, shapes, tmp, names)
-                    run = _load_artefact(fmt, tmp)
+                    run, reset = _load_artefact(fmt, tmp)
                 except Exception as exc:
-                    detail = _reason(exc)
+                    detail = _script_reason(exc) if fmt == "torchscript" else _reason(exc)
                     raise ExportFailed(
                         f"{spec_path}: error: {fmt} cannot export `{model.name}`: {detail}"
                     ) from exc
-                result = prove(model, pair, run, states, options, weights)
+                result = prove(model, pair, run, states, options, weights, reset)
                 if not result.passed:
                     raise _Mismatch
         except _Mismatch:
@@ -374,6 +397,23 @@ def _reason(exc: BaseException) -> str:
         exc = exc.__cause__
     lines = str(exc).strip().splitlines() or [""]
     return f"{type(exc).__name__}: {lines[0]}"
+
+
+def _script_reason(exc: BaseException) -> str:
+    """TorchScript's message without its call schema and source excerpt, where it is: its
+    errors read `message:`, then `  File "path", line N` and the code, often a schema first."""
+    import re
+
+    text = str(exc).strip()
+    head, _, rest = text.partition('\n  File "')
+    lines = [line.strip() for line in head.splitlines() if line.strip()]
+    # A schema such as `f(__torch__.m.M self, Tensor x) -> Tensor:` says which call, not why.
+    lines = [line for line in lines if not re.search(r"\) -> .*:$", line)] or lines[:1]
+    message = " ".join(lines).rstrip(":").strip() or type(exc).__name__
+    found = re.match(r'([^"]+)", line (\d+)', rest)
+    if found and Path(found[1]).is_file():  # (not a program held in memory, `<rnnspec ...>`)
+        message += f" ({found[1]}:{found[2]})"
+    return f"{type(exc).__name__}: {message}"
 
 
 def _import_frameworks(fmt: str) -> None:

@@ -25,7 +25,7 @@ from rnnspec.parse import (
     parse,
     value_text,
 )
-from rnnspec.targets.pytorch import FUSED, STEPPED, fused_kernel_reason
+from rnnspec.targets.pytorch import STEPPED, TORCH_FUSED, fused_kernel_reason
 from rnnspec.text import normalize, split_lines
 
 # --- check -------------------------------------------------------------------------------
@@ -86,7 +86,9 @@ def review_layer(model: Model, layer: Layer) -> LayerReport | None:
     cudnn, keras_text = keras_gpu_kernel(rec, masked)
     reason = fused_kernel_reason(rec)
     if reason is None:
-        pytorch = f"fused {FUSED[rec.kind]}" + (" over each row's unmasked steps (packed)" if masked else "")
+        pytorch = f"fused {TORCH_FUSED[rec.kind]}" + (
+            " over each row's unmasked steps (packed)" if masked else ""
+        )
     else:
         pytorch = f"per-timestep loop {STEPPED[rec.kind]}: {reason}"
     if reason is None and (rec.attrs["dropout"] or rec.attrs["recurrent_dropout"]):

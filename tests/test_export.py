@@ -1,6 +1,7 @@
 """Deployment of the generated PyTorch programs: the runtime helpers unit-tested on their own,
-`torch.jit.trace` on any padding, `torch.export` and ONNX artefacts proved against Keras by
-`rnnspec export`, and its messages.
+`torch.jit.trace` on any padding, `torch.export`, ONNX and TorchScript artefacts proved against
+Keras by `rnnspec export` (TorchScript's own tests: tests/test_export_torchscript.py), and its
+messages.
 
 The ONNX tests need onnx, onnxscript and onnxruntime (the `test` extra lists them); they skip,
 saying so, where those are not installed.
@@ -128,7 +129,11 @@ def test_the_lstm_cell_state_survives_a_forget_gate_of_exactly_zero():
 
 def test_the_runtime_text_is_what_programs_get():
     text, imports = runtime.source({"keras_rnn"})
-    assert text.startswith("def exporting():") and "def scan_rnn(" in text and "class KerasLSTM" not in text
+    assert (
+        text.startswith("def exporting() -> bool:")
+        and "def scan_rnn(" in text
+        and "class KerasLSTM" not in text
+    )
     assert imports == {"torch", "F", "nn"}
     program = compile_source((EXAMPLES / "masking.rnn").read_text(), "pytorch", "masking.rnn")
     assert text in program
@@ -364,8 +369,15 @@ NAMES = {
 }
 
 
+# A TorchScript artefact keeps a stateful model's states in its buffers: no state inputs or outputs.
+SCRIPTED_NAMES = {
+    "streaming": "inputs x, side; outputs w, h",
+    "paragraphs": "inputs x; outputs dense_1",
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["torch-export", pytest.param("onnx", marks=needs_onnx)])
+@pytest.mark.parametrize("fmt", ["torch-export", pytest.param("onnx", marks=needs_onnx), "torchscript"])
 @pytest.mark.parametrize(("path", "name"), ALL_MODELS, ids=[f"{p.stem}-{n}" for p, n in ALL_MODELS])
 def test_every_example_model_exports_and_equals_keras(tmp_path, capsys, path, name, fmt):
     out = tmp_path / f"{name}{FORMATS[fmt]}"
@@ -374,5 +386,6 @@ def test_every_example_model_exports_and_equals_keras(tmp_path, capsys, path, na
     lines = text.out.splitlines()
     assert code == 0 and out.is_file(), text.out + text.err
     assert lines[0].startswith(f"{path}: {name}: {fmt} ok  max |diff| ")
-    if name in NAMES:
-        assert lines[1] == f"  wrote {out}: {NAMES[name]}"
+    names = {**NAMES, **SCRIPTED_NAMES} if fmt == "torchscript" else NAMES
+    if name in names:
+        assert lines[1] == f"  wrote {out}: {names[name]}"

@@ -43,8 +43,8 @@ def test_the_dropped_mask_is_what_is_reproduced():
     while the layer after it reads the mask that flows on."""
     (model,) = load_models((GRAPHS / "dropmask.rnn").read_text())
     code = generate(model, "pytorch", "g.rnn")
-    assert "        y, _ = run_rnn(self.dec, y, (h.unsqueeze(0), c.unsqueeze(0)))\n" in code
-    assert "        z, _, _ = keras_rnn(self.gru_1, y, y_mask)\n" in code
+    assert "        y, _ = self.dec(y, (h.unsqueeze(0), c.unsqueeze(0)))\n" in code
+    assert "        z, _, _ = self.gru_1.masked(y, y_mask)\n" in code
 
 
 def test_first_divergent_layer_of_a_graph(monkeypatch):

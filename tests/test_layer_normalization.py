@@ -59,7 +59,7 @@ def test_both_programs_construct_it_with_keras_arguments_and_torch_layer_norm():
     assert "        self.layer_normalization_2 = nn.LayerNorm(5, eps=0.001, bias=False)\n" in torch_code
     assert "            5, eps=0.001, elementwise_affine=False\n" in torch_code
     # The mask passes through it unread: the LSTM after it still gets the embedding's mask.
-    assert "        x, _, _ = keras_rnn(self.lstm_1, self.norm(x), mask)\n" in torch_code
+    assert "        x, _, _ = self.lstm_1.masked(self.norm(x), mask)\n" in torch_code
 
 
 def test_summary_counts_gamma_and_beta_as_present():

@@ -12,9 +12,9 @@ def test_masked_lstm_runs_over_each_rows_unmasked_steps():
         f"{IDS}\nlstm(3, return_sequences=true)",
         keras='    x = keras.layers.LSTM(3, return_sequences=True, name="lstm_1")(x)\n',
         pytorch=[
-            "        self.lstm_1 = nn.LSTM(5, 3, batch_first=True)\n",
+            "        self.lstm_1 = MaskedLSTM(5, 3, batch_first=True)\n",
             "        mask = tokens != 0\n",
-            "        x, _, _ = keras_rnn(self.lstm_1, self.embedding_1(tokens), mask)\n",
+            "        x, _, _ = self.lstm_1.masked(self.embedding_1(tokens), mask)\n",
         ],
     )
 
@@ -23,7 +23,7 @@ def test_unmasked_lstm_calls_the_fused_module_directly():
     programs = assert_generates(
         "input x: float32[*, 4]\nlstm(3)",
         keras='    h = keras.layers.LSTM(3, name="lstm_1")(x)\n',
-        pytorch="        self.lstm_1 = nn.LSTM(4, 3, batch_first=True)\n",
+        pytorch="        self.lstm_1 = FusedLSTM(4, 3, batch_first=True)\n",
     )
     assert "keras_rnn" not in programs["pytorch"]
 
@@ -57,8 +57,8 @@ def test_bidirectional_merge_modes(mode, keras_layer, merge):
         f"input x: float32[*, 4]\nbidirectional(gru(3, return_sequences=true), merge_mode={mode})",
         keras="    h = keras.layers.Bidirectional(\n" + keras_layer,
         pytorch=[
-            "        self.bidirectional_1 = nn.GRU(4, 3, batch_first=True, bidirectional=True)\n",
-            "        y, _ = run_rnn(self.bidirectional_1, x)\n" + merge + "        return y\n",
+            "        self.bidirectional_1 = FusedGRU(4, 3, batch_first=True, bidirectional=True)\n",
+            "        y, _ = self.bidirectional_1(x)\n" + merge + "        return y\n",
         ],
     )
     if mode == "concat":
@@ -70,7 +70,7 @@ def test_bidirectional_without_merging_returns_each_direction_and_its_states():
         "input x: float32[*, 4]\nbidirectional(lstm(3, return_state=true), merge_mode=none)",
         keras=["        merge_mode=None,\n", '    return keras.Model(inputs=x, outputs=outputs, name="m")\n'],
         pytorch=[
-            "        _, (h_n, c_n) = run_rnn(self.bidirectional_1, x)\n",
+            "        _, (h_n, c_n) = self.bidirectional_1(x)\n",
             "        return h_n[0], h_n[1], h_n[0], c_n[0], h_n[1], c_n[1]\n",
         ],
     )
@@ -104,5 +104,6 @@ def test_a_missing_snippet_fails_showing_the_program():
         in message
     )
     assert (
-        "--- pytorch program ---\n" in message and "self.lstm_1 = nn.LSTM(4, 3, batch_first=True)" in message
+        "--- pytorch program ---\n" in message
+        and "self.lstm_1 = FusedLSTM(4, 3, batch_first=True)" in message
     )

@@ -154,9 +154,9 @@ def test_fused_kernels_are_used_where_exact():
     ir = load_model("model m {\n input x: float32[*, 3]\n lstm(4, return_sequences=true)\n gru(3, return_sequences=true)\n"
                     " simple_rnn(2, activation=relu, return_sequences=true)\n gru(2, reset_after=false)\n}\n")  # fmt: skip
     code = generate(ir, "pytorch", "m.rnn")
-    assert "self.lstm_1 = nn.LSTM(3, 4, batch_first=True)" in code
-    assert "self.gru_1 = nn.GRU(4, 3, batch_first=True)" in code
-    assert 'self.simple_rnn_1 = nn.RNN(3, 2, nonlinearity="relu", batch_first=True)' in code
+    assert "self.lstm_1 = FusedLSTM(3, 4, batch_first=True)" in code
+    assert "self.gru_1 = FusedGRU(4, 3, batch_first=True)" in code
+    assert 'self.simple_rnn_1 = FusedRNN(3, 2, nonlinearity="relu", batch_first=True)' in code
     assert "self.gru_2 = KerasGRU(" in code and "reset_after=False" in code
 
 

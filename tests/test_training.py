@@ -414,7 +414,8 @@ model streaming(batch_size=2) {
 
 
 def test_train_mode_code_passes_ruff(tmp_path):
-    """Both layouts of the train-mode switch (one line, split), and a stepped layer's rates."""
+    """Both layouts of the train-mode switch (the stepping call's arguments on one line, one a
+    line), and a stepped layer's rates."""
     import subprocess
     import sys
 
@@ -427,8 +428,20 @@ model m {
 }
 """
     code = generate(load_model(source), "pytorch", "m.rnn")
-    assert "            KerasSimpleRNN.stepping(self.s, activation=torch.tanh, dropout=0.5)\n" in code
-    assert "            if self.training\n            else self.a_rather_long_layer_name\n" in code
+    assert (
+        "                rnn = KerasSimpleRNN.stepping(\n"
+        "                    self.s, activation=torch.tanh, dropout=0.5\n"
+        "                )\n"
+    ) in code
+    assert (
+        "        rnn = self.a_rather_long_layer_name\n"
+        "        if self.training:\n"
+        "            if torch.jit.is_scripting():\n"
+        '                raise RuntimeError("Keras\'s recurrent dropout runs eagerly only")\n'
+        "            else:\n"
+        "                rnn = KerasLSTM.stepping(\n"
+        "                    self.a_rather_long_layer_name,\n"
+    ) in code
     assert "recurrent_dropout=0.25" in code
     path = tmp_path / "m.py"
     path.write_text(code)

@@ -2,6 +2,8 @@
 
 The contract is Keras's: `forward(x, mask=None)` gets the incoming mask (a bool tensor
 [batch, time], or None), and a layer that produces a mask has `compute_mask(x, mask)`.
+Annotated (`mask: torch.Tensor | None`), they compile under torch.jit.script with the
+program; unannotated, TorchScript would take `mask` for a tensor that is never None.
 """
 
 import torch
@@ -9,7 +11,7 @@ from torch import nn
 
 
 class TemporalSoftmax(nn.Module):
-    def forward(self, x, mask=None):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         exp = torch.exp(x)
         if mask is not None:
             exp = exp * mask.unsqueeze(-1)
@@ -21,10 +23,10 @@ class SilenceMask(nn.Module):
         super().__init__()
         self.threshold = threshold
 
-    def forward(self, x, mask=None):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return x
 
-    def compute_mask(self, x, mask=None):
+    def compute_mask(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         loud = (x.abs() > self.threshold).any(dim=-1)
         return loud if mask is None else loud & mask
 
@@ -35,7 +37,7 @@ class ScaleShift(nn.Module):
         self.scale = nn.Parameter(torch.ones(input_size))
         self.shift = nn.Parameter(torch.zeros(input_size))
 
-    def forward(self, x, mask=None):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return x * self.scale + self.shift
 
     @staticmethod
@@ -56,7 +58,7 @@ class AttentionPool(nn.Module):
         self.proj = nn.Linear(input_size, units)
         self.score = nn.Linear(units, 1, bias=False)
 
-    def forward(self, x, mask=None):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         scores = self.score(torch.tanh(self.proj(x))).squeeze(-1)
         if mask is not None:
             scores = scores.masked_fill(~mask, -1e9)

@@ -2,5 +2,5 @@
 
 TEMPLATE_SHA256 = {
     'keras.py.j2': '3031bdd884366bef6b8952638acc407525ff89d217e8090ba723b0e96e5f22c7',
-    'pytorch.py.j2': '3aab20827baee2e6201c13f0d2ef7fbd8506ec3082982124ca287c660d9fe28d',
+    'pytorch.py.j2': '3518465c7770d11c53a70b7e98206a807d62b893fb7367cfa88ff731a7e64446',
 }

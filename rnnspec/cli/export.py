@@ -36,13 +36,13 @@ def add_parsers(sub: Any) -> None:
     defaults = VerifyOptions()
     parser = sub.add_parser(
         "export",
-        help="export the PyTorch program to ONNX or torch.export, and prove the artefact equals Keras",
+        help="export the PyTorch program to ONNX, torch.export or TorchScript, and prove the artefact equals Keras",
         epilog="example:\n  rnnspec export examples/masking.rnn --format onnx -o masking.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", help="the .rnn spec")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS))
-    parser.add_argument("-o", "--output", required=True, help="the artefact to write (.onnx, .pt2)")
+    parser.add_argument("-o", "--output", required=True, help="the artefact to write (.onnx, .pt2, .pt)")
     parser.add_argument("--model", help="which model, when the file defines several")
     parser.add_argument(
         "--weights", metavar="FILE", help="trained weights (.keras, .weights.h5, .pt) to export and prove"

@@ -7,9 +7,11 @@ nothing else; the text is formatted for 88 columns, the generated programs' widt
 ruff.toml).
 
 Every program runs eagerly, under `torch.jit.trace` (no branch depends on the values of a
-batch, so a trace holds on any padding) and under `torch.export` and the ONNX exporter with
+batch, so a trace holds on any padding), under `torch.export` and the ONNX exporter with
 free batch and time dimensions (there, each recurrence runs as a `scan`: torch's fused kernels
-fix the number of timesteps when exported).
+fix the number of timesteps when exported) and under `torch.jit.script`, which compiles what
+`torch.jit.is_scripting()` selects (the recurrent modules' `masked` and `forward`: the branch
+it skips is never compiled) and takes the annotations as types.
 """
 
 import math
@@ -19,11 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def exporting():
+def exporting() -> bool:
     """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
 
-    (Never where torch.compiler.is_exporting is missing, in older torch.)
+    (Never under torch.jit.script, nor where torch.compiler.is_exporting is missing, in
+    older torch.)
     """
+    if torch.jit.is_scripting():
+        return False
     is_exporting = getattr(torch.compiler, "is_exporting", None)
     return is_exporting is not None and is_exporting()
 
@@ -41,7 +46,6 @@ def keras_rnn(
     x,
     mask,
     state=None,
-    *,
     sequences=True,
     zero_masked=False,
     packed=False,
@@ -63,14 +67,14 @@ def keras_rnn(
     """
     fused = isinstance(rnn, nn.RNNBase)
     if fused and exporting():
-        if isinstance(x, PackedRows):
+        if not isinstance(x, torch.Tensor):
             x = x.data
         outputs, last, final = scan_rnn(rnn, x, mask, state, zero_masked)
         return outputs if sequences else None, last, final if states else None
     eager = not (torch.jit.is_tracing() or exporting())
     lengths = mask.sum(dim=1)
     in_place = False  # the unmasked steps are at the front of the input already
-    if isinstance(x, PackedRows):
+    if not isinstance(x, torch.Tensor):  # PackedRows, of whichever program
         x = x.data  # each row's unmasked steps already, from the layer before
     elif eager and bool(mask.all()):
         # Nothing to skip: the kernel as it is, in chunks where it runs one direction and no
@@ -157,7 +161,7 @@ def pack_rows(x, mask, lengths):
     return front.masked_fill_((steps >= lengths.unsqueeze(1)).unsqueeze(-1), 0.0)
 
 
-def reverse_valid(x, lengths):
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     """Reverse each row's first `lengths[b]` timesteps (all of them when `lengths` is None)."""
     if lengths is None:
         return x.flip(1)
@@ -258,7 +262,14 @@ def run_direction(rnn, x, initial, weights):
     return run[rnn.mode](x, initial, weights, bias, 1, 0.0, False, False, True)
 
 
-def lstm_cell_state(x, outputs, lengths, h0, c0, weights):
+def lstm_cell_state(
+    x: torch.Tensor,
+    outputs: torch.Tensor,
+    lengths: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    weights: list[torch.Tensor],
+) -> torch.Tensor:
     """An LSTM's cell state after each row's first `lengths[b]` steps, from its outputs.
 
     The gates of every step follow from the step's input and the output before it, all in
@@ -266,8 +277,9 @@ def lstm_cell_state(x, outputs, lengths, h0, c0, weights):
     products summed as logarithms in float64 (exact where a forget gate is zero, as its
     logarithm is -inf and the suffix sums never subtract).
     """
-    w_ih, w_hh = weights[:2]
-    b_ih, b_hh = weights[2:] if len(weights) == 4 else (None, None)
+    w_ih, w_hh = weights[0], weights[1]
+    b_ih = weights[2] if len(weights) == 4 else None
+    b_hh = weights[3] if len(weights) == 4 else None
     before = torch.cat([h0.unsqueeze(1), outputs[:, :-1]], dim=1)
     i, f, g, _ = (F.linear(x, w_ih, b_ih) + F.linear(before, w_hh, b_hh)).chunk(
         4, dim=-1
@@ -352,12 +364,235 @@ def keras_cell(mode, projected, state, w_hh, b_hh):
     return [torch.tanh(projected + recurrent)]
 
 
-def run_rnn(rnn, x, state=None):
-    """`rnn(x, state)`; under torch.export, the same recurrence as a `scan` (`scan_rnn`)."""
-    if exporting():
-        outputs, _, final = scan_rnn(rnn, x, None, state)
-        return outputs, final
-    return rnn(x, state)
+class OneState:
+    """The typed `forward` of a recurrent module with one state, h (GRU, SimpleRNN)."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, final state) over `x`, batch first, from `state` (zeros if None); a row
+        stops after `lengths[b]` steps (a stepped module only)."""
+        outputs, final = self.recur(x, [] if state is None else [state], lengths)
+        return outputs, final[0]
+
+
+class TwoStates:
+    """The typed `forward` of a recurrent module with two states, (h, c) (LSTM)."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """(outputs, (h, c)) over `x`, batch first, from `state` (zeros if None); a row stops
+        after `lengths[b]` steps (a stepped module only)."""
+        outputs, final = self.recur(x, [] if state is None else list(state), lengths)
+        return outputs, (final[0], final[1])
+
+
+class FusedRecurrence:
+    """torch's fused nn.RNN / nn.GRU / nn.LSTM (same parameters, same state_dict) with a
+    `forward` that torch.export traces with a free number of timesteps (as a `scan`) and
+    torch.jit.script compiles."""
+
+    def recur(
+        self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if not torch.jit.is_scripting():
+            initial = None
+            if state:
+                initial = tuple(state) if len(state) > 1 else state[0]
+            if exporting():
+                outputs, _, final = scan_rnn(self, x, None, initial)
+            else:
+                outputs, final = super().forward(x, initial)
+            return outputs, list(final) if isinstance(final, tuple) else [final]
+        if len(state) == 0:
+            zeros = x.new_zeros(self.directions(), x.shape[0], self.hidden_size)
+            state = [zeros, zeros] if self.mode == "LSTM" else [zeros]
+        return self.kernel(x, state, self._flat_weights, self.bidirectional)
+
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def kernel(
+        self,
+        x: torch.Tensor,
+        state: list[torch.Tensor],
+        weights: list[torch.Tensor],
+        bidirectional: bool,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """This module's fused kernel (one layer, batch first): (outputs, final states)."""
+        bias, train = self.bias, self.training
+        if self.mode == "LSTM":
+            y, h, c = torch.lstm(
+                x, state, weights, bias, 1, 0.0, train, bidirectional, True
+            )
+            return y, [h, c]
+        h0, args = state[0], (weights, bias, 1, 0.0, train, bidirectional, True)
+        if self.mode == "GRU":
+            y, h = torch.gru(x, h0, *args)
+        elif self.mode == "RNN_RELU":
+            y, h = torch.rnn_relu(x, h0, *args)
+        else:
+            y, h = torch.rnn_tanh(x, h0, *args)
+        return y, [h]
+
+
+class FusedRNN(OneState, FusedRecurrence, nn.RNN):
+    """nn.RNN, exportable and scriptable (FusedRecurrence)."""
+
+
+class FusedGRU(OneState, FusedRecurrence, nn.GRU):
+    """nn.GRU, exportable and scriptable (FusedRecurrence)."""
+
+
+class FusedLSTM(TwoStates, FusedRecurrence, nn.LSTM):
+    """nn.LSTM, exportable and scriptable (FusedRecurrence)."""
+
+
+class MaskedRecurrence:
+    """What the masked recurrent modules share: Keras's masked recurrence as TorchScript
+    compiles it, for `masked` (MaskedOneState, MaskedTwoStates).
+
+    Eagerly, traced and exported, `masked` is `keras_rnn`; scripted, every row's unmasked
+    steps are moved to the front and the recurrence runs over all of them (`run_rows`, each
+    module's own), as under torch.jit.trace: the same function, without the eager shortcuts.
+    """
+
+    def scripted_masked(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        state: list[torch.Tensor],
+        zero_masked: bool,
+        states: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        lengths = mask.sum(dim=1)
+        front = pack_rows(x, mask, lengths)
+        outputs, last, final = self.run_rows(front, state, lengths, states)
+        # A row with no unmasked step keeps its initial state and outputs zeros.
+        empty = (lengths == 0).view(1, -1, 1)
+        last = torch.where(empty, 0.0, last)
+        if len(state) == 0:
+            final = [torch.where(empty, 0.0, f) for f in final]
+        else:
+            final = [torch.where(empty, s, f) for s, f in zip(state, final)]
+        # Step t shows its row's last unmasked output at or before t (as `unpack_rows`).
+        index = mask.cumsum(dim=1) - 1
+        rows = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
+        hidden = ~mask.unsqueeze(-1) if zero_masked else (index < 0).unsqueeze(-1)
+        return outputs.gather(1, rows).masked_fill_(hidden, 0.0), last, final
+
+
+class MaskedOneState(OneState, MaskedRecurrence):
+    """The typed `masked` of a recurrent module with one state, h (GRU, SimpleRNN)."""
+
+    def masked(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        state: torch.Tensor | None = None,
+        sequences: bool = True,
+        zero_masked: bool = False,
+        packed: bool = False,
+        states: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`keras_rnn(self, x, mask, ...)`. Scripted, the outputs are unpacked whatever
+        `packed` says, and the outputs and final state are there even when not asked for."""
+        if not torch.jit.is_scripting():
+            return keras_rnn(
+                self, x, mask, state, sequences, zero_masked, packed, states
+            )
+        initial = [] if state is None else [state]
+        outputs, last, final = self.scripted_masked(
+            x, mask, initial, zero_masked, states
+        )
+        return outputs, last, final[0]
+
+
+class MaskedTwoStates(TwoStates, MaskedRecurrence):
+    """The typed `masked` of a recurrent module with two states, (h, c) (LSTM)."""
+
+    def masked(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        sequences: bool = True,
+        zero_masked: bool = False,
+        packed: bool = False,
+        states: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """`keras_rnn(self, x, mask, ...)`. Scripted, the outputs are unpacked whatever
+        `packed` says, and the outputs and final state are there even when not asked for
+        (the cell state only with `states`: zeros without)."""
+        if not torch.jit.is_scripting():
+            return keras_rnn(
+                self, x, mask, state, sequences, zero_masked, packed, states
+            )
+        initial = [] if state is None else list(state)
+        outputs, last, final = self.scripted_masked(
+            x, mask, initial, zero_masked, states
+        )
+        return outputs, last, (final[0], final[1])
+
+
+class MaskedFused:
+    """The scripted `run_rows` of the masked fused modules (MaskedRNN, MaskedGRU,
+    MaskedLSTM)."""
+
+    def run_rows(
+        self,
+        x: torch.Tensor,
+        state: list[torch.Tensor],
+        lengths: torch.Tensor,
+        states: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(outputs, last, final) over rows whose unmasked steps come first: each direction
+        on its own (the reverse one over each row's steps reversed), the final h read at
+        each row's last step, an LSTM's cell state recomputed (`lstm_cell_state`) with
+        `states` only (zeros without)."""
+        count = self.directions()
+        size = len(self._flat_weights) // count
+        zeros = x.new_zeros(1, x.shape[0], self.hidden_size)
+        at = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, self.hidden_size)
+        outputs, lasts, cells = [], [], []
+        for direction in range(count):
+            weights = self._flat_weights[direction * size : (direction + 1) * size]
+            steps = reverse_valid(x, lengths) if direction == 1 else x
+            initial = [s[direction : direction + 1] for s in state]
+            if len(initial) == 0:
+                initial = [zeros, zeros] if self.mode == "LSTM" else [zeros]
+            y, _ = self.kernel(steps, initial, weights, False)
+            lasts.append(y.gather(1, at).squeeze(1))
+            if self.mode == "LSTM":
+                if states:
+                    h0, c0 = initial[0][0], initial[1][0]
+                    c = lstm_cell_state(steps, y, lengths, h0, c0, weights)
+                else:
+                    c = zeros[0]
+                cells.append(c)
+            outputs.append(reverse_valid(y, lengths) if direction == 1 else y)
+        last = torch.stack(lasts)
+        final = [last, torch.stack(cells)] if self.mode == "LSTM" else [last]
+        return torch.cat(outputs, dim=-1), last, final
+
+
+class MaskedRNN(MaskedOneState, MaskedFused, FusedRNN):
+    """FusedRNN with Keras's masked recurrence, `masked`."""
+
+
+class MaskedGRU(MaskedOneState, MaskedFused, FusedGRU):
+    """FusedGRU with Keras's masked recurrence, `masked`."""
+
+
+class MaskedLSTM(MaskedTwoStates, MaskedFused, FusedLSTM):
+    """FusedLSTM with Keras's masked recurrence, `masked`."""
 
 
 class KerasRecurrent(nn.Module):
@@ -370,6 +605,7 @@ class KerasRecurrent(nn.Module):
     `recurrent_dropout` apply Keras's masks.
     """
 
+    __constants__ = ("gates", "num_states")
     gates = 1
     num_states = 1
 
@@ -396,22 +632,36 @@ class KerasRecurrent(nn.Module):
         if shared is not None:
             for name, param in shared.named_parameters():
                 self.register_parameter(name, param)
-            return
-        size = self.gates * hidden_size
-        for suffix in self.suffixes:
-            params = {
-                "weight_ih_l0": (size, input_size),
-                "weight_hh_l0": (size, hidden_size),
-            }
-            if bias:
-                params["bias_ih_l0"] = (size,)
-                if recurrent_bias:
-                    params["bias_hh_l0"] = (size,)
-            for name, shape in params.items():
-                self.register_parameter(name + suffix, nn.Parameter(torch.empty(shape)))
-        bound = 1 / math.sqrt(hidden_size)
-        for param in self.parameters():
-            nn.init.uniform_(param, -bound, bound)
+        else:
+            size = self.gates * hidden_size
+            for suffix in self.suffixes:
+                params = {
+                    "weight_ih_l0": (size, input_size),
+                    "weight_hh_l0": (size, hidden_size),
+                }
+                if bias:
+                    params["bias_ih_l0"] = (size,)
+                    if recurrent_bias:
+                        params["bias_hh_l0"] = (size,)
+                for name, shape in params.items():
+                    empty = nn.Parameter(torch.empty(shape))
+                    self.register_parameter(name + suffix, empty)
+            bound = 1 / math.sqrt(hidden_size)
+            for param in self.parameters():
+                nn.init.uniform_(param, -bound, bound)
+        # Each direction's parameters, those of the four names that exist, in this order:
+        # by name (torch.export and torch.func swap parameters by name) and, for TorchScript,
+        # which reads a parameter by a name written out only, as a list.
+        self.input_bias = hasattr(self, "bias_ih_l0")
+        self.recurrent_bias = hasattr(self, "bias_hh_l0")
+        names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+        self.weight_names = [
+            [name + suffix for name in names if hasattr(self, name + suffix)]
+            for suffix in self.suffixes
+        ]
+        self.direction_weights = [
+            [getattr(self, name) for name in names] for names in self.weight_names
+        ]
 
     @classmethod
     def stepping(cls, rnn, **options):
@@ -428,28 +678,49 @@ class KerasRecurrent(nn.Module):
             **options,
         )
 
-    def forward(self, x, state=None, lengths=None):
-        batch = x.shape[0]
-        if state is None:
-            zeros = x.new_zeros(len(self.suffixes), batch, self.hidden_size)
-            state = (zeros,) * self.num_states
-        elif not isinstance(state, tuple):
-            state = (state,)
-        outputs, finals = [], []
-        for direction, suffix in enumerate(self.suffixes):
+    def recur(
+        self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(outputs, final states), each state [directions, batch, hidden_size]."""
+        if len(state) == 0:
+            zeros = x.new_zeros(len(self.suffixes), x.shape[0], self.hidden_size)
+            state = [zeros for _ in range(self.num_states)]
+        outputs = []
+        finals: list[list[torch.Tensor]] = []
+        for direction in range(len(self.suffixes)):
             steps = x if direction == 0 else reverse_valid(x, lengths)
             initial = [s[direction] for s in state]
-            y, final = self.run(steps, initial, lengths, suffix)
+            y, final = self.run(steps, initial, lengths, direction)
             outputs.append(y if direction == 0 else reverse_valid(y, lengths))
             finals.append(final)
-        final = tuple(torch.stack(f) for f in zip(*finals, strict=True))
-        return torch.cat(outputs, dim=-1), final if self.num_states > 1 else final[0]
+        final = [torch.stack([f[k] for f in finals]) for k in range(self.num_states)]
+        return torch.cat(outputs, dim=-1), final
 
-    def run(self, x, state, lengths, suffix):
-        w_ih = getattr(self, "weight_ih_l0" + suffix)
-        w_hh = getattr(self, "weight_hh_l0" + suffix)
-        b_ih = getattr(self, "bias_ih_l0" + suffix, None)
-        b_hh = getattr(self, "bias_hh_l0" + suffix, None)
+    def run_rows(
+        self,
+        x: torch.Tensor,
+        state: list[torch.Tensor],
+        lengths: torch.Tensor,
+        states: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(outputs, last, final) over rows whose unmasked steps come first."""
+        outputs, final = self.recur(x, state, lengths)
+        return outputs, final[0], final
+
+    def run(
+        self,
+        x: torch.Tensor,
+        state: list[torch.Tensor],
+        lengths: torch.Tensor | None,
+        direction: int,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if torch.jit.is_scripting():
+            weights = self.direction_weights[direction]
+        else:
+            weights = [getattr(self, name) for name in self.weight_names[direction]]
+        w_ih, w_hh = weights[0], weights[1]
+        b_ih = weights[2] if self.input_bias else None
+        b_hh = weights[-1] if self.recurrent_bias else None
         input_masks, recurrent_masks = self.dropout_masks(x)
         # The input projection of every timestep in one matmul; only the recurrence loops.
         projected = gate_linear(x, w_ih, b_ih, input_masks)
@@ -458,13 +729,14 @@ class KerasRecurrent(nn.Module):
             valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         else:
             valid = steps < lengths.unsqueeze(-1)
-        if exporting():
-            return self.scan(projected, valid, state, w_hh, b_hh, recurrent_masks)
+        if not torch.jit.is_scripting():
+            if exporting():
+                return self.scan(projected, valid, state, w_hh, b_hh, recurrent_masks)
         outputs = []
         for t in range(x.shape[1]):
             new = self.step(projected[:, t], state, w_hh, b_hh, recurrent_masks)
             keep = valid[:, t].unsqueeze(-1)
-            state = [torch.where(keep, n, s) for n, s in zip(new, state, strict=True)]
+            state = [torch.where(keep, n, s) for n, s in zip(new, state)]
             outputs.append(state[0])
         return torch.stack(outputs, dim=1), state
 
@@ -484,7 +756,9 @@ class KerasRecurrent(nn.Module):
         final, outputs = scan(step, [s.clone() for s in state], steps)
         return outputs.transpose(0, 1), final
 
-    def dropout_masks(self, x):
+    def dropout_masks(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Keras's dropout masks for one direction in train mode: (input, recurrent), or None.
 
         As Keras 3 draws them: one mask per row, kept for every timestep; a separate input mask
@@ -495,7 +769,8 @@ class KerasRecurrent(nn.Module):
         if not self.training:
             return None, None
         batch = x.shape[0]
-        input_masks = recurrent_masks = None
+        input_masks: torch.Tensor | None = None
+        recurrent_masks: torch.Tensor | None = None
         if self.dropout > 0:
             count = self.gates if self.recurrent_dropout > 0 else 1
             ones = x.new_ones(count, batch, 1, x.shape[-1])
@@ -506,7 +781,12 @@ class KerasRecurrent(nn.Module):
         return input_masks, recurrent_masks
 
 
-def gate_linear(x, weight, bias, masks=None):
+def gate_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    masks: torch.Tensor | None = None,
+) -> torch.Tensor:
     """F.linear(x, weight, bias), with `masks[g]` applied to `x` for gate block g of `weight`.
 
     One mask applies to every gate; None is no dropout.
@@ -518,21 +798,35 @@ def gate_linear(x, weight, bias, masks=None):
     return y if bias is None else y + bias
 
 
-class KerasSimpleRNN(KerasRecurrent):
+class KerasSimpleRNN(MaskedOneState, KerasRecurrent):
     """keras.layers.SimpleRNN: h = activation(x W + b + h U)."""
 
-    def step(self, projected, state, w_hh, b_hh, masks):
-        (h,) = state
+    def step(
+        self,
+        projected: torch.Tensor,
+        state: list[torch.Tensor],
+        w_hh: torch.Tensor,
+        b_hh: torch.Tensor | None,
+        masks: torch.Tensor | None,
+    ) -> list[torch.Tensor]:
+        h = state[0]
         return [self.activation(projected + gate_linear(h, w_hh, b_hh, masks))]
 
 
-class KerasLSTM(KerasRecurrent):
+class KerasLSTM(MaskedTwoStates, KerasRecurrent):
     """keras.layers.LSTM with any activation; gate blocks i, f, g, o as in nn.LSTM."""
 
     gates = 4
     num_states = 2
 
-    def step(self, projected, state, w_hh, b_hh, masks):
+    def step(
+        self,
+        projected: torch.Tensor,
+        state: list[torch.Tensor],
+        w_hh: torch.Tensor,
+        b_hh: torch.Tensor | None,
+        masks: torch.Tensor | None,
+    ) -> list[torch.Tensor]:
         h, c = state
         i, f, g, o = (projected + gate_linear(h, w_hh, b_hh, masks)).chunk(4, dim=-1)
         i = self.recurrent_activation(i)
@@ -542,7 +836,7 @@ class KerasLSTM(KerasRecurrent):
         return [o * self.activation(c), c]
 
 
-class KerasGRU(KerasRecurrent):
+class KerasGRU(MaskedOneState, KerasRecurrent):
     """keras.layers.GRU with any activation and either reset_after; gate blocks r, z, n."""
 
     gates = 3
@@ -552,8 +846,15 @@ class KerasGRU(KerasRecurrent):
         super().__init__(*args, recurrent_bias=reset_after, **kwargs)
         self.reset_after = reset_after
 
-    def step(self, projected, state, w_hh, b_hh, masks):
-        (h,) = state
+    def step(
+        self,
+        projected: torch.Tensor,
+        state: list[torch.Tensor],
+        w_hh: torch.Tensor,
+        b_hh: torch.Tensor | None,
+        masks: torch.Tensor | None,
+    ) -> list[torch.Tensor]:
+        h = state[0]
         x_r, x_z, x_n = projected.chunk(3, dim=-1)
         if self.reset_after:
             h_r, h_z, h_n = gate_linear(h, w_hh, b_hh, masks).chunk(3, dim=-1)
@@ -562,7 +863,9 @@ class KerasGRU(KerasRecurrent):
             n = self.activation(x_n + r * h_n)
         else:
             w_r, w_z, w_n = w_hh.chunk(3, dim=0)
-            h_r, h_z, h_n = (h, h, h) if masks is None else (h * m for m in masks)
+            h_r = h_z = h_n = h
+            if masks is not None:
+                h_r, h_z, h_n = h * masks[0], h * masks[1], h * masks[2]
             r = self.recurrent_activation(x_r + F.linear(h_r, w_r))
             z = self.recurrent_activation(x_z + F.linear(h_z, w_z))
             n = self.activation(x_n + F.linear(r * h_n, w_n))
@@ -576,7 +879,9 @@ class AttentionPooling(nn.Module):
         super().__init__()
         self.kernel = nn.Linear(features, 1, bias=False)
 
-    def forward(self, x, mask=None):
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         scores = self.kernel(x).squeeze(-1)
         if mask is not None:
             # -1e9 underflows to an exact zero weight; a fully masked row pools to zeros.
@@ -613,7 +918,9 @@ def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
 # --- v1's one-input layers (rnnspec/targets/torch_layers.py writes the calls to these) ---------
 
 
-def pad_same(x, kernel, stride, dilation=1, value=0.0):
+def pad_same(
+    x: torch.Tensor, kernel: int, stride: int, dilation: int = 1, value: float = 0.0
+) -> torch.Tensor:
     """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
     the odd padded cell after."""
     length = x.shape[-1]
@@ -622,27 +929,35 @@ def pad_same(x, kernel, stride, dilation=1, value=0.0):
     return F.pad(x, (total // 2, total - total // 2), value=value)
 
 
-def pad_same_2d(x, kernel, stride, dilation=1, value=0.0):
+def pad_same_2d(
+    x: torch.Tensor,
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    dilation: int = 1,
+    value: float = 0.0,
+) -> torch.Tensor:
     """Pad the last two axes as TensorFlow's `same` padding does, each on its own; `kernel` and
     `stride` are one int for both axes or (height, width)."""
-    kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
-    stride = (stride, stride) if isinstance(stride, int) else stride
-    pads = []
+    kernels = [kernel, kernel] if isinstance(kernel, int) else [kernel[0], kernel[1]]
+    strides = [stride, stride] if isinstance(stride, int) else [stride[0], stride[1]]
+    pads: list[int] = []
     for axis in (1, 0):  # F.pad takes the last axis (the width) first
         length = x.shape[axis - 2]
-        span = (kernel[axis] - 1) * dilation + 1
-        total = max((-(-length // stride[axis]) - 1) * stride[axis] + span - length, 0)
+        span = (kernels[axis] - 1) * dilation + 1
+        total = max(
+            (-(-length // strides[axis]) - 1) * strides[axis] + span - length, 0
+        )
         pads += [total // 2, total - total // 2]
-    return F.pad(x, tuple(pads), value=value)
+    return F.pad(x, pads, value=value)
 
 
-def max_pool_same(x, pool, stride):
+def max_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     """MaxPooling1D with `same` padding, channels last as Keras: padded cells never win."""
     padded = pad_same(x.transpose(1, 2), pool, stride, value=float("-inf"))
     return F.max_pool1d(padded, pool, stride).transpose(1, 2)
 
 
-def avg_pool_same(x, pool, stride):
+def avg_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     """AveragePooling1D with `same` padding, channels last: each window's mean over its cells
     inside the sequence, as TensorFlow's."""
     x = x.transpose(1, 2)
@@ -651,7 +966,12 @@ def avg_pool_same(x, pool, stride):
     return (total / F.avg_pool1d(ones, pool, stride)).transpose(1, 2)
 
 
-def keras_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+def keras_relu(
+    x: torch.Tensor,
+    negative_slope: float = 0.0,
+    max_value: float | None = None,
+    threshold: float = 0.0,
+) -> torch.Tensor:
     """Keras's relu with its options: x above `threshold` (clipped to [0, max_value]), and
     `negative_slope * (x - threshold)` added below it."""
     if negative_slope != 0.0 and max_value is None and threshold == 0.0:
@@ -687,9 +1007,11 @@ class KerasBatchNormalization(nn.Module):
         self.register_buffer("running_mean", torch.zeros(features))
         self.register_buffer("running_var", torch.ones(features))
 
-    def forward(self, x, mask=None):
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if self.training:
-            axes = tuple(range(x.dim() - 1))
+            axes = list(range(x.dim() - 1))
             if mask is None:
                 mean = x.mean(dim=axes)
                 variance = (x - mean).square().mean(dim=axes)

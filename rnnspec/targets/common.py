@@ -205,7 +205,30 @@ class Return:
         return layout(PyCall(f"return {value.head}", value.args, value.tail), indent)
 
 
-Statement = Assign | Expr | Return
+@dataclass(frozen=True)
+class Stepping:
+    """`target = module`, and in training mode `target = call`: the layer stepped over the
+    module's parameters, which draws Keras's dropout masks. Only eagerly: a module built in
+    `forward` does not compile, so a scripted program refuses training mode there."""
+
+    target: str
+    module: str
+    call: PyCall
+
+    def lines(self, indent: int) -> list[str]:
+        pad = " " * indent
+        swap = PyCall(f"{self.target} = {self.call.head}", self.call.args, self.call.tail)
+        return [
+            f"{pad}{self.target} = {self.module}",
+            f"{pad}if self.training:",
+            f"{pad}    if torch.jit.is_scripting():",
+            f'{pad}        raise RuntimeError("Keras\'s recurrent dropout runs eagerly only")',
+            f"{pad}    else:",
+            *layout(swap, indent + 8),
+        ]
+
+
+Statement = Assign | Expr | Return | Stepping
 
 
 def render_statements(statements: list[Statement], indent: int) -> list[str]:

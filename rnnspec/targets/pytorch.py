@@ -10,7 +10,7 @@ are run, then the outputs are put back in place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rnnspec import runtime
@@ -27,6 +27,7 @@ from rnnspec.targets.common import (
     PyChoice,
     PyTuple,
     Statement,
+    Stepping,
     Value,
     import_lines,
     py_literal,
@@ -77,7 +78,11 @@ TORCH_CALLABLES = {
     "log_softmax": "nn.LogSoftmax(dim=-1)",
 }
 
-FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
+# torch's fused modules, and the runtime's subclasses of them the programs build.
+TORCH_FUSED = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
+FUSED = {"simple_rnn": "FusedRNN", "lstm": "FusedLSTM", "gru": "FusedGRU"}
+# The same with `masked`, for a layer some call runs under a mask.
+MASKED = {"simple_rnn": "MaskedRNN", "lstm": "MaskedLSTM", "gru": "MaskedGRU"}
 DROPOUTS = ("dropout", "recurrent_dropout")
 STEPPED = {"simple_rnn": "KerasSimpleRNN", "lstm": "KerasLSTM", "gru": "KerasGRU"}
 TOOL = "the PyTorch target"
@@ -183,6 +188,8 @@ class _Builder:
         self.values: dict[str, str] = {self.input.name: self.input.name}
         self.masks: dict[str, str | None] = {self.input.name: None}
         self.stepped: set[str] = set()
+        self.fused: dict[str, str] = {}  # fused recurrent layers by name: their kind
+        self.masked: set[str] = set()  # the recurrent layers some call runs under a mask
         self.helpers: set[str] = set()
         self.imports: set[str] = set()  # module-level names beyond torch and nn: "F"
         self.features = 0  # width of the current tensor's last axis
@@ -318,7 +325,8 @@ class _Builder:
         reason = fused_kernel_reason(rec)
         args = [str(self.features), str(units)]
         if reason is None:
-            cls = FUSED[rec.kind]
+            cls = FUSED[rec.kind]  # (MASKED[kind] where a call is masked: `fused_classes`)
+            self.fused[layer.name] = rec.kind
             if rec.kind == "simple_rnn":
                 args.append(f"nonlinearity={py_literal(rec.attrs['activation'])}")
         else:
@@ -352,7 +360,7 @@ class _Builder:
             call = PyCall(
                 f"{STEPPED[rec.kind]}.stepping", (f"self.{layer.name}", *self.activation_args(rec), *drops)
             )
-            stepping = [Assign((rnn,), PyChoice(call, "self.training", f"self.{layer.name}"))]
+            stepping = [Stepping(rnn, f"self.{layer.name}", call)]
 
         state_names = ["h", "c"] if rec.kind == "lstm" else ["h"]
         finals = [self.names.h_n, self.names.c_n][: len(state_names)]
@@ -380,14 +388,13 @@ class _Builder:
             return f"({', '.join(used)})" if len(used) > 1 else used[0]
 
         if has_mask:
-            self.helpers.add("keras_rnn")
+            self.masked.add(layer.name)
             if not backwards and src == x and not self.packed_input:
                 # Hand the previous layer's output straight to keras_rnn, so that no local keeps the
                 # whole padded batch alive while the kernel runs on the packed copy.
                 inp = self.take_last_assignment() or inp
             self.forward += stepping
             call_args: list[str | PyCall] = [
-                rnn,
                 inp,
                 f"{mask}.flip(1)" if backwards else mask,
             ]
@@ -405,22 +412,16 @@ class _Builder:
             self.packed_input = chain
             targets = (seq_out, "_" if seq else last, unpack(False))
             inlinable = not stateful and not chain and not stepping and not isinstance(inp, PyCall)
+            masked = f"{rnn}.masked"
             inline = (
-                PyCall("keras_rnn", tuple(call_args), "[0]")
-                if targets == (x, "_", "_") and inlinable
-                else None
+                PyCall(masked, tuple(call_args), "[0]") if targets == (x, "_", "_") and inlinable else None
             )
-            self.forward.append(Assign(targets, PyCall("keras_rnn", tuple(call_args)), inline))
+            self.forward.append(Assign(targets, PyCall(masked, tuple(call_args)), inline))
             lasts = [f"{last}[0]", f"{last}[1]"]
         else:
             call_args = [inp] + ([initial] if initial else [])
             self.forward += stepping
-            if reason is None:
-                # Through run_rnn, which torch.export can trace with a free number of timesteps.
-                self.helpers.add("run_rnn")
-                call = PyCall("run_rnn", (rnn, *call_args))
-            else:
-                call = PyCall(rnn, tuple(call_args))
+            call = PyCall(rnn, tuple(call_args))
             self.forward.append(Assign((seq_out, unpack(not seq)), call))
             lasts = [f"{finals[0]}[0]", f"{finals[0]}[1]"]
         if stateful:
@@ -770,6 +771,22 @@ def _batch_normalization(b: _Builder, layer: Layer, src: str, has_mask: bool) ->
     return has_mask
 
 
+def fused_classes(builder: _Builder) -> list[Statement]:
+    """`builder.init` with each fused recurrent layer's class: MASKED where some call of the
+    layer runs under a mask (known once every call is built), FUSED otherwise."""
+    init: list[Statement] = []
+    for statement in builder.init:
+        name = statement.targets[0].removeprefix("self.") if isinstance(statement, Assign) else ""
+        if name in builder.fused:
+            table = MASKED if name in builder.masked else FUSED
+            assert isinstance(statement.value, PyCall)
+            call = replace(statement.value, head=table[builder.fused[name]])
+            statement = replace(statement, value=call)
+            builder.helpers.add(call.head)
+        init.append(statement)
+    return init
+
+
 class _GraphBuilder(_Builder):
     """The stack builder's emitters, run once per statement of a graph (rnnspec/targets/pytorch_graph.py)."""
 
@@ -782,6 +799,8 @@ class _GraphBuilder(_Builder):
         self.values: dict[str, str] = {}
         self.masks: dict[str, str | None] = {}
         self.stepped: set[str] = set()
+        self.fused: dict[str, str] = {}  # fused recurrent layers by name: their kind
+        self.masked: set[str] = set()  # the recurrent layers some call runs under a mask
         self.helpers: set[str] = set()
         self.imports: set[str] = set()
         self.features = 0
@@ -810,6 +829,7 @@ class _GraphBuilder(_Builder):
 def context(model: Model, source_name: str) -> dict[str, Any]:
     builder = _GraphBuilder(model) if model.is_graph else _Builder(model)
     builder.build()
+    init = fused_classes(builder)
     returns = builder.returns
     # The runtime definitions the program uses, by name (rnnspec/runtime/torch_rnn.py).
     helpers = builder.helpers | {STEPPED[kind] for kind in builder.stepped}
@@ -837,7 +857,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         "user_imports_before": before_torch,
         "user_imports_after": user[len(before_torch) :],
         "source_name": docstring_text(source_name),
-        "init": render_statements(builder.init + builder.buffers, 8),
+        "init": render_statements(init + builder.buffers, 8),
         "reset_lines": [
             line
             for buffer in stateful_buffers
@@ -845,9 +865,7 @@ def context(model: Model, source_name: str) -> dict[str, Any]:
         ],
         "reset": render_statements(builder.reset, 8),
         "forward": forward,
-        "signature": signature(
-            parameters, "tuple[torch.Tensor, ...]" if len(returns) > 1 else "torch.Tensor"
-        ),
+        "signature": signature(parameters, len(returns)),
         "return_lines": return_lines(returns),
         "stateful_buffers": stateful_buffers,
         "runtime": runtime_text,

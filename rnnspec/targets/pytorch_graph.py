@@ -95,15 +95,21 @@ def relayout(line: str) -> list[str]:
     return [line]
 
 
-def signature(parameters: list[str], returns: str) -> list[str]:
-    """`def forward(self, a: torch.Tensor, ...) -> ...:` as ruff format lays it out."""
+def signature(parameters: list[str], returns: int) -> list[str]:
+    """`def forward(self, a: torch.Tensor, ...) -> ...:` as ruff format lays it out, returning
+    one tensor or a tuple of `returns` (of a fixed length: TorchScript takes no `...`)."""
     params = ", ".join(["self", *(f"{p}: torch.Tensor" for p in parameters)])
-    one = f"    def forward({params}) -> {returns}:"
+    result = "torch.Tensor" if returns == 1 else f"tuple[{', '.join(['torch.Tensor'] * returns)}]"
+    one = f"    def forward({params}) -> {result}:"
     if len(one) <= LINE_LENGTH:
         return [one]
     if len(f"        {params}") <= LINE_LENGTH:
-        return ["    def forward(", f"        {params}", f"    ) -> {returns}:"]
-    return ["    def forward("] + [f"        {p}," for p in params.split(", ")] + [f"    ) -> {returns}:"]
+        head = ["    def forward(", f"        {params}"]
+    else:
+        head = ["    def forward("] + [f"        {p}," for p in params.split(", ")]
+    if len(f"    ) -> {result}:") <= LINE_LENGTH:
+        return head + [f"    ) -> {result}:"]
+    return head + ["    ) -> tuple["] + ["        torch.Tensor,"] * returns + ["    ]:"]
 
 
 def return_lines(values: list[str]) -> list[str]:

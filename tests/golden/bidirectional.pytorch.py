@@ -5,11 +5,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def exporting():
+def exporting() -> bool:
     """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
 
-    (Never where torch.compiler.is_exporting is missing, in older torch.)
+    (Never under torch.jit.script, nor where torch.compiler.is_exporting is missing, in
+    older torch.)
     """
+    if torch.jit.is_scripting():
+        return False
     is_exporting = getattr(torch.compiler, "is_exporting", None)
     return is_exporting is not None and is_exporting()
 
@@ -84,12 +87,72 @@ def keras_cell(mode, projected, state, w_hh, b_hh):
     return [torch.tanh(projected + recurrent)]
 
 
-def run_rnn(rnn, x, state=None):
-    """`rnn(x, state)`; under torch.export, the same recurrence as a `scan` (`scan_rnn`)."""
-    if exporting():
-        outputs, _, final = scan_rnn(rnn, x, None, state)
-        return outputs, final
-    return rnn(x, state)
+class TwoStates:
+    """The typed `forward` of a recurrent module with two states, (h, c) (LSTM)."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """(outputs, (h, c)) over `x`, batch first, from `state` (zeros if None); a row stops
+        after `lengths[b]` steps (a stepped module only)."""
+        outputs, final = self.recur(x, [] if state is None else list(state), lengths)
+        return outputs, (final[0], final[1])
+
+
+class FusedRecurrence:
+    """torch's fused nn.RNN / nn.GRU / nn.LSTM (same parameters, same state_dict) with a
+    `forward` that torch.export traces with a free number of timesteps (as a `scan`) and
+    torch.jit.script compiles."""
+
+    def recur(
+        self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if not torch.jit.is_scripting():
+            initial = None
+            if state:
+                initial = tuple(state) if len(state) > 1 else state[0]
+            if exporting():
+                outputs, _, final = scan_rnn(self, x, None, initial)
+            else:
+                outputs, final = super().forward(x, initial)
+            return outputs, list(final) if isinstance(final, tuple) else [final]
+        if len(state) == 0:
+            zeros = x.new_zeros(self.directions(), x.shape[0], self.hidden_size)
+            state = [zeros, zeros] if self.mode == "LSTM" else [zeros]
+        return self.kernel(x, state, self._flat_weights, self.bidirectional)
+
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def kernel(
+        self,
+        x: torch.Tensor,
+        state: list[torch.Tensor],
+        weights: list[torch.Tensor],
+        bidirectional: bool,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """This module's fused kernel (one layer, batch first): (outputs, final states)."""
+        bias, train = self.bias, self.training
+        if self.mode == "LSTM":
+            y, h, c = torch.lstm(
+                x, state, weights, bias, 1, 0.0, train, bidirectional, True
+            )
+            return y, [h, c]
+        h0, args = state[0], (weights, bias, 1, 0.0, train, bidirectional, True)
+        if self.mode == "GRU":
+            y, h = torch.gru(x, h0, *args)
+        elif self.mode == "RNN_RELU":
+            y, h = torch.rnn_relu(x, h0, *args)
+        else:
+            y, h = torch.rnn_tanh(x, h0, *args)
+        return y, [h]
+
+
+class FusedLSTM(TwoStates, FusedRecurrence, nn.LSTM):
+    """nn.LSTM, exportable and scriptable (FusedRecurrence)."""
 
 
 def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
@@ -118,8 +181,8 @@ def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
 class BidirectionalClassifier(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.bidirectional_1 = nn.LSTM(10, 64, batch_first=True, bidirectional=True)
-        self.bidirectional_2 = nn.LSTM(128, 32, batch_first=True, bidirectional=True)
+        self.bidirectional_1 = FusedLSTM(10, 64, batch_first=True, bidirectional=True)
+        self.bidirectional_2 = FusedLSTM(128, 32, batch_first=True, bidirectional=True)
         self.dense_1 = nn.Linear(64, 10)
         self.reset_parameters()
 
@@ -131,8 +194,8 @@ class BidirectionalClassifier(nn.Module):
         nn.init.zeros_(self.dense_1.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y, _ = run_rnn(self.bidirectional_1, x)
-        _, (h_n, _) = run_rnn(self.bidirectional_2, y)
+        y, _ = self.bidirectional_1(x)
+        _, (h_n, _) = self.bidirectional_2(y)
         y = torch.cat([h_n[0], h_n[1]], dim=-1)
         y = self.dense_1(y)
         return y

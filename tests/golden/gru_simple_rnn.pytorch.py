@@ -5,11 +5,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def exporting():
+def exporting() -> bool:
     """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
 
-    (Never where torch.compiler.is_exporting is missing, in older torch.)
+    (Never under torch.jit.script, nor where torch.compiler.is_exporting is missing, in
+    older torch.)
     """
+    if torch.jit.is_scripting():
+        return False
     is_exporting = getattr(torch.compiler, "is_exporting", None)
     return is_exporting is not None and is_exporting()
 
@@ -84,12 +87,76 @@ def keras_cell(mode, projected, state, w_hh, b_hh):
     return [torch.tanh(projected + recurrent)]
 
 
-def run_rnn(rnn, x, state=None):
-    """`rnn(x, state)`; under torch.export, the same recurrence as a `scan` (`scan_rnn`)."""
-    if exporting():
-        outputs, _, final = scan_rnn(rnn, x, None, state)
-        return outputs, final
-    return rnn(x, state)
+class OneState:
+    """The typed `forward` of a recurrent module with one state, h (GRU, SimpleRNN)."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, final state) over `x`, batch first, from `state` (zeros if None); a row
+        stops after `lengths[b]` steps (a stepped module only)."""
+        outputs, final = self.recur(x, [] if state is None else [state], lengths)
+        return outputs, final[0]
+
+
+class FusedRecurrence:
+    """torch's fused nn.RNN / nn.GRU / nn.LSTM (same parameters, same state_dict) with a
+    `forward` that torch.export traces with a free number of timesteps (as a `scan`) and
+    torch.jit.script compiles."""
+
+    def recur(
+        self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if not torch.jit.is_scripting():
+            initial = None
+            if state:
+                initial = tuple(state) if len(state) > 1 else state[0]
+            if exporting():
+                outputs, _, final = scan_rnn(self, x, None, initial)
+            else:
+                outputs, final = super().forward(x, initial)
+            return outputs, list(final) if isinstance(final, tuple) else [final]
+        if len(state) == 0:
+            zeros = x.new_zeros(self.directions(), x.shape[0], self.hidden_size)
+            state = [zeros, zeros] if self.mode == "LSTM" else [zeros]
+        return self.kernel(x, state, self._flat_weights, self.bidirectional)
+
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def kernel(
+        self,
+        x: torch.Tensor,
+        state: list[torch.Tensor],
+        weights: list[torch.Tensor],
+        bidirectional: bool,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """This module's fused kernel (one layer, batch first): (outputs, final states)."""
+        bias, train = self.bias, self.training
+        if self.mode == "LSTM":
+            y, h, c = torch.lstm(
+                x, state, weights, bias, 1, 0.0, train, bidirectional, True
+            )
+            return y, [h, c]
+        h0, args = state[0], (weights, bias, 1, 0.0, train, bidirectional, True)
+        if self.mode == "GRU":
+            y, h = torch.gru(x, h0, *args)
+        elif self.mode == "RNN_RELU":
+            y, h = torch.rnn_relu(x, h0, *args)
+        else:
+            y, h = torch.rnn_tanh(x, h0, *args)
+        return y, [h]
+
+
+class FusedRNN(OneState, FusedRecurrence, nn.RNN):
+    """nn.RNN, exportable and scriptable (FusedRecurrence)."""
+
+
+class FusedGRU(OneState, FusedRecurrence, nn.GRU):
+    """nn.GRU, exportable and scriptable (FusedRecurrence)."""
 
 
 def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
@@ -119,8 +186,8 @@ class GruSimpleRnn(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.embedding_1 = nn.Embedding(1000, 64)
-        self.gru_1 = nn.GRU(64, 256, batch_first=True)
-        self.simple_rnn_1 = nn.RNN(256, 128, nonlinearity="tanh", batch_first=True)
+        self.gru_1 = FusedGRU(64, 256, batch_first=True)
+        self.simple_rnn_1 = FusedRNN(256, 128, nonlinearity="tanh", batch_first=True)
         self.dense_1 = nn.Linear(128, 10)
         self.reset_parameters()
 
@@ -134,8 +201,8 @@ class GruSimpleRnn(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embedding_1(tokens)
-        x, _ = run_rnn(self.gru_1, x)
-        _, h_n = run_rnn(self.simple_rnn_1, x)
+        x, _ = self.gru_1(x)
+        _, h_n = self.simple_rnn_1(x)
         x = h_n[0]
         x = self.dense_1(x)
         return x

@@ -5,11 +5,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def exporting():
+def exporting() -> bool:
     """Whether torch.export (or the ONNX exporter, which uses it) is tracing the program.
 
-    (Never where torch.compiler.is_exporting is missing, in older torch.)
+    (Never under torch.jit.script, nor where torch.compiler.is_exporting is missing, in
+    older torch.)
     """
+    if torch.jit.is_scripting():
+        return False
     is_exporting = getattr(torch.compiler, "is_exporting", None)
     return is_exporting is not None and is_exporting()
 
@@ -27,7 +30,6 @@ def keras_rnn(
     x,
     mask,
     state=None,
-    *,
     sequences=True,
     zero_masked=False,
     packed=False,
@@ -49,14 +51,14 @@ def keras_rnn(
     """
     fused = isinstance(rnn, nn.RNNBase)
     if fused and exporting():
-        if isinstance(x, PackedRows):
+        if not isinstance(x, torch.Tensor):
             x = x.data
         outputs, last, final = scan_rnn(rnn, x, mask, state, zero_masked)
         return outputs if sequences else None, last, final if states else None
     eager = not (torch.jit.is_tracing() or exporting())
     lengths = mask.sum(dim=1)
     in_place = False  # the unmasked steps are at the front of the input already
-    if isinstance(x, PackedRows):
+    if not isinstance(x, torch.Tensor):  # PackedRows, of whichever program
         x = x.data  # each row's unmasked steps already, from the layer before
     elif eager and bool(mask.all()):
         # Nothing to skip: the kernel as it is, in chunks where it runs one direction and no
@@ -143,7 +145,7 @@ def pack_rows(x, mask, lengths):
     return front.masked_fill_((steps >= lengths.unsqueeze(1)).unsqueeze(-1), 0.0)
 
 
-def reverse_valid(x, lengths):
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     """Reverse each row's first `lengths[b]` timesteps (all of them when `lengths` is None)."""
     if lengths is None:
         return x.flip(1)
@@ -244,7 +246,14 @@ def run_direction(rnn, x, initial, weights):
     return run[rnn.mode](x, initial, weights, bias, 1, 0.0, False, False, True)
 
 
-def lstm_cell_state(x, outputs, lengths, h0, c0, weights):
+def lstm_cell_state(
+    x: torch.Tensor,
+    outputs: torch.Tensor,
+    lengths: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    weights: list[torch.Tensor],
+) -> torch.Tensor:
     """An LSTM's cell state after each row's first `lengths[b]` steps, from its outputs.
 
     The gates of every step follow from the step's input and the output before it, all in
@@ -252,8 +261,9 @@ def lstm_cell_state(x, outputs, lengths, h0, c0, weights):
     products summed as logarithms in float64 (exact where a forget gate is zero, as its
     logarithm is -inf and the suffix sums never subtract).
     """
-    w_ih, w_hh = weights[:2]
-    b_ih, b_hh = weights[2:] if len(weights) == 4 else (None, None)
+    w_ih, w_hh = weights[0], weights[1]
+    b_ih = weights[2] if len(weights) == 4 else None
+    b_hh = weights[3] if len(weights) == 4 else None
     before = torch.cat([h0.unsqueeze(1), outputs[:, :-1]], dim=1)
     i, f, g, _ = (F.linear(x, w_ih, b_ih) + F.linear(before, w_hh, b_hh)).chunk(
         4, dim=-1
@@ -338,12 +348,178 @@ def keras_cell(mode, projected, state, w_hh, b_hh):
     return [torch.tanh(projected + recurrent)]
 
 
-def run_rnn(rnn, x, state=None):
-    """`rnn(x, state)`; under torch.export, the same recurrence as a `scan` (`scan_rnn`)."""
-    if exporting():
-        outputs, _, final = scan_rnn(rnn, x, None, state)
-        return outputs, final
-    return rnn(x, state)
+class TwoStates:
+    """The typed `forward` of a recurrent module with two states, (h, c) (LSTM)."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """(outputs, (h, c)) over `x`, batch first, from `state` (zeros if None); a row stops
+        after `lengths[b]` steps (a stepped module only)."""
+        outputs, final = self.recur(x, [] if state is None else list(state), lengths)
+        return outputs, (final[0], final[1])
+
+
+class FusedRecurrence:
+    """torch's fused nn.RNN / nn.GRU / nn.LSTM (same parameters, same state_dict) with a
+    `forward` that torch.export traces with a free number of timesteps (as a `scan`) and
+    torch.jit.script compiles."""
+
+    def recur(
+        self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if not torch.jit.is_scripting():
+            initial = None
+            if state:
+                initial = tuple(state) if len(state) > 1 else state[0]
+            if exporting():
+                outputs, _, final = scan_rnn(self, x, None, initial)
+            else:
+                outputs, final = super().forward(x, initial)
+            return outputs, list(final) if isinstance(final, tuple) else [final]
+        if len(state) == 0:
+            zeros = x.new_zeros(self.directions(), x.shape[0], self.hidden_size)
+            state = [zeros, zeros] if self.mode == "LSTM" else [zeros]
+        return self.kernel(x, state, self._flat_weights, self.bidirectional)
+
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def kernel(
+        self,
+        x: torch.Tensor,
+        state: list[torch.Tensor],
+        weights: list[torch.Tensor],
+        bidirectional: bool,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """This module's fused kernel (one layer, batch first): (outputs, final states)."""
+        bias, train = self.bias, self.training
+        if self.mode == "LSTM":
+            y, h, c = torch.lstm(
+                x, state, weights, bias, 1, 0.0, train, bidirectional, True
+            )
+            return y, [h, c]
+        h0, args = state[0], (weights, bias, 1, 0.0, train, bidirectional, True)
+        if self.mode == "GRU":
+            y, h = torch.gru(x, h0, *args)
+        elif self.mode == "RNN_RELU":
+            y, h = torch.rnn_relu(x, h0, *args)
+        else:
+            y, h = torch.rnn_tanh(x, h0, *args)
+        return y, [h]
+
+
+class FusedLSTM(TwoStates, FusedRecurrence, nn.LSTM):
+    """nn.LSTM, exportable and scriptable (FusedRecurrence)."""
+
+
+class MaskedRecurrence:
+    """What the masked recurrent modules share: Keras's masked recurrence as TorchScript
+    compiles it, for `masked` (MaskedOneState, MaskedTwoStates).
+
+    Eagerly, traced and exported, `masked` is `keras_rnn`; scripted, every row's unmasked
+    steps are moved to the front and the recurrence runs over all of them (`run_rows`, each
+    module's own), as under torch.jit.trace: the same function, without the eager shortcuts.
+    """
+
+    def scripted_masked(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        state: list[torch.Tensor],
+        zero_masked: bool,
+        states: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        lengths = mask.sum(dim=1)
+        front = pack_rows(x, mask, lengths)
+        outputs, last, final = self.run_rows(front, state, lengths, states)
+        # A row with no unmasked step keeps its initial state and outputs zeros.
+        empty = (lengths == 0).view(1, -1, 1)
+        last = torch.where(empty, 0.0, last)
+        if len(state) == 0:
+            final = [torch.where(empty, 0.0, f) for f in final]
+        else:
+            final = [torch.where(empty, s, f) for s, f in zip(state, final)]
+        # Step t shows its row's last unmasked output at or before t (as `unpack_rows`).
+        index = mask.cumsum(dim=1) - 1
+        rows = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
+        hidden = ~mask.unsqueeze(-1) if zero_masked else (index < 0).unsqueeze(-1)
+        return outputs.gather(1, rows).masked_fill_(hidden, 0.0), last, final
+
+
+class MaskedTwoStates(TwoStates, MaskedRecurrence):
+    """The typed `masked` of a recurrent module with two states, (h, c) (LSTM)."""
+
+    def masked(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        sequences: bool = True,
+        zero_masked: bool = False,
+        packed: bool = False,
+        states: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """`keras_rnn(self, x, mask, ...)`. Scripted, the outputs are unpacked whatever
+        `packed` says, and the outputs and final state are there even when not asked for
+        (the cell state only with `states`: zeros without)."""
+        if not torch.jit.is_scripting():
+            return keras_rnn(
+                self, x, mask, state, sequences, zero_masked, packed, states
+            )
+        initial = [] if state is None else list(state)
+        outputs, last, final = self.scripted_masked(
+            x, mask, initial, zero_masked, states
+        )
+        return outputs, last, (final[0], final[1])
+
+
+class MaskedFused:
+    """The scripted `run_rows` of the masked fused modules (MaskedRNN, MaskedGRU,
+    MaskedLSTM)."""
+
+    def run_rows(
+        self,
+        x: torch.Tensor,
+        state: list[torch.Tensor],
+        lengths: torch.Tensor,
+        states: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(outputs, last, final) over rows whose unmasked steps come first: each direction
+        on its own (the reverse one over each row's steps reversed), the final h read at
+        each row's last step, an LSTM's cell state recomputed (`lstm_cell_state`) with
+        `states` only (zeros without)."""
+        count = self.directions()
+        size = len(self._flat_weights) // count
+        zeros = x.new_zeros(1, x.shape[0], self.hidden_size)
+        at = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, self.hidden_size)
+        outputs, lasts, cells = [], [], []
+        for direction in range(count):
+            weights = self._flat_weights[direction * size : (direction + 1) * size]
+            steps = reverse_valid(x, lengths) if direction == 1 else x
+            initial = [s[direction : direction + 1] for s in state]
+            if len(initial) == 0:
+                initial = [zeros, zeros] if self.mode == "LSTM" else [zeros]
+            y, _ = self.kernel(steps, initial, weights, False)
+            lasts.append(y.gather(1, at).squeeze(1))
+            if self.mode == "LSTM":
+                if states:
+                    h0, c0 = initial[0][0], initial[1][0]
+                    c = lstm_cell_state(steps, y, lengths, h0, c0, weights)
+                else:
+                    c = zeros[0]
+                cells.append(c)
+            outputs.append(reverse_valid(y, lengths) if direction == 1 else y)
+        last = torch.stack(lasts)
+        final = [last, torch.stack(cells)] if self.mode == "LSTM" else [last]
+        return torch.cat(outputs, dim=-1), last, final
+
+
+class MaskedLSTM(MaskedTwoStates, MaskedFused, FusedLSTM):
+    """FusedLSTM with Keras's masked recurrence, `masked`."""
 
 
 def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
@@ -373,9 +549,9 @@ class Seq2seq(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.source_embedding = nn.Embedding(5000, 64)
-        self.encoder = nn.LSTM(64, 128, batch_first=True)
+        self.encoder = MaskedLSTM(64, 128, batch_first=True)
         self.target_embedding = nn.Embedding(6000, 64)
-        self.decoder = nn.LSTM(64, 128, batch_first=True)
+        self.decoder = FusedLSTM(64, 128, batch_first=True)
         self.generator = nn.Linear(128, 6000)
         self.reset_parameters()
 
@@ -391,12 +567,10 @@ class Seq2seq(nn.Module):
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x_mask = source != 0
         x = self.source_embedding(source)
-        _, _, (h_n, c_n) = keras_rnn(
-            self.encoder, x, x_mask, sequences=False, states=True
-        )
+        _, _, (h_n, c_n) = self.encoder.masked(x, x_mask, sequences=False, states=True)
         h, c = h_n[0], c_n[0]
         y = self.target_embedding(target)
-        y, _ = run_rnn(self.decoder, y, (h.unsqueeze(0), c.unsqueeze(0)))
+        y, _ = self.decoder(y, (h.unsqueeze(0), c.unsqueeze(0)))
         probs = torch.softmax(self.generator(y), dim=-1)
         return probs
 

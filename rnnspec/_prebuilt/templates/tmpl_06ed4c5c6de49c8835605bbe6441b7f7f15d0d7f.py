@@ -90,7 +90,7 @@ def root(context, missing=missing):
     l_1_line = missing
     if (undefined(name='stateful_buffers') if l_0_stateful_buffers is missing else l_0_stateful_buffers):
         pass
-        yield '\n    def reset_states(self) -> None:\n        """Forget the states carried from one call to the next."""\n'
+        yield '\n    @torch.jit.export\n    def reset_states(self) -> None:\n        """Forget the states carried from one call to the next (kept by torch.jit.script)."""\n'
         for l_1_line in (undefined(name='reset_lines') if l_0_reset_lines is missing else l_0_reset_lines):
             _loop_vars = {}
             pass
@@ -104,4 +104,4 @@ def root(context, missing=missing):
     yield '()\n'
 
 blocks = {}
-debug_info = '1=27&3=31&8=35&11=38&12=41&15=45&16=48&18=51&21=54&25=57&28=59&29=62&35=66&36=69&39=73&40=76&42=79&43=82&45=85&46=88&48=91&52=94&53=97&58=101&60=103'
+debug_info = '1=27&3=31&8=35&11=38&12=41&15=45&16=48&18=51&21=54&25=57&28=59&29=62&35=66&36=69&39=73&40=76&42=79&43=82&45=85&46=88&48=91&53=94&54=97&59=101&61=103'
