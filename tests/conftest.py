@@ -38,6 +38,15 @@ for _name, _count in PROFILE_EXAMPLES.items():
     )
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): a worker per core, at most four. Each worker imports
+    TensorFlow, Keras and torch (about 7 s of CPU and 1 GiB), which more workers would not win
+    back on ~1,000 tests; `-n 0` runs in one process (a single file, a debugger)."""
+    return max(
+        1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
+
+
 _TEMP: dict[str, Path] = {}
 _PREVIOUS_TMPDIR: list[str | None] = []
 
