@@ -123,6 +123,27 @@ def test_right_padding_is_neither_moved_nor_gathered():
     assert not any(e.name == "aten::scatter_" for e in prof.events())
 
 
+@pytest.mark.parametrize("padding", ["right", "holes"])
+def test_rows_past_their_last_step_drop_out_of_the_kernel(padding):
+    """A chunk of steps runs only the rows with a step in it: the kernel is given the rows
+    that are still running, fewer from chunk to chunk, and no row-step after a row's end
+    beyond its last chunk (the values are checked on every path above)."""
+    torch.manual_seed(0)
+    rnn = nn.LSTM(3, 5, batch_first=True)
+    x, mask = torch.randn(BATCH, STEPS, 3), mask_for(padding)
+    with torch.no_grad(), torch.profiler.profile(record_shapes=True) as prof:
+        R.keras_rnn(rnn, x, mask)
+    # aten::lstm(input, hx, params, ...): the input of each chunk, (rows, steps, features).
+    given = [e.input_shapes[0] for e in prof.events() if e.name == "aten::lstm"]
+    rows = [shape[0] for shape in given]
+    assert rows[0] == BATCH and rows == sorted(rows, reverse=True) and rows[-1] < BATCH, given
+    lengths = mask.sum(1)
+    for (count, _, _), start in zip(given, range(0, STEPS, 32), strict=False):
+        # (Every row in the first chunk, an empty one too: the kernel takes no empty batch.)
+        assert count == (BATCH if start == 0 else int((lengths > start).sum())), (start, given)
+    assert sum(count * steps for count, steps, _ in given) < 0.8 * BATCH * STEPS, given
+
+
 def test_no_sequence_of_outputs_is_held_where_only_the_last_is_used():
     torch.manual_seed(0)
     rnn = nn.LSTM(16, 128, batch_first=True)

@@ -107,26 +107,42 @@ def keras_rnn(
 def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
     """The outputs of packed rows (`in_place`: of rows padded on the right) put back at their
     `steps` timesteps: step t shows the output of its row's last unmasked step at or before t
-    (zeros before the first, and at every masked step with `zero_masked`)."""
-    keep = mask.unsqueeze(-1)
+    (zeros before the first, and at every masked step with `zero_masked`).
+
+    Whole rows of features are moved (index_select, index_copy): an elementwise gather or
+    where over every feature costs several times as much.
+    """
+    batch, size = mask.shape[0], outputs.shape[-1]
     # (In place on a kernel's output only where autograd keeps no reference to it.)
     reuse = not (torch.is_grad_enabled() and outputs.requires_grad)
     if in_place:
         if outputs.shape[1] < steps:
             outputs = F.pad(outputs, (0, 0, 0, steps - outputs.shape[1]))
+        flat = outputs.reshape(-1, size)
+        hide = (
+            (~mask).flatten().nonzero().squeeze(1)
+        )  # row * steps + step, masked steps
         if zero_masked:
-            return (
-                outputs.masked_fill_(~keep, 0.0)
+            flat = (
+                flat.index_fill_(0, hide, 0.0)
                 if reuse
-                else outputs.masked_fill(~keep, 0.0)
+                else flat.index_fill(0, hide, 0.0)
             )
-        # After a row's last unmasked step, its last output (zeros for an empty row).
-        shown = torch.cat(last.unbind(0), dim=-1).unsqueeze(1)
-        return torch.where(keep, outputs, shown, out=outputs if reuse else None)
+        else:
+            # After a row's last unmasked step, its last output (zeros for an empty row).
+            shown = torch.cat(last.unbind(0), dim=-1).index_select(0, hide // steps)
+            if reuse:
+                flat = flat.index_copy_(0, hide, shown)
+            else:
+                flat = flat.index_copy(0, hide, shown)
+        return flat.view(batch, steps, size)
     index = mask.cumsum(dim=1) - 1
-    rows = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
-    hidden = ~keep if zero_masked else (index < 0).unsqueeze(-1)
-    return outputs.gather(1, rows).masked_fill_(hidden, 0.0)
+    start = torch.arange(batch, device=mask.device).unsqueeze(1) * outputs.shape[1]
+    rows = (index.clamp(min=0) + start).flatten()
+    flat = outputs.reshape(-1, size).index_select(0, rows)
+    hidden = ~mask if zero_masked else index < 0
+    flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
+    return flat.view(batch, steps, size)
 
 
 def pack_rows(x, mask, lengths):
@@ -140,8 +156,11 @@ def pack_rows(x, mask, lengths):
     steps = torch.arange(x.shape[1], device=x.device).expand_as(mask)
     source = torch.empty(mask.shape, dtype=torch.long, device=x.device)
     source = source.scatter_(1, slot - 1, steps)
-    front = x.gather(1, source.unsqueeze(-1).expand_as(x))
-    return front.masked_fill_((steps >= lengths.unsqueeze(1)).unsqueeze(-1), 0.0)
+    # Whole rows of features moved at once, by their index in the flattened batch.
+    start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
+    front = x.reshape(-1, x.shape[-1]).index_select(0, (source + start).flatten())
+    after = (steps >= lengths.unsqueeze(1)).flatten().nonzero().squeeze(1)
+    return front.index_fill_(0, after, 0.0).view(x.shape)
 
 
 def reverse_valid(x, lengths):
@@ -151,7 +170,9 @@ def reverse_valid(x, lengths):
     steps = torch.arange(x.shape[1], device=x.device)
     valid = steps < lengths.unsqueeze(-1)
     index = torch.where(valid, lengths.unsqueeze(-1) - 1 - steps, steps)
-    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+    start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
+    flat = x.reshape(-1, x.shape[-1]).index_select(0, (index + start).flatten())
+    return flat.view(x.shape)
 
 
 def fused_rows(rnn, x, lengths, state, states, sequences=True):
@@ -196,7 +217,9 @@ def fused_rows(rnn, x, lengths, state, states, sequences=True):
         del steps, y
     last = torch.stack(lasts)
     final = (last, torch.stack(cells)) if lstm and states else last
-    return torch.cat(outputs, dim=-1) if sequences else None, last, final
+    if not sequences:
+        return None, last, final
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1), last, final
 
 
 def run_chunks(rnn, x, initial, weights, lengths, sequences):
@@ -204,12 +227,25 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     from one to the next): the outputs (None unless `sequences`) and each row's output at its
     step `lengths[b] - 1` (zeros for an empty row).
 
-    The kernel's workspace grows with the rows times the steps it is given (four gates each):
-    chunks of about 2048 row-steps, at least 32 steps, bound it at no cost in time. (One
-    chunk under torch.jit.trace, which would fix the number of chunks.)
+    The kernel's workspace grows with the rows times the steps it is given, times the gates
+    and units: where every row runs to the end, chunks of about 2048 row-steps of 128-unit
+    LSTM gates (at least 32 steps) bound it at almost no cost in time. Where rows are
+    shorter, chunks of 32 steps, and a chunk runs only the rows with a step in it: a row
+    past its last step drops out (its outputs there are zeros, never shown), which saves
+    the padded rows' work and most of the workspace. (One chunk of every row under
+    torch.jit.trace, which would fix the number of chunks and of rows.)
     """
     batch, steps = x.shape[:2]
-    chunk = max(steps, 1) if torch.jit.is_tracing() else max(32, 2048 // max(batch, 1))
+    tracing = torch.jit.is_tracing()
+    # The rows that run (None: all of them), from the first chunk some row has finished by.
+    shortest = steps if tracing else max(int(lengths.min()), 1)
+    if tracing:
+        chunk = max(steps, 1)
+    elif shortest < steps:
+        chunk = 32
+    else:
+        gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
+        chunk = max(32, 2048 * 512 // max(batch * gates, 1))
     end = lengths - 1
     last = x.new_zeros(batch, rnn.hidden_size)
     outputs = []
@@ -217,17 +253,46 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     into = None if torch.is_grad_enabled() or not sequences or steps <= chunk else True
     if into:
         into = x.new_empty(batch, steps, rnn.hidden_size)
+    rows = None
     for start in range(0, steps, chunk):
-        y, *state = run_direction(rnn, x[:, start : start + chunk], initial, weights)
+        if start >= shortest:
+            running = lengths if rows is None else lengths.index_select(0, rows)
+            stay = (running > start).nonzero().squeeze(1)
+            if 0 < stay.shape[0] < running.shape[0]:
+                if into is not None:  # the rows that drop out show zeros from here on
+                    gone = (running <= start).nonzero().squeeze(1)
+                    gone = gone if rows is None else rows.index_select(0, gone)
+                    into[:, start:].index_fill_(0, gone, 0.0)
+                rows = stay if rows is None else rows.index_select(0, stay)
+                if isinstance(initial, tuple):
+                    initial = tuple(s.index_select(1, stay) for s in initial)
+                else:
+                    initial = initial.index_select(1, stay)
+                shortest = start + chunk
+        part = x[:, start : start + chunk]
+        if rows is not None:
+            part = part.index_select(0, rows)
+        y, *state = run_direction(rnn, part, initial, weights)
         initial = tuple(state) if len(state) > 1 else state[0]
-        at = (end - start).clamp(0, y.shape[1] - 1)
+        ends = end if rows is None else end.index_select(0, rows)
+        at = (ends - start).clamp(0, y.shape[1] - 1)
         here = y.gather(1, at.view(-1, 1, 1).expand(-1, 1, y.shape[-1])).squeeze(1)
-        inside = ((end >= start) & (end < start + y.shape[1])).unsqueeze(-1)
-        last = torch.where(inside, here, last)
+        inside = ((ends >= start) & (ends < start + y.shape[1])).unsqueeze(-1)
+        if rows is None:
+            last = torch.where(inside, here, last)
+        else:
+            here = torch.where(inside, here, last.index_select(0, rows))
+            last = last.index_copy(0, rows, here)
         if into is not None:
-            into[:, start : start + y.shape[1]] = y
+            if rows is None:
+                into[:, start : start + y.shape[1]] = y
+            else:
+                into[:, start : start + y.shape[1]].index_copy_(0, rows, y)
         elif sequences:
+            if rows is not None:
+                y = y.new_zeros(batch, y.shape[1], y.shape[2]).index_copy(0, rows, y)
             outputs.append(y)
+        del y, part  # before the next chunk's kernel runs
     if into is not None:
         return into, last
     if not sequences:
