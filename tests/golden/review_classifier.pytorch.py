@@ -59,9 +59,12 @@ def keras_rnn(
     if isinstance(x, PackedRows):
         x = x.data  # each row's unmasked steps already, from the layer before
     elif eager and bool(mask.all()):
-        # Nothing to skip: the kernel as it is, in chunks where it runs one direction and no
-        # final state is asked for (both directions in one call are faster than chunks).
-        if fused and not (states or rnn.bidirectional):
+        # Nothing to skip: the kernel as it is, in chunks (`run_chunks`) where it runs one
+        # direction over more steps than a chunk holds and no final state is asked for (both
+        # directions in one call are faster than chunks).
+        gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size if fused else 0
+        chunks = x.shape[1] > 32 and x.shape[0] * x.shape[1] * gates > 2048 * 512
+        if fused and chunks and not (states or rnn.bidirectional):
             outputs, last, _ = fused_rows(rnn, x, None, state, False, sequences)
             return outputs, last, None
         outputs, final = rnn(x, state) if fused else rnn(x, state, None)
@@ -117,7 +120,18 @@ def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
     if in_place:
         if outputs.shape[1] < steps:
             outputs = F.pad(outputs, (0, 0, 0, steps - outputs.shape[1]))
-        flat = outputs.reshape(-1, size)
+        if (
+            not outputs.is_contiguous()
+        ):  # (a kernel's own output: not copied to flatten it)
+            row, step = (~mask).nonzero().unbind(1)  # the masked steps
+            if zero_masked:
+                shown = outputs.new_zeros(())
+            else:  # after a row's last unmasked step, its last output (zeros if empty)
+                shown = torch.cat(last.unbind(0), dim=-1).index_select(0, row)
+            if reuse:
+                return outputs.index_put_((row, step), shown)
+            return outputs.index_put((row, step), shown)
+        flat = outputs.view(-1, size)
         hide = (
             (~mask).flatten().nonzero().squeeze(1)
         )  # row * steps + step, masked steps
@@ -128,7 +142,6 @@ def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
                 else flat.index_fill(0, hide, 0.0)
             )
         else:
-            # After a row's last unmasked step, its last output (zeros for an empty row).
             shown = torch.cat(last.unbind(0), dim=-1).index_select(0, hide // steps)
             if reuse:
                 flat = flat.index_copy_(0, hide, shown)
@@ -227,24 +240,37 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     step `lengths[b] - 1` (zeros for an empty row).
 
     The kernel's workspace grows with the rows times the steps it is given, times the gates
-    and units: where every row runs to the end, chunks of about 2048 row-steps of 128-unit
-    LSTM gates (at least 32 steps) bound it at almost no cost in time. Where rows are
-    shorter, chunks of 32 steps, and a chunk runs only the rows with a step in it: a row
-    past its last step drops out (its outputs there are zeros, never shown), which saves
-    the padded rows' work and most of the workspace. (One chunk of every row under
-    torch.jit.trace, which would fix the number of chunks and of rows.)
+    and units: chunks of about 2048 row-steps of 128-unit LSTM gates (at least 32 steps)
+    bound it at almost no cost in time. Where rows are shorter and the batch is wide (32
+    rows or more), chunks of 32 steps over the rows taken longest first, and a chunk runs
+    only the rows with a step in it: a row past its last step drops out (its outputs there
+    are zeros, never shown), which saves the padded rows' work and most of the workspace.
+    (A narrower batch gains no time from fewer rows: the kernel's cost per call and per step
+    dominates there.) One chunk of every row under torch.jit.trace, which would fix the
+    number of chunks and of rows.
     """
     batch, steps = x.shape[:2]
     tracing = torch.jit.is_tracing()
-    # The rows that run (None: all of them), from the first chunk some row has finished by.
     shortest = steps if tracing else max(int(lengths.min()), 1)
     if tracing:
         chunk = max(steps, 1)
-    elif shortest < steps:
+    elif shortest < steps and batch >= 32:
         chunk = 32
     else:
         gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
         chunk = max(32, 2048 * 512 // max(batch * gates, 1))
+    starts = list(range(0, steps, chunk))
+    counts = [batch] * len(starts)  # how many rows each chunk runs
+    order = None  # the rows, longest first, where some drop out
+    if shortest < steps and len(starts) > 1:
+        order = torch.argsort(lengths, descending=True, stable=True)
+        lengths = lengths.index_select(0, order)
+        first = torch.tensor(starts, device=x.device).unsqueeze(1)
+        counts = (lengths > first).sum(1).clamp(min=1).tolist()
+        if isinstance(initial, tuple):
+            initial = tuple(s.index_select(1, order) for s in initial)
+        else:
+            initial = initial.index_select(1, order)
     end = lengths - 1
     last = x.new_zeros(batch, rnn.hidden_size)
     outputs = []
@@ -252,46 +278,43 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     into = None if torch.is_grad_enabled() or not sequences or steps <= chunk else True
     if into:
         into = x.new_empty(batch, steps, rnn.hidden_size)
-    rows = None
-    for start in range(0, steps, chunk):
-        if start >= shortest:
-            running = lengths if rows is None else lengths.index_select(0, rows)
-            stay = (running > start).nonzero().squeeze(1)
-            if 0 < stay.shape[0] < running.shape[0]:
-                if into is not None:  # the rows that drop out show zeros from here on
-                    gone = (running <= start).nonzero().squeeze(1)
-                    gone = gone if rows is None else rows.index_select(0, gone)
-                    into[:, start:].index_fill_(0, gone, 0.0)
-                rows = stay if rows is None else rows.index_select(0, stay)
-                if isinstance(initial, tuple):
-                    initial = tuple(s.index_select(1, stay) for s in initial)
-                else:
-                    initial = initial.index_select(1, stay)
-                shortest = start + chunk
+    for start, rows in zip(starts, counts, strict=True):
         part = x[:, start : start + chunk]
-        if rows is not None:
-            part = part.index_select(0, rows)
+        if order is not None:
+            part = part.index_select(0, order[:rows])
+            if rows < end.shape[0]:  # the rows past their last step drop out
+                if isinstance(initial, tuple):
+                    initial = tuple(s[:, :rows] for s in initial)
+                else:
+                    initial = initial[:, :rows]
+                end = end[:rows]
         y, *state = run_direction(rnn, part, initial, weights)
         initial = tuple(state) if len(state) > 1 else state[0]
-        ends = end if rows is None else end.index_select(0, rows)
-        at = (ends - start).clamp(0, y.shape[1] - 1)
+        at = (end - start).clamp(0, y.shape[1] - 1)
         here = y.gather(1, at.view(-1, 1, 1).expand(-1, 1, y.shape[-1])).squeeze(1)
-        inside = ((ends >= start) & (ends < start + y.shape[1])).unsqueeze(-1)
-        if rows is None:
-            last = torch.where(inside, here, last)
+        inside = ((end >= start) & (end < start + y.shape[1])).unsqueeze(-1)
+        if rows < batch:
+            last = torch.cat([torch.where(inside, here, last[:rows]), last[rows:]])
         else:
-            here = torch.where(inside, here, last.index_select(0, rows))
-            last = last.index_copy(0, rows, here)
-        if into is not None:
-            if rows is None:
-                into[:, start : start + y.shape[1]] = y
-            else:
-                into[:, start : start + y.shape[1]].index_copy_(0, rows, y)
+            last = torch.where(inside, here, last)
+        if order is not None:
+            # Back to the rows' own places; zeros for the rows that do not run.
+            if into is not None:
+                window = into[:, start : start + y.shape[1]]
+                window.index_copy_(0, order[:rows], y)
+                if rows < batch:
+                    window.index_fill_(0, order[rows:], 0.0)
+            elif sequences:
+                full = y.new_zeros(batch, y.shape[1], y.shape[2])
+                outputs.append(full.index_copy(0, order[:rows], y))
+        elif into is not None:
+            into[:, start : start + y.shape[1]] = y
         elif sequences:
-            if rows is not None:
-                y = y.new_zeros(batch, y.shape[1], y.shape[2]).index_copy(0, rows, y)
             outputs.append(y)
         del y, part  # before the next chunk's kernel runs
+    if order is not None:
+        inverse = torch.argsort(order)  # (of a permutation: its inverse)
+        last = last.index_select(0, inverse)
     if into is not None:
         return into, last
     if not sequences:
