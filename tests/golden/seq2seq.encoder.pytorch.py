@@ -297,29 +297,27 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
             last = torch.cat([torch.where(inside, here, last[:rows]), last[rows:]])
         else:
             last = torch.where(inside, here, last)
-        if order is not None:
-            # Back to the rows' own places; zeros for the rows that do not run.
-            if into is not None:
-                window = into[:, start : start + y.shape[1]]
-                window.index_copy_(0, order[:rows], y)
-                if rows < batch:
-                    window.index_fill_(0, order[rows:], 0.0)
-            elif sequences:
-                full = y.new_zeros(batch, y.shape[1], y.shape[2])
-                outputs.append(full.index_copy(0, order[:rows], y))
-        elif into is not None:
-            into[:, start : start + y.shape[1]] = y
+        # (In the rows' sorted order; zeros for the rows that do not run.)
+        if into is not None:
+            into[:rows, start : start + y.shape[1]] = y
+            if rows < batch:
+                into[rows:, start : start + y.shape[1]] = 0.0
         elif sequences:
-            outputs.append(y)
+            outputs.append(
+                F.pad(y, (0, 0, 0, 0, 0, batch - rows)) if rows < batch else y
+            )
         del y, part  # before the next chunk's kernel runs
-    if order is not None:
+    if into is not None:
+        outputs = [into]
+    y = None
+    if sequences:
+        y = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
+    if order is not None:  # back to the rows' own places
         inverse = torch.argsort(order)  # (of a permutation: its inverse)
         last = last.index_select(0, inverse)
-    if into is not None:
-        return into, last
-    if not sequences:
-        return None, last
-    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1), last
+        if y is not None:
+            y = y.index_select(0, inverse)
+    return y, last
 
 
 def run_direction(rnn, x, initial, weights):
