@@ -110,6 +110,23 @@ def test_every_eager_path_gives_keras_values_and_gradients(padding, kind, bidire
         torch.testing.assert_close(x_grad.double(), want_grad, atol=1e-4, rtol=0)
 
 
+def test_packed_rows_cut_short_by_the_layer_before_come_back_at_every_step():
+    """A layer given the packed rows of the layer before (cut after the longest row) puts its
+    outputs back at every step of the mask, as Keras's stack computes them."""
+    torch.manual_seed(0)
+    first, second = nn.GRU(3, 4, batch_first=True), nn.LSTM(4, 5, batch_first=True)
+    mask = mask_for("holes")
+    mask[:, -3:] = False  # no row reaches the last steps
+    x = torch.randn(BATCH, STEPS, 3)
+    with torch.no_grad():
+        packed, _, _ = R.keras_rnn(first, x, mask, packed=True)
+        assert packed.data.shape[1] < STEPS
+        out, _, _ = R.keras_rnn(second, packed, mask)
+        between, _, _ = reference(first, x.double(), mask)
+        want, _, _ = reference(second, between, mask)
+    torch.testing.assert_close(out.double(), repeated(want, mask), atol=1e-5, rtol=0)
+
+
 def test_right_padding_is_neither_moved_nor_gathered():
     """No gather over the outputs (nor the inputs) when the rows are padded on the right."""
     torch.manual_seed(0)

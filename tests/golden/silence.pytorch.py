@@ -155,7 +155,8 @@ def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
     flat = outputs.reshape(-1, size).index_select(0, rows)
     hidden = ~mask if zero_masked else index < 0
     flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
-    return flat.view(batch, steps, size)
+    # (Every step of the mask: packed rows from a layer before may have been cut shorter.)
+    return flat.view(batch, mask.shape[1], size)
 
 
 def pack_rows(x, mask, lengths):
