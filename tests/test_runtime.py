@@ -20,7 +20,7 @@ from torch import nn
 from rnnspec.runtime import torch_rnn as R
 from tests.test_export import reference
 
-BATCH, STEPS = 70, 75  # three chunks of 32 steps (2048 // 70 < 32)
+BATCH, STEPS = 70, 75  # padded: three chunks of 32 steps
 
 
 def mask_for(padding: str) -> torch.Tensor:
@@ -108,6 +108,22 @@ def test_every_eager_path_gives_keras_values_and_gradients(padding, kind, bidire
         want_used = (want_out.sum(-1).pow(2).sum() if sequences else 0) + (want_last * weights).sum()
         (want_grad,) = torch.autograd.grad(want_used, x_double)
         torch.testing.assert_close(x_grad.double(), want_grad, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_a_batch_without_padding_runs_in_chunks_where_the_workspace_is_large(grad):
+    """Every row to the end, on a layer whose workspace over the whole sequence passes the
+    chunk budget: the kernel runs in chunks, the state carried, and gives Keras's values."""
+    torch.manual_seed(0)
+    rnn = nn.LSTM(3, 256, batch_first=True)
+    mask = mask_for("none")
+    x = torch.randn(BATCH, STEPS, 3)
+    want_out, want_last, _ = reference(rnn, x.double(), mask)
+    with torch.set_grad_enabled(grad), torch.profiler.profile() as prof:
+        out, last, _ = R.keras_rnn(rnn, x, mask)
+    assert sum(e.name == "aten::lstm" for e in prof.events()) == 2
+    torch.testing.assert_close(out.double(), want_out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(last.double(), want_last, atol=1e-5, rtol=0)
 
 
 def test_packed_rows_cut_short_by_the_layer_before_come_back_at_every_step():

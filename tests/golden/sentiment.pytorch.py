@@ -63,7 +63,7 @@ def keras_rnn(
         # direction over more steps than a chunk holds and no final state is asked for (both
         # directions in one call are faster than chunks).
         gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size if fused else 0
-        chunks = x.shape[1] > 32 and x.shape[0] * x.shape[1] * gates > 2048 * 512
+        chunks = x.shape[1] > 32 and x.shape[0] * x.shape[1] * gates > 8192 * 512
         if fused and chunks and not (states or rnn.bidirectional):
             outputs, last, _ = fused_rows(rnn, x, None, state, False, sequences)
             return outputs, last, None
@@ -241,14 +241,15 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     step `lengths[b] - 1` (zeros for an empty row).
 
     The kernel's workspace grows with the rows times the steps it is given, times the gates
-    and units: chunks of about 2048 row-steps of 128-unit LSTM gates (at least 32 steps)
-    bound it at almost no cost in time. Where rows are shorter and the batch is wide (32
-    rows or more), chunks of 32 steps over the rows taken longest first, and a chunk runs
-    only the rows with a step in it: a row past its last step drops out (its outputs there
-    are zeros, never shown), which saves the padded rows' work and most of the workspace.
-    (A narrower batch gains no time from fewer rows: the kernel's cost per call and per step
-    dominates there.) One chunk of every row under torch.jit.trace, which would fix the
-    number of chunks and of rows.
+    and units: chunks of about 8192 row-steps of 128-unit LSTM gates (16 MiB; at least 32
+    steps) bound it on long sequences (each chunk costs a call and a copy of its outputs,
+    4-8% of the time at 64 rows x 120 steps in 32-step chunks). Where rows are shorter and
+    the batch is wide (32 rows or more), chunks of 32 steps over the rows taken longest
+    first, and a chunk runs only the rows with a step in it: a row past its last step drops
+    out (its outputs there are zeros, never shown), which saves the padded rows' work and
+    most of the workspace. (A narrower batch gains no time from fewer rows: the kernel's
+    cost per call and per step dominates there.) One chunk of every row under
+    torch.jit.trace, which would fix the number of chunks and of rows.
     """
     batch, steps = x.shape[:2]
     tracing = torch.jit.is_tracing()
@@ -259,7 +260,7 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
         chunk = 32
     else:
         gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
-        chunk = max(32, 2048 * 512 // max(batch * gates, 1))
+        chunk = max(32, 8192 * 512 // max(batch * gates, 1))
     starts = list(range(0, steps, chunk))
     counts = [batch] * len(starts)  # how many rows each chunk runs
     order = None  # the rows, longest first, where some drop out
