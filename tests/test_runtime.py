@@ -177,11 +177,12 @@ def test_rows_past_their_last_step_drop_out_of_the_kernel(padding):
     assert sum(count * steps for count, steps, _ in given) < 0.8 * BATCH * STEPS, given
 
 
-def test_no_sequence_of_outputs_is_held_where_only_the_last_is_used():
+@pytest.mark.parametrize("padded", [True, False])
+def test_no_sequence_of_outputs_is_held_where_only_the_last_is_used(padded):
     torch.manual_seed(0)
     rnn = nn.LSTM(16, 128, batch_first=True)
     x = torch.randn(64, 256, 16)
-    lengths = torch.randint(64, 257, (64,))
+    lengths = torch.randint(64, 257, (64,)) if padded else torch.full((64,), 256)
     lengths[0] = 256
     mask = torch.arange(256) < lengths.unsqueeze(1)
     sequence_bytes = 64 * 256 * 128 * 4

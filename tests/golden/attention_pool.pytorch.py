@@ -64,7 +64,8 @@ def keras_rnn(
         # direction over more steps than a chunk holds and no final state is asked for (both
         # directions in one call are faster than chunks).
         gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size if fused else 0
-        chunks = x.shape[1] > 32 and x.shape[0] * x.shape[1] * gates > 8192 * 512
+        budget = (8192 if sequences else 2048) * 512  # as in `run_chunks`
+        chunks = x.shape[1] > 32 and x.shape[0] * x.shape[1] * gates > budget
         if fused and chunks and not (states or rnn.bidirectional):
             outputs, last, _ = fused_rows(rnn, x, None, state, False, sequences)
             return outputs, last, None
@@ -244,7 +245,9 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     The kernel's workspace grows with the rows times the steps it is given, times the gates
     and units: chunks of about 8192 row-steps of 128-unit LSTM gates (16 MiB; at least 32
     steps) bound it on long sequences (each chunk costs a call and a copy of its outputs,
-    4-8% of the time at 64 rows x 120 steps in 32-step chunks). Where rows are shorter and
+    4-8% of the time at 64 rows x 120 steps in 32-step chunks); 2048 row-steps where only
+    each row's last output is kept (no copy, and the sequence is never held whole, so
+    chunks cost about 2%). Where rows are shorter and
     the batch is wide (32 rows or more), chunks of 32 steps over the rows taken longest
     first, and a chunk runs only the rows with a step in it: a row past its last step drops
     out (its outputs there are zeros, never shown), which saves the padded rows' work and
@@ -261,7 +264,8 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
         chunk = 32
     else:
         gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
-        chunk = max(32, 8192 * 512 // max(batch * gates, 1))
+        budget = (8192 if sequences else 2048) * 512
+        chunk = max(32, budget // max(batch * gates, 1))
     starts = list(range(0, steps, chunk))
     counts = [batch] * len(starts)  # how many rows each chunk runs
     order = None  # the rows, longest first, where some drop out
