@@ -191,5 +191,6 @@ def test_no_sequence_of_outputs_is_held_where_only_the_last_is_used(padded):
         whole = peak_bytes(lambda: R.keras_rnn(rnn, x, mask))
     # The kernel's workspace (four gates per step) over a chunk, never the whole sequence.
     assert last_only < sequence_bytes, last_only
-    # The outputs once, and one chunk's workspace.
-    assert whole < 2.5 * sequence_bytes, whole
+    # The outputs once, and one chunk's workspace: 32 steps where rows drop out; where every
+    # row runs to the end, chunks of up to 16 MiB of workspace (fewer calls, fewer copies).
+    assert whole < (2.5 if padded else 4.5) * sequence_bytes, whole
