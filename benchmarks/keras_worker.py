@@ -7,10 +7,11 @@ call is measured here, around ``predict_on_batch`` (jit-compiled on JAX, results
 host), so the pipe's latency is not counted and the round-robin pairing of the parent holds.
 
 Requests: ``{"op": "load", "source": ..., "weights": NPZ, "inputs": NPZ, "threads": N}``,
-``{"op": "time", "pattern": P}`` -> ``{"seconds": s}``, ``{"op": "grad_time", "pattern": P}`` (a
-jitted forward + backward), ``{"op": "grad_loss", "pattern": P}`` -> ``{"loss": l}``, ``{"op": "memory", "pattern": P}`` ->
-``{"bytes": n}`` (XLA's temporaries and outputs for one forward), ``{"op": "output", "pattern": P, "path":
-NPY}`` (writes the output), ``{"op": "reset"}``, ``{"op": "quit"}``.
+``{"op": "time", "pattern": P}`` -> ``{"seconds": s}``, ``{"op": "grad_time", "pattern": P}``
+(a jitted forward + backward), ``{"op": "grad_loss", "pattern": P}`` -> ``{"loss": l}``,
+``{"op": "memory", "pattern": P}`` -> ``{"bytes": n}`` (XLA's temporaries and outputs for one
+forward), ``{"op": "output", "pattern": P, "path": NPY}`` (writes the output),
+``{"op": "reset"}``, ``{"op": "quit"}``.
 """
 
 from __future__ import annotations
