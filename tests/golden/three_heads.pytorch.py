@@ -154,7 +154,12 @@ def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
     rows = (index.clamp(min=0) + start).flatten()
     flat = outputs.reshape(-1, size).index_select(0, rows)
     hidden = ~mask if zero_masked else index < 0
-    flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
+    if (
+        exporting()
+    ):  # (no size that depends on the values: torch.export cannot trace one)
+        flat.masked_fill_(hidden.reshape(-1, 1), 0.0)
+    else:
+        flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
     # (Every step of the mask: packed rows from a layer before may have been cut shorter.)
     return flat.view(batch, mask.shape[1], size)
 
@@ -173,8 +178,12 @@ def pack_rows(x, mask, lengths):
     # Whole rows of features moved at once, by their index in the flattened batch.
     start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
     front = x.reshape(-1, x.shape[-1]).index_select(0, (source + start).flatten())
-    after = (steps >= lengths.unsqueeze(1)).flatten().nonzero().squeeze(1)
-    return front.index_fill_(0, after, 0.0).view(x.shape)
+    after = (steps >= lengths.unsqueeze(1)).reshape(-1, 1)
+    if (
+        exporting()
+    ):  # (no size that depends on the values: torch.export cannot trace one)
+        return front.masked_fill_(after, 0.0).view(x.shape)
+    return front.index_fill_(0, after.flatten().nonzero().squeeze(1), 0.0).view(x.shape)
 
 
 def reverse_valid(x, lengths):
