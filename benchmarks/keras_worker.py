@@ -7,9 +7,11 @@ call is measured here, around ``predict_on_batch`` (jit-compiled on JAX, results
 host), so the pipe's latency is not counted and the round-robin pairing of the parent holds.
 
 Requests: ``{"op": "load", "source": ..., "weights": NPZ, "inputs": NPZ, "threads": N}``,
-``{"op": "time", "pattern": P}`` -> ``{"seconds": s}``, ``{"op": "grad_time", "pattern": P}`` (a
-jitted forward + backward), ``{"op": "grad_loss", "pattern": P}`` -> ``{"loss": l}``, ``{"op": "output", "pattern": P, "path":
-NPY}`` (writes the output), ``{"op": "reset"}``, ``{"op": "quit"}``.
+``{"op": "time", "pattern": P}`` -> ``{"seconds": s}``, ``{"op": "grad_time", "pattern": P}``
+(a jitted forward + backward), ``{"op": "grad_loss", "pattern": P}`` -> ``{"loss": l}``,
+``{"op": "memory", "pattern": P}`` -> ``{"bytes": n}`` (XLA's temporaries and outputs for one
+forward), ``{"op": "output", "pattern": P, "path": NPY}`` (writes the output),
+``{"op": "reset"}``, ``{"op": "quit"}``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,25 @@ def _gradient_step(model):
         return jax.block_until_ready(grad(trainable, frozen, x))
 
     return step
+
+
+def _peak_bytes(model, x) -> int:
+    """The bytes XLA holds while one forward runs, beyond the weights and the input: its buffer
+    assignment's temporaries plus the outputs, as the compiled executable reports them
+    (`memory_analysis()` of `jax.jit` over `model.stateless_call`, the computation
+    `predict_on_batch` runs). The CPU client allocates exactly these per execution; JAX has no
+    allocator statistics on CPU (`device.memory_stats()` is None there).
+    """
+    import jax
+
+    def forward(trainable, frozen, x):
+        y, _ = model.stateless_call(trainable, frozen, x, training=False)
+        return y
+
+    trainable = [v.value for v in model.trainable_variables]
+    frozen = [v.value for v in model.non_trainable_variables]
+    stats = jax.jit(forward).lower(trainable, frozen, x).compile().memory_analysis()
+    return int(stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes)
 
 
 def main() -> int:
@@ -104,6 +125,8 @@ def main() -> int:
             if grad is None:
                 grad = _gradient_step(model)
             reply["loss"] = float(grad(inputs[request["pattern"]], loss_only=True))
+        elif op == "memory":
+            reply["bytes"] = _peak_bytes(model, inputs[request["pattern"]])
         elif op == "output":
             out = model.predict_on_batch(inputs[request["pattern"]])
             np.save(request["path"], np.asarray(out[0] if isinstance(out, list | tuple) else out))

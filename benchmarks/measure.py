@@ -140,6 +140,10 @@ class JaxWorker:
     def grad_loss(self, pattern: str) -> float:
         return self.ask(op="grad_loss", pattern=pattern)["loss"]
 
+    def peak_bytes(self, pattern: str) -> int:
+        """XLA's own figure for one jitted forward on the pattern's input (see keras_worker.py)."""
+        return self.ask(op="memory", pattern=pattern)["bytes"]
+
     def output(self, pattern: str) -> np.ndarray:
         path = os.path.join(self.tmp.name, "out.npy")
         self.ask(op="output", pattern=pattern, path=path)
@@ -392,6 +396,27 @@ def peak_bytes(call: Callable[[], Any]) -> int:
         if e.get("name") == "[memory]" and e["args"].get("Device Type", 0) == 0
     ]
     return max(totals, default=0)
+
+
+def keras_tf_peak_bytes(built: Built, x: np.ndarray, workload) -> int:
+    """Peak bytes in use by TensorFlow's CPU allocator during one warmed-up `predict_on_batch`,
+    above the level at its start: the figure TensorFlow reports itself
+    (`tf.config.experimental.get_memory_info("CPU:0")`, its allocator's bytes-in-use peak, reset
+    with `reset_memory_stats` just before the call). Like `peak_bytes` for torch: the weights
+    and the input exist before the call and are not counted; activations, temporaries and the
+    output are.
+    """
+    import tensorflow as tf
+
+    xk = tf.constant(x.astype(np.int32) if workload.vocab is not None else x)
+    built.keras_model.predict_on_batch(xk)  # warm (traced and compiled before)
+    gc.collect()
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    out = built.keras_model.predict_on_batch(xk)
+    info = tf.config.experimental.get_memory_info("CPU:0")
+    del out
+    return int(info["peak"] - before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,9 +61,13 @@ def keras_rnn(
     if not isinstance(x, torch.Tensor):  # PackedRows, of whichever program
         x = x.data  # each row's unmasked steps already, from the layer before
     elif eager and bool(mask.all()):
-        # Nothing to skip: the kernel as it is, in chunks where it runs one direction and no
-        # final state is asked for (both directions in one call are faster than chunks).
-        if fused and not (states or rnn.bidirectional):
+        # Nothing to skip: the kernel as it is, in chunks (`run_chunks`) where it runs one
+        # direction over more steps than a chunk holds and no final state is asked for (both
+        # directions in one call are faster than chunks).
+        gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size if fused else 0
+        budget = (8192 if sequences else 2048) * 512  # as in `run_chunks`
+        chunks = x.shape[1] > 32 and x.shape[0] * x.shape[1] * gates > budget
+        if fused and chunks and not (states or rnn.bidirectional):
             outputs, last, _ = fused_rows(rnn, x, None, state, False, sequences)
             return outputs, last, None
         outputs, final = rnn(x, state) if fused else rnn(x, state, None)
@@ -108,26 +112,58 @@ def keras_rnn(
 def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
     """The outputs of packed rows (`in_place`: of rows padded on the right) put back at their
     `steps` timesteps: step t shows the output of its row's last unmasked step at or before t
-    (zeros before the first, and at every masked step with `zero_masked`)."""
-    keep = mask.unsqueeze(-1)
+    (zeros before the first, and at every masked step with `zero_masked`).
+
+    Whole rows of features are moved (index_select, index_copy): an elementwise gather or
+    where over every feature costs several times as much.
+    """
+    batch, size = mask.shape[0], outputs.shape[-1]
     # (In place on a kernel's output only where autograd keeps no reference to it.)
     reuse = not (torch.is_grad_enabled() and outputs.requires_grad)
     if in_place:
         if outputs.shape[1] < steps:
             outputs = F.pad(outputs, (0, 0, 0, steps - outputs.shape[1]))
+        if (
+            not outputs.is_contiguous()
+        ):  # (a kernel's own output: not copied to flatten it)
+            row, step = (~mask).nonzero().unbind(1)  # the masked steps
+            if zero_masked:
+                shown = outputs.new_zeros(())
+            else:  # after a row's last unmasked step, its last output (zeros if empty)
+                shown = torch.cat(last.unbind(0), dim=-1).index_select(0, row)
+            if reuse:
+                return outputs.index_put_((row, step), shown)
+            return outputs.index_put((row, step), shown)
+        flat = outputs.view(-1, size)
+        hide = (
+            (~mask).flatten().nonzero().squeeze(1)
+        )  # row * steps + step, masked steps
         if zero_masked:
-            return (
-                outputs.masked_fill_(~keep, 0.0)
+            flat = (
+                flat.index_fill_(0, hide, 0.0)
                 if reuse
-                else outputs.masked_fill(~keep, 0.0)
+                else flat.index_fill(0, hide, 0.0)
             )
-        # After a row's last unmasked step, its last output (zeros for an empty row).
-        shown = torch.cat(last.unbind(0), dim=-1).unsqueeze(1)
-        return torch.where(keep, outputs, shown, out=outputs if reuse else None)
+        else:
+            shown = torch.cat(last.unbind(0), dim=-1).index_select(0, hide // steps)
+            if reuse:
+                flat = flat.index_copy_(0, hide, shown)
+            else:
+                flat = flat.index_copy(0, hide, shown)
+        return flat.view(batch, steps, size)
     index = mask.cumsum(dim=1) - 1
-    rows = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
-    hidden = ~keep if zero_masked else (index < 0).unsqueeze(-1)
-    return outputs.gather(1, rows).masked_fill_(hidden, 0.0)
+    start = torch.arange(batch, device=mask.device).unsqueeze(1) * outputs.shape[1]
+    rows = (index.clamp(min=0) + start).flatten()
+    flat = outputs.reshape(-1, size).index_select(0, rows)
+    hidden = ~mask if zero_masked else index < 0
+    if (
+        exporting()
+    ):  # (no size that depends on the values: torch.export cannot trace one)
+        flat.masked_fill_(hidden.reshape(-1, 1), 0.0)
+    else:
+        flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
+    # (Every step of the mask: packed rows from a layer before may have been cut shorter.)
+    return flat.view(batch, mask.shape[1], size)
 
 
 def pack_rows(x, mask, lengths):
@@ -141,8 +177,15 @@ def pack_rows(x, mask, lengths):
     steps = torch.arange(x.shape[1], device=x.device).expand_as(mask)
     source = torch.empty(mask.shape, dtype=torch.long, device=x.device)
     source = source.scatter_(1, slot - 1, steps)
-    front = x.gather(1, source.unsqueeze(-1).expand_as(x))
-    return front.masked_fill_((steps >= lengths.unsqueeze(1)).unsqueeze(-1), 0.0)
+    # Whole rows of features moved at once, by their index in the flattened batch.
+    start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
+    front = x.reshape(-1, x.shape[-1]).index_select(0, (source + start).flatten())
+    after = (steps >= lengths.unsqueeze(1)).reshape(-1, 1)
+    if (
+        exporting()
+    ):  # (no size that depends on the values: torch.export cannot trace one)
+        return front.masked_fill_(after, 0.0).view(x.shape)
+    return front.index_fill_(0, after.flatten().nonzero().squeeze(1), 0.0).view(x.shape)
 
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -152,7 +195,9 @@ def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor
     steps = torch.arange(x.shape[1], device=x.device)
     valid = steps < lengths.unsqueeze(-1)
     index = torch.where(valid, lengths.unsqueeze(-1) - 1 - steps, steps)
-    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+    start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
+    flat = x.reshape(-1, x.shape[-1]).index_select(0, (index + start).flatten())
+    return flat.view(x.shape)
 
 
 def fused_rows(rnn, x, lengths, state, states, sequences=True):
@@ -197,7 +242,9 @@ def fused_rows(rnn, x, lengths, state, states, sequences=True):
         del steps, y
     last = torch.stack(lasts)
     final = (last, torch.stack(cells)) if lstm and states else last
-    return torch.cat(outputs, dim=-1) if sequences else None, last, final
+    if not sequences:
+        return None, last, final
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1), last, final
 
 
 def run_chunks(rnn, x, initial, weights, lengths, sequences):
@@ -205,12 +252,42 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     from one to the next): the outputs (None unless `sequences`) and each row's output at its
     step `lengths[b] - 1` (zeros for an empty row).
 
-    The kernel's workspace grows with the rows times the steps it is given (four gates each):
-    chunks of about 2048 row-steps, at least 32 steps, bound it at no cost in time. (One
-    chunk under torch.jit.trace, which would fix the number of chunks.)
+    The kernel's workspace grows with the rows times the steps it is given, times the gates
+    and units: chunks of about 8192 row-steps of 128-unit LSTM gates (16 MiB; at least 32
+    steps) bound it on long sequences (each chunk costs a call and a copy of its outputs,
+    4-8% of the time at 64 rows x 120 steps in 32-step chunks); 2048 row-steps where only
+    each row's last output is kept (no copy, and the sequence is never held whole, so
+    chunks cost about 2%). Where rows are shorter and
+    the batch is wide (32 rows or more), chunks of 32 steps over the rows taken longest
+    first, and a chunk runs only the rows with a step in it: a row past its last step drops
+    out (its outputs there are zeros, never shown), which saves the padded rows' work and
+    most of the workspace. (A narrower batch gains no time from fewer rows: the kernel's
+    cost per call and per step dominates there.) One chunk of every row under
+    torch.jit.trace, which would fix the number of chunks and of rows.
     """
     batch, steps = x.shape[:2]
-    chunk = max(steps, 1) if torch.jit.is_tracing() else max(32, 2048 // max(batch, 1))
+    tracing = torch.jit.is_tracing()
+    shortest = steps if tracing else max(int(lengths.min()), 1)
+    if tracing:
+        chunk = max(steps, 1)
+    elif shortest < steps and batch >= 32:
+        chunk = 32
+    else:
+        gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
+        budget = (8192 if sequences else 2048) * 512
+        chunk = max(32, budget // max(batch * gates, 1))
+    starts = list(range(0, steps, chunk))
+    counts = [batch] * len(starts)  # how many rows each chunk runs
+    order = None  # the rows, longest first, where some drop out
+    if shortest < steps and len(starts) > 1:
+        order = torch.argsort(lengths, descending=True, stable=True)
+        lengths = lengths.index_select(0, order)
+        first = torch.tensor(starts, device=x.device).unsqueeze(1)
+        counts = (lengths > first).sum(1).clamp(min=1).tolist()
+        if isinstance(initial, tuple):
+            initial = tuple(s.index_select(1, order) for s in initial)
+        else:
+            initial = initial.index_select(1, order)
     end = lengths - 1
     last = x.new_zeros(batch, rnn.hidden_size)
     outputs = []
@@ -218,22 +295,46 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     into = None if torch.is_grad_enabled() or not sequences or steps <= chunk else True
     if into:
         into = x.new_empty(batch, steps, rnn.hidden_size)
-    for start in range(0, steps, chunk):
-        y, *state = run_direction(rnn, x[:, start : start + chunk], initial, weights)
+    for start, rows in zip(starts, counts, strict=True):
+        part = x[:, start : start + chunk]
+        if order is not None:
+            part = part.index_select(0, order[:rows])
+            if rows < end.shape[0]:  # the rows past their last step drop out
+                if isinstance(initial, tuple):
+                    initial = tuple(s[:, :rows] for s in initial)
+                else:
+                    initial = initial[:, :rows]
+                end = end[:rows]
+        y, *state = run_direction(rnn, part, initial, weights)
         initial = tuple(state) if len(state) > 1 else state[0]
         at = (end - start).clamp(0, y.shape[1] - 1)
         here = y.gather(1, at.view(-1, 1, 1).expand(-1, 1, y.shape[-1])).squeeze(1)
         inside = ((end >= start) & (end < start + y.shape[1])).unsqueeze(-1)
-        last = torch.where(inside, here, last)
+        if rows < batch:
+            last = torch.cat([torch.where(inside, here, last[:rows]), last[rows:]])
+        else:
+            last = torch.where(inside, here, last)
+        # (In the rows' sorted order; zeros for the rows that do not run.)
         if into is not None:
-            into[:, start : start + y.shape[1]] = y
+            into[:rows, start : start + y.shape[1]] = y
+            if rows < batch:
+                into[rows:, start : start + y.shape[1]] = 0.0
         elif sequences:
-            outputs.append(y)
+            outputs.append(
+                F.pad(y, (0, 0, 0, 0, 0, batch - rows)) if rows < batch else y
+            )
+        del y, part  # before the next chunk's kernel runs
     if into is not None:
-        return into, last
-    if not sequences:
-        return None, last
-    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1), last
+        outputs = [into]
+    y = None
+    if sequences:
+        y = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
+    if order is not None:  # back to the rows' own places
+        inverse = torch.argsort(order)  # (of a permutation: its inverse)
+        last = last.index_select(0, inverse)
+        if y is not None:
+            y = y.index_select(0, inverse)
+    return y, last
 
 
 def run_direction(rnn, x, initial, weights):
