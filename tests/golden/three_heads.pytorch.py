@@ -266,20 +266,21 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     torch.jit.trace, which would fix the number of chunks and of rows.
     """
     batch, steps = x.shape[:2]
+    # (Under a trace, sizes are tensors: no Python comparison of them, which would warn.)
     tracing = torch.jit.is_tracing()
     shortest = steps if tracing else max(int(lengths.min()), 1)
     if tracing:
-        chunk = max(steps, 1)
+        chunk = steps
     elif shortest < steps and batch >= 32:
         chunk = 32
     else:
         gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
         budget = (8192 if sequences else 2048) * 512
         chunk = max(32, budget // max(batch * gates, 1))
-    starts = list(range(0, steps, chunk))
+    starts = [0] if tracing else list(range(0, steps, chunk))
     counts = [batch] * len(starts)  # how many rows each chunk runs
     order = None  # the rows, longest first, where some drop out
-    if shortest < steps and len(starts) > 1:
+    if not tracing and shortest < steps and len(starts) > 1:
         order = torch.argsort(lengths, descending=True, stable=True)
         lengths = lengths.index_select(0, order)
         first = torch.tensor(starts, device=x.device).unsqueeze(1)
@@ -292,10 +293,13 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     last = x.new_zeros(batch, rnn.hidden_size)
     outputs = []
     # Without autograd, each chunk's outputs go straight into their place.
-    into = None if torch.is_grad_enabled() or not sequences or steps <= chunk else True
+    into = None
+    if not (tracing or torch.is_grad_enabled() or not sequences or steps <= chunk):
+        into = True
     if into:
         into = x.new_empty(batch, steps, rnn.hidden_size)
     for start, rows in zip(starts, counts, strict=True):
+        short = order is not None and rows < batch  # some rows do not run
         part = x[:, start : start + chunk]
         if order is not None:
             part = part.index_select(0, order[:rows])
@@ -310,19 +314,17 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
         at = (end - start).clamp(0, y.shape[1] - 1)
         here = y.gather(1, at.view(-1, 1, 1).expand(-1, 1, y.shape[-1])).squeeze(1)
         inside = ((end >= start) & (end < start + y.shape[1])).unsqueeze(-1)
-        if rows < batch:
+        if short:
             last = torch.cat([torch.where(inside, here, last[:rows]), last[rows:]])
         else:
             last = torch.where(inside, here, last)
         # (In the rows' sorted order; zeros for the rows that do not run.)
         if into is not None:
             into[:rows, start : start + y.shape[1]] = y
-            if rows < batch:
+            if short:
                 into[rows:, start : start + y.shape[1]] = 0.0
         elif sequences:
-            outputs.append(
-                F.pad(y, (0, 0, 0, 0, 0, batch - rows)) if rows < batch else y
-            )
+            outputs.append(F.pad(y, (0, 0, 0, 0, 0, batch - rows)) if short else y)
         del y, part  # before the next chunk's kernel runs
     if into is not None:
         outputs = [into]
