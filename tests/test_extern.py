@@ -346,6 +346,10 @@ def test_a_produced_mask_combined_with_an_incoming_one_is_proved(user_dir, capsy
     ) in torch_code
 
 
+# How the example torch layers declare a mask argument (typed, so that torch.jit.script compiles them).
+TYPED = "x: torch.Tensor, mask: torch.Tensor | None = None"
+
+
 @pytest.mark.parametrize(
     "spec, half, old, new, message",
     [
@@ -360,15 +364,15 @@ def test_a_produced_mask_combined_with_an_incoming_one_is_proved(user_dir, capsy
         (
             "silence.rnn",
             "torch_layers.py",
-            "    def compute_mask(self, x, mask=None):\n        loud",
-            "    def mask_of(self, x, mask=None):\n        loud",
+            f"    def compute_mask(self, {TYPED}) -> torch.Tensor:\n        loud",
+            f"    def mask_of(self, {TYPED}) -> torch.Tensor:\n        loud",
             "  my_layers.torch_layers:SilenceMask must define `compute_mask(x, mask=None)` (mask = produce)",
         ),
         (
             "temporal_softmax.rnn",
             "torch_layers.py",
-            "class TemporalSoftmax(nn.Module):\n    def forward(self, x, mask=None):",
-            "class TemporalSoftmax(nn.Module):\n    def forward(self, x, padding=None):",
+            f"class TemporalSoftmax(nn.Module):\n    def forward(self, {TYPED}) -> torch.Tensor:",
+            "class TemporalSoftmax(nn.Module):\n    def forward(self, x: torch.Tensor, padding=None) -> torch.Tensor:",
             "  my_layers.torch_layers:TemporalSoftmax.forward must take `mask=None`, as Keras's call does",
         ),
     ],
