@@ -2,22 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
 from hypothesis import settings
 
 from rnnspec.check import load_model
 from rnnspec.compiler import compile_source, generate
+from rnnspec.equivalence import inputs as inputs_mod
 from rnnspec.equivalence.harness import Programs, Result, configure_frameworks, verify
 from rnnspec.options import VerifyOptions
 
 
-def verify_spec(source: str, **options) -> Result:
-    """Compile `source` to both targets, verify them, and fail with the report if they differ."""
+def verify_spec(source: str, batches: str = "all", **options) -> Result:
+    """Compile `source` to both targets, verify them, and fail with the report if they differ.
+
+    `batches`: "all" of verify's batches; "short" without the one longer than 255 steps; "long"
+    that one only (the default tier's matrix runs "short", the `slow` tier "long" of the same case).
+    """
     configure_frameworks()
     model = load_model(source)
     programs = Programs(generate(model, "keras", "spec.rnn"), generate(model, "pytorch", "spec.rnn"))
-    result = verify(model, programs, VerifyOptions(**options))
+    with _only_batches(batches):
+        result = verify(model, programs, VerifyOptions(**options))
     assert result.passed, f"{result}\n--- spec ---\n{source}\n--- pytorch ---\n{programs.torch_code}"
     return result
+
+
+def has_long_batch(source: str) -> bool:
+    """Whether verify runs a batch longer than 255 steps on this spec (a free time axis)."""
+    timed, fixed = inputs_mod._time_axis(load_model(source))
+    return timed and fixed is None
+
+
+def split_long(param, batches: str = "short"):
+    """A default-tier case as two: its `batches` here, and its long batch alone in the `slow` tier.
+    A `slow` case stays as it is, with all its batches."""
+    (source,) = param.values
+    if any(mark.name == "slow" for mark in param.marks):
+        yield pytest.param(source, "all", id=param.id, marks=param.marks)
+        return
+    yield pytest.param(source, batches, id=param.id)
+    if has_long_batch(source):
+        long_id = f"{param.id}|long" if param.id else None
+        yield pytest.param(source, "long", id=long_id, marks=pytest.mark.slow)
+
+
+@contextmanager
+def _only_batches(batches: str) -> Iterator[None]:
+    if batches == "all":
+        yield
+        return
+    original = inputs_mod.cases
+    long_name = f"{inputs_mod.LONG_STEPS} timesteps"
+
+    def cases(*args, **kwargs):
+        found = [c for c in original(*args, **kwargs) if (c.name == long_name) == (batches == "long")]
+        assert found, f"no {batches} batches to verify"
+        return found
+
+    inputs_mod.cases = cases
+    try:
+        yield
+    finally:
+        inputs_mod.cases = original
 
 
 def spec_text(spec: str) -> str:

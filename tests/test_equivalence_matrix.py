@@ -13,7 +13,7 @@ import itertools
 
 import pytest
 
-from tests.helpers import verify_spec
+from tests.helpers import split_long, verify_spec
 from tests.pairwise import all_pairs
 
 MASKED_IDS = "input tokens: int32[*]\n    embedding(20, 5, mask_zero=true)"
@@ -85,11 +85,18 @@ def recurrent_cases():
     return tiered(dimensions, recurrent_option_allowed, recurrent_case, strength=1)
 
 
-@pytest.mark.parametrize("source", list(recurrent_cases()))
-def test_recurrent_layer(source):
+def batches(params):
+    """Each default-tier case without verify's batch of 260 steps, which runs alone in the `slow`
+    tier (half of a case's time: `python -m pytest -m slow`); every other verify of the default
+    tier (the examples, test_verify, the graphs) runs it."""
+    return [split for param in params for split in split_long(param)]
+
+
+@pytest.mark.parametrize("source, batches", batches(recurrent_cases()))
+def test_recurrent_layer(source, batches):
     # `exponential` grows without bound through the recurrence, and exp(c) turns a one-ulp
     # difference in c into a relative difference of c * 2**-23 (c ~ 20 here): compare it relatively.
-    verify_spec(source, rtol=1e-3 if "exponential" in source else 0.0)
+    verify_spec(source, batches, rtol=1e-3 if "exponential" in source else 0.0)
 
 
 def bidirectional_case(layer, mode, seq, state, head):
@@ -107,9 +114,9 @@ def bidirectional_cases():
     return tiered(dimensions, lambda row: True, bidirectional_case)
 
 
-@pytest.mark.parametrize("source", list(bidirectional_cases()))
-def test_bidirectional(source):
-    verify_spec(source)
+@pytest.mark.parametrize("source, batches", batches(bidirectional_cases()))
+def test_bidirectional(source, batches):
+    verify_spec(source, batches)
 
 
 STATEFUL = [
@@ -204,9 +211,11 @@ STACKS = [
 
 
 # Default tier: one of each layer and way of stacking; `slow` adds the variations.
-@pytest.mark.parametrize("source", default_tier(STACKS, {0, 1, 2, 4, 6, 7, 8, 9, 12, 13, 14, 15, 17}))
-def test_stacks_and_other_layers(source):
-    verify_spec(source)
+@pytest.mark.parametrize(
+    "source, batches", batches(default_tier(STACKS, {0, 1, 2, 4, 6, 7, 8, 9, 12, 13, 14, 15, 17}))
+)
+def test_stacks_and_other_layers(source, batches):
+    verify_spec(source, batches)
 
 
 # v1's one-input layers, each option, masked and not; each followed by a layer that reads what it
@@ -327,6 +336,14 @@ def first_of_each_kind(params):
         yield pytest.param(*param.values, id=param.id, marks=marks)
 
 
-@pytest.mark.parametrize("source", list(first_of_each_kind(one_input_cases())))
-def test_one_input_layers(source):
-    verify_spec(source)
+@pytest.mark.parametrize("source, batches", batches(first_of_each_kind(one_input_cases())))
+def test_one_input_layers(source, batches):
+    verify_spec(source, batches)
+
+
+def test_the_default_tier_leaves_out_only_the_long_batch_which_the_slow_tier_runs():
+    source = spec(MASKED_IDS, "lstm(3)")
+    every = verify_spec(source).cases
+    assert verify_spec(source, "long").cases == ["260 timesteps"]
+    assert verify_spec(source, "short").cases == [case for case in every if case != "260 timesteps"]
+    assert len(every) == 8
