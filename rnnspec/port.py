@@ -333,6 +333,10 @@ def _compare_architecture(model: Model, imported: Imported) -> tuple[list[str], 
     ignore = {"dropout", "recurrent_dropout", "unit_forget_bias", "rate"}
     layers: list[str] = []
     options: list[str] = []
+    if len(other.inputs) != 1:
+        names = ", ".join(f"`{value.name}`" for value in other.inputs)
+        layers.append(f"the spec has one input; the file's model has {len(other.inputs)} ({names})")
+        return layers, options
     (mine,), (theirs,) = model.inputs, other.inputs
     if (mine.dtype, mine.shape) != (theirs.dtype, theirs.shape):
         shown = lambda v: f"{v.dtype}[{', '.join('*' if d is None else str(d) for d in v.shape)}]"  # noqa: E731
@@ -616,8 +620,10 @@ def _canonical_config(config: Any) -> Any:
         if isinstance(value, dict):
             return {k: walk(v, k) for k, v in value.items()}
         if isinstance(value, list):
-            items = [walk(v) for v in value]
-            if key in ("keras_history", "input_layers", "output_layers") and items and items[0] in renamed:
+            # `[name, node, index]`, or a graph's list of them (its inputs, its outputs)
+            refs = key in ("keras_history", "input_layers", "output_layers")
+            items = [walk(v, key if refs and isinstance(v, list) else "") for v in value]
+            if refs and items and isinstance(items[0], str) and items[0] in renamed:
                 items[0] = renamed[items[0]]
             return items
         if key == "shared_object_id":

@@ -1,6 +1,8 @@
 """`rnnspec import` of what real recurrent models save: RNN(cell) layers, several inputs or dict
 outputs (every obstacle listed), user-written classes (named)."""
 
+from pathlib import Path
+
 import pytest
 
 from rnnspec.cli import main
@@ -587,3 +589,50 @@ def test_a_graph_with_rnn_cells_and_a_nested_model_ports_the_arrays_it_was_saved
     with torch.no_grad():
         got = torch_model(torch.from_numpy(x), torch.from_numpy(y)).numpy()
     np.testing.assert_allclose(got, np.asarray(model([x, y])), rtol=0, atol=1e-6)
+
+
+def test_a_graph_ports_back_to_a_keras_archive_and_a_stack_refuses_a_graph_archive(tmp_path, capsys):
+    """PyTorch weights of a graph (two inputs, three outputs) back to a `.keras` archive that Keras
+    loads and that computes the PyTorch program's function; and a one-input spec given a
+    several-input archive lists the difference (both were internal errors)."""
+    import torch
+
+    from rnnspec.check import load_model
+    from rnnspec.compiler import generate
+    from rnnspec.equivalence.harness import load_program
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    for stem in ("siamese", "three_heads"):  # two inputs; three outputs
+        spec = examples / f"{stem}.rnn"
+        model = load_model(spec.read_text())
+        torch_model = load_program(generate(model, "pytorch", spec.name), stem).build_model().eval()
+        torch.manual_seed(5)
+        torch.save(torch_model.state_dict(), tmp_path / f"{stem}.pt")
+        archive = tmp_path / f"{stem}.keras"
+        code, out, err = run(capsys, "port", spec, "--from", tmp_path / f"{stem}.pt", "--to", archive)
+        assert (code, err) == (0, ""), err
+        keras_model = keras.saving.load_model(archive, compile=False)
+        rng = np.random.default_rng(6)
+        arrays = [
+            rng.integers(1, 50, size=(3, 11)).astype("int32")
+            if value.dtype.startswith("int")
+            else rng.normal(size=(3, 11, *value.shape[1:])).astype("float32")
+            for value in model.inputs
+        ]
+        with torch.no_grad():
+            got = torch_model(*[torch.from_numpy(a) for a in arrays])
+        want = keras_model(arrays if len(arrays) > 1 else arrays[0])
+        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+        for mine, theirs in zip(got, want, strict=True):
+            np.testing.assert_allclose(mine.numpy(), np.asarray(theirs), rtol=0, atol=1e-5)
+
+    a, b = keras.Input((None, 2), name="a"), keras.Input((None, 2), name="b")
+    keras.Model([a, b], L.LSTM(3, name="lstm")(L.Add(name="add")([a, b]))).save(tmp_path / "two.keras")
+    stack = tmp_path / "one.rnn"
+    stack.write_text("model one {\n    input x: float32[*, 2]\n    lstm(3) as lstm\n}\n")
+    code, out, err = run(capsys, "verify", stack, "--weights", tmp_path / "two.keras")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"{tmp_path / 'two.keras'}: error: the model in this file is not the spec's model `one`:\n"
+        "  the spec has one input; the file's model has 2 (`a`, `b`)\n"
+    )
