@@ -115,10 +115,19 @@ def verify_one(
 
 
 def _read_code(path: str) -> str:
+    """An edited program's text; a syntax error is the user's, told at its file:line:col."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise VerifyError(f"{path}: error: cannot read the program: {exc}") from None
+    try:
+        compile(text, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f"{path}:{exc.lineno or 1}:{exc.offset or 1}"
+        raise VerifyError(f"{where}: error: the program is not valid Python: {exc.msg}") from None
+    except ValueError as exc:  # a NUL byte
+        raise VerifyError(f"{path}: error: the program is not valid Python: {exc}") from None
+    return text
 
 
 def describe(result, source: str) -> str:

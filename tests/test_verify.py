@@ -192,6 +192,18 @@ def test_the_module_is_proved_as_build_model_returns_it(tmp_path, capsys):
     assert "proved build_model() (returned in eval mode) after .eval() and .train()" in out
 
 
+def test_an_edited_program_with_a_syntax_error_is_told_at_its_line_on_stderr(tmp_path, capsys):
+    code = compile_source(SMALL, "pytorch", "spec.rnn").replace("mask = tokens != 0", "mask = (tokens != 0")
+    assert "mask = (tokens != 0" in code
+    line = code.splitlines().index(next(li for li in code.splitlines() if "mask = (tokens != 0" in li)) + 1
+    edited = tmp_path / "edited.py"
+    edited.write_text(code, encoding="utf-8")
+    status, out, err = run(capsys, "verify", spec_file(tmp_path, SMALL), "--pytorch-code", str(edited))
+    assert (status, out) == (2, "")
+    column = code.splitlines()[line - 1].index("(") + 1
+    assert err == f"{edited}:{line}:{column}: error: the program is not valid Python: '(' was never closed\n"
+
+
 # --- float32 round-off, judged in float64 ---------------------------------------------------
 
 
