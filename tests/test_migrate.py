@@ -277,6 +277,23 @@ def test_import_refuses_to_overwrite_without_force(trained, capsys):
     assert target.read_text() == TRAINED_SPEC.format(version=keras.__version__)
 
 
+def test_a_missing_input_is_told_before_an_output_in_the_way(trained, migrated, tmp_path, capsys):
+    """With the input missing and the output there, the message is the missing input (was "pass
+    --force", and only with --force did the user learn the input was missing)."""
+    spec, _ = migrated
+    kept = tmp_path / "kept.pt"
+    kept.write_bytes(b"mine")
+    missing = tmp_path / "missing.keras"
+    for argv in (["import", missing, "-o", kept], ["port", spec, "--from", missing, "--to", kept]):
+        code, out, err = run(capsys, *argv)
+        assert (code, out, err) == (
+            2,
+            "",
+            f"{missing}: error: cannot read the file: No such file or directory\n",
+        )
+    assert kept.read_bytes() == b"mine"
+
+
 def test_import_refuses_every_part_without_an_equivalent(tmp_path, capsys):
     x = keras.Input(shape=(None, 4), name="x")
     h = keras.layers.Conv1D(8, 3, padding="same", groups=2, name="conv")(x)

@@ -25,6 +25,7 @@ UsageError = UserError
 def cmd_import(args: argparse.Namespace) -> int:
     source = Path(args.model)
     output = Path(args.output) if args.output else None
+    require_regular_file(source)  # what is missing first, then what is in the way
     if output is not None:
         check_output(output, [source], force=args.force)
     try:
@@ -63,12 +64,12 @@ def cmd_port(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(exc.render(args.file, text), file=sys.stderr)
         return Exit.ERROR
+    require_regular_file(source_path, "weights file")  # what is missing first, then what is in the way
     check_output(target_path, [spec_path, source_path], force=args.force)
     src_fmt, dst_fmt = weights_format(source_path), weights_format(target_path)
     for path, fmt in ((source_path, src_fmt), (target_path, dst_fmt)):
         if fmt is None:
             raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
-    require_regular_file(source_path, "weights file")
     with user_code_path(spec_path, model):  # the programs import a user's layers from the spec's directory
         try:
             programs = programs_for(model, spec_path.name)
