@@ -488,6 +488,7 @@ def _read_keras_by_keras(
         loaded = _load_keras_model(programs, path)
         found: dict[str, list[np.ndarray]] = {}
         problems: list[str] = []
+        told: set[str] = set()  # layers with a problem listed: their arrays are not counted too
         for layer in model.layers:
             if layer.kind in MERGE_KINDS:
                 continue  # no weights (and an unnamed merge is named by Keras)
@@ -495,12 +496,14 @@ def _read_keras_by_keras(
                 klayer = _find_layer(loaded, layer.name)
             except ValueError:
                 problems.append(f"{layer.name}: the spec has this layer, the file has no layer of that name")
+                told.add(layer.name)
                 continue
             want = type(built.get_layer(layer.name)).__name__
             if _keras_class(klayer) != want:
                 problems.append(
                     f"{layer.name}: the spec has a {want}, the file a {_keras_class(klayer, True)}"
                 )
+                told.add(layer.name)
             elif layer.inner is not None:
                 found[layer.name] = klayer.forward_layer.get_weights() + klayer.backward_layer.get_weights()
             elif klayer.weights:
@@ -512,8 +515,10 @@ def _read_keras_by_keras(
             raise UsageError(
                 f"{path}: error: Keras cannot load the file into the spec's model: {exc}"
             ) from None
-        found, problems = get_keras_weights(model, built), []
+        found, problems, told = get_keras_weights(model, built), [], set()
     for name, arrays in expected.items():
+        if name in told:
+            continue
         got = found.get(name, [])
         for index, (want, have) in enumerate(zip(arrays, got)):
             if want.shape != have.shape:

@@ -636,3 +636,20 @@ def test_a_graph_ports_back_to_a_keras_archive_and_a_stack_refuses_a_graph_archi
         f"{tmp_path / 'two.keras'}: error: the model in this file is not the spec's model `one`:\n"
         "  the spec has one input; the file's model has 2 (`a`, `b`)\n"
     )
+
+
+def test_a_graph_given_another_models_archive_lists_each_layer_once(tmp_path, capsys):
+    a, b = keras.Input((None, 2), name="a"), keras.Input((None, 2), name="b")
+    keras.Model([a, b], L.LSTM(3, name="lstm")(L.Add(name="add")([a, b]))).save(tmp_path / "two.keras")
+    spec = tmp_path / "two.rnn"
+    spec.write_text(
+        "model two {\n    input a: float32[*, 2]\n    input b: float32[*, 2]\n    s = add()(a, b)\n"
+        "    p = dense(2)(s) as proj\n    y = gru(3)(p) as lstm\n    output y\n}\n"
+    )
+    code, out, err = run(capsys, "verify", spec, "--weights", tmp_path / "two.keras")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"{tmp_path / 'two.keras'}: error: the weights do not fit the spec's model `two` ({spec}):\n"
+        "  proj: the spec has this layer, the file has no layer of that name\n"
+        "  lstm: the spec has a GRU, the file a LSTM\n"
+    )
