@@ -484,11 +484,11 @@ def _read_keras_by_keras(
     model built from the spec."""
     built = programs.keras.build_model()
     expected = get_keras_weights(model, built)
+    told: set[str] = set()  # layers with a problem listed: their arrays are not counted too
     if fmt == "keras":
         loaded = _load_keras_model(programs, path)
         found: dict[str, list[np.ndarray]] = {}
         problems: list[str] = []
-        told: set[str] = set()  # layers with a problem listed: their arrays are not counted too
         for layer in model.layers:
             if layer.kind in MERGE_KINDS:
                 continue  # no weights (and an unnamed merge is named by Keras)
@@ -515,7 +515,7 @@ def _read_keras_by_keras(
             raise UsageError(
                 f"{path}: error: Keras cannot load the file into the spec's model: {exc}"
             ) from None
-        found, problems, told = get_keras_weights(model, built), [], set()
+        found, problems = get_keras_weights(model, built), []
     for name, arrays in expected.items():
         if name in told:
             continue

@@ -266,21 +266,22 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
     torch.jit.trace, which would fix the number of chunks and of rows.
     """
     batch, steps = x.shape[:2]
-    # (Under a trace, sizes are tensors: no Python comparison of them, which would warn.)
     tracing = torch.jit.is_tracing()
-    shortest = steps if tracing else max(int(lengths.min()), 1)
     if tracing:
-        chunk = steps
-    elif shortest < steps and batch >= 32:
-        chunk = 32
+        # Sizes are tensors here: no Python comparison of them, which would warn.
+        chunk, starts, shortest = steps, [0], steps
     else:
-        gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
-        budget = (8192 if sequences else 2048) * 512
-        chunk = max(32, budget // max(batch * gates, 1))
-    starts = [0] if tracing else list(range(0, steps, chunk))
+        shortest = max(int(lengths.min()), 1)
+        if shortest < steps and batch >= 32:
+            chunk = 32
+        else:
+            gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
+            budget = (8192 if sequences else 2048) * 512
+            chunk = max(32, budget // max(batch * gates, 1))
+        starts = list(range(0, steps, chunk))
     counts = [batch] * len(starts)  # how many rows each chunk runs
     order = None  # the rows, longest first, where some drop out
-    if not tracing and shortest < steps and len(starts) > 1:
+    if len(starts) > 1 and shortest < steps:
         order = torch.argsort(lengths, descending=True, stable=True)
         lengths = lengths.index_select(0, order)
         first = torch.tensor(starts, device=x.device).unsqueeze(1)
