@@ -501,7 +501,7 @@ def _read_keras_by_keras(
             want = type(built.get_layer(layer.name)).__name__
             if _keras_class(klayer) != want:
                 problems.append(
-                    f"{layer.name}: the spec has a {want}, the file a {_keras_class(klayer, True)}"
+                    f"{layer.name}: the spec's layer is {want}, the file's is {_keras_class(klayer, True)}"
                 )
                 told.add(layer.name)
             elif layer.inner is not None:

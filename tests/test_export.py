@@ -257,6 +257,20 @@ def test_export_refuses_bad_options_and_outputs(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("fmt", "name", "named"), [("torchscript", "m.onnx", "onnx"), ("onnx", "m.PT2", "torch-export")]
+)
+def test_export_refuses_an_output_named_for_another_format(tmp_path, capsys, fmt, name, named):
+    out = tmp_path / name
+    suffix = out.suffix.lower()
+    assert main(["export", str(EXAMPLES / "masking.rnn"), "--format", fmt, "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"{out}: error: the name ends in {suffix}, the suffix of --format {named}; --format {fmt} writes a "
+        f"{FORMATS[fmt]} file (name it so, or pass --format {named})\n"
+    )
+    assert not list(tmp_path.iterdir())
+
+
 # Graphs: several inputs (explicit masks and states among them), several outputs, merges, shared
 # layers; one export per format here, the rest in the slow tier below.
 GRAPHS = EXAMPLES.parent / "tests" / "data" / "graphs"

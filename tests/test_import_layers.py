@@ -651,5 +651,5 @@ def test_a_graph_given_another_models_archive_lists_each_layer_once(tmp_path, ca
     assert err == (
         f"{tmp_path / 'two.keras'}: error: the weights do not fit the spec's model `two` ({spec}):\n"
         "  proj: the spec has this layer, the file has no layer of that name\n"
-        "  lstm: the spec has a GRU, the file a LSTM\n"
+        "  lstm: the spec's layer is GRU, the file's is LSTM\n"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from rnnspec import options
@@ -13,10 +14,23 @@ from rnnspec.errors import SpecError, UserError
 from rnnspec.export import FORMATS, ExportFailed, describe, export
 from rnnspec.files import load_spec
 from rnnspec.options import VerifyOptions
+from rnnspec.text import escape_unprintable
 from rnnspec.verify import VerifyError
 
 
+def check_suffix(output: str, fmt: str) -> None:
+    """Refuse an output named for another format (`-o m.onnx` with `--format torchscript`)."""
+    suffix = Path(output).suffix.lower()
+    named = {ext: name for name, ext in FORMATS.items()}.get(suffix)
+    if named is not None and named != fmt:
+        raise UserError(
+            f"{escape_unprintable(output)}: error: the name ends in {suffix}, the suffix of --format {named}; "
+            f"--format {fmt} writes a {FORMATS[fmt]} file (name it so, or pass --format {named})"
+        )
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    check_suffix(args.output, args.format)
     source, models = load_spec(args.file)
     try:
         model = select_model(models, args.model)
