@@ -24,12 +24,17 @@ import types
 
 
 def _threads(threads: int) -> None:
-    """One thread for XLA's CPU client, as the parent sets for torch and TensorFlow."""
+    """As many cores for XLA's CPU client as the parent gives torch and TensorFlow threads.
+
+    XLA has no thread-count flag that bounds everything it runs (its thunk executor keeps a
+    pool of its own), so the worker is pinned to `threads` cores before JAX starts, and
+    with one thread Eigen's own threading is off as well.
+    """
+    cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, cores[:threads])
     if threads == 1:
         flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = (
-            f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        ).strip()
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
 def _gradient_step(model):
