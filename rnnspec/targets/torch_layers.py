@@ -83,6 +83,8 @@ def pool1d(which: str, src: str, pool: int, stride: int, same: bool) -> PyCall:
     """MaxPooling1D / AveragePooling1D on a channels-last `src`; `same` through the helpers."""
     if same:
         return PyCall(f"{which}_pool_same", (src, str(pool), str(stride)))
+    if which == "max":
+        return PyCall("max_pool_valid", (src, str(pool), str(stride)))
     return transpose(
         PyCall(f"F.{which}_pool1d", (transpose(src, "1", "2"), str(pool), str(stride))), "1", "2"
     )
@@ -153,6 +155,7 @@ def spatial_dropout1d(attr: str, src: str) -> PyCall:
 HELPERS = (
     "pad_same",
     "pad_same_2d",
+    "max_pool_valid",
     "max_pool_same",
     "avg_pool_same",
     "keras_relu",
