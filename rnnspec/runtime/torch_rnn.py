@@ -1042,10 +1042,15 @@ def pad_same(
     x: torch.Tensor, kernel: int, stride: int, dilation: int = 1, value: float = 0.0
 ) -> torch.Tensor:
     """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
-    the odd padded cell after."""
+    the odd padded cell after.
+
+    (The ceiling as a floor of positive numbers: the ONNX exporter rounds a division of a
+    negative length toward zero.)
+    """
     length = x.shape[-1]
     span = (kernel - 1) * dilation + 1
-    total = max((-(-length // stride) - 1) * stride + span - length, 0)
+    count = (length + stride - 1) // stride
+    total = max((count - 1) * stride + span - length, 0)
     return F.pad(x, (total // 2, total - total // 2), value=value)
 
 
@@ -1064,9 +1069,8 @@ def pad_same_2d(
     for axis in (1, 0):  # F.pad takes the last axis (the width) first
         length = x.shape[axis - 2]
         span = (kernels[axis] - 1) * dilation + 1
-        total = max(
-            (-(-length // strides[axis]) - 1) * strides[axis] + span - length, 0
-        )
+        count = (length + strides[axis] - 1) // strides[axis]  # (as in pad_same)
+        total = max((count - 1) * strides[axis] + span - length, 0)
         pads += [total // 2, total - total // 2]
     return F.pad(x, pads, value=value)
 
