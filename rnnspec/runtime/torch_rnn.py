@@ -1075,6 +1075,25 @@ def pad_same_2d(
     return F.pad(x, pads, value=value)
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """A channels-first convolution's or pooling's result, (batch, channels, time) or (batch,
+    channels, height, width), channels last as Keras lays it out: a view.
+
+    Under torch.export, a contiguous copy (as `time_first`): a layer after it that asks whether
+    it is contiguous (a dense layer's matmul does) would otherwise have torch guard the
+    computed length against 1.
+    """
+    if not torch.jit.is_scripting():
+        if exporting():
+            layout = torch.contiguous_format
+            if x.dim() == 3:
+                return x.transpose(1, 2).clone(memory_format=layout)
+            return x.permute(0, 2, 3, 1).clone(memory_format=layout)
+    if x.dim() == 3:
+        return x.transpose(1, 2)
+    return x.permute(0, 2, 3, 1)
+
+
 def max_pool_valid(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     """MaxPooling1D with `valid` padding, channels last as Keras.
 
@@ -1084,8 +1103,8 @@ def max_pool_valid(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     x = x.transpose(1, 2)
     if not torch.jit.is_scripting():
         if exporting():
-            return F.max_pool1d(x, pool, stride, return_indices=True)[0].transpose(1, 2)
-    return F.max_pool1d(x, pool, stride).transpose(1, 2)
+            return channels_last(F.max_pool1d(x, pool, stride, return_indices=True)[0])
+    return channels_last(F.max_pool1d(x, pool, stride))
 
 
 def max_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
@@ -1100,7 +1119,7 @@ def avg_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     x = x.transpose(1, 2)
     total = F.avg_pool1d(pad_same(x, pool, stride), pool, stride)
     ones = pad_same(torch.ones_like(x[:, :1]), pool, stride)
-    return (total / F.avg_pool1d(ones, pool, stride)).transpose(1, 2)
+    return channels_last(total / F.avg_pool1d(ones, pool, stride))
 
 
 def keras_relu(
