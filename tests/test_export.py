@@ -514,3 +514,30 @@ def test_every_windowed_layer_exports_where_its_length_is_1(tmp_path, capsys, na
         if layer.kind in ("conv1d", "max_pooling1d", "average_pooling1d", "conv2d", "max_pooling2d"):
             length = kind_of(layer).steps_out(layer, length)
     assert length == 1
+
+
+# A graph (two inputs of their own lengths, a convolution and a pooling) and a stateful stack.
+WINDOWED_MODELS = {
+    "graph_conv": "model graph_conv {\n    input x: float32[*, 8]\n    input y: float32[*, 8]\n"
+    "    a = conv1d(4, 3, strides=2)(x)\n    b = max_pooling1d(3, strides=2)(y)\n"
+    "    h = lstm(6)(a)\n    g = gru(6)(b)\n    s = add()(h, g)\n    output s\n}\n",
+    "stateful_conv": "model stateful_conv(batch_size=2) {\n    input x: float32[*, 8]\n"
+    "    conv1d(4, 3, strides=2)\n    lstm(6, stateful=true)\n}\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["torch-export", pytest.param("onnx", marks=needs_onnx)])
+@pytest.mark.parametrize("name", list(WINDOWED_MODELS))
+def test_a_windowed_graph_and_stateful_stack_export(tmp_path, capsys, name, fmt):
+    spec, out = tmp_path / f"{name}.rnn", tmp_path / f"w{FORMATS[fmt]}"
+    spec.write_text(WINDOWED_MODELS[name])
+    assert main(["export", str(spec), "--format", fmt, "-o", str(out)]) == 0, capsys.readouterr()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{spec}: {name}: {fmt} ok  max |diff| ")
+    if name == "graph_conv":
+        assert lines[0].endswith("one row, 3 timesteps, 260 timesteps")
+    else:  # the shortest chunk (3 steps, one convolved) among them
+        assert "chunk 3" in lines[0] and lines[1] == (
+            f"  wrote {out}: inputs x, lstm_1_h, lstm_1_c; outputs lstm_1, lstm_1_h_next, lstm_1_c_next"
+        )
