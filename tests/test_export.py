@@ -474,6 +474,19 @@ def test_a_pooling_before_a_gru_exports_where_its_length_is_1(tmp_path, capsys, 
     )
 
 
+def test_the_windowed_helpers_are_the_plain_calls_eagerly():
+    """Eagerly, channels_last is the view torch.transpose / torch.permute gave (the export's
+    contiguous copy is for torch.export only) and max_pool_valid is F.max_pool1d, bit for bit."""
+    for x in (torch.randn(2, 3, 5), torch.randn(2, 3, 5, 4)):
+        axes = (0, 2, 1) if x.dim() == 3 else (0, 2, 3, 1)
+        view = R.channels_last(x)
+        assert view.data_ptr() == x.data_ptr() and view.stride() == torch.permute(x, axes).stride()
+    x = torch.randn(3, 11, 4)
+    want = torch.transpose(F.max_pool1d(torch.transpose(x, 1, 2), 3, 2), 1, 2)
+    found = R.max_pool_valid(x, 3, 2)
+    assert torch.equal(found, want) and found.stride() == want.stride()
+
+
 def test_same_padding_pads_as_tensorflow_at_every_length():
     """pad_same's ceiling (a floor of positive numbers, which the ONNX exporter keeps) is
     TensorFlow's: max((ceil(n / s) - 1) * s + span - n, 0) cells, the odd one after; and so is
