@@ -62,32 +62,35 @@ def state_buffers(module: Any) -> list[str]:
 
 
 def deployable(module: Any, states: list[str] | None = None) -> Any:
-    """The module with its carried states as explicit inputs and outputs, when it has any: its
-    `forward` takes the model's inputs, then the states (named `states`, by default after the
-    buffers), and returns the model's outputs, then the new states."""
+    """The module as the exporters are to trace it: a module whose `forward` takes the model's
+    inputs, then its carried states where it has any (named `states`, by default after the
+    buffers), and returns the model's outputs, then the new states; traced, it runs under
+    torch's size-oblivious reasoning (`size_oblivious`)."""
     import inspect
 
     import torch
 
     names = state_buffers(module)
-    if not names:
-        return module
     inputs = list(inspect.signature(module.forward).parameters)
-    states = states or public_names(names, inputs)
+    states = (states or public_names(names, inputs)) if names else []
     # A forward with one named parameter per input and state: the artefact's inputs carry them.
     params = ", ".join([*inputs, *states])
-    source = (
-        f"def forward(self, {params}):\n"
-        f"    for name, value in zip(self.names, ({''.join(s + ', ' for s in states)})):\n"
-        "        setattr(self.model, name, value)\n"
-        f"    outputs = self.model({', '.join(inputs)})\n"
-        "    outputs = outputs if isinstance(outputs, tuple) else (outputs,)\n"
-        "    return (*outputs, *(getattr(self.model, name) for name in self.names))\n"
-    )
-    scope: dict[str, Any] = {}
+    call = f"self.model({', '.join(inputs)})"
+    if names:
+        body = (
+            f"        for name, value in zip(self.names, ({''.join(s + ', ' for s in states)})):\n"
+            "            setattr(self.model, name, value)\n"
+            f"        outputs = {call}\n"
+            "        outputs = outputs if isinstance(outputs, tuple) else (outputs,)\n"
+            "        return (*outputs, *(getattr(self.model, name) for name in self.names))\n"
+        )
+    else:
+        body = f"        return {call}\n"
+    source = f"def forward(self, {params}):\n    with size_oblivious():\n{body}"
+    scope: dict[str, Any] = {"size_oblivious": size_oblivious}
     exec(compile(source, f"<rnnspec export of {type(module).__name__}>", "exec"), scope)
 
-    class WithStates(torch.nn.Module):
+    class Deployable(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = module
@@ -95,7 +98,28 @@ def deployable(module: Any, states: list[str] | None = None) -> Any:
 
         forward = scope["forward"]
 
-    return WithStates().eval()
+    return Deployable().eval()
+
+
+@contextlib.contextmanager
+def size_oblivious() -> Iterator[None]:
+    """Inside a trace, torch's size-oblivious reasoning (`backed_size_oblivious`) for the sizes
+    the program computes from its inputs'.
+
+    torch assumes an input's free length is not 0 or 1 (the program it traces holds for those
+    too), but a length computed from it (a strided or `valid` convolution's, a pooling's) may be
+    1 on the example, and torch's choices of strides and views (whether a size is 1) then add
+    guards the artefact checks on every call: a `conv1d(strides=2)` then `lstm` exported on 7
+    timesteps refused 3 and 4 (`x.size()[1] >= 5`). Size-oblivious, those choices take the case
+    that holds for every size instead, and guard nothing. Only around the traced `forward`: the
+    inputs' sizes are made before it, with torch's usual assumptions (made size-oblivious too,
+    torch would guard a time axis against 1 in its convolution's own checks).
+    """
+    import torch
+
+    config = torch.fx.experimental._config
+    with config.patch(backed_size_oblivious=True):
+        yield
 
 
 def public_names(buffers: list[str], taken: list[str]) -> list[str]:

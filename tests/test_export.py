@@ -13,10 +13,12 @@ import importlib.util
 import re
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rnnspec import runtime
@@ -410,3 +412,159 @@ def test_every_example_model_exports_and_equals_keras(tmp_path, capsys, path, na
     names = {**NAMES, **SCRIPTED_NAMES} if fmt == "torchscript" else NAMES
     if name in names:
         assert lines[1] == f"  wrote {out}: {names[name]}"
+
+
+# Layers that compute a shorter time axis from the input's (a strided or `valid` convolution, a
+# pooling): the computed length may be 1 (and is, on the proof's shortest batch) while the example
+# torch traces on has more; torch used to guard the artefact's input length against that 1
+# (`x.size()[1] >= 5` refused the 3 and 4 timesteps Keras takes).
+WINDOWED_SPECS = {
+    "strided_conv": "conv1d(4, 3, strides=2, padding=valid)\n    lstm(8)\n    dense(1)",
+    "pooling": "average_pooling1d(pool_size=2)\n    gru(8)",
+    "same_conv": "conv1d(4, 3, strides=2, padding=same)\n    lstm(8)",
+    "dilated_conv": "conv1d(4, 3, dilation_rate=2)\n    gru(8, return_sequences=true)",
+    "causal_conv": "conv1d(4, 3, padding=causal, dilation_rate=2)\n    gru(8)",
+    "conv_then_dense": "conv1d(4, 3, strides=2)\n    time_distributed(dense(6))\n    lstm(8)",
+    "conv_then_bidirectional": "conv1d(4, 3, strides=2)\n"
+    "    bidirectional(lstm(8, return_sequences=true))\n    dense(2)",
+    "conv_then_stepped": "conv1d(4, 3, strides=2)\n    gru(8, reset_after=false)",
+    "max_pooling": "max_pooling1d(pool_size=2)\n    lstm(8)",
+    "max_pooling_same": "max_pooling1d(pool_size=3, padding=same)\n    simple_rnn(8)",
+    "average_pooling_same": "average_pooling1d(pool_size=3, strides=2, padding=same)\n    lstm(8)",
+    "wide_stride_same": "average_pooling1d(pool_size=2, strides=3, padding=same)\n    lstm(8)",
+    "conv_then_pooling": "conv1d(4, 3, padding=same)\n    max_pooling1d(pool_size=2)\n"
+    "    lstm(8, return_sequences=true)",
+    "pooling_then_mask": "max_pooling1d(pool_size=3, strides=2)\n    layer_normalization()\n"
+    "    masking()\n    gru(8, return_sequences=true)\n    dense(1)",
+    "conv2d": "reshape(-1, 8, 1)\n    conv2d(2, 3, strides=2)\n    reshape(-1, 6)\n    lstm(8)",
+    "conv2d_same": "reshape(-1, 8, 1)\n    conv2d(2, 3, strides=[2, 1], padding=same)\n"
+    "    max_pooling2d(2)\n    reshape(-1, 8)\n    gru(8)",
+}
+
+
+def windowed_spec(tmp_path, name: str) -> str:
+    spec = tmp_path / f"{name}.rnn"
+    spec.write_text(f"model {name} {{\n    input x: float32[*, 8]\n    {WINDOWED_SPECS[name]}\n}}\n")
+    return str(spec)
+
+
+def test_a_strided_convolution_exports_where_its_length_is_1(tmp_path, capsys):
+    """conv1d(3, strides=2) makes 1 step of 3 and of 4: the artefact takes both, as Keras does,
+    and refuses 2 (no window), as Keras and the eager program do."""
+    spec, out = windowed_spec(tmp_path, "strided_conv"), tmp_path / "c.pt2"
+    program = load_program(compile_source(Path(spec).read_text(), "pytorch", "strided_conv.rnn"), "s")
+    torch.manual_seed(1)
+    module = program.build_model().eval()
+    torch.save(module.state_dict(), tmp_path / "trained.pt")
+    args = ["export", spec, "--format", "torch-export", "-o", str(out)]
+    assert main([*args, "--weights", str(tmp_path / "trained.pt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    exact_line(
+        f"{spec}: strided_conv: torch-export ok  max |diff| {{diff}} vs Keras (output `dense_1`, row 5, "
+        "batch 'right padding'); 6 batches: mixed padding, no padding, right padding, one row, 3 timesteps, "
+        "260 timesteps",
+        lines[0],
+    )
+    assert lines[1:] == [f"  wrote {out}: inputs x; outputs dense_1"]
+    artefact = torch.export.load(str(out)).module()
+    for steps in (3, 4, 5, 11):
+        x = torch.randn(2, steps, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(artefact(x), module(x), atol=1e-6, rtol=0)
+    with pytest.raises(AssertionError, match=re.escape("Guard failed: x.size()[1] >= 3")):
+        artefact(torch.randn(2, 2, 8))
+
+
+@pytest.mark.parametrize(("fmt", "row"), [("torch-export", 2), pytest.param("onnx", 0, marks=needs_onnx)])
+def test_a_pooling_before_a_gru_exports_where_its_length_is_1(tmp_path, capsys, fmt, row):
+    spec, out = windowed_spec(tmp_path, "pooling"), tmp_path / f"p{FORMATS[fmt]}"
+    assert main(["export", spec, "--format", fmt, "-o", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    exact_line(
+        f"{spec}: pooling: {fmt} ok  max |diff| {{diff}} vs Keras (output `gru_1`, row {row}, "
+        "batch '2 timesteps'); 6 batches: mixed padding, no padding, right padding, one row, 2 timesteps, "
+        "260 timesteps",
+        lines[0],
+    )
+
+
+def test_the_windowed_helpers_are_the_plain_calls_eagerly():
+    """Eagerly, channels_last is the view torch.transpose / torch.permute gave (the export's
+    contiguous copy is for torch.export only) and max_pool_valid is F.max_pool1d, bit for bit."""
+    for x in (torch.randn(2, 3, 5), torch.randn(2, 3, 5, 4)):
+        axes = (0, 2, 1) if x.dim() == 3 else (0, 2, 3, 1)
+        view = R.channels_last(x)
+        assert view.data_ptr() == x.data_ptr() and view.stride() == torch.permute(x, axes).stride()
+    x = torch.randn(3, 11, 4)
+    want = torch.transpose(F.max_pool1d(torch.transpose(x, 1, 2), 3, 2), 1, 2)
+    found = R.max_pool_valid(x, 3, 2)
+    assert torch.equal(found, want) and found.stride() == want.stride()
+
+
+def test_same_padding_pads_as_tensorflow_at_every_length():
+    """pad_same's ceiling (a floor of positive numbers, which the ONNX exporter keeps) is
+    TensorFlow's: max((ceil(n / s) - 1) * s + span - n, 0) cells, the odd one after; and so is
+    pad_same_2d's on each axis."""
+    for length in range(1, 30):
+        for kernel in range(1, 6):
+            for stride in range(1, 5):
+                for dilation in (1, 2) if stride == 1 else (1,):
+                    span = (kernel - 1) * dilation + 1
+                    total = max((-(-length // stride) - 1) * stride + span - length, 0)
+                    before, after = total // 2, total - total // 2
+                    x = torch.arange(1.0, length + 1).view(1, 1, -1)
+                    assert torch.equal(R.pad_same(x, kernel, stride, dilation), F.pad(x, (before, after)))
+                    column = x.view(1, 1, -1, 1)
+                    padded = R.pad_same_2d(column, (kernel, 1), (stride, 1), dilation)
+                    assert torch.equal(padded, F.pad(column, (0, 0, before, after)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["torch-export", pytest.param("onnx", marks=needs_onnx)])
+@pytest.mark.parametrize("name", list(WINDOWED_SPECS))
+def test_every_windowed_layer_exports_where_its_length_is_1(tmp_path, capsys, name, fmt):
+    """Each spec's shortest batch (the proof's) makes a computed length of 1 (`valid` and strided
+    windows; `same` and `causal` keep the length, 1 on `one timestep`)."""
+    from rnnspec.check import load_models
+    from rnnspec.equivalence.inputs import min_steps
+    from rnnspec.kinds import kind_of
+
+    spec, out = windowed_spec(tmp_path, name), tmp_path / f"w{FORMATS[fmt]}"
+    assert main(["export", spec, "--format", fmt, "-o", str(out)]) == 0, capsys.readouterr()
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"{spec}: {name}: {fmt} ok  max |diff| ")
+    (model,) = load_models(Path(spec).read_text())
+    shortest = min_steps(model)
+    assert f", {'one timestep' if shortest == 1 else f'{shortest} timesteps'}, 260 timesteps" in line
+    length = shortest
+    for layer in model.layers:
+        if layer.kind in ("conv1d", "max_pooling1d", "average_pooling1d", "conv2d", "max_pooling2d"):
+            length = kind_of(layer).steps_out(layer, length)
+    assert length == 1
+
+
+# A graph (two inputs of their own lengths, a convolution and a pooling) and a stateful stack.
+WINDOWED_MODELS = {
+    "graph_conv": "model graph_conv {\n    input x: float32[*, 8]\n    input y: float32[*, 8]\n"
+    "    a = conv1d(4, 3, strides=2)(x)\n    b = max_pooling1d(3, strides=2)(y)\n"
+    "    h = lstm(6)(a)\n    g = gru(6)(b)\n    s = add()(h, g)\n    output s\n}\n",
+    "stateful_conv": "model stateful_conv(batch_size=2) {\n    input x: float32[*, 8]\n"
+    "    conv1d(4, 3, strides=2)\n    lstm(6, stateful=true)\n}\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["torch-export", pytest.param("onnx", marks=needs_onnx)])
+@pytest.mark.parametrize("name", list(WINDOWED_MODELS))
+def test_a_windowed_graph_and_stateful_stack_export(tmp_path, capsys, name, fmt):
+    spec, out = tmp_path / f"{name}.rnn", tmp_path / f"w{FORMATS[fmt]}"
+    spec.write_text(WINDOWED_MODELS[name])
+    assert main(["export", str(spec), "--format", fmt, "-o", str(out)]) == 0, capsys.readouterr()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{spec}: {name}: {fmt} ok  max |diff| ")
+    if name == "graph_conv":
+        assert lines[0].endswith("one row, 3 timesteps, 260 timesteps")
+    else:  # the shortest chunk (3 steps, one convolved) among them
+        assert "chunk 3" in lines[0] and lines[1] == (
+            f"  wrote {out}: inputs x, lstm_1_h, lstm_1_c; outputs lstm_1, lstm_1_h_next, lstm_1_c_next"
+        )

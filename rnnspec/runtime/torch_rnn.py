@@ -409,8 +409,12 @@ def scan_rnn(rnn, x, mask, state=None, zero_masked=False):
 
     mode = rnn.mode  # (the scanned step may not touch the module)
     lstm = mode == "LSTM"
+    # Time first, as the scan takes its steps, and copied whole (`time_first`).
+    x = time_first(x)
     if mask is None:
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    else:
+        mask = time_first(mask)
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if rnn.bias else [])
     outputs, lasts, finals = [], [], []
     for direction in range(2 if rnn.bidirectional else 1):
@@ -419,7 +423,7 @@ def scan_rnn(rnn, x, mask, state=None, zero_masked=False):
         w_hh = weights[1]
         b_hh = weights[3] if rnn.bias else None
         # (Distinct tensors: the scan's tracer takes aliased inputs for one.)
-        zeros = [x.new_zeros(x.shape[0], rnn.hidden_size) for _ in range(3)]
+        zeros = [x.new_zeros(x.shape[1], rnn.hidden_size) for _ in range(3)]
         if state is None:
             initial = zeros[:2] if lstm else zeros[:1]
         elif lstm:
@@ -438,15 +442,27 @@ def scan_rnn(rnn, x, mask, state=None, zero_masked=False):
             return [*new, out], shown.clone()
 
         projected = F.linear(x, weights[0], weights[2] if rnn.bias else None)
-        steps = (projected.transpose(0, 1), mask.transpose(0, 1))
-        carry, y = scan(step, [*initial, zeros[2]], steps, reverse=direction == 1)
+        carry, y = scan(
+            step, [*initial, zeros[2]], (projected, mask), reverse=direction == 1
+        )
         *final, last = carry
-        outputs.append(y.transpose(0, 1))
+        outputs.append(y)
         lasts.append(last)
         finals.append(final)
     final = [torch.stack(f) for f in zip(*finals, strict=True)]
     final = tuple(final) if lstm else final[0]
-    return torch.cat(outputs, dim=-1), torch.stack(lasts), final
+    return time_first(torch.cat(outputs, dim=-1)), torch.stack(lasts), final
+
+
+def time_first(x):
+    """`x` with its first two axes swapped (batch first <-> time first), as a contiguous copy.
+
+    Under torch.export: a view of a length the program computes from the input's (a strided
+    convolution's, a pooling's) has torch ask whether that length is 1 (whether the view is
+    contiguous), and guard the artefact's input length with the answer; a copy made contiguous
+    is contiguous at every length.
+    """
+    return x.transpose(0, 1).clone(memory_format=torch.contiguous_format)
 
 
 def keras_cell(mode, projected, state, w_hh, b_hh):
@@ -855,10 +871,10 @@ class KerasRecurrent(nn.Module):
             new = [torch.where(keep, n, s) for n, s in zip(new, old, strict=True)]
             return new, new[0].clone()
 
-        steps = (projected.transpose(0, 1), valid.transpose(0, 1))
+        steps = (time_first(projected), time_first(valid))
         # (Distinct tensors: the scan's tracer takes aliased inputs for one.)
         final, outputs = scan(step, [s.clone() for s in state], steps)
-        return outputs.transpose(0, 1), final
+        return time_first(outputs), final
 
     def dropout_masks(
         self, x: torch.Tensor
@@ -1026,10 +1042,15 @@ def pad_same(
     x: torch.Tensor, kernel: int, stride: int, dilation: int = 1, value: float = 0.0
 ) -> torch.Tensor:
     """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
-    the odd padded cell after."""
+    the odd padded cell after.
+
+    (The ceiling as a floor of positive numbers: the ONNX exporter rounds a division of a
+    negative length toward zero.)
+    """
     length = x.shape[-1]
     span = (kernel - 1) * dilation + 1
-    total = max((-(-length // stride) - 1) * stride + span - length, 0)
+    count = (length + stride - 1) // stride
+    total = max((count - 1) * stride + span - length, 0)
     return F.pad(x, (total // 2, total - total // 2), value=value)
 
 
@@ -1048,17 +1069,48 @@ def pad_same_2d(
     for axis in (1, 0):  # F.pad takes the last axis (the width) first
         length = x.shape[axis - 2]
         span = (kernels[axis] - 1) * dilation + 1
-        total = max(
-            (-(-length // strides[axis]) - 1) * strides[axis] + span - length, 0
-        )
+        count = (length + strides[axis] - 1) // strides[axis]  # (as in pad_same)
+        total = max((count - 1) * strides[axis] + span - length, 0)
         pads += [total // 2, total - total // 2]
     return F.pad(x, pads, value=value)
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """A channels-first convolution's or pooling's result, (batch, channels, time) or (batch,
+    channels, height, width), channels last as Keras lays it out: a view.
+
+    Under torch.export, a contiguous copy (as `time_first`): a layer after it that asks whether
+    it is contiguous (a dense layer's matmul does) would otherwise have torch guard the
+    computed length against 1.
+    """
+    if not torch.jit.is_scripting():
+        if exporting():
+            layout = torch.contiguous_format
+            if x.dim() == 3:
+                return x.transpose(1, 2).clone(memory_format=layout)
+            return x.permute(0, 2, 3, 1).clone(memory_format=layout)
+    if x.dim() == 3:
+        return x.transpose(1, 2)
+    return x.permute(0, 2, 3, 1)
+
+
+def max_pool_valid(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
+    """MaxPooling1D with `valid` padding, channels last as Keras.
+
+    Under torch.export, the pooling that also returns its indices: torch's max_pool1d without
+    them reads the length as a number, which fixes the artefact's input length.
+    """
+    x = x.transpose(1, 2)
+    if not torch.jit.is_scripting():
+        if exporting():
+            return channels_last(F.max_pool1d(x, pool, stride, return_indices=True)[0])
+    return channels_last(F.max_pool1d(x, pool, stride))
 
 
 def max_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     """MaxPooling1D with `same` padding, channels last as Keras: padded cells never win."""
     padded = pad_same(x.transpose(1, 2), pool, stride, value=float("-inf"))
-    return F.max_pool1d(padded, pool, stride).transpose(1, 2)
+    return max_pool_valid(padded.transpose(1, 2), pool, stride)
 
 
 def avg_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
@@ -1067,7 +1119,7 @@ def avg_pool_same(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:
     x = x.transpose(1, 2)
     total = F.avg_pool1d(pad_same(x, pool, stride), pool, stride)
     ones = pad_same(torch.ones_like(x[:, :1]), pool, stride)
-    return (total / F.avg_pool1d(ones, pool, stride)).transpose(1, 2)
+    return channels_last(total / F.avg_pool1d(ones, pool, stride))
 
 
 def keras_relu(

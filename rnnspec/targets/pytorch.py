@@ -670,7 +670,7 @@ def _conv1d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     steps = b.model.values[layer.inputs[0]].shape[0]
     pad = T.padding(a["padding"], kernel, stride, dilation, steps)
     b.assign(b.names.hidden, _uses(b, T.conv1d_input(src, pad, kernel, stride, dilation)))
-    b.assign(b.names.hidden, b.activation(a["activation"], T.conv1d(attr, b.names.hidden)))
+    b.assign(b.names.hidden, b.activation(a["activation"], _uses(b, T.conv1d(attr, b.names.hidden))))
     return False
 
 
@@ -730,7 +730,7 @@ def _conv2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
     b.assign(
         b.names.hidden, _padded_2d(b, T.transpose(src, "0", "3", "1", "2"), pad, kernel, stride, dilation)
     )
-    call = T.transpose(PyCall(attr, (b.names.hidden,)), "0", "2", "3", "1")
+    call = _uses(b, T.channels_last(PyCall(attr, (b.names.hidden,))))
     b.assign(b.names.hidden, b.activation(a["activation"], call))
     return False
 
@@ -746,7 +746,7 @@ def _max_pooling2d(b: _Builder, layer: Layer, src: str, has_mask: bool) -> bool:
         b.assign(b.names.hidden, _padded_2d(b, inner, pad, pool, stride, 1, 'float("-inf")'))
         inner = b.names.hidden
     pooled = PyCall("F.max_pool2d", (inner, _size_2d(pool), _size_2d(stride)))
-    b.assign(b.names.hidden, T.transpose(pooled, "0", "2", "3", "1"))
+    b.assign(b.names.hidden, _uses(b, T.channels_last(pooled)))
     return False
 
 

@@ -74,18 +74,24 @@ def conv1d_input(src: str, pad: tuple[int, int] | None, kernel: int, stride: int
     return inner if pad == (0, 0) else padded(inner, pad, kernel, stride, dilation)
 
 
+def channels_last(value: str | PyCall) -> PyCall:
+    """A channels-first result (a convolution's, a pooling's) channels last again, as Keras lays
+    it out: the runtime's `channels_last` (a view; a contiguous copy under torch.export)."""
+    return PyCall("channels_last", (value,))
+
+
 def conv1d(attr: str, src: str) -> PyCall:
     """torch's Conv1d on the prepared input `src`, channels last again."""
-    return transpose(PyCall(attr, (src,)), "1", "2")
+    return channels_last(PyCall(attr, (src,)))
 
 
 def pool1d(which: str, src: str, pool: int, stride: int, same: bool) -> PyCall:
     """MaxPooling1D / AveragePooling1D on a channels-last `src`; `same` through the helpers."""
     if same:
         return PyCall(f"{which}_pool_same", (src, str(pool), str(stride)))
-    return transpose(
-        PyCall(f"F.{which}_pool1d", (transpose(src, "1", "2"), str(pool), str(stride))), "1", "2"
-    )
+    if which == "max":
+        return PyCall("max_pool_valid", (src, str(pool), str(stride)))
+    return channels_last(PyCall(f"F.{which}_pool1d", (transpose(src, "1", "2"), str(pool), str(stride))))
 
 
 # Written when a 2-D `same` window has a stride over a height that varies.
@@ -151,8 +157,10 @@ def spatial_dropout1d(attr: str, src: str) -> PyCall:
 
 # The runtime definitions (rnnspec/runtime/torch_rnn.py) these expressions call.
 HELPERS = (
+    "channels_last",
     "pad_same",
     "pad_same_2d",
+    "max_pool_valid",
     "max_pool_same",
     "avg_pool_same",
     "keras_relu",

@@ -393,8 +393,12 @@ def scan_rnn(rnn, x, mask, state=None, zero_masked=False):
 
     mode = rnn.mode  # (the scanned step may not touch the module)
     lstm = mode == "LSTM"
+    # Time first, as the scan takes its steps, and copied whole (`time_first`).
+    x = time_first(x)
     if mask is None:
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    else:
+        mask = time_first(mask)
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if rnn.bias else [])
     outputs, lasts, finals = [], [], []
     for direction in range(2 if rnn.bidirectional else 1):
@@ -403,7 +407,7 @@ def scan_rnn(rnn, x, mask, state=None, zero_masked=False):
         w_hh = weights[1]
         b_hh = weights[3] if rnn.bias else None
         # (Distinct tensors: the scan's tracer takes aliased inputs for one.)
-        zeros = [x.new_zeros(x.shape[0], rnn.hidden_size) for _ in range(3)]
+        zeros = [x.new_zeros(x.shape[1], rnn.hidden_size) for _ in range(3)]
         if state is None:
             initial = zeros[:2] if lstm else zeros[:1]
         elif lstm:
@@ -422,15 +426,27 @@ def scan_rnn(rnn, x, mask, state=None, zero_masked=False):
             return [*new, out], shown.clone()
 
         projected = F.linear(x, weights[0], weights[2] if rnn.bias else None)
-        steps = (projected.transpose(0, 1), mask.transpose(0, 1))
-        carry, y = scan(step, [*initial, zeros[2]], steps, reverse=direction == 1)
+        carry, y = scan(
+            step, [*initial, zeros[2]], (projected, mask), reverse=direction == 1
+        )
         *final, last = carry
-        outputs.append(y.transpose(0, 1))
+        outputs.append(y)
         lasts.append(last)
         finals.append(final)
     final = [torch.stack(f) for f in zip(*finals, strict=True)]
     final = tuple(final) if lstm else final[0]
-    return torch.cat(outputs, dim=-1), torch.stack(lasts), final
+    return time_first(torch.cat(outputs, dim=-1)), torch.stack(lasts), final
+
+
+def time_first(x):
+    """`x` with its first two axes swapped (batch first <-> time first), as a contiguous copy.
+
+    Under torch.export: a view of a length the program computes from the input's (a strided
+    convolution's, a pooling's) has torch ask whether that length is 1 (whether the view is
+    contiguous), and guard the artefact's input length with the answer; a copy made contiguous
+    is contiguous at every length.
+    """
+    return x.transpose(0, 1).clone(memory_format=torch.contiguous_format)
 
 
 def keras_cell(mode, projected, state, w_hh, b_hh):
