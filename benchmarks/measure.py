@@ -283,16 +283,22 @@ def check(
     keras_atol: float = 1e-4,
 ) -> Check:
     """Assert that the variants compute the same outputs before any of them is timed."""
-    outs = {}
+    outs, firsts = {}, {}
     for name, call in calls.items():
         reset(workload, built, torch_modules(built, hand))
         if isinstance(call, Timed):
             call = lambda: built.jax.output(pattern)  # noqa: E731
-        value = call()
+        value = first = call()
         if workload.stateful:  # a second chunk, so that carried state is compared too
             value = call()
         outs[name] = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+        firsts[name] = np.asarray(first.numpy() if hasattr(first, "numpy") else first)
     reset(workload, built, torch_modules(built, hand))
+    if workload.stateful:
+        # Keras on JAX: `predict_on_batch` does not carry a stateful layer's state from one call
+        # to the next (`model(x)` does; tests/test_keras_facts.py), so only its first chunk,
+        # from the reset state, is compared.
+        outs["keras_jax"], outs["generated_first"] = firsts["keras_jax"], firsts["generated"]
     gen = outs["generated"]
     if workload.sequences:
         d_hand = np.abs(gen[valid] - outs["handwritten"][valid]).max()
@@ -301,7 +307,7 @@ def check(
     d_loop = np.abs(gen - outs["loop"]).max()
     d_keras = np.abs(gen - outs["keras"]).max()
     d_tf = np.abs(gen - outs["keras_tf"]).max()
-    d_jax = np.abs(gen - outs["keras_jax"]).max()
+    d_jax = np.abs(outs.get("generated_first", gen) - outs["keras_jax"]).max()
     label = f"{workload.name}: generated vs"
     assert d_hand <= atol, f"{label} hand-written: max |diff| {d_hand:.3g} at valid positions"
     assert d_loop <= atol, f"{label} loop: max |diff| {d_loop:.3g}"
