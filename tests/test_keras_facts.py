@@ -512,6 +512,50 @@ def test_stateful_carries_per_row_and_reset():
         model(X[:3])
 
 
+STATEFUL_ON_A_BACKEND = """
+import numpy as np, keras
+x = np.random.default_rng(0).normal(size=(2, 6, 3)).astype("float32")
+lstm = keras.layers.LSTM(4, stateful=True)
+model = keras.Sequential([keras.Input(batch_size=2, shape=(6, 3)), lstm])
+a, b = model.predict_on_batch(x), model.predict_on_batch(x)
+lstm.reset_state()
+c, d = np.asarray(model(x)), np.asarray(model(x))
+print(keras.backend.backend(), float(np.abs(a - b).max()), float(np.abs(c - d).max()), float(np.abs(a - c).max()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_predict_on_batch_carries_a_stateful_layers_state_on_tensorflow_only(backend):
+    """Keras is inconsistent across backends here. On TensorFlow, `predict_on_batch` carries a
+    stateful layer's state from one call to the next, as `model(x)` and `predict` do (above).
+    On JAX it does not: every call starts from the state the layer had, and only `model(x)`
+    carries it: the RNN layer makes its state variables untracked
+    (`@no_automatic_dependency_tracking` on `_create_state_variables`,
+    keras/src/layers/rnn/rnn.py), so they are not among the model's non-trainable variables,
+    and the JAX trainer's stateless predict step (keras/src/backend/jax/trainer.py) never returns
+    their updates. rnnspec follows TensorFlow, the reference; docs/language.md tells JAX users.
+    Slow tier: two fresh processes."""
+    import subprocess
+    import sys
+
+    if backend == "jax":
+        pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run(
+        [sys.executable, "-c", STATEFUL_ON_A_BACKEND], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    name, predict_moved, call_moved, first_differs = run.stdout.split()
+    assert name == backend
+    assert float(call_moved) > 1e-4  # model(x) carries the state on both backends
+    assert float(first_differs) < ATOL  # both start from zeros
+    if backend == "tensorflow":
+        assert float(predict_moved) > 1e-4
+    else:
+        assert float(predict_moved) == 0.0
+
+
 # ---------------------------------------------------------------------------
 # Fact 8: activations
 # ---------------------------------------------------------------------------
