@@ -14,7 +14,7 @@ check.py's, reached through the `infer` callback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from rnnspec.build import _bind_args, _layer, input_dims, name_layer
@@ -26,6 +26,7 @@ from rnnspec.ir import (
     MODEL_OPTIONS,
     ExternLayer,
     Layer,
+    LayerSchema,
     Model,
     Node,
     TensorValue,
@@ -66,11 +67,16 @@ def is_graph(ast: ModelAST) -> bool:
         return True
     names: list[str] = []  # the layer names so far: calling one applies that layer again
     counts: dict[str, int] = {}
+    values = {stmt.name for stmt in inputs}  # a stack's values: its input and its layers' names
     for stmt in ast.statements:
         if isinstance(stmt, OutputStmt):
             return True
         if isinstance(stmt, LayerStmt):
-            if stmt.targets or stmt.inputs is not None or stmt.call.kind in (*names, *MERGE_KINDS):
+            if stmt.targets or stmt.inputs is not None or stmt.call.kind in MERGE_KINDS:
+                return True
+            if stmt.call.kind in names and _applies(
+                stmt, values | set(names), LAYER_SCHEMAS.get(stmt.call.kind)
+            ):
                 return True
             counts[stmt.call.kind] = counts.get(stmt.call.kind, 0) + 1
             auto = snake_case(stmt.call.kind) if stmt.call.kind[:1].isupper() else stmt.call.kind
@@ -233,8 +239,14 @@ def _node(
 ) -> Node | None:
     call = stmt.call
     shared = layers.get(call.kind)
-    if shared is not None and (call.kind in LAYER_SCHEMAS or call.kind in externs) and not _applies(stmt):
-        shared = None  # `dense(4)` is a new dense layer; `dense(x)`, the layer named `dense` again
+    if (
+        shared is not None
+        and (call.kind in LAYER_SCHEMAS or call.kind in externs)
+        and not _applies(stmt, scope.bound, _schema(call.kind, externs))
+    ):
+        # `dense(4)` is a new dense layer, `dense(x)` the layer named `dense` again; and
+        # `activation(relu6)` a new activation layer, since `relu6` names no value.
+        shared = None
     if shared is not None:
         if stmt.alias is not None:
             report.error(
@@ -298,16 +310,34 @@ def _node(
     return node
 
 
-def _applies(stmt: LayerStmt) -> bool:
+def _schema(kind: str, externs: dict[str, ExternLayer | None]) -> LayerSchema | None:
+    extern = externs.get(kind)
+    return extern.schema if extern is not None else LAYER_SCHEMAS.get(kind)
+
+
+def _applies(stmt: LayerStmt, values: Container[str], schema: LayerSchema | None) -> bool:
     """Whether `NAME(args)` reads as applying a layer again: only values (and `mask=`,
     `initial_state=`) in its one pair of parentheses. Keras names its layers after their kind
-    (`dense`, `embedding`), so an imported graph calls a layer `dense` again as `dense(x)`."""
+    (`dense`, `embedding`, `activation`), so an imported graph calls a layer `dense` again as
+    `dense(x)`, and its stack writes a second activation layer as `activation(relu6)`: a name
+    that is no value of `values`, where the kind takes a name (an activation, a choice), is
+    that argument."""
     if stmt.inputs is not None or not stmt.call.args:
         return False
-    return all(
-        (arg.name is None and isinstance(arg.value, Ident)) or arg.name in ("mask", "initial_state")
-        for arg in stmt.call.args
-    )
+    for index, arg in enumerate(stmt.call.args):
+        if arg.name in ("mask", "initial_state"):
+            continue
+        if arg.name is not None or not isinstance(arg.value, Ident):
+            return False
+        if arg.value.name not in values and _takes_a_name(schema, index):
+            return False
+    return True
+
+
+def _takes_a_name(schema: LayerSchema | None, index: int) -> bool:
+    if schema is None or index >= len(schema.positional):
+        return False
+    return schema.attrs[schema.positional[index]].type in ("activation", "merge_mode", "choice")
 
 
 def _inputs(

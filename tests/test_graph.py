@@ -411,3 +411,35 @@ def test_summary_of_a_graph_has_a_connected_to_column(capsys):
 
     assert main(["summary", str(EXAMPLES / "siamese.rnn")]) == 0
     assert capsys.readouterr().out == SIAMESE_SUMMARY
+
+
+def test_a_second_activation_layer_after_one_named_activation_is_a_new_layer():
+    """Keras names a Sequential's activation layers `activation`, `activation_1`; the stack `rnnspec
+    import` writes for it, `activation(gelu) as activation` then `activation(relu6) as activation_1`,
+    was read as applying the layer `activation` to a value `relu6` (and refused). A name that is no
+    value is the layer's argument; a value still applies the layer, and a typo is still named."""
+    (m,) = load_models(
+        model(A, "dense(3) as dense", "activation(gelu) as activation", "activation(relu6) as activation_1")
+    )
+    assert not m.is_graph
+    assert [(layer.name, layer.attrs["activation"]) for layer in m.layers[1:]] == [
+        ("activation", "gelu"),
+        ("activation_1", "relu6"),
+    ]
+    (g,) = load_models(
+        model(
+            A,
+            "x = activation(tanh)(a) as activation",
+            "y = activation(relu)",
+            "z = activation(y)",
+            "output z",
+        )
+    )
+    assert [(layer.name, layer.attrs["activation"], layer.calls) for layer in g.layers] == [
+        ("activation", "tanh", 2),
+        ("activation_2", "relu", 1),
+    ]
+    assert first_error(model(A, B, "y = dense(3)(a) as dense", "z = dense(bb)", "output y, z")) == (
+        "m.rnn:5:15: error: `bb` is not defined here (did you mean `b`?): a value is an `input` or a name "
+        "bound by an earlier statement (`x = ...`, or the layer name of a statement without `x =`)"
+    )

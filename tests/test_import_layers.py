@@ -653,3 +653,34 @@ def test_a_graph_given_another_models_archive_lists_each_layer_once(tmp_path, ca
         "  proj: the spec has this layer, the file has no layer of that name\n"
         "  lstm: the spec has a GRU, the file a LSTM\n"
     )
+
+
+def test_a_sequential_with_two_activation_layers_imports_and_verifies(tmp_path, capsys):
+    """Keras names them `activation` and `activation_1`; the second was read as applying the first
+    again, to a value `relu6`, and the import refused its own spec (found by a new-user trial)."""
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 4), name="x"),
+            L.Dense(3, name="dense"),
+            L.Activation("gelu", name="activation"),  # as Keras names them in a fresh session
+            L.Activation("relu6", name="activation_1"),
+            L.GRU(2, name="gru"),
+        ],
+        name="acts",
+    )
+    archive, spec = tmp_path / "acts.keras", tmp_path / "acts.rnn"
+    model.save(archive)
+    assert run(capsys, "import", archive, "-o", spec) == (0, "", "")
+    assert spec.read_text().splitlines()[1:] == [
+        "model acts {",
+        "    input x: float32[*, 4]",
+        "    dense(3) as dense",
+        "    activation(gelu) as activation",
+        "    activation(relu6) as activation_1",
+        "    gru(2) as gru",
+        "}",
+    ]
+    code, out, err = run(capsys, "verify", spec, "--weights", archive)
+    assert code == 0, err
+    assert out.startswith(f"{spec}: acts: ok ") and f"trained weights from {archive}" in out
