@@ -1322,6 +1322,12 @@ def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as handle:
                 magic = handle.read(8)
+            if magic == b"\x89HDF\r\n\x1a\n" and path.name.lower().endswith(".weights.h5"):
+                raise UsageError(
+                    f"{path}: error: a .weights.h5 file holds weights, not the architecture: import the "
+                    "model's `.keras` archive (`model.save('model.keras')`), or write the spec and bring these "
+                    f"weights with `rnnspec port SPEC --from {path} --to OUT`"
+                )
             if magic == b"\x89HDF\r\n\x1a\n":
                 raise UsageError(
                     f"{path}: error: this is a legacy HDF5 model file; load it in Keras and save it as .keras"

@@ -63,6 +63,22 @@ def weights_format(path: Path) -> str | None:
     return None
 
 
+def unknown_format(path: Path, writing: bool = False) -> UsageError:
+    """The refusal of a weights file name no format has; a `.h5` gets what to do instead."""
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        stem = path.name[: -len(path.suffix)]
+        if writing:
+            why = f"Keras 3 saves and loads weights only under a name ending in .weights.h5: write {stem}.weights.h5"
+        else:
+            why = (
+                "a legacy HDF5 file (`model.save` or `save_weights` to .h5) is not read; load it in Keras "
+                f"and save it as .keras (`keras.saving.load_model(...).save('{stem}.keras')`) or its weights "
+                f"with `save_weights('{stem}.weights.h5')`"
+            )
+        return UsageError(f"{path}: error: {why}")
+    return UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
+
+
 def keras_array_names(layer: Layer) -> list[str]:
     """Names for the arrays `get_weights()` gives for one spec layer, as messages show them."""
     if layer.extern is not None:
@@ -555,7 +571,7 @@ def read_weights(model: Model, path: Path, spec_path: str, programs: _Programs |
     """Trained Keras arrays per spec layer, from any supported weights file, checked against the spec."""
     fmt = weights_format(path)
     if fmt is None:
-        raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
+        raise unknown_format(path)
     require_regular_file(path, "weights file")
     if programs is None:
         programs = programs_for(model, Path(spec_path).name)
