@@ -569,10 +569,10 @@ def _load_keras_model(programs: _Programs, path: Path) -> Any:
 
 def read_weights(model: Model, path: Path, spec_path: str, programs: _Programs | None = None):
     """Trained Keras arrays per spec layer, from any supported weights file, checked against the spec."""
+    require_regular_file(path, "weights file")  # what is missing first, then what it is
     fmt = weights_format(path)
     if fmt is None:
         raise unknown_format(path)
-    require_regular_file(path, "weights file")
     if programs is None:
         programs = programs_for(model, Path(spec_path).name)
     if fmt == "pt":

@@ -24,10 +24,10 @@ UsageError = UserError
 
 def cmd_import(args: argparse.Namespace) -> int:
     source = Path(args.model)
-    output = Path(args.output) if args.output else None
-    require_regular_file(source)  # what is missing first, then what is in the way
-    if output is not None:
-        check_output(output, [source], force=args.force)
+    require_regular_file(args.model)  # what is missing first, then what is in the way
+    if args.output is not None:  # `-o ""` (an unset shell variable) is refused, not stdout
+        check_output(args.output, [source], force=args.force)
+    output = Path(args.output) if args.output is not None else None
     try:
         imported = import_model(source, after_preprocessing=args.after_preprocessing)
     except ImportRefused as exc:
@@ -64,8 +64,9 @@ def cmd_port(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(exc.render(args.file, text), file=sys.stderr)
         return Exit.ERROR
-    require_regular_file(source_path, "weights file")  # what is missing first, then what is in the way
-    check_output(target_path, [spec_path, source_path], force=args.force)
+    # what is missing first, then what is in the way; the strings, since Path("") is "."
+    require_regular_file(args.source, "weights file")
+    check_output(args.target, [spec_path, source_path], force=args.force)
     src_fmt, dst_fmt = weights_format(source_path), weights_format(target_path)
     for path, fmt, writing in ((source_path, src_fmt, False), (target_path, dst_fmt, True)):
         if fmt is None:

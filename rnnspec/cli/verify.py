@@ -19,6 +19,9 @@ UsageError = UserError
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    for option in ("weights", "keras_code", "pytorch_code"):
+        if getattr(args, option, None) == "":  # an unset shell variable: never "verify without it"
+            raise UsageError(f"rnnspec verify: error: the --{option.replace('_', '-')} path is empty")
     loaded: list[tuple[str, list[Model]]] = []
     failed_spec = False
     for path in args.files:
