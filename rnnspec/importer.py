@@ -1332,6 +1332,11 @@ def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
                 raise UsageError(
                     f"{path}: error: this is a legacy HDF5 model file; load it in Keras and save it as .keras"
                 )
+            if magic.startswith(b"PK\x03\x04"):  # a zip's first entry, but no directory at its end
+                raise UsageError(
+                    f"{path}: error: the .keras archive is truncated or damaged (the zip has no central "
+                    "directory at its end); copy or save it again"
+                )
             raise UsageError(f"{path}: error: not a .keras archive (a zip file holding config.json)")
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())

@@ -36,6 +36,7 @@ from rnnspec.importer import (
     Imported,
     ImportRefused,
     import_model,
+    read_keras_archive,
     read_member,
     spec_literal,
 )
@@ -296,9 +297,18 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a pickle that is not a plain state_dict, a corrupt file, ...
+        # torch's own text is about re-running torch.load unsafely; what the user needs is which
+        # object is in the way (a whole module pickled) or that the file is no torch.save file.
+        pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        why = (
+            f"it pickles `{pickled.group(1)}`, not only tensors (a whole module saved with "
+            "torch.save(module)?), and rnnspec loads .pt files with weights_only=True"
+            if pickled
+            else f"it is not a file torch.save wrote, or it is damaged ({type(exc).__name__})"
+        )
         raise UsageError(
-            f"{path}: error: cannot read a state_dict from the file ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}); "
-            "port reads files written by torch.save(module.state_dict(), PATH)"
+            f"{path}: error: cannot read a state_dict from the file: {why}; port reads files written by "
+            "torch.save(module.state_dict(), PATH)"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
         raise UsageError(f"{path}: error: the file holds a {type(state).__name__}, not a state_dict")
@@ -550,6 +560,8 @@ def _read_keras_by_keras(
 
 def _load_keras_model(programs: _Programs, path: Path) -> Any:
     import keras
+
+    read_keras_archive(path)  # not a zip, truncated, a bomb: said in words before Keras reads it
 
     custom = {}
     if hasattr(programs.keras, "AttentionPooling"):
