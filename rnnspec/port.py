@@ -124,7 +124,10 @@ def _not_finite(array: np.ndarray) -> str | None:
 
     bad = int(np.count_nonzero(~np.isfinite(array)))
     if bad:
-        return f"{bad:,} of its {array.size:,} values are not finite in float32 (inf, NaN, or beyond float32)"
+        verb = "is" if bad == 1 else "are"
+        return (
+            f"{bad:,} of its {array.size:,} values {verb} not finite in float32 (inf, NaN, or beyond float32)"
+        )
     return None
 
 

@@ -277,11 +277,17 @@ def test_odd_tensors_and_values_are_refused_in_words(weights, capsys, tmp_path):
 
     spec, directory = weights
     state = torch.load(directory / "m.pt", weights_only=True)
+    one_nan = state["dense_1.weight"].clone()
+    one_nan[0, 0] = float("nan")
     cases = {
         "negbit": ({**state, "dense_1.weight": state["dense_1.weight"]._neg_view()}, None),
         "inf": (
             {**state, "dense_1.weight": torch.full_like(state["dense_1.weight"], 1e300, dtype=torch.float64)},
             "  dense_1.weight: 6 of its 6 values are not finite in float32 (inf, NaN, or beyond float32)",
+        ),
+        "one nan": (  # one value "is" not finite (was "1 of its 6 values are")
+            {**state, "dense_1.weight": one_nan},
+            "  dense_1.weight: 1 of its 6 values is not finite in float32 (inf, NaN, or beyond float32)",
         ),
         "nested": (
             {**state, "extra": torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])},
