@@ -42,9 +42,12 @@ from rnnspec.parse import (
     ListValue,
     ModelAST,
     OutputStmt,
+    arg_text,
     value_text,
 )
 
+# The keyword arguments of a layer's call (its second parentheses), as Keras's `layer(x, mask=m)`.
+CALL_ARGS = ("mask", "initial_state")
 # Graph-only input types: `bool[T]` is an explicit mask, passed to a layer as `mask=m`.
 GRAPH_DTYPES = (*DTYPES, "bool")
 # Layers whose call takes Keras's `mask=` argument, and so an explicit mask input.
@@ -265,6 +268,8 @@ def _node(
         args = stmt.inputs if stmt.inputs is not None else call.args
         inputs: tuple[Arg, ...] | None = args if args else None
     else:
+        if _values_in_place_of_arguments(stmt, report, externs, scope):
+            return None
         built = _layer(call, report, externs)
         if built is None:
             return None
@@ -310,6 +315,46 @@ def _node(
     return node
 
 
+def _values_in_place_of_arguments(
+    stmt: LayerStmt, report: Reporter, externs: dict[str, ExternLayer | None], scope: _Scope
+) -> bool:
+    """Report the Keras habits that put values where a new layer's arguments go: `add(a, b)` (Keras's
+    `layers.add([a, b])`), `lstm(x)` with no layer named `lstm`, and `y(x)` calling a value."""
+    call = stmt.call
+    schema = _schema(call.kind, externs)
+    if schema is None and call.kind not in externs and call.kind in scope.bound:
+        report.error(
+            call.pos,
+            f"`{call.kind}` is a value, not a layer: apply a layer to it, as in `dense(4)({call.kind})`; "
+            "a layer is applied again by its layer name (`... as NAME`, then `NAME(x)`)",
+        )
+        return True
+    if schema is None or stmt.inputs is not None:
+        return False
+    values = [arg for arg in call.args if arg.name is None]
+    if not values or not all(
+        isinstance(arg.value, Ident) and arg.value.name in scope.bound and not _takes_a_name(schema, i)
+        for i, arg in enumerate(values)
+    ):
+        return False
+    applied = ", ".join(arg_text(arg) for arg in call.args if arg.name is None or arg.name in CALL_ARGS)
+    own = ", ".join(arg_text(arg) for arg in call.args if arg.name is not None and arg.name not in CALL_ARGS)
+    if call.kind in MERGE_KINDS:
+        report.error(
+            call.pos,
+            f"`{call.kind}` takes the values it merges in a second pair of parentheses: write "
+            f"`{call.kind}({own})({applied})`",
+        )
+    else:
+        shown = own or ", ".join(schema.positional)
+        report.error(
+            call.pos,
+            f"this model has no layer named `{call.kind}` to apply again; a new `{call.kind}` takes its own "
+            f"arguments first and its input second: `{call.kind}({shown})({applied})`",
+        )
+    return True
+
+
 def _schema(kind: str, externs: dict[str, ExternLayer | None]) -> LayerSchema | None:
     extern = externs.get(kind)
     return extern.schema if extern is not None else LAYER_SCHEMAS.get(kind)
@@ -325,7 +370,7 @@ def _applies(stmt: LayerStmt, values: Container[str], schema: LayerSchema | None
     if stmt.inputs is not None or not stmt.call.args:
         return False
     for index, arg in enumerate(stmt.call.args):
-        if arg.name in ("mask", "initial_state"):
+        if arg.name in CALL_ARGS:
             continue
         if arg.name is not None or not isinstance(arg.value, Ident):
             return False

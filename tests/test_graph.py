@@ -443,3 +443,38 @@ def test_a_second_activation_layer_after_one_named_activation_is_a_new_layer():
         "m.rnn:5:15: error: `bb` is not defined here (did you mean `b`?): a value is an `input` or a name "
         "bound by an earlier statement (`x = ...`, or the layer name of a statement without `x =`)"
     )
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (  # Keras's `layers.add([a, b])`; was "`add` takes no positional arguments", twice
+            [A, B, "y = add(a, b)"],
+            "m.rnn:4:9: error: `add` takes the values it merges in a second pair of parentheses: write "
+            "`add()(a, b)`",
+        ),
+        (
+            [A, B, "y = concatenate(a, b, axis=1)"],
+            "m.rnn:4:9: error: `concatenate` takes the values it merges in a second pair of parentheses: "
+            "write `concatenate(axis=1)(a, b)`",
+        ),
+        (  # was "`units` of `lstm` must be a positive integer, got `a`"
+            [A, "input m: bool[*]", "y = lstm(a, mask=m)"],
+            "m.rnn:4:9: error: this model has no layer named `lstm` to apply again; a new `lstm` takes its "
+            "own arguments first and its input second: `lstm(units)(a, mask=m)`",
+        ),
+        (
+            [A, "y = dense(3)(a)", "z = flatten(y)"],
+            "m.rnn:4:9: error: this model has no layer named `flatten` to apply again; a new `flatten` takes "
+            "its own arguments first and its input second: `flatten()(y)`",
+        ),
+        (  # was "unknown layer kind `y`"
+            [A, "y = dense(3)(a)", "z = y(a)"],
+            "m.rnn:4:9: error: `y` is a value, not a layer: apply a layer to it, as in `dense(4)(y)`; a layer "
+            "is applied again by its layer name (`... as NAME`, then `NAME(x)`)",
+        ),
+    ],
+)
+def test_values_where_a_new_layer_takes_its_arguments_are_told_in_words(lines, message):
+    """Found by a new-user trial: each message was about a number or a kind, not what was meant."""
+    assert first_error(model(*lines)) == message
