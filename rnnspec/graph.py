@@ -93,6 +93,8 @@ class _Scope:
 
     bound: dict[str, str] = field(default_factory=dict)  # name as written -> current key
     counts: dict[str, int] = field(default_factory=dict)
+    # Where each name is bound, in order (input or not): a use above them all is told so.
+    bindings: dict[str, list[tuple[Pos, bool]]] = field(default_factory=dict)
 
     def bind(self, name: str) -> str:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -130,6 +132,13 @@ def build_graph(
     mistakes that need no shapes: undefined values, misplaced arguments, shared-layer calls.
     """
     scope = _Scope()
+    for stmt in ast.statements:
+        if isinstance(stmt, InputDecl):
+            scope.bindings.setdefault(stmt.name, []).append((stmt.name_pos, True))
+        elif isinstance(stmt, LayerStmt):
+            named = [t for t in stmt.targets if t.name != "_"] or ([stmt.alias] if stmt.alias else [])
+            for target in named:
+                scope.bindings.setdefault(target.name, []).append((target.pos, False))
     layers: dict[str, Layer] = {}
     counts: dict[str, int] = {}
     previous: list[str] = []  # the keys the previous statement produced
@@ -221,7 +230,20 @@ def input_value(stmt: InputDecl, report: Reporter) -> TensorValue | None:
 
 def _resolve(name: str, pos: Pos, scope: _Scope, report: Reporter) -> str | None:
     key = scope.bound.get(name)
-    if key is None:
+    later = [(at, is_input) for at, is_input in scope.bindings.get(name, []) if at.line >= pos.line]
+    if key is None and later:
+        at, is_input = later[0]
+        if is_input:
+            why = f"input `{name}` is declared at line {at.line}, below its first use: declare it above"
+        elif at.line == pos.line:
+            why = f"`{name}` is used by the statement that defines it: a graph has no cycles"
+        else:
+            why = (
+                f"`{name}` is used before it is defined (line {at.line}): statements run top to bottom, so a "
+                "graph has no cycles; define it above its first use"
+            )
+        report.error(pos, why)
+    elif key is None:
         known = sorted(scope.bound)
         report.error(
             pos,

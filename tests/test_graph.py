@@ -163,9 +163,17 @@ def test_several_models_in_one_file_may_name_the_same_layers():
             "by an earlier statement (`x = ...`, or the layer name of a statement without `x =`)",
         ),
         (
-            ["lstm(3)(a)", A],
-            "m.rnn:2:13: error: `a` is not defined here: a value is an `input` or a name bound by "
-            "an earlier statement (`x = ...`, or the layer name of a statement without `x =`)",
+            ["lstm(3)(a)", A],  # was "`a` is not defined here"
+            "m.rnn:2:13: error: input `a` is declared at line 3, below its first use: declare it above",
+        ),
+        (  # a cycle: each value would need the other first
+            [A, "x = dense(4)(y)", "y = dense(4)(x)", "output y"],
+            "m.rnn:3:18: error: `y` is used before it is defined (line 4): statements run top to bottom, so a "
+            "graph has no cycles; define it above its first use",
+        ),
+        (
+            [A, "x = dense(4)(x)", "output x"],
+            "m.rnn:3:18: error: `x` is used by the statement that defines it: a graph has no cycles",
         ),
         (
             [A, "y = lstm(3)(a)", "output yy"],
