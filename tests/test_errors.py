@@ -239,8 +239,10 @@ def test_model_name_that_is_a_keyword():
 
 
 def test_empty_file():
+    """The hint has no `;` (was `model NAME { input ...; layers }`, and a `;` is a syntax error)."""
     assert first_line("# nothing here\n") == (
-        "m.rnn:1:1: error: the file holds no model: write `model NAME { input ...; layers }`"
+        "m.rnn:1:1: error: the file holds no model: write `model NAME {`, then an `input` and one layer per "
+        "line, then `}`"
     )
 
 
