@@ -276,3 +276,10 @@ def test_empty_file():
 )
 def test_names_that_would_clash_in_generated_code(lines, header, message):
     assert first_line(model(*lines, header=header)) == message
+
+
+def test_a_semicolon_is_named():
+    """As a C or JavaScript habit writes it (was "expected `}` or a name, found `;`")."""
+    assert first_line(model("input x: float32[*, 3];", "lstm(3)")) == (
+        "m.rnn:2:27: error: a statement ends at the end of its line: drop the `;`"
+    )
