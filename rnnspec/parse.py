@@ -526,6 +526,8 @@ def _common_mistake(exc: UnexpectedInput, expected: set[str], source: str) -> st
                 f"expected `model NAME {{ ... }}`, found `{text}`: "
                 "every layer and input belongs inside a model block"
             )
+    if text == "None" and "STAR" in expected:
+        return "expected `*` or a number, found `None`: a length that varies (Keras's None) is written `*`"
     if token is not None and token.type == "COLON" and "EQUAL" in expected:
         return "expected `=` between an argument name and its value, found `:`"
     if "RPAR" in expected and "COMMA" in expected and token is not None:

@@ -283,3 +283,30 @@ def test_a_semicolon_is_named():
     assert first_line(model("input x: float32[*, 3];", "lstm(3)")) == (
         "m.rnn:2:27: error: a statement ends at the end of its line: drop the `;`"
     )
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("LSTM(3)", "m.rnn:3:5: error: unknown layer kind `LSTM` (Keras's `LSTM` is `lstm` here)"),
+        (  # was no suggestion at all
+            "GlobalAveragePooling1D()",
+            "m.rnn:3:5: error: unknown layer kind `GlobalAveragePooling1D` (Keras's `GlobalAveragePooling1D` is "
+            "`global_average_pooling` here)",
+        ),
+        (  # was "did you mean `elu`?"
+            "dense(3, activation=Relu)",
+            "m.rnn:3:25: error: unknown activation `Relu` for `activation` of `dense` (did you mean `relu`?)",
+        ),
+    ],
+)
+def test_keras_spellings_are_pointed_to_the_kind(line, message):
+    """A Keras user writes the class names and the capitalised activations (found by a new-user trial)."""
+    assert first_line(model("input x: float32[*, 3]", line)) == message
+
+
+def test_none_for_a_varying_length_is_named():
+    assert first_line(model("input x: float32[None, 3]", "lstm(3)")) == (
+        "m.rnn:2:22: error: expected `*` or a number, found `None`: a length that varies (Keras's None) is "
+        "written `*`"
+    )
