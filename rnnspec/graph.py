@@ -630,11 +630,12 @@ def _check_mask(model: Model, node: Node, current: TensorValue, report: Reporter
         return False
     if not current.is_sequence:
         return True  # the layer's own rule names the problem
-    if not _dims_match(mask.shape[0], current.shape[0]):
+    if mask.shape[0] != current.shape[0]:
+        # `*` against a fixed length too: the spec would say the length varies where it cannot
         report.error(
             node.mask_pos,
             f"mask `{shown(mask.name)}` has {_describe(mask)} but `{shown(current.name)}` has "
-            f"{_describe(current)}: their time axes differ",
+            f"{_describe(current)}: their time axes differ{_alike(mask.shape[0], current.shape[0])}",
         )
         return False
     return True
@@ -707,6 +708,13 @@ def _same_input(model: Model, node: Node, current: TensorValue, report: Reporter
 
 def _dims_match(a: int | None, b: int | None) -> bool:
     return a is None or b is None or a == b
+
+
+def _alike(a: int | None, b: int | None) -> str:
+    """The fix when a varying axis (`*`) meets a fixed one: they can only agree at that size."""
+    if (a is None) == (b is None):
+        return ""
+    return f"; a varying length (`*`) meets a fixed one ({a or b}): declare both `*` or both {a or b}"
 
 
 def _describe(value: TensorValue) -> str:

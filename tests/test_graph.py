@@ -276,6 +276,11 @@ def test_several_models_in_one_file_may_name_the_same_layers():
             ["input m: bool[5]", "input c: float32[6, 4]", "y = lstm(3)(c, mask=m)"],
             "m.rnn:4:25: error: mask `m` has bool[5] but `c` has float32[6, 4]: their time axes differ",
         ),
+        (  # was accepted, and verify failed inside TensorFlow (it feeds `*` another length than 5)
+            ["input m: bool[5]", A, "y = lstm(3)(a, mask=m)"],
+            "m.rnn:4:25: error: mask `m` has bool[5] but `a` has float32[*, 4]: their time axes differ; a "
+            "varying length (`*`) meets a fixed one (5): declare both `*` or both 5",
+        ),
         (
             ["input m: bool[*, 2]", A, "y = lstm(3)(a)"],
             "m.rnn:2:14: error: a bool input is a mask over time and "
