@@ -540,8 +540,15 @@ def check_graph(model: Model, report: Reporter, infer: Infer) -> None:
     if model.output_pos is None and model.nodes:
         last = model.nodes[-1]
         model.outputs = [key for key in last.outputs if not key.startswith("_#")]
+    last = model.nodes[-1] if model.nodes else None
     _check_usage(model)
-    if not model.nodes:
+    if not model.outputs and last is not None:
+        report.error(
+            last.pos,
+            f"model `{model.name}` has no output: the last statement drops every value it returns (`_`); "
+            "name one, or list the outputs with `output`",
+        )
+    elif not model.nodes:
         report.error(
             model.output_pos or model.pos,
             f"model `{model.name}` computes nothing: its outputs are inputs; list a layer's value in `output`",

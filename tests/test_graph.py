@@ -276,6 +276,11 @@ def test_several_models_in_one_file_may_name_the_same_layers():
             ["input m: bool[5]", "input c: float32[6, 4]", "y = lstm(3)(c, mask=m)"],
             "m.rnn:4:25: error: mask `m` has bool[5] but `c` has float32[6, 4]: their time axes differ",
         ),
+        (  # was "computes nothing: its outputs are inputs", at the model's name
+            [A, "y = dense(3)(a)", "_, _ = gru(3, return_state=true)(y)"],
+            "m.rnn:4:5: error: model `m` has no output: the last statement drops every value it returns (`_`); "
+            "name one, or list the outputs with `output`",
+        ),
         (  # was accepted, and verify failed inside TensorFlow (it feeds `*` another length than 5)
             ["input m: bool[5]", A, "y = lstm(3)(a, mask=m)"],
             "m.rnn:4:25: error: mask `m` has bool[5] but `a` has float32[*, 4]: their time axes differ; a "
