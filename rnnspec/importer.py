@@ -967,6 +967,21 @@ class _Converter:
         if problems:
             return None
         kind = KERAS_KINDS[class_name]
+        if config.get("trainable") is False and (
+            KINDS[kind].arrays or kind in (*RECURRENT_KINDS, "bidirectional")
+        ):
+            # Dropped with the options that do not change the forward pass; but fine-tuning the
+            # PyTorch module would train what the Keras model keeps fixed.
+            self.notes.append(
+                f"The Keras layer `{name}` is frozen (trainable=False): the PyTorch module trains it unless its "
+                "parameters are given requires_grad_(False)"
+                + (
+                    " (Keras also runs a frozen BatchNormalization in inference mode)"
+                    if kind == "batch_normalization"
+                    else ""
+                )
+                + "."
+            )
         return Item(kind, attrs, name, class_name, inner_item)
 
     def _bidirectional_inner(self, config: dict[str, Any]) -> tuple[Item | None, list[str]]:

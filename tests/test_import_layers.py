@@ -684,3 +684,32 @@ def test_a_sequential_with_two_activation_layers_imports_and_verifies(tmp_path, 
     code, out, err = run(capsys, "verify", spec, "--weights", archive)
     assert code == 0, err
     assert out.startswith(f"{spec}: acts: ok ") and f"trained weights from {archive}" in out
+
+
+def test_a_frozen_layer_is_noted_in_the_spec(tmp_path, capsys):
+    """`trainable=False` changes no forward pass and is dropped, but fine-tuning the PyTorch module
+    would train what the Keras model keeps fixed; the spec says so per frozen layer with weights
+    (was silent; found by a new-user trial)."""
+    emb = L.Embedding(30, 4, mask_zero=True, name="glove")
+    norm = L.BatchNormalization(name="bn")
+    emb.trainable = norm.trainable = False
+    layers = [
+        emb,
+        L.LSTM(3, name="enc"),
+        norm,
+        L.Dropout(0.2, trainable=False, name="drop"),
+        L.Dense(2, name="out"),
+    ]
+    keras.Sequential([keras.Input((None,), dtype="int32", name="ids"), *layers], name="frozen").save(
+        tmp_path / "frozen.keras"
+    )
+    code, out, err = run(capsys, "import", tmp_path / "frozen.keras")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:4] == [
+        "# The Keras layer `glove` is frozen (trainable=False): the PyTorch module trains it unless its "
+        "parameters are given requires_grad_(False).",
+        "# The Keras layer `bn` is frozen (trainable=False): the PyTorch module trains it unless its "
+        "parameters are given requires_grad_(False) (Keras also runs a frozen BatchNormalization in "
+        "inference mode).",
+        "model frozen {",
+    ]
