@@ -95,6 +95,8 @@ class _Scope:
     counts: dict[str, int] = field(default_factory=dict)
     # Where each name is bound, in order (input or not): a use above them all is told so.
     bindings: dict[str, list[tuple[Pos, bool]]] = field(default_factory=dict)
+    # A layer named apart from its values (`y = lstm(8)(x) as enc`): `enc` -> ("`y`", its line).
+    layer_values: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def bind(self, name: str) -> str:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -187,6 +189,10 @@ def build_graph(
                 scope.bind(target.name)
             previous = []
             continue
+        if node.written and node.call_index == 0 and node.layer.name not in node.written:
+            values = [name for name in node.written if name != "_"]
+            if values:
+                scope.layer_values[node.layer.name] = (", ".join(f"`{v}`" for v in values), stmt.pos.line)
         if node.written:
             node.outputs = [
                 scope.bind(name) if name != "_" else f"_#{len(model.nodes)}.{i}"
@@ -243,6 +249,13 @@ def _resolve(name: str, pos: Pos, scope: _Scope, report: Reporter) -> str | None
                 "graph has no cycles; define it above its first use"
             )
         report.error(pos, why)
+    elif key is None and name in scope.layer_values:
+        value, line = scope.layer_values[name]
+        report.error(
+            pos,
+            f"`{name}` names a layer (line {line}), not a value: what it returned there is {value}; "
+            f"`{name}(x)` applies the layer again",
+        )
     elif key is None:
         known = sorted(scope.bound)
         report.error(

@@ -496,3 +496,12 @@ def test_a_second_activation_layer_after_one_named_activation_is_a_new_layer():
 def test_values_where_a_new_layer_takes_its_arguments_are_told_in_words(lines, message):
     """Found by a new-user trial: each message was about a number or a kind, not what was meant."""
     assert first_error(model(*lines)) == message
+
+
+def test_a_layer_name_used_as_a_value_says_which_values_it_returned():
+    """Was "`enc` is not defined here", as if the name were a typo (found by a new-user trial)."""
+    source = model(A, "_, h, c = lstm(3, return_state=true)(a) as enc", "y = dense(2)(enc)", "output y")
+    assert first_error(source) == (
+        "m.rnn:4:18: error: `enc` names a layer (line 3), not a value: what it returned there is `h`, `c`; "
+        "`enc(x)` applies the layer again"
+    )
