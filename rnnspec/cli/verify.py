@@ -32,9 +32,12 @@ def run_verify(args: argparse.Namespace) -> int:
             failed_spec = True
             continue
         if args.model:
+            known = [m.name for m in models]
             models = [m for m in models if m.name == args.model]
             if not models:
-                raise UsageError(f"{path}: error: no model `{args.model}` in this file")
+                raise UsageError(
+                    f"{path}: error: no model `{args.model}` in this file; it defines: {', '.join(known)}"
+                )
         loaded.append((path, models))
     if failed_spec:
         return Exit.ERROR
