@@ -1428,8 +1428,9 @@ def is_graph_config(inner: dict[str, Any], layers: list[Any]) -> bool:
     """Whether a functional config needs the graph form: not one input feeding a chain to one output."""
 
     inputs, outputs = _refs(inner.get("input_layers")), _refs(inner.get("output_layers"))
-    if isinstance(inner.get("output_layers"), dict) or inputs is None or outputs is None:
-        return isinstance(inner.get("output_layers"), dict)
+    named = isinstance(inner.get("output_layers"), dict) or isinstance(inner.get("input_layers"), dict)
+    if named or inputs is None or outputs is None:
+        return named
     if len(inputs) != 1 or len(outputs) != 1 or outputs[0][2] != 0:
         return True
     takers: dict[Ref, int] = {}
@@ -1467,7 +1468,12 @@ def convert_graph(conv: _Converter, inner: dict[str, Any], layers: list[Any]) ->
     if isinstance(raw_outputs, dict):
         keys = [str(key) for key in raw_outputs]
         raw_outputs = list(raw_outputs.values())
-    inputs, outputs = _refs(inner.get("input_layers")), _refs(raw_outputs)
+    raw_inputs = inner.get("input_layers")
+    input_keys: list[str] = []
+    if isinstance(raw_inputs, dict):  # the spec takes them in this order, as the note says
+        input_keys = [str(key) for key in raw_inputs]
+        raw_inputs = list(raw_inputs.values())
+    inputs, outputs = _refs(raw_inputs), _refs(raw_outputs)
     if inputs is None or outputs is None:
         conv.problem("the model's inputs or outputs are not tensors")
         return None
@@ -1637,6 +1643,11 @@ def convert_graph(conv: _Converter, inner: dict[str, Any], layers: list[Any]) ->
             f"The Keras model fixes the batch size at {conv._batch}; this stateless spec leaves it free."
         )
         conv._batch = None
+    if input_keys:
+        conv.notes.append(
+            "The model's inputs are named; the spec takes them in this order: "
+            + ", ".join(f"{k} -> `{ref[0]}`" for k, ref in zip(input_keys, inputs))
+        )
     if keys:
         conv.notes.append(
             "The model's outputs are named: " + ", ".join(f"{k} -> `{v}`" for k, v in zip(keys, shown))

@@ -713,3 +713,29 @@ def test_a_frozen_layer_is_noted_in_the_spec(tmp_path, capsys):
         "inference mode).",
         "model frozen {",
     ]
+
+
+def test_inputs_given_as_a_dict_import_as_a_graph_in_the_dict_order(tmp_path, capsys):
+    """Was refused with the chain's reasons too ("the model has 2 inputs; a spec has one", "a spec
+    is a linear chain"), although a graph spec takes several inputs (found by a new-user trial)."""
+    keras.utils.set_random_seed(5)
+    tok = keras.Input((None,), dtype="int32", name="tok")
+    feat = keras.Input((None, 3), name="feat")
+    x = L.Concatenate(name="join")([L.Embedding(10, 3, mask_zero=True, name="emb")(tok), feat])
+    archive, spec = tmp_path / "named.keras", tmp_path / "named.rnn"
+    keras.Model({"feat": feat, "tok": tok}, L.GRU(2, name="gru")(x), name="named").save(archive)
+    assert run(capsys, "import", archive, "-o", spec) == (0, "", "")
+    assert spec.read_text().splitlines()[1:] == [
+        "# The model's inputs are named; the spec takes them in this order: feat -> `feat`, tok -> `tok`",
+        "model named {",
+        "    input feat: float32[*, 3]",
+        "    input tok: int32[*]",
+        "    emb = embedding(10, 3, mask_zero=true)(tok) as emb",
+        "    join = concatenate()(emb, feat)",
+        "    gru = gru(2)(join) as gru",
+        "    output gru",
+        "}",
+    ]
+    code, out, err = run(capsys, "verify", spec, "--weights", archive)
+    assert code == 0, err
+    assert out.startswith(f"{spec}: named: ok ")
