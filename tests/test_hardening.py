@@ -683,3 +683,24 @@ def test_an_empty_path_is_refused_not_taken_for_a_missing_option(tmp_path, monke
         "",
         "trained: error: is a directory, not a weights file\n",
     )
+
+
+def test_an_unwritable_directory_is_refused_before_any_work(tmp_path, monkeypatch):
+    """A read-only directory (or mount) was found only by the final write, after port's or
+    export's work; it is refused with the other output rules (found by a new-user trial). The
+    tests run as root, for whom every directory is writable: os.access answers as for a user."""
+    (tmp_path / "m.rnn").write_text(SPEC)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: real(path, mode) and Path(path) != locked)
+    for argv in (
+        ["compile", str(tmp_path / "m.rnn"), "--target", "keras", "-o", str(locked / "m.py")],
+        ["export", str(tmp_path / "m.rnn"), "--format", "onnx", "-o", str(locked / "m.onnx")],
+    ):
+        assert run(*argv) == (
+            2,
+            "",
+            f"{locked / argv[-1].rsplit('/', 1)[-1]}: error: cannot write in {locked}: Permission denied\n",
+        )
+    assert list(locked.iterdir()) == []
