@@ -35,7 +35,7 @@ from rnnspec.ir import (
     bad_path_part,
     snake_case,
 )
-from rnnspec.kinds import LAYER_SCHEMAS
+from rnnspec.kinds import KINDS, LAYER_SCHEMAS
 from rnnspec.parse import (
     Arg,
     Bool,
@@ -154,7 +154,12 @@ def _layer(
     schema = extern.schema if extern is not None else LAYER_SCHEMAS.get(call.kind)
     if schema is None:
         known = list(LAYER_SCHEMAS) + list(externs)
-        report.error(call.pos, f"unknown layer kind `{call.kind}`{did_you_mean(call.kind, known)}")
+        keras_names = {kind.keras_class_name: name for name, kind in KINDS.items() if kind.keras_class}
+        if call.kind in keras_names:  # `GlobalAveragePooling1D(...)`, as a Keras program writes it
+            hint = f" (Keras's `{call.kind}` is `{keras_names[call.kind]}` here)"
+        else:
+            hint = did_you_mean(call.kind, known)
+        report.error(call.pos, f"unknown layer kind `{call.kind}`{hint}")
         return None
     attr_pos: dict[str, Pos] = {}
     attrs = _bind_args(call.args, schema.positional, schema.attrs, call.kind, call.pos, report, attr_pos)

@@ -30,7 +30,10 @@ def load_models(source: str) -> list[Model]:
     models: list[Model] = []
     seen: dict[str, Pos] = {}
     if not spec.models:
-        report.error(Pos(1, 1), "the file holds no model: write `model NAME { input ...; layers }`")
+        report.error(
+            Pos(1, 1),
+            "the file holds no model: write `model NAME {`, then an `input` and one layer per line, then `}`",
+        )
     externs = build_externs(spec.externs, report)
     _check_extern_names(spec, externs, report)
     for ast in spec.models:

@@ -104,6 +104,10 @@ def closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
     """The nearest valid spelling, for "did you mean" hints."""
     import difflib
 
+    # Case and underscores first: Keras's `LSTM`, `SimpleRNN`, `Relu` are `lstm`, `simple_rnn`, `relu`.
+    folded = {choice.lower().replace("_", ""): choice for choice in choices}
+    if word.lower().replace("_", "") in folded:
+        return folded[word.lower().replace("_", "")]
     found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return found[0] if found else None
 

@@ -160,6 +160,9 @@ def check_output(path: str | os.PathLike[str], inputs: list[Path] = (), *, force
     parent = _stat(target.parent)
     if parent is None or not stat.S_ISDIR(parent.st_mode):
         raise UserError(f"{shown}: error: the directory {_show(target.parent)} does not exist")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        # Said now, before an export or a port does its work (the write itself would say it last).
+        raise UserError(f"{shown}: error: cannot write in {_show(target.parent)}: Permission denied")
     return target
 
 

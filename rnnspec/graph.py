@@ -14,7 +14,7 @@ check.py's, reached through the `infer` callback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from rnnspec.build import _bind_args, _layer, input_dims, name_layer
@@ -26,6 +26,7 @@ from rnnspec.ir import (
     MODEL_OPTIONS,
     ExternLayer,
     Layer,
+    LayerSchema,
     Model,
     Node,
     TensorValue,
@@ -41,9 +42,12 @@ from rnnspec.parse import (
     ListValue,
     ModelAST,
     OutputStmt,
+    arg_text,
     value_text,
 )
 
+# The keyword arguments of a layer's call (its second parentheses), as Keras's `layer(x, mask=m)`.
+CALL_ARGS = ("mask", "initial_state")
 # Graph-only input types: `bool[T]` is an explicit mask, passed to a layer as `mask=m`.
 GRAPH_DTYPES = (*DTYPES, "bool")
 # Layers whose call takes Keras's `mask=` argument, and so an explicit mask input.
@@ -66,11 +70,16 @@ def is_graph(ast: ModelAST) -> bool:
         return True
     names: list[str] = []  # the layer names so far: calling one applies that layer again
     counts: dict[str, int] = {}
+    values = {stmt.name for stmt in inputs}  # a stack's values: its input and its layers' names
     for stmt in ast.statements:
         if isinstance(stmt, OutputStmt):
             return True
         if isinstance(stmt, LayerStmt):
-            if stmt.targets or stmt.inputs is not None or stmt.call.kind in (*names, *MERGE_KINDS):
+            if stmt.targets or stmt.inputs is not None or stmt.call.kind in MERGE_KINDS:
+                return True
+            if stmt.call.kind in names and _applies(
+                stmt, values | set(names), LAYER_SCHEMAS.get(stmt.call.kind)
+            ):
                 return True
             counts[stmt.call.kind] = counts.get(stmt.call.kind, 0) + 1
             auto = snake_case(stmt.call.kind) if stmt.call.kind[:1].isupper() else stmt.call.kind
@@ -84,6 +93,10 @@ class _Scope:
 
     bound: dict[str, str] = field(default_factory=dict)  # name as written -> current key
     counts: dict[str, int] = field(default_factory=dict)
+    # Where each name is bound, in order (input or not): a use above them all is told so.
+    bindings: dict[str, list[tuple[Pos, bool]]] = field(default_factory=dict)
+    # A layer named apart from its values (`y = lstm(8)(x) as enc`): `enc` -> ("`y`", its line).
+    layer_values: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def bind(self, name: str) -> str:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -121,6 +134,13 @@ def build_graph(
     mistakes that need no shapes: undefined values, misplaced arguments, shared-layer calls.
     """
     scope = _Scope()
+    for stmt in ast.statements:
+        if isinstance(stmt, InputDecl):
+            scope.bindings.setdefault(stmt.name, []).append((stmt.name_pos, True))
+        elif isinstance(stmt, LayerStmt):
+            named = [t for t in stmt.targets if t.name != "_"] or ([stmt.alias] if stmt.alias else [])
+            for target in named:
+                scope.bindings.setdefault(target.name, []).append((target.pos, False))
     layers: dict[str, Layer] = {}
     counts: dict[str, int] = {}
     previous: list[str] = []  # the keys the previous statement produced
@@ -169,6 +189,10 @@ def build_graph(
                 scope.bind(target.name)
             previous = []
             continue
+        if node.written and node.call_index == 0 and node.layer.name not in node.written:
+            values = [name for name in node.written if name != "_"]
+            if values:
+                scope.layer_values[node.layer.name] = (", ".join(f"`{v}`" for v in values), stmt.pos.line)
         if node.written:
             node.outputs = [
                 scope.bind(name) if name != "_" else f"_#{len(model.nodes)}.{i}"
@@ -212,7 +236,27 @@ def input_value(stmt: InputDecl, report: Reporter) -> TensorValue | None:
 
 def _resolve(name: str, pos: Pos, scope: _Scope, report: Reporter) -> str | None:
     key = scope.bound.get(name)
-    if key is None:
+    later = [(at, is_input) for at, is_input in scope.bindings.get(name, []) if at.line >= pos.line]
+    if key is None and later:
+        at, is_input = later[0]
+        if is_input:
+            why = f"input `{name}` is declared at line {at.line}, below its first use: declare it above"
+        elif at.line == pos.line:
+            why = f"`{name}` is used by the statement that defines it: a graph has no cycles"
+        else:
+            why = (
+                f"`{name}` is used before it is defined (line {at.line}): statements run top to bottom, so a "
+                "graph has no cycles; define it above its first use"
+            )
+        report.error(pos, why)
+    elif key is None and name in scope.layer_values:
+        value, line = scope.layer_values[name]
+        report.error(
+            pos,
+            f"`{name}` names a layer (line {line}), not a value: what it returned there is {value}; "
+            f"`{name}(x)` applies the layer again",
+        )
+    elif key is None:
         known = sorted(scope.bound)
         report.error(
             pos,
@@ -233,8 +277,14 @@ def _node(
 ) -> Node | None:
     call = stmt.call
     shared = layers.get(call.kind)
-    if shared is not None and (call.kind in LAYER_SCHEMAS or call.kind in externs) and not _applies(stmt):
-        shared = None  # `dense(4)` is a new dense layer; `dense(x)`, the layer named `dense` again
+    if (
+        shared is not None
+        and (call.kind in LAYER_SCHEMAS or call.kind in externs)
+        and not _applies(stmt, scope.bound, _schema(call.kind, externs))
+    ):
+        # `dense(4)` is a new dense layer, `dense(x)` the layer named `dense` again; and
+        # `activation(relu6)` a new activation layer, since `relu6` names no value.
+        shared = None
     if shared is not None:
         if stmt.alias is not None:
             report.error(
@@ -253,6 +303,8 @@ def _node(
         args = stmt.inputs if stmt.inputs is not None else call.args
         inputs: tuple[Arg, ...] | None = args if args else None
     else:
+        if _values_in_place_of_arguments(stmt, report, externs, scope):
+            return None
         built = _layer(call, report, externs)
         if built is None:
             return None
@@ -298,16 +350,74 @@ def _node(
     return node
 
 
-def _applies(stmt: LayerStmt) -> bool:
+def _values_in_place_of_arguments(
+    stmt: LayerStmt, report: Reporter, externs: dict[str, ExternLayer | None], scope: _Scope
+) -> bool:
+    """Report the Keras habits that put values where a new layer's arguments go: `add(a, b)` (Keras's
+    `layers.add([a, b])`), `lstm(x)` with no layer named `lstm`, and `y(x)` calling a value."""
+    call = stmt.call
+    schema = _schema(call.kind, externs)
+    if schema is None and call.kind not in externs and call.kind in scope.bound:
+        report.error(
+            call.pos,
+            f"`{call.kind}` is a value, not a layer: apply a layer to it, as in `dense(4)({call.kind})`; "
+            "a layer is applied again by its layer name (`... as NAME`, then `NAME(x)`)",
+        )
+        return True
+    if schema is None or stmt.inputs is not None:
+        return False
+    values = [arg for arg in call.args if arg.name is None]
+    if not values or not all(
+        isinstance(arg.value, Ident) and arg.value.name in scope.bound and not _takes_a_name(schema, i)
+        for i, arg in enumerate(values)
+    ):
+        return False
+    applied = ", ".join(arg_text(arg) for arg in call.args if arg.name is None or arg.name in CALL_ARGS)
+    own = ", ".join(arg_text(arg) for arg in call.args if arg.name is not None and arg.name not in CALL_ARGS)
+    if call.kind in MERGE_KINDS:
+        report.error(
+            call.pos,
+            f"`{call.kind}` takes the values it merges in a second pair of parentheses: write "
+            f"`{call.kind}({own})({applied})`",
+        )
+    else:
+        shown = own or ", ".join(schema.positional)
+        report.error(
+            call.pos,
+            f"this model has no layer named `{call.kind}` to apply again; a new `{call.kind}` takes its own "
+            f"arguments first and its input second: `{call.kind}({shown})({applied})`",
+        )
+    return True
+
+
+def _schema(kind: str, externs: dict[str, ExternLayer | None]) -> LayerSchema | None:
+    extern = externs.get(kind)
+    return extern.schema if extern is not None else LAYER_SCHEMAS.get(kind)
+
+
+def _applies(stmt: LayerStmt, values: Container[str], schema: LayerSchema | None) -> bool:
     """Whether `NAME(args)` reads as applying a layer again: only values (and `mask=`,
     `initial_state=`) in its one pair of parentheses. Keras names its layers after their kind
-    (`dense`, `embedding`), so an imported graph calls a layer `dense` again as `dense(x)`."""
+    (`dense`, `embedding`, `activation`), so an imported graph calls a layer `dense` again as
+    `dense(x)`, and its stack writes a second activation layer as `activation(relu6)`: a name
+    that is no value of `values`, where the kind takes a name (an activation, a choice), is
+    that argument."""
     if stmt.inputs is not None or not stmt.call.args:
         return False
-    return all(
-        (arg.name is None and isinstance(arg.value, Ident)) or arg.name in ("mask", "initial_state")
-        for arg in stmt.call.args
-    )
+    for index, arg in enumerate(stmt.call.args):
+        if arg.name in CALL_ARGS:
+            continue
+        if arg.name is not None or not isinstance(arg.value, Ident):
+            return False
+        if arg.value.name not in values and _takes_a_name(schema, index):
+            return False
+    return True
+
+
+def _takes_a_name(schema: LayerSchema | None, index: int) -> bool:
+    if schema is None or index >= len(schema.positional):
+        return False
+    return schema.attrs[schema.positional[index]].type in ("activation", "merge_mode", "choice")
 
 
 def _inputs(
@@ -443,8 +553,15 @@ def check_graph(model: Model, report: Reporter, infer: Infer) -> None:
     if model.output_pos is None and model.nodes:
         last = model.nodes[-1]
         model.outputs = [key for key in last.outputs if not key.startswith("_#")]
+    last = model.nodes[-1] if model.nodes else None
     _check_usage(model)
-    if not model.nodes:
+    if not model.outputs and last is not None:
+        report.error(
+            last.pos,
+            f"model `{model.name}` has no output: the last statement drops every value it returns (`_`); "
+            "name one, or list the outputs with `output`",
+        )
+    elif not model.nodes:
         report.error(
             model.output_pos or model.pos,
             f"model `{model.name}` computes nothing: its outputs are inputs; list a layer's value in `output`",
@@ -533,11 +650,12 @@ def _check_mask(model: Model, node: Node, current: TensorValue, report: Reporter
         return False
     if not current.is_sequence:
         return True  # the layer's own rule names the problem
-    if not _dims_match(mask.shape[0], current.shape[0]):
+    if mask.shape[0] != current.shape[0]:
+        # `*` against a fixed length too: the spec would say the length varies where it cannot
         report.error(
             node.mask_pos,
             f"mask `{shown(mask.name)}` has {_describe(mask)} but `{shown(current.name)}` has "
-            f"{_describe(current)}: their time axes differ",
+            f"{_describe(current)}: their time axes differ{_alike(mask.shape[0], current.shape[0])}",
         )
         return False
     return True
@@ -610,6 +728,13 @@ def _same_input(model: Model, node: Node, current: TensorValue, report: Reporter
 
 def _dims_match(a: int | None, b: int | None) -> bool:
     return a is None or b is None or a == b
+
+
+def _alike(a: int | None, b: int | None) -> str:
+    """The fix when a varying axis (`*`) meets a fixed one: they can only agree at that size."""
+    if (a is None) == (b is None):
+        return ""
+    return f"; a varying length (`*`) meets a fixed one ({a or b}): declare both `*` or both {a or b}"
 
 
 def _describe(value: TensorValue) -> str:

@@ -967,6 +967,21 @@ class _Converter:
         if problems:
             return None
         kind = KERAS_KINDS[class_name]
+        if config.get("trainable") is False and (
+            KINDS[kind].arrays or kind in (*RECURRENT_KINDS, "bidirectional")
+        ):
+            # Dropped with the options that do not change the forward pass; but fine-tuning the
+            # PyTorch module would train what the Keras model keeps fixed.
+            self.notes.append(
+                f"The Keras layer `{name}` is frozen (trainable=False): the PyTorch module trains it unless its "
+                "parameters are given requires_grad_(False)"
+                + (
+                    " (Keras also runs a frozen BatchNormalization in inference mode)"
+                    if kind == "batch_normalization"
+                    else ""
+                )
+                + "."
+            )
         return Item(kind, attrs, name, class_name, inner_item)
 
     def _bidirectional_inner(self, config: dict[str, Any]) -> tuple[Item | None, list[str]]:
@@ -1322,9 +1337,20 @@ def read_keras_archive(path: Path) -> tuple[dict[str, Any], str | None]:
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as handle:
                 magic = handle.read(8)
+            if magic == b"\x89HDF\r\n\x1a\n" and path.name.lower().endswith(".weights.h5"):
+                raise UsageError(
+                    f"{path}: error: a .weights.h5 file holds weights, not the architecture: import the "
+                    "model's `.keras` archive (`model.save('model.keras')`), or write the spec and bring these "
+                    f"weights with `rnnspec port SPEC --from {path} --to OUT`"
+                )
             if magic == b"\x89HDF\r\n\x1a\n":
                 raise UsageError(
                     f"{path}: error: this is a legacy HDF5 model file; load it in Keras and save it as .keras"
+                )
+            if magic.startswith(b"PK\x03\x04"):  # a zip's first entry, but no directory at its end
+                raise UsageError(
+                    f"{path}: error: the .keras archive is truncated or damaged (the zip has no central "
+                    "directory at its end); copy or save it again"
                 )
             raise UsageError(f"{path}: error: not a .keras archive (a zip file holding config.json)")
         with zipfile.ZipFile(path) as archive:
@@ -1402,8 +1428,9 @@ def is_graph_config(inner: dict[str, Any], layers: list[Any]) -> bool:
     """Whether a functional config needs the graph form: not one input feeding a chain to one output."""
 
     inputs, outputs = _refs(inner.get("input_layers")), _refs(inner.get("output_layers"))
-    if isinstance(inner.get("output_layers"), dict) or inputs is None or outputs is None:
-        return isinstance(inner.get("output_layers"), dict)
+    named = isinstance(inner.get("output_layers"), dict) or isinstance(inner.get("input_layers"), dict)
+    if named or inputs is None or outputs is None:
+        return named
     if len(inputs) != 1 or len(outputs) != 1 or outputs[0][2] != 0:
         return True
     takers: dict[Ref, int] = {}
@@ -1441,7 +1468,12 @@ def convert_graph(conv: _Converter, inner: dict[str, Any], layers: list[Any]) ->
     if isinstance(raw_outputs, dict):
         keys = [str(key) for key in raw_outputs]
         raw_outputs = list(raw_outputs.values())
-    inputs, outputs = _refs(inner.get("input_layers")), _refs(raw_outputs)
+    raw_inputs = inner.get("input_layers")
+    input_keys: list[str] = []
+    if isinstance(raw_inputs, dict):  # the spec takes them in this order, as the note says
+        input_keys = [str(key) for key in raw_inputs]
+        raw_inputs = list(raw_inputs.values())
+    inputs, outputs = _refs(raw_inputs), _refs(raw_outputs)
     if inputs is None or outputs is None:
         conv.problem("the model's inputs or outputs are not tensors")
         return None
@@ -1611,6 +1643,11 @@ def convert_graph(conv: _Converter, inner: dict[str, Any], layers: list[Any]) ->
             f"The Keras model fixes the batch size at {conv._batch}; this stateless spec leaves it free."
         )
         conv._batch = None
+    if input_keys:
+        conv.notes.append(
+            "The model's inputs are named; the spec takes them in this order: "
+            + ", ".join(f"{k} -> `{ref[0]}`" for k, ref in zip(input_keys, inputs))
+        )
     if keys:
         conv.notes.append(
             "The model's outputs are named: " + ", ".join(f"{k} -> `{v}`" for k, v in zip(keys, shown))

@@ -509,6 +509,8 @@ def _common_mistake(exc: UnexpectedInput, expected: set[str], source: str) -> st
             return "strings are not part of the language: write names and numbers without quotes"
         if char == ":" and "EQUAL" in expected:
             return "expected `=` between an argument name and its value, found `:`"
+        if char == ";":
+            return "a statement ends at the end of its line: drop the `;`"
         return None
     if token is not None and token.type in ("EQUAL", "COMMA", "LPAR") and expected == {"NAME"}:
         before = split_lines(source)[token.line - 1][: token.column - 1].rstrip()
@@ -524,6 +526,8 @@ def _common_mistake(exc: UnexpectedInput, expected: set[str], source: str) -> st
                 f"expected `model NAME {{ ... }}`, found `{text}`: "
                 "every layer and input belongs inside a model block"
             )
+    if text == "None" and "STAR" in expected:
+        return "expected `*` or a number, found `None`: a length that varies (Keras's None) is written `*`"
     if token is not None and token.type == "COLON" and "EQUAL" in expected:
         return "expected `=` between an argument name and its value, found `:`"
     if "RPAR" in expected and "COMMA" in expected and token is not None:

@@ -36,6 +36,7 @@ from rnnspec.importer import (
     Imported,
     ImportRefused,
     import_model,
+    read_keras_archive,
     read_member,
     spec_literal,
 )
@@ -61,6 +62,22 @@ def weights_format(path: Path) -> str | None:
         if name.endswith(suffix) and len(name) > len(suffix):
             return fmt
     return None
+
+
+def unknown_format(path: Path, writing: bool = False) -> UsageError:
+    """The refusal of a weights file name no format has; a `.h5` gets what to do instead."""
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        stem = path.name[: -len(path.suffix)]
+        if writing:
+            why = f"Keras 3 saves and loads weights only under a name ending in .weights.h5: write {stem}.weights.h5"
+        else:
+            why = (
+                "a legacy HDF5 file (`model.save` or `save_weights` to .h5) is not read; load it in Keras "
+                f"and save it as .keras (`keras.saving.load_model(...).save('{stem}.keras')`) or its weights "
+                f"with `save_weights('{stem}.weights.h5')`"
+            )
+        return UsageError(f"{path}: error: {why}")
+    return UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
 
 
 def keras_array_names(layer: Layer) -> list[str]:
@@ -107,7 +124,10 @@ def _not_finite(array: np.ndarray) -> str | None:
 
     bad = int(np.count_nonzero(~np.isfinite(array)))
     if bad:
-        return f"{bad:,} of its {array.size:,} values are not finite in float32 (inf, NaN, or beyond float32)"
+        verb = "is" if bad == 1 else "are"
+        return (
+            f"{bad:,} of its {array.size:,} values {verb} not finite in float32 (inf, NaN, or beyond float32)"
+        )
     return None
 
 
@@ -280,9 +300,18 @@ def _read_pt(model: Model, programs: _Programs, path: Path, spec_path: str) -> d
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a pickle that is not a plain state_dict, a corrupt file, ...
+        # torch's own text is about re-running torch.load unsafely; what the user needs is which
+        # object is in the way (a whole module pickled) or that the file is no torch.save file.
+        pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        why = (
+            f"it pickles `{pickled.group(1)}`, not only tensors (a whole module saved with "
+            "torch.save(module)?), and rnnspec loads .pt files with weights_only=True"
+            if pickled
+            else f"it is not a file torch.save wrote, or it is damaged ({type(exc).__name__})"
+        )
         raise UsageError(
-            f"{path}: error: cannot read a state_dict from the file ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}); "
-            "port reads files written by torch.save(module.state_dict(), PATH)"
+            f"{path}: error: cannot read a state_dict from the file: {why}; port reads files written by "
+            "torch.save(module.state_dict(), PATH)"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
         raise UsageError(f"{path}: error: the file holds a {type(state).__name__}, not a state_dict")
@@ -535,6 +564,8 @@ def _read_keras_by_keras(
 def _load_keras_model(programs: _Programs, path: Path) -> Any:
     import keras
 
+    read_keras_archive(path)  # not a zip, truncated, a bomb: said in words before Keras reads it
+
     custom = {}
     if hasattr(programs.keras, "AttentionPooling"):
         custom["AttentionPooling"] = programs.keras.AttentionPooling
@@ -553,10 +584,10 @@ def _load_keras_model(programs: _Programs, path: Path) -> Any:
 
 def read_weights(model: Model, path: Path, spec_path: str, programs: _Programs | None = None):
     """Trained Keras arrays per spec layer, from any supported weights file, checked against the spec."""
+    require_regular_file(path, "weights file")  # what is missing first, then what it is
     fmt = weights_format(path)
     if fmt is None:
-        raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
-    require_regular_file(path, "weights file")
+        raise unknown_format(path)
     if programs is None:
         programs = programs_for(model, Path(spec_path).name)
     if fmt == "pt":

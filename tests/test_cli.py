@@ -70,6 +70,12 @@ def test_several_models_need_model_option(tmp_path, capsys):
     assert code == 0 and 'name="n"' in out
     code, _, err = run(capsys, "compile", str(spec), "--target", "keras", "--model", "q")
     assert code == 2 and err == f"{spec}: error: no model `q` in this file; it defines: m, n\n"
+    # verify said only "no model `q` in this file" (found by a new-user trial)
+    assert run(capsys, "verify", str(spec), "--model", "q") == (
+        2,
+        "",
+        f"{spec}: error: no model `q` in this file; it defines: m, n\n",
+    )
 
 
 def test_missing_file_and_non_utf8(tmp_path, capsys):

@@ -239,8 +239,10 @@ def test_model_name_that_is_a_keyword():
 
 
 def test_empty_file():
+    """The hint has no `;` (was `model NAME { input ...; layers }`, and a `;` is a syntax error)."""
     assert first_line("# nothing here\n") == (
-        "m.rnn:1:1: error: the file holds no model: write `model NAME { input ...; layers }`"
+        "m.rnn:1:1: error: the file holds no model: write `model NAME {`, then an `input` and one layer per "
+        "line, then `}`"
     )
 
 
@@ -274,3 +276,37 @@ def test_empty_file():
 )
 def test_names_that_would_clash_in_generated_code(lines, header, message):
     assert first_line(model(*lines, header=header)) == message
+
+
+def test_a_semicolon_is_named():
+    """As a C or JavaScript habit writes it (was "expected `}` or a name, found `;`")."""
+    assert first_line(model("input x: float32[*, 3];", "lstm(3)")) == (
+        "m.rnn:2:27: error: a statement ends at the end of its line: drop the `;`"
+    )
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("LSTM(3)", "m.rnn:3:5: error: unknown layer kind `LSTM` (Keras's `LSTM` is `lstm` here)"),
+        (  # was no suggestion at all
+            "GlobalAveragePooling1D()",
+            "m.rnn:3:5: error: unknown layer kind `GlobalAveragePooling1D` (Keras's `GlobalAveragePooling1D` is "
+            "`global_average_pooling` here)",
+        ),
+        (  # was "did you mean `elu`?"
+            "dense(3, activation=Relu)",
+            "m.rnn:3:25: error: unknown activation `Relu` for `activation` of `dense` (did you mean `relu`?)",
+        ),
+    ],
+)
+def test_keras_spellings_are_pointed_to_the_kind(line, message):
+    """A Keras user writes the class names and the capitalised activations (found by a new-user trial)."""
+    assert first_line(model("input x: float32[*, 3]", line)) == message
+
+
+def test_none_for_a_varying_length_is_named():
+    assert first_line(model("input x: float32[None, 3]", "lstm(3)")) == (
+        "m.rnn:2:22: error: expected `*` or a number, found `None`: a length that varies (Keras's None) is "
+        "written `*`"
+    )

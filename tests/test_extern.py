@@ -61,7 +61,10 @@ def first_error(**fields) -> str:
             "m.rnn:2:13: error: `keras` of `Pool`: `import` in `pkg.import:Pool` is a Python keyword; it cannot "
             "be imported",
         ),
-        ({"keras": "pkg.mod:Pool; import os"}, "m.rnn:2:25: error: expected `}` or a name, found `;`"),
+        (
+            {"keras": "pkg.mod:Pool; import os"},
+            "m.rnn:2:25: error: a statement ends at the end of its line: drop the `;`",
+        ),
         ({"keras": "os:system()"}, "m.rnn:2:22: error: expected `}` or a name, found `(`"),
         (
             {"keras": "pkg.mod:__class__"},

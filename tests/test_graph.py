@@ -163,9 +163,17 @@ def test_several_models_in_one_file_may_name_the_same_layers():
             "by an earlier statement (`x = ...`, or the layer name of a statement without `x =`)",
         ),
         (
-            ["lstm(3)(a)", A],
-            "m.rnn:2:13: error: `a` is not defined here: a value is an `input` or a name bound by "
-            "an earlier statement (`x = ...`, or the layer name of a statement without `x =`)",
+            ["lstm(3)(a)", A],  # was "`a` is not defined here"
+            "m.rnn:2:13: error: input `a` is declared at line 3, below its first use: declare it above",
+        ),
+        (  # a cycle: each value would need the other first
+            [A, "x = dense(4)(y)", "y = dense(4)(x)", "output y"],
+            "m.rnn:3:18: error: `y` is used before it is defined (line 4): statements run top to bottom, so a "
+            "graph has no cycles; define it above its first use",
+        ),
+        (
+            [A, "x = dense(4)(x)", "output x"],
+            "m.rnn:3:18: error: `x` is used by the statement that defines it: a graph has no cycles",
         ),
         (
             [A, "y = lstm(3)(a)", "output yy"],
@@ -267,6 +275,16 @@ def test_several_models_in_one_file_may_name_the_same_layers():
         (
             ["input m: bool[5]", "input c: float32[6, 4]", "y = lstm(3)(c, mask=m)"],
             "m.rnn:4:25: error: mask `m` has bool[5] but `c` has float32[6, 4]: their time axes differ",
+        ),
+        (  # was "computes nothing: its outputs are inputs", at the model's name
+            [A, "y = dense(3)(a)", "_, _ = gru(3, return_state=true)(y)"],
+            "m.rnn:4:5: error: model `m` has no output: the last statement drops every value it returns (`_`); "
+            "name one, or list the outputs with `output`",
+        ),
+        (  # was accepted, and verify failed inside TensorFlow (it feeds `*` another length than 5)
+            ["input m: bool[5]", A, "y = lstm(3)(a, mask=m)"],
+            "m.rnn:4:25: error: mask `m` has bool[5] but `a` has float32[*, 4]: their time axes differ; a "
+            "varying length (`*`) meets a fixed one (5): declare both `*` or both 5",
         ),
         (
             ["input m: bool[*, 2]", A, "y = lstm(3)(a)"],
@@ -411,3 +429,79 @@ def test_summary_of_a_graph_has_a_connected_to_column(capsys):
 
     assert main(["summary", str(EXAMPLES / "siamese.rnn")]) == 0
     assert capsys.readouterr().out == SIAMESE_SUMMARY
+
+
+def test_a_second_activation_layer_after_one_named_activation_is_a_new_layer():
+    """Keras names a Sequential's activation layers `activation`, `activation_1`; the stack `rnnspec
+    import` writes for it, `activation(gelu) as activation` then `activation(relu6) as activation_1`,
+    was read as applying the layer `activation` to a value `relu6` (and refused). A name that is no
+    value is the layer's argument; a value still applies the layer, and a typo is still named."""
+    (m,) = load_models(
+        model(A, "dense(3) as dense", "activation(gelu) as activation", "activation(relu6) as activation_1")
+    )
+    assert not m.is_graph
+    assert [(layer.name, layer.attrs["activation"]) for layer in m.layers[1:]] == [
+        ("activation", "gelu"),
+        ("activation_1", "relu6"),
+    ]
+    (g,) = load_models(
+        model(
+            A,
+            "x = activation(tanh)(a) as activation",
+            "y = activation(relu)",
+            "z = activation(y)",
+            "output z",
+        )
+    )
+    assert [(layer.name, layer.attrs["activation"], layer.calls) for layer in g.layers] == [
+        ("activation", "tanh", 2),
+        ("activation_2", "relu", 1),
+    ]
+    assert first_error(model(A, B, "y = dense(3)(a) as dense", "z = dense(bb)", "output y, z")) == (
+        "m.rnn:5:15: error: `bb` is not defined here (did you mean `b`?): a value is an `input` or a name "
+        "bound by an earlier statement (`x = ...`, or the layer name of a statement without `x =`)"
+    )
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (  # Keras's `layers.add([a, b])`; was "`add` takes no positional arguments", twice
+            [A, B, "y = add(a, b)"],
+            "m.rnn:4:9: error: `add` takes the values it merges in a second pair of parentheses: write "
+            "`add()(a, b)`",
+        ),
+        (
+            [A, B, "y = concatenate(a, b, axis=1)"],
+            "m.rnn:4:9: error: `concatenate` takes the values it merges in a second pair of parentheses: "
+            "write `concatenate(axis=1)(a, b)`",
+        ),
+        (  # was "`units` of `lstm` must be a positive integer, got `a`"
+            [A, "input m: bool[*]", "y = lstm(a, mask=m)"],
+            "m.rnn:4:9: error: this model has no layer named `lstm` to apply again; a new `lstm` takes its "
+            "own arguments first and its input second: `lstm(units)(a, mask=m)`",
+        ),
+        (
+            [A, "y = dense(3)(a)", "z = flatten(y)"],
+            "m.rnn:4:9: error: this model has no layer named `flatten` to apply again; a new `flatten` takes "
+            "its own arguments first and its input second: `flatten()(y)`",
+        ),
+        (  # was "unknown layer kind `y`"
+            [A, "y = dense(3)(a)", "z = y(a)"],
+            "m.rnn:4:9: error: `y` is a value, not a layer: apply a layer to it, as in `dense(4)(y)`; a layer "
+            "is applied again by its layer name (`... as NAME`, then `NAME(x)`)",
+        ),
+    ],
+)
+def test_values_where_a_new_layer_takes_its_arguments_are_told_in_words(lines, message):
+    """Found by a new-user trial: each message was about a number or a kind, not what was meant."""
+    assert first_error(model(*lines)) == message
+
+
+def test_a_layer_name_used_as_a_value_says_which_values_it_returned():
+    """Was "`enc` is not defined here", as if the name were a typo (found by a new-user trial)."""
+    source = model(A, "_, h, c = lstm(3, return_state=true)(a) as enc", "y = dense(2)(enc)", "output y")
+    assert first_error(source) == (
+        "m.rnn:4:18: error: `enc` names a layer (line 3), not a value: what it returned there is `h`, `c`; "
+        "`enc(x)` applies the layer again"
+    )

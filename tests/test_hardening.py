@@ -653,3 +653,54 @@ def test_file_names_reach_every_output_escaped(tmp_path):
     ):
         done = rnnspec(*argv)
         assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr, argv
+
+
+def test_an_empty_path_is_refused_not_taken_for_a_missing_option(tmp_path, monkeypatch):
+    """`-o "$OUT"`, `--weights "$W"` with the variable unset: compile and import printed to stdout,
+    verify ran with random weights (or the generated programs) and passed, port wrote to `.`
+    ("is a directory"); each is refused by what is empty, exit 2, nothing written (found by a new-user
+    trial)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.rnn").write_text(SPEC)
+    (tmp_path / "m.keras").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # never read: refused before
+    for argv, message in (
+        (["compile", "m.rnn", "--target", "keras", "-o", ""], "error: the output path is empty"),
+        (["import", "m.keras", "-o", ""], "error: the output path is empty"),
+        (["port", "m.rnn", "--from", "m.keras", "--to", ""], "error: the output path is empty"),
+        (["port", "m.rnn", "--from", "", "--to", "m.pt"], "error: the weights file path is empty"),
+        (["verify", "m.rnn", "--weights", ""], "rnnspec verify: error: the --weights path is empty"),
+        (["verify", "m.rnn", "--keras-code", ""], "rnnspec verify: error: the --keras-code path is empty"),
+        (
+            ["verify", "m.rnn", "--pytorch-code", ""],
+            "rnnspec verify: error: the --pytorch-code path is empty",
+        ),
+    ):
+        assert run(*argv) == (2, "", message + "\n"), argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.rnn"]
+    (tmp_path / "trained").mkdir()  # was "unknown weights format" for a directory without a suffix
+    assert run("verify", "m.rnn", "--weights", "trained") == (
+        2,
+        "",
+        "trained: error: is a directory, not a weights file\n",
+    )
+
+
+def test_an_unwritable_directory_is_refused_before_any_work(tmp_path, monkeypatch):
+    """A read-only directory (or mount) was found only by the final write, after port's or
+    export's work; it is refused with the other output rules (found by a new-user trial). The
+    tests run as root, for whom every directory is writable: os.access answers as for a user."""
+    (tmp_path / "m.rnn").write_text(SPEC)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: real(path, mode) and Path(path) != locked)
+    for argv in (
+        ["compile", str(tmp_path / "m.rnn"), "--target", "keras", "-o", str(locked / "m.py")],
+        ["export", str(tmp_path / "m.rnn"), "--format", "onnx", "-o", str(locked / "m.onnx")],
+    ):
+        assert run(*argv) == (
+            2,
+            "",
+            f"{locked / argv[-1].rsplit('/', 1)[-1]}: error: cannot write in {locked}: Permission denied\n",
+        )
+    assert list(locked.iterdir()) == []

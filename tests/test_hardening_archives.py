@@ -277,11 +277,17 @@ def test_odd_tensors_and_values_are_refused_in_words(weights, capsys, tmp_path):
 
     spec, directory = weights
     state = torch.load(directory / "m.pt", weights_only=True)
+    one_nan = state["dense_1.weight"].clone()
+    one_nan[0, 0] = float("nan")
     cases = {
         "negbit": ({**state, "dense_1.weight": state["dense_1.weight"]._neg_view()}, None),
         "inf": (
             {**state, "dense_1.weight": torch.full_like(state["dense_1.weight"], 1e300, dtype=torch.float64)},
             "  dense_1.weight: 6 of its 6 values are not finite in float32 (inf, NaN, or beyond float32)",
+        ),
+        "one nan": (  # one value "is" not finite (was "1 of its 6 values are")
+            {**state, "dense_1.weight": one_nan},
+            "  dense_1.weight: 1 of its 6 values is not finite in float32 (inf, NaN, or beyond float32)",
         ),
         "nested": (
             {**state, "extra": torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])},
@@ -342,3 +348,45 @@ def test_an_archive_listing_thousands_of_files_is_refused_before_zipfile_reads_t
         f"{path}: error: the archive lists 1,501 files; a .keras archive holds 3 (rnnspec reads archives of at "
         "most 1,000)\n",
     )
+
+
+def test_a_truncated_archive_and_a_pickled_module_are_named_for_what_they_are(weights, capsys):
+    """A .keras cut short (a download that stopped) was "not a .keras archive" to import and a
+    stack's port, and "File not found" (Keras's words) to a graph's; a .pt holding a pickled module
+    gave torch's advice to load it unsafely. Found by a new-user trial."""
+    import torch
+
+    spec, directory = weights
+    graph = directory / "graph.rnn"
+    graph.write_text(
+        "model m {\n    input tokens: int32[*]\n    x = embedding(20, 4, mask_zero=true)(tokens) as embedding_1\n"
+        "    y = lstm(3)(x) as lstm_1\n    z = dense(2)(y) as dense_1\n    output z\n}\n"
+    )
+    whole = (directory / "trained.keras").read_bytes()
+    cut = directory / "cut.keras"
+    cut.write_bytes(whole[: len(whole) // 2])
+    told = (
+        f"{cut}: error: the .keras archive is truncated or damaged (the zip has no central directory at its "
+        "end); copy or save it again\n"
+    )
+    assert run(capsys, "import", cut) == (2, "", told)
+    for source in (spec, graph):
+        assert run(capsys, "port", source, "--from", cut, "--to", directory / "never.pt") == (2, "", told)
+    module, garbage = directory / "module.pt", directory / "garbage.pt"
+    torch.save(torch.nn.Linear(2, 2), module)
+    garbage.write_bytes(b"not a pickle")
+    for path, why in (
+        (
+            module,
+            "it pickles `torch.nn.modules.linear.Linear`, not only tensors (a whole module saved with "
+            "torch.save(module)?), and rnnspec loads .pt files with weights_only=True",
+        ),
+        (garbage, "it is not a file torch.save wrote, or it is damaged (UnpicklingError)"),
+    ):
+        assert run(capsys, "port", spec, "--from", path, "--to", directory / "never.keras") == (
+            2,
+            "",
+            f"{path}: error: cannot read a state_dict from the file: {why}; port reads files written by "
+            "torch.save(module.state_dict(), PATH)\n",
+        )
+    assert not (directory / "never.pt").exists() and not (directory / "never.keras").exists()

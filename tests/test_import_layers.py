@@ -653,3 +653,89 @@ def test_a_graph_given_another_models_archive_lists_each_layer_once(tmp_path, ca
         "  proj: the spec has this layer, the file has no layer of that name\n"
         "  lstm: the spec's layer is GRU, the file's is LSTM\n"
     )
+
+
+def test_a_sequential_with_two_activation_layers_imports_and_verifies(tmp_path, capsys):
+    """Keras names them `activation` and `activation_1`; the second was read as applying the first
+    again, to a value `relu6`, and the import refused its own spec (found by a new-user trial)."""
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 4), name="x"),
+            L.Dense(3, name="dense"),
+            L.Activation("gelu", name="activation"),  # as Keras names them in a fresh session
+            L.Activation("relu6", name="activation_1"),
+            L.GRU(2, name="gru"),
+        ],
+        name="acts",
+    )
+    archive, spec = tmp_path / "acts.keras", tmp_path / "acts.rnn"
+    model.save(archive)
+    assert run(capsys, "import", archive, "-o", spec) == (0, "", "")
+    assert spec.read_text().splitlines()[1:] == [
+        "model acts {",
+        "    input x: float32[*, 4]",
+        "    dense(3) as dense",
+        "    activation(gelu) as activation",
+        "    activation(relu6) as activation_1",
+        "    gru(2) as gru",
+        "}",
+    ]
+    code, out, err = run(capsys, "verify", spec, "--weights", archive)
+    assert code == 0, err
+    assert out.startswith(f"{spec}: acts: ok ") and f"trained weights from {archive}" in out
+
+
+def test_a_frozen_layer_is_noted_in_the_spec(tmp_path, capsys):
+    """`trainable=False` changes no forward pass and is dropped, but fine-tuning the PyTorch module
+    would train what the Keras model keeps fixed; the spec says so per frozen layer with weights
+    (was silent; found by a new-user trial)."""
+    emb = L.Embedding(30, 4, mask_zero=True, name="glove")
+    norm = L.BatchNormalization(name="bn")
+    emb.trainable = norm.trainable = False
+    layers = [
+        emb,
+        L.LSTM(3, name="enc"),
+        norm,
+        L.Dropout(0.2, trainable=False, name="drop"),
+        L.Dense(2, name="out"),
+    ]
+    keras.Sequential([keras.Input((None,), dtype="int32", name="ids"), *layers], name="frozen").save(
+        tmp_path / "frozen.keras"
+    )
+    code, out, err = run(capsys, "import", tmp_path / "frozen.keras")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:4] == [
+        "# The Keras layer `glove` is frozen (trainable=False): the PyTorch module trains it unless its "
+        "parameters are given requires_grad_(False).",
+        "# The Keras layer `bn` is frozen (trainable=False): the PyTorch module trains it unless its "
+        "parameters are given requires_grad_(False) (Keras also runs a frozen BatchNormalization in "
+        "inference mode).",
+        "model frozen {",
+    ]
+
+
+def test_inputs_given_as_a_dict_import_as_a_graph_in_the_dict_order(tmp_path, capsys):
+    """Was refused with the chain's reasons too ("the model has 2 inputs; a spec has one", "a spec
+    is a linear chain"), although a graph spec takes several inputs (found by a new-user trial)."""
+    keras.utils.set_random_seed(5)
+    tok = keras.Input((None,), dtype="int32", name="tok")
+    feat = keras.Input((None, 3), name="feat")
+    x = L.Concatenate(name="join")([L.Embedding(10, 3, mask_zero=True, name="emb")(tok), feat])
+    archive, spec = tmp_path / "named.keras", tmp_path / "named.rnn"
+    keras.Model({"feat": feat, "tok": tok}, L.GRU(2, name="gru")(x), name="named").save(archive)
+    assert run(capsys, "import", archive, "-o", spec) == (0, "", "")
+    assert spec.read_text().splitlines()[1:] == [
+        "# The model's inputs are named; the spec takes them in this order: feat -> `feat`, tok -> `tok`",
+        "model named {",
+        "    input feat: float32[*, 3]",
+        "    input tok: int32[*]",
+        "    emb = embedding(10, 3, mask_zero=true)(tok) as emb",
+        "    join = concatenate()(emb, feat)",
+        "    gru = gru(2)(join) as gru",
+        "    output gru",
+        "}",
+    ]
+    code, out, err = run(capsys, "verify", spec, "--weights", archive)
+    assert code == 0, err
+    assert out.startswith(f"{spec}: named: ok ")

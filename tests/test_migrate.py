@@ -536,3 +536,36 @@ def test_import_refuses_a_computed_mask_next_to_initial_state(tmp_path, capsys):
         re.fullmatch(r"  operation `not_equal(_\d+)?` \(NotEqual\) has no equivalent", lines[2])
         and len(lines) == 3
     )
+
+
+def test_hdf5_files_are_refused_with_what_to_do_instead(trained, migrated, tmp_path, capsys):
+    """A legacy `.h5` model and a `.weights.h5` given to the wrong command each get what to run
+    instead (were: `import x.weights.h5` called it "a legacy HDF5 model file", and `port`/`verify`
+    called a `.h5` "unknown weights format"; found by a new-user trial)."""
+    model, _ = trained
+    spec, _ = migrated
+    legacy, weights = tmp_path / "old.h5", tmp_path / "w.weights.h5"
+    model.save(legacy)
+    model.save_weights(weights)
+    assert run(capsys, "import", weights) == (
+        2,
+        "",
+        f"{weights}: error: a .weights.h5 file holds weights, not the architecture: import the model's "
+        "`.keras` archive (`model.save('model.keras')`), or write the spec and bring these weights with "
+        f"`rnnspec port SPEC --from {weights} --to OUT`\n",
+    )
+    refused = (
+        f"{legacy}: error: a legacy HDF5 file (`model.save` or `save_weights` to .h5) is not read; load it "
+        "in Keras and save it as .keras (`keras.saving.load_model(...).save('old.keras')`) or its weights "
+        "with `save_weights('old.weights.h5')`\n"
+    )
+    assert run(capsys, "port", spec, "--from", legacy, "--to", tmp_path / "m.pt") == (2, "", refused)
+    assert run(capsys, "verify", spec, "--weights", legacy) == (2, "", refused)
+    target = tmp_path / "new.h5"
+    assert run(capsys, "port", spec, "--from", weights, "--to", target) == (
+        2,
+        "",
+        f"{target}: error: Keras 3 saves and loads weights only under a name ending in .weights.h5: write "
+        "new.weights.h5\n",
+    )
+    assert not target.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["old.h5", "w.weights.h5"]

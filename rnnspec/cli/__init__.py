@@ -41,7 +41,7 @@ UsageError = UserError
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    if args.output:
+    if args.output is not None:  # `-o ""` (an unset shell variable) is refused, not stdout
         check_output(args.output, [Path(args.file)])
     source, models = load_spec(args.file)
     try:
@@ -52,7 +52,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         code = generate(model, args.target, Path(args.file).name)
     except SpecError as exc:  # a kind or form the target does not support
         raise UsageError(exc.render(args.file, source)) from None
-    if args.output:
+    if args.output is not None:
         write_text(args.output, code, [Path(args.file)])
     else:
         sys.stdout.write(code)

@@ -16,7 +16,7 @@ from rnnspec.equivalence.extern import ExternContractError, user_code_path
 from rnnspec.errors import SpecError, UserError, first_lines
 from rnnspec.files import check_output, read_spec, require_regular_file, write_text
 from rnnspec.importer import ImportRefused, import_model
-from rnnspec.port import FRAMEWORK, programs_for, read_weights, weights_format, write_weights
+from rnnspec.port import FRAMEWORK, programs_for, read_weights, unknown_format, weights_format, write_weights
 from rnnspec.text import escape_unprintable, terminal_text
 
 UsageError = UserError
@@ -24,10 +24,10 @@ UsageError = UserError
 
 def cmd_import(args: argparse.Namespace) -> int:
     source = Path(args.model)
-    output = Path(args.output) if args.output else None
-    require_regular_file(source)  # what is missing first, then what is in the way
-    if output is not None:
-        check_output(output, [source], force=args.force)
+    require_regular_file(args.model)  # what is missing first, then what is in the way
+    if args.output is not None:  # `-o ""` (an unset shell variable) is refused, not stdout
+        check_output(args.output, [source], force=args.force)
+    output = Path(args.output) if args.output is not None else None
     try:
         imported = import_model(source, after_preprocessing=args.after_preprocessing)
     except ImportRefused as exc:
@@ -64,12 +64,13 @@ def cmd_port(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(exc.render(args.file, text), file=sys.stderr)
         return Exit.ERROR
-    require_regular_file(source_path, "weights file")  # what is missing first, then what is in the way
-    check_output(target_path, [spec_path, source_path], force=args.force)
+    # what is missing first, then what is in the way; the strings, since Path("") is "."
+    require_regular_file(args.source, "weights file")
+    check_output(args.target, [spec_path, source_path], force=args.force)
     src_fmt, dst_fmt = weights_format(source_path), weights_format(target_path)
-    for path, fmt in ((source_path, src_fmt), (target_path, dst_fmt)):
+    for path, fmt, writing in ((source_path, src_fmt, False), (target_path, dst_fmt, True)):
         if fmt is None:
-            raise UsageError(f"{path}: error: unknown weights format; use a .keras, .weights.h5 or .pt file")
+            raise unknown_format(path, writing)
     with user_code_path(spec_path, model):  # the programs import a user's layers from the spec's directory
         try:
             programs = programs_for(model, spec_path.name)

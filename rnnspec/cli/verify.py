@@ -19,6 +19,9 @@ UsageError = UserError
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    for option in ("weights", "keras_code", "pytorch_code"):
+        if getattr(args, option, None) == "":  # an unset shell variable: never "verify without it"
+            raise UsageError(f"rnnspec verify: error: the --{option.replace('_', '-')} path is empty")
     loaded: list[tuple[str, list[Model]]] = []
     failed_spec = False
     for path in args.files:
@@ -29,9 +32,12 @@ def run_verify(args: argparse.Namespace) -> int:
             failed_spec = True
             continue
         if args.model:
+            known = [m.name for m in models]
             models = [m for m in models if m.name == args.model]
             if not models:
-                raise UsageError(f"{path}: error: no model `{args.model}` in this file")
+                raise UsageError(
+                    f"{path}: error: no model `{args.model}` in this file; it defines: {', '.join(known)}"
+                )
         loaded.append((path, models))
     if failed_spec:
         return Exit.ERROR

@@ -37,12 +37,18 @@ def _reads_mask(layer: Layer) -> bool:
     return kind_of(layer, TOOL).reads_mask
 
 
+def _sequences(layer: Layer) -> int:
+    """How many of a layer's values are sequences carrying its mask: `merge_mode=none` returns two,
+    forward and backward, and Keras's Bidirectional.compute_mask gives each the mask; states none."""
+    return 2 if layer.kind == "bidirectional" and layer.attrs["merge_mode"] == "none" else 1
+
+
 def masks_read(model: Model) -> set[str]:
     """The values whose mask some layer reads, directly or through the layers that pass it on."""
     read: set[str] = set()
     for node in reversed(model.nodes):
         layer = node.layer
-        out_read = any(key in read for key in node.outputs[:1])
+        out_read = any(key in read for key in node.outputs[: _sequences(layer)])
         if layer.kind in MERGE_KINDS:
             if out_read or layer.kind in MASK_READING_MERGES:
                 read.update(key for key in node.inputs if model.values[key].masked)
@@ -182,7 +188,11 @@ class GraphForward:
             self.masks[node.mask] if node.mask is not None else (None if node.initial_state else value_mask)
         )
         first = node.outputs[0]
-        out_var = self.vars.bind(first) if not first.startswith("_#") else "_"
+        sequences = node.outputs[: _sequences(layer)]
+        out_var = first_var = self.vars.bind(first)
+        if out_var == "_" and any(key in self.vars.used for key in sequences[1:]):
+            # `_, b = bidirectional(..., merge_mode=none)`: the halves are cut from one output
+            out_var = self.vars.fresh(f"{layer.name}_out")
         creates = _creates_mask(layer)
         new_mask = self.vars.fresh(f"{shown(first)}_mask".replace(".", "_")) if creates else None
         b.names = self.names_cls(
@@ -198,7 +208,7 @@ class GraphForward:
         )
         b.following = None  # no packed chaining, no skipped zeroing: a value may feed several layers
         b.rest = []
-        b.current_reads = first in self.read
+        b.current_reads = any(key in self.read for key in sequences)
         b.initial_state = self._initial_state(node) if node.initial_state else None
         init, reset, start = len(b.init), len(b.reset), len(b.forward)
         b.outs = [out_var]
@@ -216,7 +226,7 @@ class GraphForward:
             for key, expr in list(zip(node.outputs, exprs))[1:]
             if not key.startswith("_#") and key in used
         ]
-        if exprs[0] != out_var and not first.startswith("_#"):
+        if exprs[0] != out_var and first_var != "_":
             later.append((out_var, exprs[0]))  # merge_mode=none: the forward half, assigned last
         if len(later) == 1:
             b.forward.append(Assign((later[0][0],), later[0][1]))
@@ -226,11 +236,12 @@ class GraphForward:
         # Its mask: born here, passed on from its input (or the explicit mask), or none.
         for key in node.outputs:
             self.masks[key] = None
-        if self.model.values[first].masked:
-            if creates:
-                self.masks[first] = new_mask if first in self.read else None
-            else:
-                self.masks[first] = self.masks[node.mask] if node.mask is not None else value_mask
+        if self.model.values[first].masked and creates:
+            self.masks[first] = new_mask if first in self.read else None
+        elif not creates:
+            for key in sequences:  # merge_mode=none: the backward half carries the mask too
+                if self.model.values[key].masked:
+                    self.masks[key] = self.masks[node.mask] if node.mask is not None else value_mask
 
     def _used(self) -> set[str]:
         used = set(self.model.outputs)
