@@ -273,6 +273,8 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
         chunk, starts, shortest = steps, [0], steps
     else:
         shortest = max(int(lengths.min()), 1)
+        if shortest < steps and rnn.mode != "LSTM":
+            return run_packed(rnn, x, initial, weights, lengths, sequences)
         if shortest < steps and batch >= 32:
             chunk = 32
         else:
@@ -339,6 +341,36 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences):
         if y is not None:
             y = y.index_select(0, inverse)
     return y, last
+
+
+def run_packed(rnn, x, initial, weights, lengths, sequences):
+    """One direction of a GRU or SimpleRNN over rows whose steps come first, as torch's
+    packed kernel runs it: at each step only the rows that have it, longest first. torch
+    runs these two in its own loop of small ops a step, whose cost grows with the rows, so
+    dropping each row at its last step beats 32-step chunks (1.08-1.15x the hand-written
+    packed code at 64 x 120 with right padding; `run_chunks` keeps chunks for the LSTM,
+    whose oneDNN kernel has no packed form and a cost per call). The same result as
+    `run_chunks`: the outputs (zeros past a row's last step; None unless `sequences`) and
+    each row's output at its last step (zeros for an empty row)."""
+    batch, steps = x.shape[:2]
+    order = torch.argsort(lengths, descending=True, stable=True)
+    ordered = lengths.index_select(0, order)
+    taken = torch.arange(steps, device=x.device) < ordered.unsqueeze(1)
+    step, row = taken.t().nonzero(as_tuple=True)  # time-major, longest rows first
+    where = order.index_select(0, row) * steps + step
+    data = x.reshape(batch * steps, -1).index_select(0, where)
+    sizes = taken.sum(0)
+    sizes = sizes[sizes > 0].cpu()
+    rows = int(sizes[0])  # the rows with a step: the empty ones are last, and skipped
+    run = {"GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
+    bias = len(weights) == 4
+    h0 = initial.index_select(1, order[:rows])
+    y, h = run[rnn.mode](data, sizes, h0, weights, bias, 1, 0.0, False, False)
+    last = F.pad(h[0], (0, 0, 0, batch - rows)).index_select(0, torch.argsort(order))
+    if not sequences:
+        return None, last
+    outputs = y.new_zeros(batch * steps, y.shape[-1]).index_copy_(0, where, y)
+    return outputs.view(batch, steps, -1), last
 
 
 def run_direction(rnn, x, initial, weights):
