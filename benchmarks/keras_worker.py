@@ -30,8 +30,8 @@ def _threads(threads: int) -> None:
     pool of its own), so the worker is pinned to `threads` cores before JAX starts, and
     with one thread Eigen's own threading is off as well.
     """
-    cores = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, cores[:threads])
+    if hasattr(os, "sched_setaffinity"):  # Linux; elsewhere XLA keeps every core
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     if threads == 1:
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()

@@ -28,6 +28,8 @@ ROWS, STEPS, FEATURES = 64, 120, 64
 
 
 def pin_one_core() -> None:
+    if not hasattr(os, "sched_setaffinity"):
+        raise SystemExit("kernels.py pins itself to one core with os.sched_setaffinity (Linux only)")
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
     flags = os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
