@@ -138,8 +138,9 @@ def size_oblivious() -> contextlib.AbstractContextManager[Any]:
     timesteps refused 3 and 4 (`x.size()[1] >= 5`). Size-oblivious, those choices take the case
     that holds for every size instead, and guard nothing. It is on wherever it is entered:
     `deployable`'s `forward` enters it on every call, eager ones too, where no size is symbolic
-    and it changes nothing. The exporter makes the inputs' sizes before that `forward` runs, with torch's usual assumptions (made size-oblivious too,
-    torch would guard a time axis against 1 in its convolution's own checks).
+    and it changes nothing. The exporter makes the inputs' sizes before that `forward` runs,
+    with torch's usual assumptions (made size-oblivious too, torch would guard a time axis
+    against 1 in its convolution's own checks).
     """
     return _oblivious()()
 
