@@ -62,32 +62,49 @@ def state_buffers(module: Any) -> list[str]:
 
 
 def deployable(module: Any, states: list[str] | None = None) -> Any:
-    """The module as the exporters are to trace it: a module whose `forward` takes the model's
-    inputs, then its carried states where it has any (named `states`, by default after the
-    buffers), and returns the model's outputs, then the new states; traced, it runs under
-    torch's size-oblivious reasoning (`size_oblivious`)."""
+    """The module as the exporters are to trace it, its `forward` run under torch's
+    size-oblivious reasoning (`size_oblivious`).
+
+    Without carried states, a shallow copy of the module (the same parameters and submodules,
+    under the same names) whose own `forward` calls its class's under `size_oblivious`, with
+    the same signature; `torch.jit.script` compiles the class's. With states, a module whose
+    `forward` takes the model's inputs, then its carried states (named `states`, by default
+    after the buffers), and returns the model's outputs, then the new states; the model is its
+    `model`. Either `forward` names nothing an input or state could be named (an input is
+    never `self`, and names starting with `__` are refused)."""
+    import copy
+    import functools
     import inspect
 
     import torch
 
     names = state_buffers(module)
+    if not names:
+        program = copy.copy(module)
+        run, oblivious = type(module).forward.__get__(program), _oblivious()
+
+        @functools.wraps(run)  # (its signature: the artefact's inputs keep their names)
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            with oblivious():
+                return run(*args, **kwargs)
+
+        def prepare_scriptable() -> Any:
+            plain = copy.copy(program)
+            del plain.forward, plain.__prepare_scriptable__
+            return plain
+
+        program.forward = forward
+        program.__prepare_scriptable__ = prepare_scriptable
+        return program
     inputs = list(inspect.signature(module.forward).parameters)
-    states = (states or public_names(names, inputs)) if names else []
+    states = states or public_names(names, inputs)
     # A forward with one named parameter per input and state: the artefact's inputs carry them.
-    params = ", ".join([*inputs, *states])
-    call = f"self.model({', '.join(inputs)})"
-    if names:
-        body = (
-            f"        for name, value in zip(self.names, ({''.join(s + ', ' for s in states)})):\n"
-            "            setattr(self.model, name, value)\n"
-            f"        outputs = {call}\n"
-            "        outputs = outputs if isinstance(outputs, tuple) else (outputs,)\n"
-            "        return (*outputs, *(getattr(self.model, name) for name in self.names))\n"
-        )
-    else:
-        body = f"        return {call}\n"
-    source = f"def forward(self, {params}):\n    with size_oblivious():\n{body}"
-    scope: dict[str, Any] = {"size_oblivious": size_oblivious}
+    # It reads only `self` and its parameters (builtins and helpers are the method's).
+    source = (
+        f"def forward(self, {', '.join([*inputs, *states])}):\n"
+        f"    return self.run(({''.join(s + ', ' for s in inputs)}), ({''.join(s + ', ' for s in states)}))\n"
+    )
+    scope: dict[str, Any] = {"__builtins__": {}}
     exec(compile(source, f"<rnnspec export of {type(module).__name__}>", "exec"), scope)
 
     class Deployable(torch.nn.Module):
@@ -95,31 +112,51 @@ def deployable(module: Any, states: list[str] | None = None) -> Any:
             super().__init__()
             self.model = module
             self.names = names
+            self.oblivious = _oblivious()
 
         forward = scope["forward"]
+
+        def run(self, inputs: tuple[Any, ...], states: tuple[Any, ...]) -> tuple[Any, ...]:
+            with self.oblivious():
+                for name, value in zip(self.names, states, strict=True):
+                    setattr(self.model, name, value)
+                outputs = self.model(*inputs)
+                outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+                return (*outputs, *(getattr(self.model, name) for name in self.names))
 
     return Deployable().eval()
 
 
-@contextlib.contextmanager
-def size_oblivious() -> Iterator[None]:
-    """Inside a trace, torch's size-oblivious reasoning (`backed_size_oblivious`) for the sizes
-    the program computes from its inputs'.
+def size_oblivious() -> contextlib.AbstractContextManager[Any]:
+    """torch's size-oblivious reasoning (`backed_size_oblivious`) for the sizes the program
+    computes from its inputs', where torch has that setting (newer torch; elsewhere, nothing).
 
     torch assumes an input's free length is not 0 or 1 (the program it traces holds for those
     too), but a length computed from it (a strided or `valid` convolution's, a pooling's) may be
     1 on the example, and torch's choices of strides and views (whether a size is 1) then add
     guards the artefact checks on every call: a `conv1d(strides=2)` then `lstm` exported on 7
     timesteps refused 3 and 4 (`x.size()[1] >= 5`). Size-oblivious, those choices take the case
-    that holds for every size instead, and guard nothing. Only around the traced `forward`: the
-    inputs' sizes are made before it, with torch's usual assumptions (made size-oblivious too,
-    torch would guard a time axis against 1 in its convolution's own checks).
+    that holds for every size instead, and guard nothing. It is on wherever it is entered:
+    `deployable`'s `forward` enters it on every call, eager ones too, where no size is symbolic
+    and it changes nothing. The exporter makes the inputs' sizes before that `forward` runs,
+    with torch's usual assumptions (made size-oblivious too, torch would guard a time axis
+    against 1 in its convolution's own checks).
     """
-    import torch
+    return _oblivious()()
 
-    config = torch.fx.experimental._config
-    with config.patch(backed_size_oblivious=True):
-        yield
+
+def _oblivious() -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """What makes `size_oblivious`'s context: found once, outside any trace."""
+    import functools
+    import importlib
+
+    try:
+        config = importlib.import_module("torch.fx.experimental._config")
+    except ImportError:
+        return contextlib.nullcontext
+    if not hasattr(config, "backed_size_oblivious") or not hasattr(config, "patch"):
+        return contextlib.nullcontext
+    return functools.partial(config.patch, backed_size_oblivious=True)
 
 
 def public_names(buffers: list[str], taken: list[str]) -> list[str]:

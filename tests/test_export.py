@@ -204,6 +204,12 @@ def run_export(tmp_path, capsys, stem: str, fmt: str) -> str:
 def test_torch_export_artefact_equals_keras(tmp_path, capsys, stem):
     text = run_export(tmp_path, capsys, stem, "torch-export")
     assert "interior holes, one step valid, one row, one timestep, 260 timesteps" in text
+    # The weights under the program's names (`lstm_1.weight_ih_l0`, not `model.lstm_1...`).
+    source = SPECS[stem] if stem in SPECS else (EXAMPLES / f"{stem}.rnn").read_text()
+    module = load_program(compile_source(source, "pytorch", f"{stem}.rnn"), stem).build_model()
+    assert list(torch.export.load(str(tmp_path / f"{stem}.torch-export")).state_dict) == list(
+        module.state_dict()
+    )
 
 
 @needs_onnx
@@ -231,8 +237,15 @@ def test_the_artefact_holds_the_trained_weights_given(tmp_path, capsys):
     assert main([*args, "--weights", str(tmp_path / "trained.pt")]) == 0, capsys.readouterr()
     x = torch.randn(5, 9, 8)
     x[~padded_mask(5, 9, seed=2)] = -1.0
+    loaded = torch.export.load(str(out))
     with torch.no_grad():
-        torch.testing.assert_close(torch.export.load(str(out)).module()(x), trained(x), atol=1e-6, rtol=0)
+        torch.testing.assert_close(loaded.module()(x), trained(x), atol=1e-6, rtol=0)
+    # Under the program's names (`lstm_1.weight_ih_l0`, not `model.lstm_1.weight_ih_l0`): they load.
+    assert list(loaded.state_dict) == list(trained.state_dict())
+    fresh = _load("masking")
+    fresh.load_state_dict(loaded.state_dict)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), trained(x))
 
 
 def test_onnx_without_its_packages_is_a_message(tmp_path, capsys, monkeypatch):
@@ -310,6 +323,8 @@ def test_a_graph_exports_to_torch_export_with_a_free_length_per_input(tmp_path, 
     assert lines[1:] == [f"  wrote {out}: inputs source, target; outputs probs"]
     loaded = torch.export.load(str(out))
     assert loaded.graph_signature.user_inputs == ("source", "target")
+    # The weights under the program's names (`encoder.weight_ih_l0`, not `model.encoder.weight_ih_l0`).
+    assert list(loaded.state_dict) == list(trained.state_dict())
     rng = np.random.default_rng(5)
     source = torch.from_numpy(rng.integers(1, 5000, size=(3, 5)).astype(np.int32))
     source[0, 3:] = 0  # right padding, masked
@@ -442,9 +457,13 @@ WINDOWED_SPECS = {
 }
 
 
+def windowed_spec_text(name: str) -> str:
+    return f"model {name} {{\n    input x: float32[*, 8]\n    {WINDOWED_SPECS[name]}\n}}\n"
+
+
 def windowed_spec(tmp_path, name: str) -> str:
     spec = tmp_path / f"{name}.rnn"
-    spec.write_text(f"model {name} {{\n    input x: float32[*, 8]\n    {WINDOWED_SPECS[name]}\n}}\n")
+    spec.write_text(windowed_spec_text(name))
     return str(spec)
 
 
@@ -466,7 +485,12 @@ def test_a_strided_convolution_exports_where_its_length_is_1(tmp_path, capsys):
         lines[0],
     )
     assert lines[1:] == [f"  wrote {out}: inputs x; outputs dense_1"]
-    artefact = torch.export.load(str(out)).module()
+    loaded = torch.export.load(str(out))
+    # The artefact's weights under the program's names (not `model.conv1d_1.weight`): they load.
+    assert list(loaded.state_dict) == list(module.state_dict())
+    fresh = program.build_model().eval()
+    fresh.load_state_dict(loaded.state_dict)
+    artefact = loaded.module()
     for steps in (3, 4, 5, 11):
         x = torch.randn(2, steps, 8)
         with torch.no_grad():
@@ -517,6 +541,133 @@ def test_same_padding_pads_as_tensorflow_at_every_length():
                     column = x.view(1, 1, -1, 1)
                     padded = R.pad_same_2d(column, (kernel, 1), (stride, 1), dilation)
                     assert torch.equal(padded, F.pad(column, (0, 0, before, after)))
+
+
+@needs_onnx
+def test_a_strided_same_convolution_exports_to_onnx(tmp_path, capsys):
+    """`same` padding's output count, ceil(n / s), is computed as a floor of positive numbers:
+    the ONNX exporter rounds `-(-n // s)` toward zero (one output short on an odd length:
+    onnxruntime refused 1 timestep). The initializers keep the program's weight names."""
+    import onnx
+
+    spec, out = windowed_spec(tmp_path, "same_conv"), tmp_path / "s.onnx"
+    assert main(["export", spec, "--format", "onnx", "-o", str(out)]) == 0, capsys.readouterr()
+    lines = capsys.readouterr().out.splitlines()
+    exact_line(
+        f"{spec}: same_conv: onnx ok  max |diff| {{diff}} vs Keras (output `lstm_1`, row 3, batch 'one timestep'); "
+        "6 batches: mixed padding, no padding, right padding, one row, one timestep, 260 timesteps",
+        lines[0],
+    )
+    assert lines[1:] == [f"  wrote {out}: inputs x; outputs lstm_1"]
+    program = load_program(compile_source(Path(spec).read_text(), "pytorch", "same_conv.rnn"), "s")
+    names = [i.name for i in onnx.load(str(out)).graph.initializer if not i.name.startswith("val_")]
+    assert {"conv1d_1.weight", "conv1d_1.bias"} <= set(names) <= set(program.build_model().state_dict())
+
+
+# Inputs named as what deployable's generated forward used to look up by name (its helper,
+# builtins): a parameter of that forward, each hid it ('FakeTensor' object is not callable).
+SHADOWING = {
+    "size_oblivious": "model so {\n    input size_oblivious: float32[*, 8]\n    conv1d(4, 3, strides=2)\n"
+    "    lstm(8)\n}\n",
+    "zip": "model zp(batch_size=2) {\n    input zip: float32[*, 8]\n    lstm(6, stateful=true)\n}\n",
+}
+SHADOWING_NAMES = {
+    "size_oblivious": ("so", "inputs size_oblivious; outputs lstm_1", "one row, 3 timesteps, 260 timesteps"),
+    "zip": (
+        "zp",
+        "inputs zip, lstm_1_h, lstm_1_c; outputs lstm_1, lstm_1_h_next, lstm_1_c_next",
+        "after reset, chunk 3",
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", ["torch-export", pytest.param("onnx", marks=[needs_onnx, pytest.mark.slow])])
+@pytest.mark.parametrize("name", list(SHADOWING))
+def test_an_input_named_as_a_helper_or_builtin_exports(tmp_path, capsys, name, fmt):
+    spec, out = tmp_path / f"{name}.rnn", tmp_path / f"n{FORMATS[fmt]}"
+    spec.write_text(SHADOWING[name])
+    assert main(["export", str(spec), "--format", fmt, "-o", str(out)]) == 0, capsys.readouterr()
+    lines = capsys.readouterr().out.splitlines()
+    model, names, batches = SHADOWING_NAMES[name]
+    assert lines[0].startswith(f"{spec}: {model}: {fmt} ok  max |diff| ") and lines[0].endswith(batches)
+    assert lines[1:] == [f"  wrote {out}: {names}"]
+
+
+def _conv_lstm():
+    source = windowed_spec_text("strided_conv")
+    torch.manual_seed(2)
+    return load_program(compile_source(source, "pytorch", "strided_conv.rnn"), "c").build_model().eval()
+
+
+def test_deployable_without_states_is_the_model_under_its_own_names():
+    """A program without state: the same parameters under the same names, the same signature,
+    bit-identical outputs eagerly; torch.jit.script compiles it (as the model's class)."""
+    import inspect
+
+    from rnnspec.export import deployable
+
+    module = _conv_lstm()
+    program = deployable(module)
+    assert list(program.state_dict()) == list(module.state_dict())
+    assert all(p is q for p, q in zip(program.parameters(), module.parameters(), strict=True))
+    assert list(inspect.signature(program.forward).parameters) == ["x"]
+    x = torch.randn(3, 9, 8)
+    with torch.no_grad():
+        want = module(x)
+        assert torch.equal(program(x), want)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.script(program)
+        assert torch.equal(scripted(x), want)
+    assert type(module).forward is module.forward.__func__  # the model itself is left as it was
+
+
+@pytest.mark.parametrize("missing", ["setting", "module"])
+def test_deployable_runs_where_torch_has_no_size_oblivious_setting(monkeypatch, missing):
+    """torch before `backed_size_oblivious` (pyproject allows torch 2.2): `config.patch` of an
+    unknown key raises AttributeError; the module, or its config, absent. deployable runs the
+    model as it is, bit for bit, with states and without."""
+    from torch.fx.experimental import _config as config
+
+    from rnnspec.export import deployable
+
+    if missing == "setting":  # as `del config.backed_size_oblivious` hides it, leaving no override behind
+        monkeypatch.setattr(config._config["backed_size_oblivious"], "hide", True)
+        assert not hasattr(config, "backed_size_oblivious")
+    else:
+        monkeypatch.setitem(sys.modules, "torch.fx.experimental._config", None)
+    module, x = _conv_lstm(), torch.randn(3, 9, 8)
+    with torch.no_grad():
+        assert torch.equal(deployable(module)(x), module(x))
+    source = SHADOWING["zip"]
+    stateful = load_program(compile_source(source, "pytorch", "zip.rnn"), "z").build_model().eval()
+    x, h, c = torch.randn(2, 5, 8), torch.randn(1, 2, 6), torch.randn(1, 2, 6)
+    with torch.no_grad():
+        out, h1, c1 = deployable(stateful)(x, h, c)
+        stateful._lstm_1_h, stateful._lstm_1_c = h, c
+        assert torch.equal(out, stateful(x)) and torch.equal(h1, stateful._lstm_1_h)
+        assert torch.equal(c1, stateful._lstm_1_c)
+
+
+def test_the_documented_export_of_a_program_runs_as_written(tmp_path, capsys, monkeypatch):
+    """docs/deployment.md's `conv_lstm.rnn`, its compile command and its Python, as written."""
+    import shlex
+
+    text = (Path(__file__).parent.parent / "docs" / "deployment.md").read_text()
+    section = text[text.index("### Exporting a program yourself") :]
+    spec, python = re.findall(r"```(?:python)?\n(.*?)```", section, flags=re.S)[:2]
+    command = re.search(r"compiled with `rnnspec (compile [^`]+)`", section)[1]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    Path("conv_lstm.rnn").write_text(spec)
+    assert main(shlex.split(command)) == 0, capsys.readouterr()
+    capsys.readouterr()
+    torch._dynamo.reset()
+    try:
+        exec(compile(python, "deployment.md", "exec"), {})
+    finally:
+        sys.modules.pop("conv_lstm_torch", None)
+    assert capsys.readouterr().out == "torch.Size([3, 8])\n"
 
 
 @pytest.mark.slow

@@ -1196,6 +1196,25 @@ def test_pooling1d_defaults_and_same_padding():
         L.MaxPooling1D(8)(x)  # valid pooling over fewer steps than the window fails
 
 
+# Fact 62: a `valid` average pooling over fewer steps than its window gives no timestep (no error,
+# unlike max pooling), but a recurrent layer after it refuses that empty sequence (it reads the
+# first step to start): called, a StridedSlice out of bounds; in `predict`, the pooling's own
+# shape check. It returns no zero state: the proof's shortest batch leaves every layer a step
+# (equivalence.inputs.min_steps), and docs/deployment.md says Keras refuses.
+@pytest.mark.parametrize("cell", ["GRU", "LSTM", "SimpleRNN"])
+def test_a_recurrent_layer_refuses_a_pooled_length_of_0(cell):
+    import tensorflow as tf
+
+    x = np.ones((2, 1, 8), "float32")
+    assert tuple(L.AveragePooling1D(2)(x).shape) == (2, 0, 8)
+    inp = keras.Input((None, 8))
+    model = keras.Model(inp, getattr(L, cell)(4)(L.AveragePooling1D(2)(inp)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="slice index 0 of dimension 1 out of bounds"):
+        model(x)
+    with pytest.raises(ValueError, match="Negative dimension size caused by subtracting 2 from 1"):
+        model.predict(x, verbose=0)
+
+
 # Fact 61: Conv2D / MaxPooling2D take (height, width) sizes: the kernel is (kh, kw, in, out), the
 # config writes both sizes (equal ones too), and `same` pads each axis on its own as 1-D does.
 def test_conv2d_and_max_pooling2d_sizes_per_axis():
