@@ -11,8 +11,8 @@ against its rivals, so that the machine's load falls on all of them alike. Four 
   x86), oneDNN's linear through `torch.ops.mkldnn._linear_pointwise` (a private op, which
   torch's own compiler calls; shown only where the build has it) and `jax.jit(a @ b)`;
 - elementwise activations on one step's gates: torch's `tanh` against its `sigmoid`, and XLA's;
-- whole layers, 64 rows x 120 steps: torch's `nn.GRU`/`nn.RNN`/`nn.LSTM` against the same
-  recurrence as a jitted `jax.lax.scan`;
+- whole layers, 64 rows x 120 steps: torch's `nn.GRU`/`nn.RNN`/`nn.LSTM` against Keras's own
+  layers on JAX (`predict_on_batch`: a jitted `lax.scan`), as the benchmark serves them;
 - the fastest eager GRU/SimpleRNN step loop we found (oneDNN's linear, in-place gates): the
   most a generated program that runs eagerly could get from torch, and its distance to XLA.
 """
@@ -114,36 +114,14 @@ def activations(reps: int) -> None:
         print(f"| {op} | {t[f'torch {op}']:.1f} us | {t[f'xla {op}']:.1f} us |")
 
 
-def jax_layer(kind: str, hidden: int):
-    """The recurrence of torch's nn.GRU / nn.RNN / nn.LSTM (torch's gate order), jitted."""
-    import jax
-    import jax.numpy as jnp
+def keras_jax_layer(kind: str, hidden: int):
+    """Keras's own layer on JAX, `predict_on_batch` (a jitted `lax.scan`), as the benchmark
+    serves it; its own random weights (the work does not depend on their values)."""
+    import keras
 
-    def run(x, w_ih, w_hh, b_ih, b_hh):
-        projected = jnp.einsum("btf,gf->tbg", x, w_ih) + b_ih
-        h0 = jnp.zeros((x.shape[0], hidden), x.dtype)
-
-        def step(carry, p):
-            h, c = carry
-            r = h @ w_hh.T + b_hh
-            if kind == "gru":
-                pr, pz, pn = jnp.split(p, 3, axis=-1)
-                hr, hz, hn = jnp.split(r, 3, axis=-1)
-                reset, update = jax.nn.sigmoid(pr + hr), jax.nn.sigmoid(pz + hz)
-                n = jnp.tanh(pn + reset * hn)
-                h = n + update * (h - n)
-            elif kind == "lstm":
-                i, f, g, o = jnp.split(p + r, 4, axis=-1)
-                c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-                h = jax.nn.sigmoid(o) * jnp.tanh(c)
-            else:
-                h = jnp.tanh(p + r)
-            return (h, c), h
-
-        _, ys = jax.lax.scan(step, (h0, h0), projected)
-        return jnp.swapaxes(ys, 0, 1)
-
-    return jax.jit(run)
+    layer = {"gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM}[kind]
+    model = keras.Sequential([keras.Input((STEPS, FEATURES)), layer(hidden, return_sequences=True)])
+    return model.predict_on_batch
 
 
 def eager_fast(kind: str):
@@ -178,22 +156,19 @@ def eager_fast(kind: str):
 
 
 def layers(reps: int) -> None:
-    import jax
     import torch
 
     onednn = hasattr(torch.ops.mkldnn, "_linear_pointwise")
     print(
-        f"\n| layer, {ROWS} x {STEPS} steps | torch nn module | fastest eager loop | XLA scan | XLA / torch | XLA / eager loop |"
+        f"\n| layer, {ROWS} x {STEPS} steps | torch nn module | fastest eager loop | Keras on JAX | JAX / torch | JAX / eager loop |"
     )
     print("|---|---|---|---|---|---|")
     x = torch.randn(ROWS, STEPS, FEATURES)
-    jx = jax.numpy.asarray(x.numpy())
     for kind, hidden in (("gru", 128), ("rnn", 128), ("lstm", 128), ("gru", 16)):
-        print(layer_row(kind, hidden, x, jx, onednn, max(reps // 2, 5)))
+        print(layer_row(kind, hidden, x, onednn, max(reps // 2, 5)))
 
 
-def layer_row(kind: str, hidden: int, x, jx, onednn: bool, reps: int) -> str:
-    import jax
+def layer_row(kind: str, hidden: int, x, onednn: bool, reps: int) -> str:
     import torch
 
     torch.manual_seed(0)
@@ -203,12 +178,11 @@ def layer_row(kind: str, hidden: int, x, jx, onednn: bool, reps: int) -> str:
     weights = [
         p.detach() for p in (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
     ]
-    jw = [jax.numpy.asarray(w.numpy()) for w in weights]
-    scan = jax_layer(kind, hidden)
+    keras_call = keras_jax_layer(kind, hidden)
+    xs = x.numpy()
     with torch.no_grad():
         expected = module(x)[0]
-        assert (torch.from_numpy(jax.device_get(scan(jx, *jw)).copy()) - expected).abs().max() < 1e-5
-        variants = {"torch": lambda: module(x), "xla": lambda: scan(jx, *jw).block_until_ready()}
+        variants = {"torch": lambda: module(x), "xla": lambda: keras_call(xs)}
         fast = eager_fast(kind) if onednn and kind != "lstm" else None
         if fast is not None:
             assert (fast(x, *weights) - expected).abs().max() < 1e-5
@@ -230,6 +204,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=30, help="timed calls per variant (default 30)")
     args = parser.parse_args()
     pin_one_core()
+    os.environ["KERAS_BACKEND"] = "jax"
     import torch
 
     torch.set_num_threads(1)
