@@ -499,7 +499,9 @@ def test_a_strided_convolution_exports_where_its_length_is_1(tmp_path, capsys):
         artefact(torch.randn(2, 2, 8))
 
 
-@pytest.mark.parametrize(("fmt", "row"), [("torch-export", 2), pytest.param("onnx", 0, marks=needs_onnx)])
+@pytest.mark.parametrize(
+    ("fmt", "row"), [("torch-export", 2), pytest.param("onnx", 0, marks=[needs_onnx, pytest.mark.slow])]
+)
 def test_a_pooling_before_a_gru_exports_where_its_length_is_1(tmp_path, capsys, fmt, row):
     spec, out = windowed_spec(tmp_path, "pooling"), tmp_path / f"p{FORMATS[fmt]}"
     assert main(["export", spec, "--format", fmt, "-o", str(out)]) == 0
