@@ -357,9 +357,10 @@ def run_packed(rnn, x, initial, weights, lengths, sequences):
     """One direction of a GRU or SimpleRNN over rows whose steps come first, as torch's
     packed kernel runs it: at each step only the rows that have it, longest first. torch
     runs these two in its own loop of small ops a step, whose cost grows with the rows, so
-    dropping each row at its last step beats 32-step chunks (1.08-1.15x the hand-written
-    packed code at 64 x 120 with right padding; `run_chunks` keeps chunks for the LSTM,
-    whose oneDNN kernel has no packed form and a cost per call). The same result as
+    dropping each row at its last step beats 32-step chunks (at 64 x 120 with right padding,
+    0.92-0.95x the hand-written packed code's time, where chunks took 1.07-1.10x;
+    `run_chunks` keeps chunks for the LSTM, whose oneDNN kernel has no packed form and a
+    cost per call). The same result as
     `run_chunks`: the outputs (zeros past a row's last step; None unless `sequences`) and
     each row's output at its last step (zeros for an empty row)."""
     batch, steps = x.shape[:2]
