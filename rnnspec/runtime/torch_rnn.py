@@ -81,10 +81,8 @@ def keras_rnn(
         # Nothing to skip: the kernel as it is, in chunks (`run_chunks`) where it runs one
         # direction over more steps than a chunk holds and no final state is asked for (both
         # directions in one call are faster than chunks).
-        gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size if fused else 0
-        budget = (8192 if sequences else 2048) * 512  # as in `run_chunks`
-        chunks = x.shape[1] > 32 and x.shape[0] * x.shape[1] * gates > budget
-        if fused and chunks and not (states or rnn.bidirectional):
+        chunks = fused and x.shape[1] > chunk_steps(rnn, x.shape[0], sequences)
+        if chunks and not (states or rnn.bidirectional):
             outputs, last, _ = fused_rows(rnn, x, None, state, False, sequences)
             return outputs, last, None
         outputs, final = rnn(x, state) if fused else rnn(x, state, None)
@@ -172,18 +170,9 @@ def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
                 flat = flat.index_copy(0, hide, shown)
         return flat.view(batch, steps, size)
     index = mask.cumsum(dim=1) - 1
-    start = torch.arange(batch, device=mask.device).unsqueeze(1) * outputs.shape[1]
-    rows = (index.clamp(min=0) + start).flatten()
-    flat = outputs.reshape(-1, size).index_select(0, rows)
-    hidden = ~mask if zero_masked else index < 0
-    if (
-        exporting()
-    ):  # (no size that depends on the values: torch.export cannot trace one)
-        flat.masked_fill_(hidden.reshape(-1, 1), 0.0)
-    else:
-        flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
     # (Every step of the mask: packed rows from a layer before may have been cut shorter.)
-    return flat.view(batch, mask.shape[1], size)
+    shown = take_steps(outputs, index.clamp(min=0))
+    return zero_steps(shown, ~mask if zero_masked else index < 0)
 
 
 def pack_rows(x, mask, lengths):
@@ -197,15 +186,8 @@ def pack_rows(x, mask, lengths):
     steps = torch.arange(x.shape[1], device=x.device).expand_as(mask)
     source = torch.empty(mask.shape, dtype=torch.long, device=x.device)
     source = source.scatter_(1, slot - 1, steps)
-    # Whole rows of features moved at once, by their index in the flattened batch.
-    start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
-    front = x.reshape(-1, x.shape[-1]).index_select(0, (source + start).flatten())
-    after = (steps >= lengths.unsqueeze(1)).reshape(-1, 1)
-    if (
-        exporting()
-    ):  # (no size that depends on the values: torch.export cannot trace one)
-        return front.masked_fill_(after, 0.0).view(x.shape)
-    return front.index_fill_(0, after.flatten().nonzero().squeeze(1), 0.0).view(x.shape)
+    front = take_steps(x, source)
+    return zero_steps(front, steps >= lengths.unsqueeze(1))
 
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -215,9 +197,29 @@ def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor
     steps = torch.arange(x.shape[1], device=x.device)
     valid = steps < lengths.unsqueeze(-1)
     index = torch.where(valid, lengths.unsqueeze(-1) - 1 - steps, steps)
+    return take_steps(x, index)
+
+
+def take_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`out[b, t] = x[b, index[b, t]]`, each step's whole row of features moved at once (by
+    its index in the flattened batch: an elementwise gather over every feature costs several
+    times as much)."""
     start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
     flat = x.reshape(-1, x.shape[-1]).index_select(0, (index + start).flatten())
-    return flat.view(x.shape)
+    return flat.view(index.shape[0], index.shape[1], x.shape[-1])
+
+
+def zero_steps(x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """`x` (contiguous, batch x steps x features) with the steps where `hidden` zeroed in
+    place, whole rows of features at once."""
+    flat = x.view(-1, x.shape[-1])
+    if (
+        exporting()
+    ):  # (no size that depends on the values: torch.export cannot trace one)
+        flat.masked_fill_(hidden.reshape(-1, 1), 0.0)
+    else:
+        flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
+    return x
 
 
 def fused_rows(rnn, x, lengths, state, states, sequences=True, packable=True):
@@ -303,9 +305,7 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences, packable=True):
         if shortest < steps and batch >= 32:
             chunk = 32
         else:
-            gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
-            budget = (8192 if sequences else 2048) * 512
-            chunk = max(32, budget // max(batch * gates, 1))
+            chunk = chunk_steps(rnn, batch, sequences)
         starts = list(range(0, steps, chunk))
     counts = [batch] * len(starts)  # how many rows each chunk runs
     order = None  # the rows, longest first, where some drop out
@@ -314,10 +314,7 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences, packable=True):
         lengths = lengths.index_select(0, order)
         first = torch.tensor(starts, device=x.device).unsqueeze(1)
         counts = (lengths > first).sum(1).clamp(min=1).tolist()
-        if isinstance(initial, tuple):
-            initial = tuple(s.index_select(1, order) for s in initial)
-        else:
-            initial = initial.index_select(1, order)
+        initial = each_state(initial, lambda s: s.index_select(1, order))
     end = lengths - 1
     last = x.new_zeros(batch, rnn.hidden_size)
     outputs = []
@@ -333,10 +330,7 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences, packable=True):
         if order is not None:
             part = part.index_select(0, order[:rows])
             if rows < end.shape[0]:  # the rows past their last step drop out
-                if isinstance(initial, tuple):
-                    initial = tuple(s[:, :rows] for s in initial)
-                else:
-                    initial = initial[:, :rows]
+                initial = each_state(initial, lambda s, rows=rows: s[:, :rows])
                 end = end[:rows]
         y, *state = run_direction(rnn, part, initial, weights)
         initial = tuple(state) if len(state) > 1 else state[0]
@@ -366,6 +360,20 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences, packable=True):
         if y is not None:
             y = y.index_select(0, inverse)
     return y, last
+
+
+def each_state(state, f):
+    """`f` of a recurrent state: of each of an LSTM's (h, c), or of a GRU's or RNN's h."""
+    return tuple(f(s) for s in state) if isinstance(state, tuple) else f(state)
+
+
+def chunk_steps(rnn, batch, sequences):
+    """How many steps of `batch` rows `run_chunks` gives the kernel at a time where every row
+    runs to the end: about 8192 row-steps of 128-unit LSTM gates (16 MiB), 2048 where only
+    each row's last output is kept, and at least 32 steps."""
+    gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
+    budget = (8192 if sequences else 2048) * 512
+    return max(32, budget // max(batch * gates, 1))
 
 
 def run_packed(rnn, x, initial, weights, lengths, sequences):
@@ -1085,17 +1093,21 @@ def init_keras_recurrent(rnn, *, unit_forget_bias=False, recurrent_bias=False):
 def pad_same(
     x: torch.Tensor, kernel: int, stride: int, dilation: int = 1, value: float = 0.0
 ) -> torch.Tensor:
-    """Pad the last axis as TensorFlow's `same` padding does: ceil(length / stride) outputs,
-    the odd padded cell after.
+    """Pad the last axis as TensorFlow's `same` padding does (`same_padding`)."""
+    before, after = same_padding(x.shape[-1], kernel, stride, dilation)
+    return F.pad(x, (before, after), value=value)
 
-    (The ceiling as a floor of positive numbers: the ONNX exporter rounds a division of a
-    negative length toward zero.)
-    """
-    length = x.shape[-1]
+
+def same_padding(
+    length: int, kernel: int, stride: int, dilation: int
+) -> tuple[int, int]:
+    """TensorFlow's `same` padding of one axis, (before, after): ceil(length / stride)
+    outputs, the odd padded cell after. (The ceiling as a floor of positive numbers: the
+    ONNX exporter rounds a division of a negative length toward zero.)"""
     span = (kernel - 1) * dilation + 1
     count = (length + stride - 1) // stride
     total = max((count - 1) * stride + span - length, 0)
-    return F.pad(x, (total // 2, total - total // 2), value=value)
+    return total // 2, total - total // 2
 
 
 def pad_same_2d(
@@ -1111,11 +1123,10 @@ def pad_same_2d(
     strides = [stride, stride] if isinstance(stride, int) else [stride[0], stride[1]]
     pads: list[int] = []
     for axis in (1, 0):  # F.pad takes the last axis (the width) first
-        length = x.shape[axis - 2]
-        span = (kernels[axis] - 1) * dilation + 1
-        count = (length + strides[axis] - 1) // strides[axis]  # (as in pad_same)
-        total = max((count - 1) * strides[axis] + span - length, 0)
-        pads += [total // 2, total - total // 2]
+        before, after = same_padding(
+            x.shape[axis - 2], kernels[axis], strides[axis], dilation
+        )
+        pads += [before, after]
     return F.pad(x, pads, value=value)
 
 
@@ -1127,15 +1138,11 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     it is contiguous (a dense layer's matmul does) would otherwise have torch guard the
     computed length against 1.
     """
+    last = x.transpose(1, 2) if x.dim() == 3 else x.permute(0, 2, 3, 1)
     if not torch.jit.is_scripting():
         if exporting():
-            layout = torch.contiguous_format
-            if x.dim() == 3:
-                return x.transpose(1, 2).clone(memory_format=layout)
-            return x.permute(0, 2, 3, 1).clone(memory_format=layout)
-    if x.dim() == 3:
-        return x.transpose(1, 2)
-    return x.permute(0, 2, 3, 1)
+            return last.clone(memory_format=torch.contiguous_format)
+    return last
 
 
 def max_pool_valid(x: torch.Tensor, pool: int, stride: int) -> torch.Tensor:

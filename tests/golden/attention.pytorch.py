@@ -65,10 +65,8 @@ def keras_rnn(
         # Nothing to skip: the kernel as it is, in chunks (`run_chunks`) where it runs one
         # direction over more steps than a chunk holds and no final state is asked for (both
         # directions in one call are faster than chunks).
-        gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size if fused else 0
-        budget = (8192 if sequences else 2048) * 512  # as in `run_chunks`
-        chunks = x.shape[1] > 32 and x.shape[0] * x.shape[1] * gates > budget
-        if fused and chunks and not (states or rnn.bidirectional):
+        chunks = fused and x.shape[1] > chunk_steps(rnn, x.shape[0], sequences)
+        if chunks and not (states or rnn.bidirectional):
             outputs, last, _ = fused_rows(rnn, x, None, state, False, sequences)
             return outputs, last, None
         outputs, final = rnn(x, state) if fused else rnn(x, state, None)
@@ -156,18 +154,9 @@ def unpack_rows(outputs, mask, last, steps, in_place, zero_masked):
                 flat = flat.index_copy(0, hide, shown)
         return flat.view(batch, steps, size)
     index = mask.cumsum(dim=1) - 1
-    start = torch.arange(batch, device=mask.device).unsqueeze(1) * outputs.shape[1]
-    rows = (index.clamp(min=0) + start).flatten()
-    flat = outputs.reshape(-1, size).index_select(0, rows)
-    hidden = ~mask if zero_masked else index < 0
-    if (
-        exporting()
-    ):  # (no size that depends on the values: torch.export cannot trace one)
-        flat.masked_fill_(hidden.reshape(-1, 1), 0.0)
-    else:
-        flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
     # (Every step of the mask: packed rows from a layer before may have been cut shorter.)
-    return flat.view(batch, mask.shape[1], size)
+    shown = take_steps(outputs, index.clamp(min=0))
+    return zero_steps(shown, ~mask if zero_masked else index < 0)
 
 
 def pack_rows(x, mask, lengths):
@@ -181,15 +170,8 @@ def pack_rows(x, mask, lengths):
     steps = torch.arange(x.shape[1], device=x.device).expand_as(mask)
     source = torch.empty(mask.shape, dtype=torch.long, device=x.device)
     source = source.scatter_(1, slot - 1, steps)
-    # Whole rows of features moved at once, by their index in the flattened batch.
-    start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
-    front = x.reshape(-1, x.shape[-1]).index_select(0, (source + start).flatten())
-    after = (steps >= lengths.unsqueeze(1)).reshape(-1, 1)
-    if (
-        exporting()
-    ):  # (no size that depends on the values: torch.export cannot trace one)
-        return front.masked_fill_(after, 0.0).view(x.shape)
-    return front.index_fill_(0, after.flatten().nonzero().squeeze(1), 0.0).view(x.shape)
+    front = take_steps(x, source)
+    return zero_steps(front, steps >= lengths.unsqueeze(1))
 
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -199,9 +181,29 @@ def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor
     steps = torch.arange(x.shape[1], device=x.device)
     valid = steps < lengths.unsqueeze(-1)
     index = torch.where(valid, lengths.unsqueeze(-1) - 1 - steps, steps)
+    return take_steps(x, index)
+
+
+def take_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`out[b, t] = x[b, index[b, t]]`, each step's whole row of features moved at once (by
+    its index in the flattened batch: an elementwise gather over every feature costs several
+    times as much)."""
     start = torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]
     flat = x.reshape(-1, x.shape[-1]).index_select(0, (index + start).flatten())
-    return flat.view(x.shape)
+    return flat.view(index.shape[0], index.shape[1], x.shape[-1])
+
+
+def zero_steps(x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """`x` (contiguous, batch x steps x features) with the steps where `hidden` zeroed in
+    place, whole rows of features at once."""
+    flat = x.view(-1, x.shape[-1])
+    if (
+        exporting()
+    ):  # (no size that depends on the values: torch.export cannot trace one)
+        flat.masked_fill_(hidden.reshape(-1, 1), 0.0)
+    else:
+        flat.index_fill_(0, hidden.flatten().nonzero().squeeze(1), 0.0)
+    return x
 
 
 def fused_rows(rnn, x, lengths, state, states, sequences=True, packable=True):
@@ -287,9 +289,7 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences, packable=True):
         if shortest < steps and batch >= 32:
             chunk = 32
         else:
-            gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
-            budget = (8192 if sequences else 2048) * 512
-            chunk = max(32, budget // max(batch * gates, 1))
+            chunk = chunk_steps(rnn, batch, sequences)
         starts = list(range(0, steps, chunk))
     counts = [batch] * len(starts)  # how many rows each chunk runs
     order = None  # the rows, longest first, where some drop out
@@ -298,10 +298,7 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences, packable=True):
         lengths = lengths.index_select(0, order)
         first = torch.tensor(starts, device=x.device).unsqueeze(1)
         counts = (lengths > first).sum(1).clamp(min=1).tolist()
-        if isinstance(initial, tuple):
-            initial = tuple(s.index_select(1, order) for s in initial)
-        else:
-            initial = initial.index_select(1, order)
+        initial = each_state(initial, lambda s: s.index_select(1, order))
     end = lengths - 1
     last = x.new_zeros(batch, rnn.hidden_size)
     outputs = []
@@ -317,10 +314,7 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences, packable=True):
         if order is not None:
             part = part.index_select(0, order[:rows])
             if rows < end.shape[0]:  # the rows past their last step drop out
-                if isinstance(initial, tuple):
-                    initial = tuple(s[:, :rows] for s in initial)
-                else:
-                    initial = initial[:, :rows]
+                initial = each_state(initial, lambda s, rows=rows: s[:, :rows])
                 end = end[:rows]
         y, *state = run_direction(rnn, part, initial, weights)
         initial = tuple(state) if len(state) > 1 else state[0]
@@ -350,6 +344,20 @@ def run_chunks(rnn, x, initial, weights, lengths, sequences, packable=True):
         if y is not None:
             y = y.index_select(0, inverse)
     return y, last
+
+
+def each_state(state, f):
+    """`f` of a recurrent state: of each of an LSTM's (h, c), or of a GRU's or RNN's h."""
+    return tuple(f(s) for s in state) if isinstance(state, tuple) else f(state)
+
+
+def chunk_steps(rnn, batch, sequences):
+    """How many steps of `batch` rows `run_chunks` gives the kernel at a time where every row
+    runs to the end: about 8192 row-steps of 128-unit LSTM gates (16 MiB), 2048 where only
+    each row's last output is kept, and at least 32 steps."""
+    gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1) * rnn.hidden_size
+    budget = (8192 if sequences else 2048) * 512
+    return max(32, budget // max(batch * gates, 1))
 
 
 def run_packed(rnn, x, initial, weights, lengths, sequences):
