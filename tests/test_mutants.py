@@ -158,8 +158,8 @@ MUTANTS = {
     ),
     "zeros_at_masked_steps": Mutant(
         MASKED_LSTM,
-        r"hidden = ~mask if zero_masked else index < 0",
-        "hidden = ~mask",
+        r"zero_steps\(shown, ~mask if zero_masked else index < 0\)",
+        "zero_steps(shown, ~mask)",
         "masked timesteps output zeros instead of repeating the last unmasked output",
     ),
     "state_not_carried": Mutant(
